@@ -1,0 +1,245 @@
+"""
+The requests the client sends: one class per kind of reply sequence.
+
+Each request object receives the reply lines (and body bytes) for its own
+command and fires its Deferred; L{ftx.client.FtxClientProtocol} only routes
+lines to the request in flight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import List, NamedTuple, Optional
+
+from twisted.internet import interfaces
+from twisted.internet.defer import Deferred
+from zope.interface import implementer
+
+from ftx import localfiles, wire
+from ftx.errors import IntegrityError, errorFromReply
+from ftx.storage import READ_CHUNK
+from ftx.wire import nameText
+
+
+class Entry(NamedTuple):
+    """
+    A file on the server.
+    """
+
+    name: str
+    size: int
+    mtime: int
+
+
+class DiskSpace(NamedTuple):
+    total: int
+    free: int
+
+
+class Transfer(NamedTuple):
+    """
+    A finished transfer: the server's name, the local path, the file's size,
+    its SHA-1 (checked end to end), and how many bytes actually crossed the
+    connection (less than C{size} after a resume).
+    """
+
+    name: str
+    path: str
+    size: int
+    sha1: str
+    transferred: int
+
+
+class Request:
+    """
+    One command in flight. Subclasses handle the reply lines (and bodies)
+    their command produces; C{deferred} fires with the result.
+    """
+
+    def __init__(self, line: bytes) -> None:
+        self.line = line
+        self.deferred: Deferred = Deferred()
+        self.protocol: Optional["object"] = None
+
+    def start(self, protocol: "object") -> None:
+        self.protocol = protocol
+        protocol.sendLine(self.line)
+
+    def replyReceived(self, reply: wire.Reply) -> None:
+        if reply.isError:
+            self.fail(errorFromReply(reply.code, reply.errorMessage()))
+        else:
+            self.complete(self.parse(reply))
+
+    def parse(self, reply: wire.Reply):
+        return reply
+
+    def complete(self, result) -> None:
+        self.protocol._requestDone(self)
+        self.deferred.callback(result)
+
+    def fail(self, error) -> None:
+        self.connectionLost()
+        self.protocol._requestDone(self)
+        self.deferred.errback(error)
+
+    def connectionLost(self) -> None:
+        """
+        Release what the request holds (open files); called on any failure.
+        """
+
+
+class ListRequest(Request):
+    def __init__(self, line: bytes) -> None:
+        super().__init__(line)
+        self.entries: List[Entry] = []
+
+    def replyReceived(self, reply: wire.Reply) -> None:
+        if reply.code == wire.LIST_ENTRY and len(reply.fields) == 3:
+            name = nameText(wire.decodeName(reply.fields[0]))
+            self.entries.append(Entry(name, int(reply.fields[1]), int(reply.fields[2])))
+        elif reply.code == wire.LIST_END:
+            self.complete(self.entries)
+        else:
+            super().replyReceived(reply)
+
+
+class DownloadRequest(Request):
+    """
+    C{sget}, C{cget} and C{mget}: one or more C{150} headers, each followed
+    by a body and a C{250} trailer. C{destination(name, size)} picks the
+    local path for each file (L{None} discards it).
+    """
+
+    def __init__(self, line, destination, progress, offset=0, hasher=None, batch=False):
+        super().__init__(line)
+        self.destination = destination
+        self.progress = progress
+        self.offset = offset
+        self.prefixHasher = hasher
+        self.batch = batch
+        self.current: Optional[localfiles.PartialFile] = None
+        self.header: Optional[wire.FileHeader] = None
+        self.discarding = False
+        self.results: List[Transfer] = []
+
+    def replyReceived(self, reply: wire.Reply) -> None:
+        if reply.code == wire.BODY_FOLLOWS:
+            self._beginFile(wire.parseFileHeader(reply))
+        elif reply.code == wire.TRAILER and self.header is not None:
+            self._endFile(wire.parseDigest(reply.fields[0] if reply.fields else ""))
+        elif reply.code == wire.BATCH_END and self.batch:
+            self.complete(self.results)
+        elif reply.code == wire.SKIPPED and self.batch:
+            pass
+        else:
+            super().replyReceived(reply)
+
+    def _beginFile(self, header: wire.FileHeader) -> None:
+        self.header = header
+        name = nameText(header.name)
+        path = self.destination(header.name, header.size)
+        self.discarding = path is None
+        if path is not None:
+            hasher = self.prefixHasher if header.offset else hashlib.sha1()
+            self.current = localfiles.PartialFile(path, header.offset, hasher)
+        self._done = header.offset
+        self._reportEvery = max(header.size // 1000, 1 << 20)
+        self._nextReport = header.offset
+        if self.progress:
+            self.progress(name, header.offset, header.size)
+        self.protocol._receiveBody(header.bodyLength, self)
+
+    def bodyData(self, data: bytes) -> None:
+        if self.current is not None:
+            self.current.write(data)
+        self._done += len(data)
+        if self.progress and self._done >= self._nextReport:
+            self._nextReport = self._done + self._reportEvery
+            self.progress(nameText(self.header.name), self._done, self.header.size)
+
+    def bodyDone(self) -> None:
+        if self.progress:
+            self.progress(nameText(self.header.name), self.header.size, self.header.size)
+
+    def _endFile(self, digest: str) -> None:
+        header, self.header = self.header, None
+        current, self.current = self.current, None
+        if current is None:
+            return
+        if not current.finish(digest):
+            self.fail(IntegrityError("{} arrived corrupted (SHA-1 mismatch); it was not kept".format(nameText(header.name))))
+            return
+        self.results.append(
+            Transfer(nameText(header.name), current.path, header.size, digest, header.bodyLength)
+        )
+        if not self.batch:
+            self.complete(self.results[0])
+
+    def connectionLost(self) -> None:
+        if self.current is not None:
+            self.current.keep()
+            self.current = None
+
+
+@implementer(interfaces.IPullProducer)
+class UploadRequest(Request):
+    """
+    C{put}: wait for C{350}, stream the file with a pull producer (so a slow
+    server pushes back on the client rather than filling its memory), then
+    send the C{sha1} trailer and wait for C{226}.
+    """
+
+    def __init__(self, line, name, f, size, offset, hasher, progress):
+        super().__init__(line)
+        self.name = name
+        self.file = f
+        self.size = size
+        self.offset = offset
+        self.hasher = hasher
+        self.progress = progress
+        self.sent = offset
+        self.sending = False
+
+    def replyReceived(self, reply: wire.Reply) -> None:
+        if reply.code == wire.SEND_BODY and not self.sending:
+            self.sending = True
+            self.file.seek(self.offset)
+            if self.progress:
+                self.progress(self.name, self.sent, self.size)
+            self.protocol.transport.registerProducer(self, False)
+        elif reply.code == wire.BATCH_END:
+            self.file.close()
+            digest = reply.fields[2] if len(reply.fields) > 2 else ""
+            self.complete(Transfer(self.name, self.file.name, self.size, digest, self.size - self.offset))
+        else:
+            super().replyReceived(reply)
+
+    def resumeProducing(self) -> None:
+        if not self.sending:
+            return
+        remaining = self.size - self.sent
+        chunk = self.file.read(min(READ_CHUNK, remaining)) if remaining else b""
+        if remaining and not chunk:
+            self.stopProducing()
+            self.protocol.transport.abortConnection()
+            return
+        if chunk:
+            self.hasher.update(chunk)
+            self.sent += len(chunk)
+            self.protocol.transport.write(chunk)
+            if self.progress:
+                self.progress(self.name, self.sent, self.size)
+        if self.sent >= self.size:
+            self.stopProducing()
+            self.protocol.sendLine(b"sha1 " + self.hasher.hexdigest().encode("ascii"))
+
+    def stopProducing(self) -> None:
+        if self.sending:
+            self.sending = False
+            self.protocol.transport.unregisterProducer()
+
+    def connectionLost(self) -> None:
+        self.sending = False
+        if not self.file.closed:
+            self.file.close()

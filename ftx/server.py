@@ -1,0 +1,491 @@
+"""
+The ftx server: a line protocol with length-framed bodies.
+
+One L{FtxServerProtocol} serves one connection and runs one command at a
+time. While a command waits on a thread (listing, hashing) or streams a
+body, the protocol stops reading from its transport, so a client that
+sends ahead cannot make the server buffer without bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Callable, Optional
+
+from twisted.internet import interfaces
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.protocol import Factory
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ftx import wire
+from ftx.errors import (
+    BadOffset,
+    BadRequest,
+    FtxError,
+    IntegrityError,
+    NotFound,
+    PermissionDenied,
+    ServerError,
+    TooLarge,
+)
+from ftx.storage import IStorage
+from ftx.wire import decodeName, encodeName, nameText, parseDigest, parseNumber
+
+FEATURES = ("list", "sget", "mget", "hash", "cget", "put", "resume", "delete", "df", "quit")
+
+# Chunk read from disk per resumeProducing. 16 KiB (FileSender's default)
+# costs about 2.4 s of CPU per GiB here; 256 KiB brings that under 1 s while
+# keeping what one stalled connection can pin in memory small.
+SEND_CHUNK = 256 * 1024
+
+
+class ServerPolicy:
+    """
+    What the server allows, set from the twistd options.
+    """
+
+    def __init__(self, readOnly: bool = False, maxUploadSize: Optional[int] = None) -> None:
+        self.readOnly = readOnly
+        self.maxUploadSize = maxUploadSize
+
+
+@implementer(interfaces.IPullProducer)
+class _BodySender:
+    """
+    Streams C{count} bytes of an open file to a transport, one chunk each
+    time the transport asks for more, hashing as it goes. Like Twisted's
+    C{FileSender}, but bounded by a byte count and carrying the SHA-1 that
+    the trailer needs.
+    """
+
+    def __init__(self, f, count: int, hasher, knownDigest: Optional[str], progress: Callable[[int], None]):
+        self.file = f
+        self.remaining = count
+        self.hasher = hasher
+        self.knownDigest = knownDigest
+        self.progress = progress
+        self.deferred: Deferred = Deferred()
+        self.transport = None
+
+    def begin(self, transport) -> Deferred:
+        self.transport = transport
+        d = self.deferred
+        # A pull producer is asked for its first chunk at once, so a short
+        # body may be finished before registerProducer returns.
+        transport.registerProducer(self, False)
+        return d
+
+    def resumeProducing(self) -> None:
+        if self.transport is None:
+            return
+        if self.remaining <= 0:
+            self._finish(None)
+            return
+        try:
+            chunk = self.file.read(min(SEND_CHUNK, self.remaining))
+        except OSError as e:
+            self._finish(Failure(e))
+            return
+        if not chunk:
+            self._finish(Failure(IntegrityError("the file shrank while it was being sent")))
+            return
+        if self.knownDigest is None:
+            self.hasher.update(chunk)
+        self.remaining -= len(chunk)
+        self.transport.write(chunk)
+        self.progress(len(chunk))
+
+    def stopProducing(self) -> None:
+        self._finish(Failure(ConnectionError("connection lost while sending")))
+
+    def _finish(self, failure: Optional[Failure]) -> None:
+        if self.transport is None:
+            return
+        self.transport.unregisterProducer()
+        self.transport = None
+        d, self.deferred = self.deferred, None
+        if failure is None:
+            d.callback(self.knownDigest or self.hasher.hexdigest())
+        else:
+            d.errback(failure)
+
+
+class FtxServerProtocol(LineReceiver):
+    """
+    One client connection.
+    """
+
+    _log = Logger()
+    MAX_LENGTH = wire.MAX_LINE_LENGTH
+    delimiter = b"\r\n"
+
+    def __init__(self) -> None:
+        self.peer = "?"
+        self._busy = False
+        self._upload = None
+        self._uploadRemaining = 0
+        self._uploadError: Optional[FtxError] = None
+        self._awaitingTrailer = False
+        self._uploadDone: Optional[Deferred] = None
+        self._sender: Optional[_BodySender] = None
+        self.disconnected = False
+
+    # -- connection -----------------------------------------------------
+
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()
+        self.peer = "{}:{}".format(getattr(peer, "host", peer), getattr(peer, "port", ""))
+        if hasattr(self.transport, "setTcpNoDelay"):
+            # Replies are small and each one is waited for; without this,
+            # Nagle's algorithm meets delayed ACKs and adds ~40 ms a reply.
+            try:
+                self.transport.setTcpNoDelay(True)
+            except Exception:
+                pass
+        self._log.info("{peer} connected", peer=self.peer)
+        self.sendLine(wire.formatLine(wire.GREETING, wire.PROTOCOL_VERSION, ",".join(FEATURES)))
+
+    def connectionLost(self, reason=None) -> None:
+        self.disconnected = True
+        if self._upload is not None:
+            self._upload.abort(keep=True)
+            self._upload = None
+        if self._sender is not None and self._sender.transport is not None:
+            self._sender.stopProducing()
+        self._log.info("{peer} disconnected", peer=self.peer)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self._log.warn("{peer} sent a line longer than {limit} bytes; closing", peer=self.peer, limit=self.MAX_LENGTH)
+        self.transport.write(wire.formatError(BadRequest("line too long")) + self.delimiter)
+        self.transport.loseConnection()
+
+    # -- dispatch -------------------------------------------------------
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._awaitingTrailer:
+            self._trailerReceived(line)
+            return
+        try:
+            verb, args = wire.parseCommand(line)
+        except FtxError as e:
+            self._reply(wire.formatError(e))
+            return
+        handler = getattr(self, "do_" + verb, None) if verb.isalpha() else None
+        if handler is None:
+            self._reply(wire.formatError(BadRequest("unknown command: {}".format(verb[:40]))))
+            return
+        self._busy = True
+        self.pauseProducing()
+        started = time.monotonic()
+        d = self._runHandler(handler, args)
+        d.addBoth(self._commandDone, verb, started)
+
+    def _runHandler(self, handler, args) -> Deferred:
+        try:
+            result = handler(args)
+        except Exception:
+            return _failed()
+        if isinstance(result, Deferred):
+            return result
+        d: Deferred = Deferred()
+        d.callback(result)
+        return d
+
+    def _commandDone(self, result, verb: str, started: float) -> None:
+        elapsed = time.monotonic() - started
+        if isinstance(result, Failure):
+            error = result.value
+            if not isinstance(error, FtxError):
+                if self.disconnected:
+                    self._log.info("{peer} {verb} abandoned: connection lost", peer=self.peer, verb=verb)
+                    return
+                self._log.failure("{peer} {verb} failed", failure=result, peer=self.peer, verb=verb)
+                error = ServerError("internal error while running {}".format(verb))
+            else:
+                self._log.info(
+                    "{peer} {verb} refused: {code} {error} ({duration:.3f}s)",
+                    peer=self.peer, verb=verb, code=error.code, error=error.message, duration=elapsed,
+                )
+            self._reply(wire.formatError(error))
+        self._busy = False
+        if not self.disconnected:
+            self.resumeProducing()
+
+    def _reply(self, line: bytes) -> None:
+        if not self.disconnected:
+            self.sendLine(line)
+
+    def _threaded(self, f, *args) -> Deferred:
+        reactor = self.factory.reactor
+        return deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
+
+    @property
+    def storage(self) -> IStorage:
+        return self.factory.storage
+
+    def _permit(self, action: str, name: bytes) -> None:
+        """
+        Refuse a write or delete on a read-only server. The one place where
+        access rules are checked, before any storage call.
+        """
+        if action in ("write", "delete") and self.factory.policy.readOnly:
+            raise PermissionDenied("the server is read-only")
+
+    def _logged(self, verb: str, name: bytes, size: int, started: float, outcome: str = "ok") -> None:
+        self._log.info(
+            "{peer} {verb} {path} {size} bytes in {duration:.3f}s: {outcome}",
+            peer=self.peer, verb=verb, path=nameText(name), size=size,
+            duration=time.monotonic() - started, outcome=outcome,
+        )
+
+    # -- commands -------------------------------------------------------
+
+    @staticmethod
+    def _arity(args, least: int, most: int, usage: str) -> None:
+        if not least <= len(args) <= most:
+            raise BadRequest("usage: {}".format(usage))
+
+    @inlineCallbacks
+    def do_list(self, args):
+        self._arity(args, 0, 1, "list [MASK]")
+        mask = decodeName(args[0]) if args else None
+        if mask is not None:
+            self._permit("read", mask)
+        entries = yield self._threaded(self.storage.listFiles, mask)
+        lines = [wire.formatLine(wire.LIST_ENTRY, encodeName(e.name), e.size, e.mtime) for e in entries]
+        lines.append(wire.formatLine(wire.LIST_END, len(entries)))
+        if not self.disconnected:
+            # One write for the whole listing rather than a syscall a line.
+            self.transport.write(self.delimiter.join(lines) + self.delimiter)
+        self._log.info("{peer} list {mask}: {count} entries", peer=self.peer, mask=nameText(mask or b"*"), count=len(entries))
+
+    @inlineCallbacks
+    def do_sget(self, args):
+        self._arity(args, 1, 1, "sget NAME")
+        name = decodeName(args[0])
+        self._permit("read", name)
+        f, size = self.storage.openForRead(name)
+        yield self._sendBody(name, f, size, 0, None, "sget")
+
+    @inlineCallbacks
+    def do_cget(self, args):
+        self._arity(args, 3, 3, "cget NAME OFFSET SHA1")
+        name = decodeName(args[0])
+        offset = parseNumber(args[1], "offset")
+        expected = parseDigest(args[2])
+        self._permit("read", name)
+        f, hasher, size = yield self._threaded(self.storage.prefixHasher, name, offset)
+        if hasher.hexdigest() != expected:
+            f.close()
+            raise IntegrityError(
+                "the first {} bytes of {} on the server differ from your copy; download it again".format(offset, nameText(name))
+            )
+        yield self._sendBody(name, f, size, offset, hasher, "cget")
+
+    @inlineCallbacks
+    def do_mget(self, args):
+        self._arity(args, 1, 1, "mget MASK")
+        mask = decodeName(args[0])
+        self._permit("read", mask)
+        entries = yield self._threaded(self.storage.listFiles, mask)
+        if not entries:
+            raise NotFound("no files match {}".format(nameText(mask)))
+        count = total = 0
+        for entry in entries:
+            if self.disconnected:
+                return
+            try:
+                f, size = self.storage.openForRead(entry.name)
+            except FtxError as e:
+                self._reply(wire.formatLine(wire.SKIPPED, encodeName(entry.name), e.token, e.message))
+                continue
+            yield self._sendBody(entry.name, f, size, 0, None, "mget")
+            count += 1
+            total += size
+        self._reply(wire.formatLine(wire.BATCH_END, count, total))
+
+    def _sendBody(self, name: bytes, f, size: int, offset: int, hasher, verb: str) -> Deferred:
+        """
+        Send the header, the body from C{offset} and the trailer; fires when
+        the trailer is written.
+        """
+        started = time.monotonic()
+        known = self.storage.cachedDigest(f) if hasher is None else None
+        version = self.storage.fileVersion(f)
+        if hasher is None:
+            hasher = hashlib.sha1()
+            f.seek(0)
+        self._reply(wire.formatLine(wire.BODY_FOLLOWS, encodeName(name), size, offset))
+        sender = _BodySender(f, size - offset, hasher, known, lambda n: None)
+        self._sender = sender
+
+        def sent(digest):
+            if known is None:
+                try:
+                    self.storage.rememberDigest(f, digest, version)
+                except OSError:
+                    pass
+            self._reply(wire.formatLine(wire.TRAILER, digest))
+            self._logged(verb, name, size - offset, started)
+
+        def cleanup(result):
+            self._sender = None
+            f.close()
+            return result
+
+        return sender.begin(self.transport).addCallback(sent).addBoth(cleanup)
+
+    @inlineCallbacks
+    def do_hash(self, args):
+        self._arity(args, 1, 2, "hash NAME [LENGTH]")
+        name = decodeName(args[0])
+        length = wire.optionalInt(args, 1, "length")
+        self._permit("read", name)
+        started = time.monotonic()
+        digest, count = yield self._threaded(self.storage.digest, name, length)
+        self._reply(wire.formatLine(wire.DIGEST, digest, count))
+        self._logged("hash", name, count, started)
+
+    @inlineCallbacks
+    def do_partial(self, args):
+        self._arity(args, 1, 1, "partial NAME")
+        name = decodeName(args[0])
+        self._permit("write", name)
+        held, digest = yield self._threaded(self.storage.partialUpload, name)
+        self._reply(wire.formatLine(wire.PARTIAL, held, digest))
+
+    @inlineCallbacks
+    def do_put(self, args):
+        if len(args) not in (2, 4):
+            raise BadRequest("usage: put NAME SIZE [OFFSET PREFIX-SHA1]")
+        name = decodeName(args[0])
+        size = parseNumber(args[1], "size")
+        offset, prefix = 0, None
+        if len(args) == 4:
+            offset = parseNumber(args[2], "offset")
+            prefix = parseDigest(args[3])
+            if offset > size:
+                raise BadOffset("offset {} is beyond the size {}".format(offset, size))
+        self._permit("write", name)
+        limit = self.factory.policy.maxUploadSize
+        if limit is not None and size > limit:
+            raise TooLarge("{} bytes is more than this server accepts ({} bytes)".format(size, limit))
+        if offset:
+            upload = yield self._threaded(self.storage.beginUpload, name, size, offset, prefix)
+        else:
+            upload = self.storage.beginUpload(name, size, 0, None)
+        if self.disconnected:
+            upload.abort(keep=True)
+            return
+        started = time.monotonic()
+        self._upload = upload
+        self._uploadRemaining = size - offset
+        self._uploadError = None
+        self._uploadDone = Deferred()
+        self._reply(wire.formatLine(wire.SEND_BODY, offset))
+        self._beginBody()
+        digest = yield self._uploadDone
+        try:
+            if self._uploadError is not None:
+                upload.abort(keep=False)
+                raise self._uploadError
+            upload.finish(digest)
+        finally:
+            self._upload = None
+        self._reply(wire.formatLine(wire.BATCH_END, encodeName(name), size, digest))
+        self._logged("put", name, size - offset, started)
+
+    def _beginBody(self) -> None:
+        """
+        Switch to raw mode for the upload body. Reading was paused for the
+        command; it resumes here because the body is what comes next.
+        """
+        self._busy = False
+        self.resumeProducing()
+        if self._uploadRemaining == 0:
+            self._awaitingTrailer = True
+        else:
+            self.setRawMode()
+
+    def rawDataReceived(self, data: bytes) -> None:
+        take = min(len(data), self._uploadRemaining)
+        if take:
+            chunk = data[:take] if take < len(data) else data
+            if self._uploadError is None:
+                try:
+                    self._upload.write(chunk)
+                except FtxError as e:
+                    # Keep counting (and dropping) bytes so that the body's
+                    # framing holds; the error is the reply to the trailer.
+                    self._uploadError = e
+            self._uploadRemaining -= take
+        if self._uploadRemaining == 0:
+            self._awaitingTrailer = True
+            self.setLineMode(data[take:])
+
+    def _trailerReceived(self, line: bytes) -> None:
+        self._awaitingTrailer = False
+        self.pauseProducing()
+        self._busy = True
+        d, self._uploadDone = self._uploadDone, None
+        fields = line.split(b" ")
+        try:
+            if len(fields) != 2 or fields[0] != b"sha1":
+                raise BadRequest("expected the trailer 'sha1 DIGEST' after the body")
+            digest = parseDigest(fields[1].decode("ascii", "replace"))
+        except FtxError as e:
+            if self._upload is not None:
+                self._upload.abort(keep=False)
+            d.errback(e)
+            return
+        d.callback(digest)
+
+    def do_delete(self, args):
+        self._arity(args, 1, 1, "delete NAME")
+        name = decodeName(args[0])
+        self._permit("delete", name)
+        self.storage.delete(name)
+        self._reply(wire.formatLine(wire.OK, "deleted", encodeName(name)))
+        self._logged("delete", name, 0, time.monotonic())
+
+    def do_df(self, args):
+        self._arity(args, 0, 0, "df")
+        total, free = self.storage.diskSpace()
+        self._reply(wire.formatLine(wire.DISK_SPACE, total, free))
+
+    def do_quit(self, args):
+        self._reply(wire.formatLine(wire.BYE, "bye"))
+        self.transport.loseConnection()
+
+    def do_noop(self, args):
+        self._reply(wire.formatLine(wire.OK, "ok"))
+
+
+def _failed() -> Deferred:
+    d: Deferred = Deferred()
+    d.errback(Failure())
+    return d
+
+
+class FtxServerFactory(Factory):
+    """
+    Makes one L{FtxServerProtocol} per connection, sharing storage, policy
+    and the reactor (whose thread pool runs the slow storage calls).
+    """
+
+    protocol = FtxServerProtocol
+    noisy = False
+
+    def __init__(self, storage: IStorage, reactor=None, policy: Optional[ServerPolicy] = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor
+        self.storage = storage
+        self.reactor = reactor
+        self.policy = policy or ServerPolicy()
