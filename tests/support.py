@@ -1,0 +1,137 @@
+"""
+Shared helpers for the tests: real servers on loopback, in this process or
+as a ``twistd`` subprocess, and small file utilities.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from typing import List, Optional
+
+from twisted.internet.endpoints import serverFromString
+
+from ftx.server import FtxServerFactory, ServerPolicy
+from ftx.storage import FilesystemStorage
+
+BIN = os.path.dirname(sys.executable)
+LISTENING = re.compile(r"ftx listening on .* \(port (\d+)\)")
+
+
+def sha1(path: str) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def writeRandom(path: str, size: int, seed: int = 0) -> str:
+    """
+    Write C{size} pseudo-random bytes (fast, reproducible) and return their
+    SHA-1.
+    """
+    import random
+
+    rng = random.Random(seed)
+    h = hashlib.sha1()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 1 << 20)
+            block = rng.randbytes(n)
+            f.write(block)
+            h.update(block)
+            left -= n
+    return h.hexdigest()
+
+
+def listenInProcess(reactor, root: str, policy: Optional[ServerPolicy] = None, factory=None):
+    """
+    Start a server in this process on an ephemeral loopback port. Fires
+    with the listening port; C{port.factory} is the server factory.
+    """
+    if factory is None:
+        factory = FtxServerFactory(FilesystemStorage(root), reactor, policy)
+
+    def listened(port):
+        port.factory = factory
+        return port
+
+    return serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory).addCallback(listened)
+
+
+class ServerProcess:
+    """
+    ``twistd -n ftx`` as a subprocess on an ephemeral port, as a user would
+    run it. Stopped with SIGTERM by its own PID.
+    """
+
+    def __init__(self, root: str, *extra: str, port: str = "tcp:0:interface=127.0.0.1", timeout: float = 20.0):
+        self.root = root
+        logPath = os.path.join(os.path.dirname(os.path.abspath(root)), "twistd-{}.log".format(os.getpid()))
+        self.logPath = logPath
+        self.log = open(logPath, "wb")
+        args = [os.path.join(BIN, "twistd"), "-n", "--pidfile=", "ftx", "--port", port, "--root", root, *extra]
+        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.port = self._waitForPort(timeout)
+        self.address = "127.0.0.1:{}".format(self.port)
+
+    def _waitForPort(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.logPath, "rb") as f:
+                match = LISTENING.search(f.read().decode("utf-8", "replace"))
+            if match:
+                return int(match.group(1))
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("ftx server did not start:\n" + self.output())
+
+    def output(self) -> str:
+        with open(self.logPath, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.log.close()
+        return self.process.returncode
+
+    def __enter__(self) -> "ServerProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def runFtx(args: List[str], cwd: Optional[str] = None, timeout: float = 120, env=None, input=None):
+    """
+    Run the installed ``ftx`` command; returns the CompletedProcess.
+    """
+    environment = dict(os.environ)
+    environment.pop("FTX_SERVER", None)
+    if env:
+        environment.update(env)
+    return subprocess.run(
+        [os.path.join(BIN, "ftx"), *args],
+        cwd=cwd,
+        capture_output=True,
+        timeout=timeout,
+        env=environment,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
