@@ -1,9 +1,7 @@
 """
 The client half of the "limit" row: recv_into a 1 MiB buffer, sendfile up.
 
-Prints one JSON line, ``{"seconds": T}``, timed from before the first connect
-to after the last received file is closed, so interpreter start-up is not
-counted (the harness falls back to wall time for clients that cannot do this).
+Prints its own transfer time (see client_common.py).
 
 Usage::
 
@@ -15,13 +13,10 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import socket
-import threading
-import time
 
+from client_common import parallel, run
 from limit_proto import LineSocket
 
 
@@ -69,41 +64,12 @@ def mget(port: int, glob: str, dest_dir: str) -> None:
         raise RuntimeError("too many files")
 
 
-def concurrent(port: int, dest_dir: str, names: list[str]) -> None:
-    errors: list[BaseException] = []
-
-    def one(name: str) -> None:
-        try:
-            download(port, name, os.path.join(dest_dir, name))
-        except BaseException as e:  # reported below, after every thread ends
-            errors.append(e)
-
-    threads = [threading.Thread(target=one, args=(n,)) for n in names]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(600)
-    if errors or any(t.is_alive() for t in threads):
-        raise RuntimeError(f"{len(errors)} downloads failed: {errors[:3]!r}")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("op", choices=["download", "upload", "mget", "concurrent"])
-    parser.add_argument("args", nargs="+")
-    args = parser.parse_args()
-    start = time.perf_counter()
-    if args.op == "download":
-        download(args.port, *args.args)
-    elif args.op == "upload":
-        upload(args.port, *args.args)
-    elif args.op == "mget":
-        mget(args.port, *args.args)
-    else:
-        concurrent(args.port, args.args[0], args.args[1:])
-    print(json.dumps({"seconds": time.perf_counter() - start}))
+def concurrent(port: int, dest_dir: str, *names: str) -> None:
+    parallel(lambda name: download(port, name, os.path.join(dest_dir, name)), list(names))
 
 
 if __name__ == "__main__":
-    main()
+    run(
+        __doc__,
+        {"download": download, "upload": upload, "mget": mget, "concurrent": concurrent},
+    )

@@ -213,7 +213,7 @@ class FtxServerProtocol(LineReceiver):
                 )
             self._reply(wire.formatError(error))
         self._busy = False
-        if not self.disconnected:
+        if not self.disconnected and not self.transport.disconnecting:
             self.resumeProducing()
 
     def _reply(self, line: bytes) -> None:
