@@ -42,6 +42,7 @@ FEATURES = ("list", "sget", "mget", "hash", "cget", "put", "resume", "delete", "
 # costs about 2.4 s of CPU per GiB here; 256 KiB brings that under 1 s while
 # keeping what one stalled connection can pin in memory small.
 SEND_CHUNK = 256 * 1024
+RECEIVE_SIZE = 1 << 20
 
 
 class ServerPolicy:
@@ -147,6 +148,11 @@ class FtxServerProtocol(LineReceiver):
                 self.transport.setTcpNoDelay(True)
             except Exception:
                 pass
+        if hasattr(self.transport, "bufferSize"):
+            # Read uploads 1 MiB at a time instead of Twisted's 64 KiB: far
+            # fewer trips through dataReceived per GiB. recv() only holds
+            # that much while it runs, so idle connections do not pay for it.
+            self.transport.bufferSize = RECEIVE_SIZE
         self._log.info("{peer} connected", peer=self.peer)
         self.sendLine(wire.formatLine(wire.GREETING, wire.PROTOCOL_VERSION, ",".join(FEATURES)))
 

@@ -219,3 +219,21 @@ async def test_twistdServerServesAndLogs(tmp_path):
         log = server.output()
     assert "sget hello.txt 6 bytes" in log
     assert "hash refused: 404" in log
+
+
+def test_embeddingExampleRuns(tmp_path):
+    """
+    The example in examples/ works as its docstring says.
+    """
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "some file.txt").write_bytes(b"example content\n")
+    example = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "fetch_and_upload.py")
+    with ServerProcess(str(root)) as server:
+        out = subprocess.run(
+            [os.path.join(BIN, "python"), example, server.address, "some file.txt"],
+            capture_output=True, timeout=60, cwd=str(tmp_path),
+        )
+    assert out.returncode == 0, out.stderr
+    assert b"matches" in out.stdout
+    assert (root / "copy-of-some file.txt").read_bytes() == b"example content\n"
