@@ -53,7 +53,10 @@ def upload(port: int, src: str, name: str) -> None:
 
 def mget(port: int, glob: str, dest_dir: str) -> None:
     ftp = _login(port)
-    names = sorted(n for n in ftp.nlst() if fnmatch.fnmatch(n, glob))
+    # NLST with an explicit "." because Twisted's server refuses a bare NLST;
+    # servers differ on whether names come back with the "./" prefix.
+    listed = [n.rsplit("/", 1)[-1] for n in ftp.nlst(".")]
+    names = sorted(n for n in listed if fnmatch.fnmatch(n, glob))
     for name in names:
         _retrieve(ftp, name, os.path.join(dest_dir, name))
     ftp.quit()

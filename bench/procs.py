@@ -8,8 +8,8 @@ so that a terminal's Ctrl-C reaches the harness alone and the harness decides
 the order of shutdown.
 
 Clients are reaped with ``wait4`` rather than ``Popen.wait`` because the
-kernel's rusage gives their exact CPU time and peak RSS, which sampling can
-miss for a process that lives a fraction of a second.
+kernel's rusage gives their exact CPU time, which sampling would miss for a
+process that lives a fraction of a second.
 """
 
 from __future__ import annotations
@@ -134,10 +134,14 @@ def cpu_seconds(pid: int) -> float:
 
 class Sampler:
     """
-    Samples the RSS of groups of process trees every 50 ms, keeping peaks.
+    Samples the memory of groups of process trees every 50 ms, keeping peaks.
 
-    A group's RSS is the sum over its processes and their descendants, so a
-    client run as 100 processes reports what the 100 use together.
+    Each sample reads a process's RSS and also its VmHWM, the kernel's own
+    high-water mark, which catches a peak that falls between two samples.
+    A group's peak is the larger of its summed RSS at any sample (what a
+    client run as 100 processes uses together) and the highest single
+    VmHWM. The server's high-water mark is reset at the start of each rep
+    (``clear_refs``), so its peak belongs to that rep alone.
     """
 
     def __init__(self, max_seconds: float) -> None:
@@ -147,11 +151,13 @@ class Sampler:
         self._max_seconds = max_seconds
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def track(self, group: str, pid: int) -> None:
+    def track(self, group: str, pid: int, reset_peak: bool = False) -> None:
         try:
             proc = psutil.Process(pid)
         except psutil.Error:
             return
+        if reset_peak:
+            _reset_hwm(pid)
         with _lock:
             self._groups.setdefault(group, []).append(proc)
         self.peaks.setdefault(group, 0)
@@ -177,23 +183,47 @@ class Sampler:
         for group, procs in groups.items():
             total = 0
             for proc in procs:
-                total += _tree_rss(proc)
-            if total > self.peaks.get(group, 0):
-                self.peaks[group] = total
+                rss, hwm = _tree_memory(proc)
+                total += rss
+                self.peaks[group] = max(self.peaks[group], hwm)
+            self.peaks[group] = max(self.peaks[group], total)
 
 
-def _tree_rss(proc: psutil.Process) -> int:
+def _reset_hwm(pid: int) -> None:
+    # "5" resets the peak RSS (Linux 4.0+); without it VmHWM is a lifetime peak.
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _hwm(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _tree_memory(proc: psutil.Process) -> tuple:
+    """Summed RSS of a process and its descendants, and their highest VmHWM."""
     total = 0
+    hwm = 0
     try:
         members = [proc] + proc.children(recursive=True)
     except psutil.Error:
-        return 0
+        return 0, 0
     for p in members:
         try:
             total += p.memory_info().rss
         except psutil.Error:
-            pass
-    return total
+            continue
+        hwm = max(hwm, _hwm(p.pid))
+    return total, hwm
 
 
 @dataclass
@@ -202,7 +232,6 @@ class ClientRun:
 
     wall: float = 0.0
     cpu: float = 0.0
-    max_rss: int = 0  # bytes, the largest single process (from rusage)
     failures: List[str] = field(default_factory=list)
     outputs: List[str] = field(default_factory=list)
     timed_out: bool = False
@@ -273,8 +302,9 @@ def run_clients(
     for i, proc in enumerate(procs):
         ru = usage.get(proc.pid)
         if ru is not None:
+            # ru_maxrss is not used: Linux carries the pre-exec image (this
+            # harness's own RSS) into it, so it misreports small clients.
             result.cpu += ru.ru_utime + ru.ru_stime
-            result.max_rss = max(result.max_rss, ru.ru_maxrss * 1024)
         out = Path(log_dir / f"client-{i}.out").read_text(errors="replace")
         result.outputs.append(out)
         if proc.returncode != 0 and not result.timed_out:

@@ -162,14 +162,17 @@ def _q(value: object) -> str:
 
 class FtxCliClient(Client):
     """
-    The ``ftx`` command. ``--quiet`` and ``--overwrite`` are passed only if
-    ``ftx --help`` mentions them, so the row works with any CLI revision.
+    The ``ftx`` command, one process per transfer.
+
+    ``--quiet`` and ``--overwrite`` are passed only where ``--help`` lists
+    them (the first before the command, the second after it), so the row
+    works with any revision of the CLI.
     """
 
     name = "ftx-cli"
 
     def __init__(self) -> None:
-        self._flags: Optional[List[str]] = None
+        self._help: dict = {}
 
     def _exe(self) -> Argv:
         exe = VENV_BIN / "ftx"
@@ -177,23 +180,25 @@ class FtxCliClient(Client):
             return [str(exe)]
         return [PYTHON, "-c", "import sys; from ftx.cli import main; sys.exit(main())"]
 
-    def _known_flags(self) -> List[str]:
-        if self._flags is None:
+    def _mentions(self, flag: str, *command: str) -> bool:
+        if command not in self._help:
             try:
-                text = subprocess.run(
-                    self._exe() + ["--help"], capture_output=True, text=True,
-                    timeout=30, env=ftx_env(),
+                self._help[command] = subprocess.run(
+                    self._exe() + [*command, "--help"], capture_output=True,
+                    text=True, timeout=30, env=ftx_env(),
                 ).stdout
             except (OSError, subprocess.SubprocessError):
-                text = ""
-            self._flags = [f for f in ("--quiet", "--overwrite") if f in text]
-        return self._flags
+                self._help[command] = ""
+        return flag in self._help[command]
 
-    def _argv(self, port: int, local_dir: Path, *command: object) -> Argv:
-        return self._exe() + [
-            "--server", f"127.0.0.1:{port}", "--dir", str(local_dir),
-            *self._known_flags(), *map(str, command),
-        ]
+    def _argv(self, port: int, local_dir: Path, command: str, *args: object) -> Argv:
+        argv = self._exe() + ["--server", f"127.0.0.1:{port}", "--dir", str(local_dir)]
+        if self._mentions("--quiet"):
+            argv.append("--quiet")
+        argv.append(command)
+        if self._mentions("--overwrite", command):
+            argv.append("--overwrite")
+        return argv + [str(a) for a in args]
 
     def download(self, port, name, dest_dir):
         return self._argv(port, dest_dir, "sget", name)

@@ -43,7 +43,7 @@ def _parse(argv):
     mode.add_argument("--full", dest="mode", action="store_const", const="full",
                       help="1 GiB files, 1000 small files, 100 clients, 5 reps (default)")
     p.add_argument("--only", help="comma-separated cases: " + ",".join(CASE_KEYS))
-    p.add_argument("--rows", help="comma-separated row names (e.g. limit,ftx-api)")
+    p.add_argument("--rows", help="comma-separated rows, spaces optional (e.g. limit,pyftpdlib+lftp,ftx-api)")
     p.add_argument("--reps", type=int, help="measured reps per row (after one warm-up)")
     p.add_argument("--workdir", default="/tmp/ftx-bench",
                    help="where data and received files go (default /tmp/ftx-bench, on disk)")
@@ -79,8 +79,10 @@ def main(argv=None) -> int:
 
     rows = all_rows()
     if args.rows:
-        wanted = set(args.rows.split(","))
-        rows = [r for r in rows if r.name in wanted or r.slug in wanted]
+        wanted = {w.replace(" ", "") for w in args.rows.split(",")}
+        rows = [r for r in rows if r.name.replace(" ", "") in wanted or r.slug in wanted]
+        if not rows:
+            sys.exit(f"--rows matched no row; rows are: {', '.join(r.name for r in all_rows())}")
     ftx_reason = ftx_unavailable()
     progress(f"ftx: {ftx_reason or 'importable'}")
 

@@ -71,9 +71,11 @@ def _start_server(row: Row, root: Path, paths: Paths, tag: str) -> _LiveServer:
     )
     try:
         procs.wait_listening(proc, port)
-    except RuntimeError:
+    except RuntimeError as e:
         procs.stop(proc)
-        raise
+        err = Path(f"{paths.logs / tag / ('server-' + row.slug)}.err")
+        last = (err.read_text(errors="replace").strip().splitlines() or [""])[-1]
+        raise RuntimeError(f"{e}: {last[:200]}" if last else str(e)) from None
     return _LiveServer(proc, port)
 
 
@@ -96,7 +98,7 @@ def _one_rep(case: Case, row: Row, server: _LiveServer, paths: Paths, tag: str) 
     pid = server.proc.pid
     cpu_before = procs.cpu_seconds(pid)
     with procs.Sampler(case.s.timeout + 60) as sampler:
-        sampler.track("server", pid)
+        sampler.track("server", pid, reset_peak=True)
         run = procs.run_clients(
             argvs, paths.logs / tag / row.slug, case.s.timeout, sampler,
             env=row.env(paths.home), cwd=paths.work, poll=case.poll(row),
@@ -113,7 +115,7 @@ def _one_rep(case: Case, row: Row, server: _LiveServer, paths: Paths, tag: str) 
         seconds=seconds,
         server_rss=sampler.peaks.get("server", 0),
         server_cpu=max(0.0, cpu_after - cpu_before),
-        client_rss=max(sampler.peaks.get("client", 0), run.max_rss),
+        client_rss=sampler.peaks.get("client", 0),
         client_cpu=run.cpu,
         checked=ok,
         problems=problems,
@@ -136,6 +138,7 @@ def run_case(case: Case, rows: List[Row], paths: Paths, progress) -> CaseResult:
             if reason:
                 results[row.name].skipped = reason
                 continue
+            case.reset(row)  # also makes an upload root before its server needs it
             try:
                 servers[row.name] = _start_server(row, case.server_root(row), paths, tag)
             except RuntimeError as e:

@@ -27,6 +27,8 @@ __all__ = [
     "NoSpace",
     "ServerError",
     "ConnectionLost",
+    "TLSError",
+    "CertificateError",
     "errorFromReply",
 ]
 
@@ -166,6 +168,27 @@ class ConnectionLost(FtxError):
     # Never sent on the wire: it only happens on the client side.
     code = 0
     token = "connection-lost"
+
+
+class TLSError(FtxError):
+    """
+    The secure (TLS) connection to the server could not be set up.
+    """
+
+    # Client side only, like ConnectionLost: a TLS failure happens before
+    # there is a protocol to carry a code.
+    code = 0
+    token = "tls"
+
+
+class CertificateError(TLSError):
+    """
+    The server's certificate could not be verified: it is not signed by an
+    authority this client trusts, it has expired, or it was not issued for
+    the host name you connected to.
+    """
+
+    token = "certificate"
 
 
 _byCode: Dict[int, Type[FtxError]] = {

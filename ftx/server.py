@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Callable, Optional
+from collections import deque
+from typing import Callable, Deque, Optional
 
 from twisted.internet import interfaces
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -19,20 +20,27 @@ from twisted.internet.protocol import Factory
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
+from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ftx import wire
+from ftx.auth import AccessControl, Account, LoginAttempts
+from ftx.background import BackgroundWriter
 from ftx.errors import (
     BadOffset,
     BadRequest,
     FtxError,
     IntegrityError,
+    LoginFailed,
+    LoginRequired,
     NotFound,
     PermissionDenied,
     ServerError,
     TooLarge,
+    Unavailable,
 )
+from ftx.limits import Admission, ConnectionLimits, WriteBackpressure
 from ftx.storage import IStorage
 from ftx.wire import decodeName, encodeName, nameText, parseDigest, parseNumber
 
@@ -50,9 +58,27 @@ class ServerPolicy:
     What the server allows, set from the twistd options.
     """
 
-    def __init__(self, readOnly: bool = False, maxUploadSize: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        readOnly: bool = False,
+        maxUploadSize: Optional[int] = None,
+        *,
+        maxConnections: Optional[int] = None,
+        maxPerAddress: Optional[int] = None,
+        idleTimeout: Optional[float] = None,
+        partialTTL: Optional[float] = None,
+        shutdownGrace: float = 30.0,
+    ) -> None:
         self.readOnly = readOnly
         self.maxUploadSize = maxUploadSize
+        # Limits and lifetimes (docs/operations.rst); None or 0: no limit.
+        self.maxConnections = maxConnections
+        self.maxPerAddress = maxPerAddress
+        self.idleTimeout = idleTimeout or None
+        #: Seconds an abandoned partial upload is kept; 0 keeps none,
+        #: L{None} keeps them until deleted by hand.
+        self.partialTTL = partialTTL
+        self.shutdownGrace = shutdownGrace
 
 
 @implementer(interfaces.IPullProducer)
@@ -116,25 +142,43 @@ class _BodySender:
             d.errback(failure)
 
 
-class FtxServerProtocol(LineReceiver):
+class FtxServerProtocol(ConnectionLimits, LineReceiver, TimeoutMixin):
     """
     One client connection.
+
+    Reading from the client stops while a command runs, while the disk is
+    behind an upload, and while the client leaves too many replies unread
+    (L{WriteBackpressure}); so what one connection holds in memory is
+    bounded whatever the client does.
     """
 
     _log = Logger()
     MAX_LENGTH = wire.MAX_LINE_LENGTH
     delimiter = b"\r\n"
+    #: Who the client is (L{ftx.auth}); L{None} until it logs in when
+    #: anonymous use is off.
+    account: Optional[Account] = None
+    _logins: Optional[LoginAttempts] = None
 
     def __init__(self) -> None:
         self.peer = "?"
         self._busy = False
         self._upload = None
         self._uploadRemaining = 0
-        self._uploadError: Optional[FtxError] = None
+        self._writer: Optional[BackgroundWriter] = None
         self._awaitingTrailer = False
         self._uploadDone: Optional[Deferred] = None
         self._sender: Optional[_BodySender] = None
         self.disconnected = False
+        self._address = "?"
+        self._refused = False
+        self._closing = False
+        self._writeBlocked = False
+        self._backpressure = WriteBackpressure(self)
+        self._abortLater = None
+        self._pending: Deque[memoryview] = deque()
+        self._pendingSize = 0
+        self._feeding = False
 
     # -- connection -----------------------------------------------------
 
@@ -153,14 +197,40 @@ class FtxServerProtocol(LineReceiver):
             # fewer trips through dataReceived per GiB. recv() only holds
             # that much while it runs, so idle connections do not pay for it.
             self.transport.bufferSize = RECEIVE_SIZE
+        self._address = str(getattr(peer, "host", peer))
+        refusal = self.factory.admission.admit(self, self._address)
+        if refusal is not None:
+            self._refused = True
+            self._log.info("{peer} refused: {reason}", peer=self.peer, reason=refusal)
+            self.transport.write(wire.formatError(Unavailable(refusal)) + self.delimiter)
+            self.transport.loseConnection()
+            self._closeSoon()
+            return
         self._log.info("{peer} connected", peer=self.peer)
-        self.sendLine(wire.formatLine(wire.GREETING, wire.PROTOCOL_VERSION, ",".join(FEATURES)))
+        self.setTimeout(self.factory.policy.idleTimeout)
+        self._backpressure.attach()
+        access = self.factory.access
+        self.account = access.anonymous
+        self._logins = LoginAttempts(
+            access, self.peer, self._address,
+            interfaces.ISSLTransport.providedBy(self.transport) or not hasattr(peer, "port"),
+        )
+        self.sendLine(wire.formatLine(wire.GREETING, wire.PROTOCOL_VERSION, ",".join(FEATURES + access.features())))
 
     def connectionLost(self, reason=None) -> None:
         self.disconnected = True
-        if self._upload is not None:
-            self._upload.abort(keep=True)
-            self._upload = None
+        self.setTimeout(None)
+        if self._abortLater is not None and self._abortLater.active():
+            self._abortLater.cancel()
+        self._backpressure.attached = False
+        if self._refused:
+            return
+        self.factory.admission.release(self, self._address)
+        if self._uploadDone is not None:
+            # do_put waits on this; it drains the writer and keeps the
+            # partial file for a resume.
+            d, self._uploadDone = self._uploadDone, None
+            d.errback(ConnectionError("connection lost during upload"))
         if self._sender is not None and self._sender.transport is not None:
             self._sender.stopProducing()
         self._log.info("{peer} disconnected", peer=self.peer)
@@ -176,6 +246,9 @@ class FtxServerProtocol(LineReceiver):
         if self._awaitingTrailer:
             self._trailerReceived(line)
             return
+        if self._closing:
+            self._sayGoodbye()
+            return
         try:
             verb, args = wire.parseCommand(line)
         except FtxError as e:
@@ -184,6 +257,9 @@ class FtxServerProtocol(LineReceiver):
         handler = getattr(self, "do_" + verb, None) if verb.isalpha() else None
         if handler is None:
             self._reply(wire.formatError(BadRequest("unknown command: {}".format(verb[:40]))))
+            return
+        if self.account is None and verb not in ("login", "quit"):
+            self._reply(wire.formatError(LoginRequired("log in first: login USER PASSWORD")))
             return
         self._busy = True
         self.pauseProducing()
@@ -219,6 +295,8 @@ class FtxServerProtocol(LineReceiver):
                 )
             self._reply(wire.formatError(error))
         self._busy = False
+        if self._closing and not self.disconnected:
+            self._sayGoodbye()
         if not self.disconnected and not self.transport.disconnecting:
             self.resumeProducing()
 
@@ -228,17 +306,30 @@ class FtxServerProtocol(LineReceiver):
 
     def _threaded(self, f, *args) -> Deferred:
         reactor = self.factory.reactor
-        return deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
+        # Work in a thread is the server being busy, not the client idle.
+        self.setTimeout(None)
+        d = deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
+        return d.addBoth(self._threadDone)
+
+    def _threadDone(self, result):
+        if not self.disconnected:
+            self.setTimeout(self.factory.policy.idleTimeout)
+        return result
 
     @property
     def storage(self) -> IStorage:
+        account = self.account
+        if account is not None and account.storage is not None:
+            return account.storage
         return self.factory.storage
 
-    def _permit(self, action: str, name: bytes) -> None:
+    def _permit(self, action: str, name: Optional[bytes]) -> None:
         """
-        Refuse a write or delete on a read-only server. The one place where
+        Refuse C{action} (read, write, delete) to this client: not logged
+        in, lacking the right, or a read-only server. The one place where
         access rules are checked, before any storage call.
         """
+        self.factory.access.check(self.account, action, name)
         if action in ("write", "delete") and self.factory.policy.readOnly:
             raise PermissionDenied("the server is read-only")
 
@@ -260,8 +351,7 @@ class FtxServerProtocol(LineReceiver):
     def do_list(self, args):
         self._arity(args, 0, 1, "list [MASK]")
         mask = decodeName(args[0]) if args else None
-        if mask is not None:
-            self._permit("read", mask)
+        self._permit("read", mask)
         entries = yield self._threaded(self.storage.listFiles, mask)
         lines = [wire.formatLine(wire.LIST_ENTRY, encodeName(e.name), e.size, e.mtime) for e in entries]
         lines.append(wire.formatLine(wire.LIST_END, len(entries)))
@@ -327,8 +417,10 @@ class FtxServerProtocol(LineReceiver):
             hasher = hashlib.sha1()
             f.seek(0)
         self._reply(wire.formatLine(wire.BODY_FOLLOWS, encodeName(name), size, offset))
-        sender = _BodySender(f, size - offset, hasher, known, lambda n: None)
+        sender = _BodySender(f, size - offset, hasher, known, self._bodyProgress)
         self._sender = sender
+        # The transport holds one producer: the body's, while it streams.
+        self._backpressure.detach()
 
         def sent(digest):
             if known is None:
@@ -341,6 +433,7 @@ class FtxServerProtocol(LineReceiver):
 
         def cleanup(result):
             self._sender = None
+            self._backpressure.attach()
             f.close()
             return result
 
@@ -381,28 +474,37 @@ class FtxServerProtocol(LineReceiver):
         limit = self.factory.policy.maxUploadSize
         if limit is not None and size > limit:
             raise TooLarge("{} bytes is more than this server accepts ({} bytes)".format(size, limit))
+        quota = getattr(self.storage, "quota", None)
+        if quota is not None and not quota.counted:
+            yield quota.whenCounted()
         if offset:
             upload = yield self._threaded(self.storage.beginUpload, name, size, offset, prefix)
         else:
             upload = self.storage.beginUpload(name, size, 0, None)
         if self.disconnected:
-            upload.abort(keep=True)
+            upload.abort(keep=self._keepPartial(upload))
             return
         started = time.monotonic()
         self._upload = upload
+        self._writer = BackgroundWriter(upload, self.factory.reactor, self.pauseProducing, self._writerCaughtUp)
         self._uploadRemaining = size - offset
-        self._uploadError = None
         self._uploadDone = Deferred()
         self._reply(wire.formatLine(wire.SEND_BODY, offset))
         self._beginBody()
-        digest = yield self._uploadDone
         try:
-            if self._uploadError is not None:
-                upload.abort(keep=False)
-                raise self._uploadError
-            upload.finish(digest)
+            digest = yield self._uploadDone
+        except BaseException:
+            yield self._writer.whenDrained()
+            upload.abort(keep=self.disconnected and self._keepPartial(upload))
+            raise
         finally:
             self._upload = None
+        yield self._writer.whenDrained()
+        error, self._writer = self._writer.error, None
+        if error is not None:
+            upload.abort(keep=False)
+            raise error
+        upload.finish(digest)
         self._reply(wire.formatLine(wire.BATCH_END, encodeName(name), size, digest))
         self._logged("put", name, size - offset, started)
 
@@ -418,17 +520,21 @@ class FtxServerProtocol(LineReceiver):
         else:
             self.setRawMode()
 
+    def _writerCaughtUp(self) -> None:
+        """
+        The disk caught up with the body: read more, unless the upload has
+        reached its trailer and the command is finishing.
+        """
+        if not self._busy and not self.disconnected:
+            self.resumeProducing()
+
     def rawDataReceived(self, data: bytes) -> None:
         take = min(len(data), self._uploadRemaining)
         if take:
-            chunk = data[:take] if take < len(data) else data
-            if self._uploadError is None:
-                try:
-                    self._upload.write(chunk)
-                except FtxError as e:
-                    # Keep counting (and dropping) bytes so that the body's
-                    # framing holds; the error is the reply to the trailer.
-                    self._uploadError = e
+            # After a write error the writer drops the rest, but the bytes
+            # are still counted so that the body's framing holds; the error
+            # is the reply to the trailer.
+            self._writer.write(data[:take] if take < len(data) else data)
             self._uploadRemaining -= take
         if self._uploadRemaining == 0:
             self._awaitingTrailer = True
@@ -445,8 +551,6 @@ class FtxServerProtocol(LineReceiver):
                 raise BadRequest("expected the trailer 'sha1 DIGEST' after the body")
             digest = parseDigest(fields[1].decode("ascii", "replace"))
         except FtxError as e:
-            if self._upload is not None:
-                self._upload.abort(keep=False)
             d.errback(e)
             return
         d.callback(digest)
@@ -463,6 +567,22 @@ class FtxServerProtocol(LineReceiver):
         self._arity(args, 0, 0, "df")
         total, free = self.storage.diskSpace()
         self._reply(wire.formatLine(wire.DISK_SPACE, total, free))
+
+    @inlineCallbacks
+    def do_login(self, args):
+        self._arity(args, 2, 2, "login USER PASSWORD")
+        logins = self._logins
+        try:
+            account = yield logins.attempt(decodeName(args[0]), decodeName(args[1]))
+        except (LoginFailed, Unavailable) as e:
+            if not logins.exhausted:
+                raise
+            # Out of tries: answer, then hang up (docs/protocol.rst).
+            self._reply(wire.formatError(e))
+            self.transport.loseConnection()
+            return
+        self.account = account
+        self._reply(wire.formatLine(wire.LOGGED_IN, encodeName(account.name)))
 
     def do_quit(self, args):
         self._reply(wire.formatLine(wire.BYE, "bye"))
@@ -487,7 +607,9 @@ class FtxServerFactory(Factory):
     protocol = FtxServerProtocol
     noisy = False
 
-    def __init__(self, storage: IStorage, reactor=None, policy: Optional[ServerPolicy] = None) -> None:
+    def __init__(
+        self, storage: IStorage, reactor=None, policy: Optional[ServerPolicy] = None, access: Optional[AccessControl] = None
+    ) -> None:
         if reactor is None:
             from twisted.internet import reactor as _reactor
 
@@ -495,3 +617,6 @@ class FtxServerFactory(Factory):
         self.storage = storage
         self.reactor = reactor
         self.policy = policy or ServerPolicy()
+        self.admission = Admission(self.policy.maxConnections, self.policy.maxPerAddress)
+        #: Accounts and permissions; without one, everyone is anonymous with full rights.
+        self.access = access or AccessControl(reactor=reactor)

@@ -16,10 +16,11 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import stat
 import threading
 from fnmatch import fnmatchcase
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Tuple
 
 from zope.interface import Interface, implementer
 
@@ -34,7 +35,14 @@ from ftx.errors import (
 )
 from ftx.wire import EMPTY_SHA1, nameText
 
+if TYPE_CHECKING:
+    from ftx.upload import Upload
+
 PARTIAL_SUFFIX = b".ftx-partial"
+MAX_NAME = 4096
+MAX_DEPTH = 128
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
+_CONTROL_TEXT = re.compile(r"[\x00-\x1f\x7f]")
 READ_CHUNK = 1 << 20
 
 
@@ -120,14 +128,24 @@ def splitName(name: bytes) -> List[bytes]:
 
     @raise PermissionDenied: the name could not be a path under the root.
     """
-    shown = nameText(name)[:200]
+    shown = _CONTROL_TEXT.sub(lambda m: "\\x{:02x}".format(ord(m.group())), nameText(name)[:200])
     if not name:
         raise PermissionDenied("empty name")
     if b"\x00" in name or b"\\" in name:
         raise PermissionDenied("name contains NUL or backslash: {}".format(shown))
+    if _CONTROL.search(name):
+        # CR, LF and the like in a name would forge lines in logs and on
+        # terminals that show names; no command accepts them.
+        raise PermissionDenied("name contains a control character: {}".format(shown))
     if name.startswith(b"/"):
         raise PermissionDenied("absolute names are not allowed: {}".format(shown))
+    if len(name) > MAX_NAME:
+        raise PermissionDenied("name longer than {} bytes".format(MAX_NAME))
     segments = name.split(b"/")
+    if len(segments) > MAX_DEPTH:
+        # Deeper trees would be slow to walk and could exhaust the stack of
+        # the recursive directory walk behind list.
+        raise PermissionDenied("name more than {} levels deep".format(MAX_DEPTH))
     for segment in segments:
         if segment in (b"", b".", b".."):
             raise PermissionDenied("name leaves the root or has an empty part: {}".format(shown))
@@ -192,6 +210,8 @@ class FilesystemStorage:
         self._uploading: set = set()
         self._lock = threading.Lock()
         self.digests = _DigestCache()
+        #: An L{ftx.limits.Quota} when the root has one.
+        self.quota = None
 
     # -- confinement ----------------------------------------------------
 
@@ -265,39 +285,61 @@ class FilesystemStorage:
 
     def listFiles(self, mask: Optional[bytes] = None) -> List[Entry]:
         maskSegments: Optional[List[bytes]] = None
-        under: List[bytes] = []
+        prefix = b""
+        startFd = None
         if mask:
             maskSegments = splitName(mask)
-            plain = not any(c in mask for c in b"*?[")
-            if plain and os.path.isdir(self._path(maskSegments)):
-                # A directory name lists what is below it.
-                under, maskSegments = maskSegments, None
-        entries = []
-        start = self._path(under) if under else self.root
-        if not self._inside(os.path.realpath(start)):
-            raise PermissionDenied("name resolves outside the root: {}".format(nameText(mask or b"")))
-        for directory, dirnames, filenames in os.walk(start, followlinks=False):
-            relative = os.path.relpath(directory, self.root)
-            prefix = b"" if relative == b"." else relative + b"/"
-            dirnames.sort()
-            for filename in filenames:
-                if filename.endswith(PARTIAL_SUFFIX) or filename.startswith(b".ftx-tmp-"):
-                    continue
-                name = prefix + filename
-                if maskSegments is not None and not _matches(maskSegments, name.split(b"/")):
-                    continue
-                full = os.path.join(directory, filename)
+            if not any(c in mask for c in b"*?["):
+                # A directory name lists what is below it. Opened and
+                # checked like any directory, so a link swapped in later
+                # cannot redirect the walk.
                 try:
-                    st = os.stat(full)
+                    startFd = self._openDirectory(maskSegments, create=False)
+                    prefix, maskSegments = mask + b"/", None
                 except OSError:
-                    continue
-                if not stat.S_ISREG(st.st_mode):
-                    continue
-                if os.path.islink(full) and not self._inside(os.path.realpath(full)):
-                    continue
-                entries.append(Entry(name, st.st_size, int(st.st_mtime)))
+                    startFd = None
+        if startFd is None:
+            startFd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        entries = []
+        try:
+            # fwalk works on directory fds and does not descend into linked
+            # directories, so neither a swap nor a link loop can lead it out.
+            for directory, dirnames, filenames, dirFd in os.fwalk(b".", dir_fd=startFd, follow_symlinks=False):
+                here = prefix + (directory[2:] + b"/" if directory != b"." else b"")
+                dirnames.sort()
+                for filename in filenames:
+                    if filename.endswith(PARTIAL_SUFFIX) or filename.startswith(b".ftx-tmp-") or _CONTROL.search(filename):
+                        continue
+                    name = here + filename
+                    if maskSegments is not None and not _matches(maskSegments, name.split(b"/")):
+                        continue
+                    st = self._listedStat(dirFd, filename)
+                    if st is not None:
+                        entries.append(Entry(name, st.st_size, int(st.st_mtime)))
+        finally:
+            os.close(startFd)
         entries.sort(key=lambda e: e.name)
         return entries
+
+    def _listedStat(self, dirFd: int, filename: bytes) -> Optional[os.stat_result]:
+        """
+        The status of a regular file to list, or L{None} to leave it out. A
+        symbolic link is listed with its target's status only when the
+        target, as actually opened, is a regular file inside the root.
+        """
+        try:
+            st = os.stat(filename, dir_fd=dirFd, follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                fd = os.open(filename, getattr(os, "O_PATH", os.O_RDONLY) | os.O_NONBLOCK, dir_fd=dirFd)
+                try:
+                    if not self._inside(os.fsencode(os.readlink("/proc/self/fd/{}".format(fd)))):
+                        return None
+                    st = os.fstat(fd)
+                finally:
+                    os.close(fd)
+        except OSError:
+            return None
+        return st if stat.S_ISREG(st.st_mode) else None
 
     def openForRead(self, name: bytes) -> Tuple[object, int]:
         fd, st = self._openFile(name)
@@ -354,7 +396,10 @@ class FilesystemStorage:
 
     def diskSpace(self) -> Tuple[int, int]:
         st = os.statvfs(self.root)
-        return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+        free = st.f_bavail * st.f_frsize
+        if self.quota is not None:
+            free = min(free, self.quota.available())
+        return st.f_blocks * st.f_frsize, free
 
     # -- writing --------------------------------------------------------
 
@@ -371,10 +416,28 @@ class FilesystemStorage:
     def beginUpload(
         self, name: bytes, size: int, offset: int = 0, prefixSha1: Optional[str] = None
     ) -> "Upload":
+        """
+        Start receiving C{name}. With a quota, C{size - offset} bytes are
+        reserved first, so a refusal creates nothing. A name that is a
+        symbolic link is replaced by the upload, never written through.
+        """
+        from ftx.upload import Upload
+
         segments = splitName(name)
-        dirFd = self._openDirectory(segments[:-1], create=True)
+        if self.quota is not None:
+            self.quota.reserve(size - offset, name)
+        try:
+            try:
+                dirFd = self._openDirectory(segments[:-1], create=True)
+            except OSError as e:
+                raise _osError(e, name)
+        except BaseException:
+            if self.quota is not None:
+                self.quota.release(size - offset)
+            raise
         try:
             leaf = segments[-1]
+            self._refuseOutwardLink(dirFd, leaf, name)
             try:
                 st = os.stat(leaf, dir_fd=dirFd)
             except FileNotFoundError:
@@ -387,13 +450,43 @@ class FilesystemStorage:
             self._lockUpload(key, name)
         except BaseException:
             os.close(dirFd)
+            if self.quota is not None:
+                self.quota.release(size - offset)
             raise
         try:
+            # From here the Upload owns the reservation and settles it.
             return Upload(self, name, dirFd, leaf, size, offset, prefixSha1, key)
         except BaseException:
             self._unlockUpload(key)
             os.close(dirFd)
             raise
+
+    def _refuseOutwardLink(self, dirFd: int, leaf: bytes, name: bytes) -> None:
+        """
+        Refuse a write or delete of a symbolic link that leads outside the
+        root, as every other command does. Neither ever acts on the target
+        (put replaces the link, delete removes it), so a link swapped in
+        after this check still cannot make them touch anything outside.
+        """
+        try:
+            st = os.stat(leaf, dir_fd=dirFd, follow_symlinks=False)
+        except OSError:
+            return
+        if not stat.S_ISLNK(st.st_mode):
+            return
+        try:
+            fd = os.open(leaf, getattr(os, "O_PATH", os.O_RDONLY) | os.O_NONBLOCK, dir_fd=dirFd)
+        except OSError:
+            # Dangling or a loop: judge by where the link text points.
+            base = os.fsencode(os.readlink("/proc/self/fd/{}".format(dirFd)))
+            real = os.path.realpath(os.path.join(base, leaf))
+        else:
+            try:
+                real = os.fsencode(os.readlink("/proc/self/fd/{}".format(fd)))
+            finally:
+                os.close(fd)
+        if not self._inside(real):
+            raise PermissionDenied("name resolves outside the root: {}".format(nameText(name)))
 
     def partialUpload(self, name: bytes) -> Tuple[int, str]:
         segments = splitName(name)
@@ -419,10 +512,13 @@ class FilesystemStorage:
         except OSError as e:
             raise _osError(e, name)
         try:
+            self._refuseOutwardLink(dirFd, segments[-1], name)
             st = os.stat(segments[-1], dir_fd=dirFd, follow_symlinks=False)
             if stat.S_ISDIR(st.st_mode):
                 raise Conflict("is a directory: {}".format(nameText(name)))
             os.unlink(segments[-1], dir_fd=dirFd)
+            if self.quota is not None and stat.S_ISREG(st.st_mode):
+                self.quota.freed(st.st_size)
         except OSError as e:
             raise _osError(e, name)
         finally:
@@ -430,7 +526,7 @@ class FilesystemStorage:
 
 
 def _partialName(leaf: bytes) -> bytes:
-    return b"." + leaf + PARTIAL_SUFFIX
+    return b"." + leaf + PARTIAL_SUFFIX  # the same as ftx.upload.partialName
 
 
 def _hashPrefix(f, count: int, name: bytes):
@@ -450,94 +546,3 @@ def _hashPrefix(f, count: int, name: bytes):
         remaining -= got
     return hasher
 
-
-class Upload:
-    """
-    A file being received. Bytes go to C{.NAME.ftx-partial} beside the final
-    name; only L{finish} with a matching digest renames it into place, so a
-    partial upload never appears under its final name. If the transfer is
-    cut off the partial file stays, for a later resume.
-    """
-
-    def __init__(self, storage, name, dirFd, leaf, size, offset, prefixSha1, key):
-        self.storage = storage
-        self.name = name
-        self.size = size
-        self.offset = offset
-        self.received = offset
-        self._dirFd = dirFd
-        self._leaf = leaf
-        self._partial = _partialName(leaf)
-        self._key = key
-        self._closed = False
-        self.hasher = hashlib.sha1()
-        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
-        if offset == 0:
-            flags |= os.O_TRUNC
-        try:
-            fd = os.open(self._partial, flags, 0o644, dir_fd=dirFd)
-        except OSError as e:
-            raise _osError(e, name)
-        self._file = os.fdopen(fd, "r+b", buffering=0)
-        if offset:
-            held = os.fstat(fd).st_size
-            if held < offset:
-                self._file.close()
-                raise BadOffset("the server holds {} bytes of {}, fewer than {}".format(held, nameText(name), offset))
-            self.hasher = _hashPrefix(self._file, offset, name)
-            if self.hasher.hexdigest() != prefixSha1:
-                self._file.close()
-                raise IntegrityError("the part the server holds differs from yours; upload it again from the start")
-            self._file.truncate(offset)
-
-    def write(self, data: bytes) -> None:
-        """
-        Append received bytes. Errors (a full disk) propagate; the caller
-        then discards the rest of the body and calls L{abort}.
-        """
-        try:
-            self._file.write(data)
-        except OSError as e:
-            raise _osError(e, self.name)
-        self.hasher.update(data)
-        self.received += len(data)
-
-    def finish(self, sha1: str) -> None:
-        """
-        Check the digest and move the file to its final name.
-
-        @raise IntegrityError: the digest differs; the partial file is removed.
-        """
-        if self.received != self.size:
-            self.abort(keep=False)
-            raise IntegrityError("received {} bytes, expected {}".format(self.received, self.size))
-        if self.hasher.hexdigest() != sha1:
-            self.abort(keep=False)
-            raise IntegrityError("SHA-1 mismatch: the upload of {} was corrupted".format(nameText(self.name)))
-        try:
-            self._file.close()
-            os.replace(self._partial, self._leaf, src_dir_fd=self._dirFd, dst_dir_fd=self._dirFd)
-        except OSError as e:
-            self.abort(keep=False)
-            raise _osError(e, self.name)
-        self._release()
-
-    def abort(self, keep: bool) -> None:
-        """
-        Stop receiving. With C{keep} the partial file stays for a resume.
-        """
-        if self._closed:
-            return
-        self._file.close()
-        if not keep:
-            try:
-                os.unlink(self._partial, dir_fd=self._dirFd)
-            except OSError:
-                pass
-        self._release()
-
-    def _release(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self.storage._unlockUpload(self._key)
-            os.close(self._dirFd)

@@ -7,11 +7,18 @@ from __future__ import annotations
 import os
 
 from twisted.application.service import MultiService, Service
+from twisted.cred import strcred
+from twisted.cred.credentials import IUsernamePassword
+from twisted.internet.defer import maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
 
+from ftx import auth, tls
+from ftx.errors import FtxError
+from ftx.limits import Quota, parseDuration
 from ftx.server import FtxServerFactory, ServerPolicy
+from ftx.shutdown import SweepService, drain
 from ftx.storage import FilesystemStorage
 
 
@@ -28,8 +35,10 @@ def parseSize(text: str) -> int:
     return int(number) * units[suffix]
 
 
-class Options(usage.Options):
+class Options(usage.Options, strcred.AuthOptionMixin):
     synopsis = "[options]"
+    # The login command carries a user name and password, nothing else.
+    supportedInterfaces = (IUsernamePassword,)
     longdesc = (
         "Serve the files under --root over the ftx protocol. --port takes a "
         "Twisted endpoint string: 1234, tcp:1234:interface=127.0.0.1, "
@@ -39,6 +48,20 @@ class Options(usage.Options):
         ["port", "p", "tcp:1234", "Endpoint to listen on (a bare number means tcp:NUMBER)."],
         ["root", "r", ".", "Folder whose files are served; must exist."],
         ["max-upload-size", None, None, "Refuse uploads larger than this (e.g. 10G)."],
+        ["quota", None, None, "Bytes the root may hold in all (e.g. 50G); uploads beyond it get 507 no-space."],
+        ["max-connections", None, "512", "Connections served at once; more get 503 unavailable (0: no limit)."],
+        ["max-per-address", None, "0", "Connections served at once from one client address (0: no limit)."],
+        ["idle-timeout", None, "300", "Close a connection after this long without a byte moving (e.g. 90, 5m; 0: never)."],
+        ["partial-ttl", None, "24h", "Remove interrupted uploads not resumed within this time (e.g. 24h, 7d; 0: keep none)."],
+        ["shutdown-grace", None, "30", "On stop, seconds running transfers get to finish before they are cut."],
+        ["udp-port", None, None, "Also answer disk-space queries over UDP on this port, same interface as --port."],
+        # Accounts, access and TLS: docs/security.rst.
+        ["access", None, None, "Access file: lines 'NAME RIGHTS [home=FOLDER]', RIGHTS from rwd or none."],
+        ["anonymous", None, None, "What clients that do not log in may do: none, read or full (default: full, none with --auth)."],
+        ["client-ca", None, None, "With an ssl: --port, require client certificates signed by a CA in this PEM file."],
+        ["login-delay", None, "1", "Seconds before the reply to a failed login; doubles with each failure on a connection."],
+        ["max-login-failures", None, "3", "Failed logins after which a connection is closed."],
+        ["max-address-failures", None, "10", "Failed logins from one address in 10 minutes before its logins get 503 (0: no limit)."],
     ]
     optFlags = [
         ["read-only", None, "Refuse put and delete."],
@@ -55,11 +78,42 @@ class Options(usage.Options):
         self["root"] = os.path.abspath(root)
         if self["max-upload-size"] is not None:
             self["max-upload-size"] = parseSize(self["max-upload-size"])
+        if self["quota"] is not None:
+            self["quota"] = parseSize(self["quota"])
+        for key in ("max-connections", "max-per-address"):
+            if not str(self[key]).isdigit():
+                raise usage.UsageError("--{} must be a whole number: {!r}".format(key, self[key]))
+            self[key] = int(self[key])
+        for key in ("idle-timeout", "partial-ttl", "shutdown-grace"):
+            self[key] = parseDuration(str(self[key]))
+        if self["udp-port"] is not None:
+            udp = self["udp-port"]
+            if not udp.isdigit() or int(udp) > 65535:
+                raise usage.UsageError("--udp-port must be a port number (0-65535): {!r}".format(udp))
+            self["udp-port"] = int(udp)
+        try:
+            auth.checkOptions(self)
+            if self["client-ca"] is not None:
+                # Builds (without binding) the endpoint, so files are checked now.
+                tls.serverEndpoint(None, self["port"], self["client-ca"])
+        except (ValueError, FtxError) as e:
+            raise usage.UsageError(str(e))
 
 
 def makeFactory(options: Options, reactor=None) -> FtxServerFactory:
-    policy = ServerPolicy(readOnly=bool(options["read-only"]), maxUploadSize=options["max-upload-size"])
-    return FtxServerFactory(FilesystemStorage(options["root"]), reactor, policy)
+    policy = ServerPolicy(
+        readOnly=bool(options["read-only"]),
+        maxUploadSize=options["max-upload-size"],
+        maxConnections=options["max-connections"],
+        maxPerAddress=options["max-per-address"],
+        idleTimeout=options["idle-timeout"],
+        partialTTL=options["partial-ttl"],
+        shutdownGrace=options["shutdown-grace"],
+    )
+    storage = FilesystemStorage(options["root"])
+    if options["quota"] is not None:
+        storage.quota = Quota(options["quota"])
+    return FtxServerFactory(storage, reactor, policy, auth.fromOptions(options, storage, reactor))
 
 
 class ListeningService(Service):
@@ -70,8 +124,9 @@ class ListeningService(Service):
 
     _log = Logger()
 
-    def __init__(self, description: str, factory, reactor=None) -> None:
+    def __init__(self, description: str, factory, reactor=None, clientCA=None) -> None:
         self.description = description
+        self.clientCA = clientCA
         self.factory = factory
         self.reactor = reactor
         self.port = None
@@ -82,7 +137,8 @@ class ListeningService(Service):
             from twisted.internet import reactor
 
             self.reactor = reactor
-        self._listening = serverFromString(self.reactor, self.description).listen(self.factory)
+        endpoint = tls.serverEndpoint(self.reactor, self.description, self.clientCA)
+        self._listening = endpoint.listen(self.factory)
         self._listening.addCallbacks(self._listened, self._failed)
 
     def startService(self) -> None:
@@ -104,13 +160,27 @@ class ListeningService(Service):
         self.reactor.stop()
 
     def stopService(self):
+        """
+        Stop listening, then drain the connections (L{ftx.shutdown.drain});
+        twistd waits for the Deferred before it exits.
+        """
         Service.stopService(self)
-        if self.port is not None:
-            port, self.port = self.port, None
-            return port.stopListening()
+        if self.port is None:
+            return None
+        port, self.port = self.port, None
+        d = maybeDeferred(port.stopListening)
+        d.addCallback(lambda _: drain(self.factory, self.factory.policy.shutdownGrace, self.reactor))
+        return d
 
 
 def makeService(options: Options):
     service = MultiService()
-    ListeningService(options["port"], makeFactory(options)).setServiceParent(service)
+    factory = makeFactory(options)
+    ListeningService(options["port"], factory, clientCA=options["client-ca"]).setServiceParent(service)
+    SweepService(factory.storage, factory.policy.partialTTL).setServiceParent(service)
+    if options["udp-port"] is not None:
+        from ftx.udp import DiskSpaceService, interfaceOf
+
+        udp = DiskSpaceService(options["udp-port"], interfaceOf(options["port"]), factory.storage)
+        udp.setServiceParent(service)
     return service
