@@ -65,7 +65,16 @@ def endpointFromAddress(reactor, address: str):
     if ":" not in address and address.isdigit():
         address = "localhost:" + address
     head = address.split(":", 1)[0]
-    if head in ("tcp", "tcp6", "ssl", "tls", "unix", "tor", "tcp4"):
+    if head in ("ssl", "tls"):
+        # Twisted's own ssl: client checks no certificate unless given
+        # caCertsDir; ftx always verifies the server (ftx.tls).
+        from ftx import tls
+
+        try:
+            return tls.clientEndpoint(reactor, address)[0]
+        except FtxError as e:
+            raise ValueError(str(e))
+    if head in ("tcp", "tcp6", "unix", "tor", "tcp4"):
         return clientFromString(reactor, address)
     host, _, port = address.rpartition(":")
     host = host.strip("[]")
@@ -85,7 +94,13 @@ class FtxClientProtocol(LineReceiver):
     MAX_LENGTH = wire.MAX_LINE_LENGTH
     delimiter = b"\r\n"
 
-    def __init__(self) -> None:
+    def __init__(self, reactor=None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor
+        #: Whose thread pool writes received files; L{FtxClient} sets it.
+        self.reactor = reactor
         self.greeted: Deferred = Deferred()
         self.features: List[str] = []
         self.version: Optional[str] = None
@@ -204,6 +219,7 @@ class FtxClient:
 
             reactor = _reactor
         self._reactor = reactor
+        protocol.reactor = reactor
 
     def _threaded(self, f, *args) -> Deferred:
         return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), f, *args)

@@ -16,6 +16,7 @@ from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from ftx import localfiles, wire
+from ftx.background import BackgroundWriter
 from ftx.errors import IntegrityError, errorFromReply
 from ftx.storage import READ_CHUNK
 from ftx.wire import nameText
@@ -122,6 +123,8 @@ class DownloadRequest(Request):
         self.header: Optional[wire.FileHeader] = None
         self.discarding = False
         self.results: List[Transfer] = []
+        self.writer: Optional[BackgroundWriter] = None
+        self._holding = False
 
     def replyReceived(self, reply: wire.Reply) -> None:
         if reply.code == wire.BODY_FOLLOWS:
@@ -143,6 +146,11 @@ class DownloadRequest(Request):
         if path is not None:
             hasher = self.prefixHasher if header.offset else hashlib.sha1()
             self.current = localfiles.PartialFile(path, header.offset, hasher)
+            # Writing and hashing run in a worker thread while this thread
+            # receives: on two cores that overlaps the three costs.
+            self.writer = BackgroundWriter(
+                self.current, self.protocol.reactor, self.protocol.pauseProducing, self._writerCaughtUp
+            )
         self._done = header.offset
         self._reportEvery = max(header.size // 1000, 1 << 20)
         self._nextReport = header.offset
@@ -150,9 +158,13 @@ class DownloadRequest(Request):
             self.progress(name, header.offset, header.size)
         self.protocol._receiveBody(header.bodyLength, self)
 
+    def _writerCaughtUp(self) -> None:
+        if not self._holding and not self.protocol._lost:
+            self.protocol.resumeProducing()
+
     def bodyData(self, data: bytes) -> None:
-        if self.current is not None:
-            self.current.write(data)
+        if self.writer is not None:
+            self.writer.write(data)
         self._done += len(data)
         if self.progress and self._done >= self._nextReport:
             self._nextReport = self._done + self._reportEvery
@@ -164,22 +176,46 @@ class DownloadRequest(Request):
 
     def _endFile(self, digest: str) -> None:
         header, self.header = self.header, None
-        current, self.current = self.current, None
+        current, writer = self.current, self.writer
         if current is None:
             return
-        if not current.finish(digest):
-            self.fail(IntegrityError("{} arrived corrupted (SHA-1 mismatch); it was not kept".format(nameText(header.name))))
+        # Hold further lines until the file is complete on disk, so that
+        # files of a batch finish in order and the next body cannot start
+        # before this one is renamed into place.
+        self._holding = True
+        self.protocol.pauseProducing()
+        writer.whenDrained().addCallback(lambda _: self._finishFile(header, current, writer, digest))
+
+    def _finishFile(self, header, current, writer, digest: str) -> None:
+        self._holding = False
+        self.current = self.writer = None
+        if self.protocol._lost:
+            current.keep()
             return
-        self.results.append(
-            Transfer(nameText(header.name), current.path, header.size, digest, header.bodyLength)
-        )
-        if not self.batch:
-            self.complete(self.results[0])
+        if writer.error is not None:
+            current.keep()
+            self.fail(localfiles.localError(writer.error, current.path) if isinstance(writer.error, OSError) else writer.error)
+        elif not current.finish(digest):
+            self.fail(IntegrityError("{} arrived corrupted (SHA-1 mismatch); it was not kept".format(nameText(header.name))))
+        else:
+            self.results.append(
+                Transfer(nameText(header.name), current.path, header.size, digest, header.bodyLength)
+            )
+            if not self.batch:
+                self.complete(self.results[0])
+        self.protocol.resumeProducing()
 
     def connectionLost(self) -> None:
-        if self.current is not None:
-            self.current.keep()
-            self.current = None
+        current, writer = self.current, self.writer
+        self.current = self.writer = None
+        if current is None:
+            return
+        if writer is None:
+            current.keep()
+        elif not self._holding:
+            # Let queued bytes reach the partial file before closing it, so
+            # that cget continues from everything that arrived.
+            writer.whenDrained().addCallback(lambda _: current.keep())
 
 
 @implementer(interfaces.IPullProducer)

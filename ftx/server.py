@@ -25,7 +25,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ftx import wire
-from ftx.auth import AccessControl, Account, LoginAttempts
+from ftx.auth import AccessControl, Account
+from ftx.logins import LoginAttempts
 from ftx.background import BackgroundWriter
 from ftx.errors import (
     BadOffset,
@@ -142,6 +143,7 @@ class _BodySender:
             d.errback(failure)
 
 
+@implementer(interfaces.IHandshakeListener)
 class FtxServerProtocol(ConnectionLimits, LineReceiver, TimeoutMixin):
     """
     One client connection.
@@ -208,7 +210,8 @@ class FtxServerProtocol(ConnectionLimits, LineReceiver, TimeoutMixin):
             return
         self._log.info("{peer} connected", peer=self.peer)
         self.setTimeout(self.factory.policy.idleTimeout)
-        self._backpressure.attach()
+        if not interfaces.ISSLTransport.providedBy(self.transport):
+            self._backpressure.attach()
         access = self.factory.access
         self.account = access.anonymous
         self._logins = LoginAttempts(
@@ -216,6 +219,20 @@ class FtxServerProtocol(ConnectionLimits, LineReceiver, TimeoutMixin):
             interfaces.ISSLTransport.providedBy(self.transport) or not hasattr(peer, "port"),
         )
         self.sendLine(wire.formatLine(wire.GREETING, wire.PROTOCOL_VERSION, ",".join(FEATURES + access.features())))
+
+    def handshakeCompleted(self) -> None:
+        """
+        The TLS handshake is done. Only now may write backpressure pause
+        reading: the greeting is buffered until the handshake ends, and
+        pausing then would also stop the handshake from being read, for good.
+        """
+        if self.disconnected:
+            return
+        self._backpressure.attach()
+        certificate = self.transport.getPeerCertificate()
+        if certificate is not None:
+            subject = certificate.to_cryptography().subject.rfc4514_string()
+            self._log.info("{peer} TLS client certificate {subject}", peer=self.peer, subject=subject)
 
     def connectionLost(self, reason=None) -> None:
         self.disconnected = True

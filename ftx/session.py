@@ -16,6 +16,11 @@ from ftx.errors import ConnectionLost, FtxError, LoginFailed
 
 __all__ = ["openSession"]
 
+#: Seconds to wait for the server's greeting once connected. A plain
+#: client talking to a TLS server (or the reverse, with some servers)
+#: would otherwise wait in silence: each side waits for the other.
+GREETING_TIMEOUT = 15.0
+
 
 class _TLSClientProtocol(FtxClientProtocol):
     """
@@ -95,8 +100,21 @@ def openSession(
     except ValueError as e:
         return fail(FtxError(str(e)))
 
+    secure = isinstance(factory, _TLSClientFactory)
+
     def connected(protocol: FtxClientProtocol):
-        return protocol.greeted.addCallback(lambda _: FtxClient(protocol, reactor))
+        greeted = protocol.greeted
+        timer = reactor.callLater(GREETING_TIMEOUT, protocol.transport.abortConnection)
+
+        def done(result):
+            if timer.active():
+                timer.cancel()
+            elif isinstance(getattr(result, "value", None), ConnectionLost):
+                hint = "" if secure else "; if it is a TLS server, connect with --tls or an ssl: address"
+                return fail(ConnectionLost("no greeting from the server within {:g} s{}".format(GREETING_TIMEOUT, hint)))
+            return result
+
+        return greeted.addBoth(done).addCallback(lambda _: FtxClient(protocol, reactor))
 
     d = endpoint.connect(factory).addCallback(connected)
     if user is not None:
@@ -116,7 +134,7 @@ def _logIn(client: FtxClient, user: str, password: str) -> "Deferred[FtxClient]"
             transport.loseConnection()
         return failure
 
-    if "login" not in client.features:
+    if "login" not in client.protocol.features:
         return fail(LoginFailed("the server has no accounts; connect without a user name")).addErrback(close)
     d = client.login(user, password)
 

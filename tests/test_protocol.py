@@ -6,6 +6,8 @@ both pytest and trial.
 
 import hashlib
 import os
+import shutil
+import tempfile
 
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
@@ -42,7 +44,10 @@ def _pumpUntil(pump, deferred, limit=100000):
 
 class _Setup:
     def makeRoot(self):
-        base = FilePath(self.mktemp())
+        # A fresh folder outside the working tree (trial's mktemp would put
+        # it in the current directory under pytest), removed afterwards.
+        base = FilePath(tempfile.mkdtemp(prefix="ftx-test-"))
+        self.addCleanup(shutil.rmtree, base.path, True)
         root = base.child("root")
         root.makedirs()
         local = base.child("local")
@@ -251,9 +256,11 @@ class ServerLineTests(_Setup, SynchronousTestCase):
     def send(self, data):
         self.transport.clear()
         self.proto.dataReceived(data)
-        producer = self.transport.producer
+        # A pull producer (a body being sent) is asked for chunks until it
+        # unregisters; the server's own streaming producer is left alone.
         for _ in range(10000):
-            if producer is None or self.transport.producer is None:
+            producer = self.transport.producer
+            if producer is None or self.transport.streaming:
                 break
             producer.resumeProducing()
         return self.transport.value()

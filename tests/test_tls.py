@@ -14,6 +14,7 @@ from twisted.logger import LogLevel, capturedLogs
 from twisted.python import usage
 
 from ftx import errors, tls
+from ftx.client import connect
 from ftx.server import FtxServerFactory
 from ftx.session import openSession
 from ftx.storage import FilesystemStorage
@@ -150,6 +151,25 @@ async def test_untrustedAuthorityIsRefusedClearly(pki, root):
 
 
 @pytest_twisted.ensureDeferred
+async def test_connectWithAnSSLAddressVerifiesToo(pki, root):
+    """
+    ftx.client.connect with an ssl: string verifies the server, unlike
+    Twisted's own ssl: client, and trusts the CAs of caCertsDir.
+    """
+    port, number = await _listenTLS(root, pki.server)
+    try:
+        with pytest.raises(errors.ConnectionLost):
+            await connect(reactor, "ssl:host=127.0.0.1:port={}".format(number))
+        client = await connect(
+            reactor, "ssl:host=127.0.0.1:port={}:caCertsDir={}".format(number, os.path.dirname(pki.serverCA))
+        )
+        assert await client.hash("hello.txt") == sha1(str(root / "hello.txt"))
+        await client.quit()
+    finally:
+        await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
 async def test_insecureSkipsVerification(pki, root):
     port, number = await _listenTLS(root, pki.otherName)
     try:
@@ -175,6 +195,23 @@ async def test_tlsClientAgainstPlainServer(pki, root):
 
 
 @pytest_twisted.ensureDeferred
+async def test_plainClientAgainstTLSServerGivesUpWithAHint(pki, root, monkeypatch):
+    """
+    Without TLS the client would wait for a greeting the TLS server never
+    sends in the clear; it gives up after the greeting timeout and says why.
+    """
+    import ftx.session
+
+    monkeypatch.setattr(ftx.session, "GREETING_TIMEOUT", 0.3)
+    port, number = await _listenTLS(root, pki.server)
+    try:
+        error = await _refused("127.0.0.1:{}".format(number))
+        assert isinstance(error, errors.ConnectionLost) and "--tls" in str(error)
+    finally:
+        await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
 async def test_clientCertificateRequiredAcceptedAndRefused(pki, root):
     """
     With a client CA, a client without a certificate or with one from
@@ -187,11 +224,13 @@ async def test_clientCertificateRequiredAcceptedAndRefused(pki, root):
             error = await _refused(address, cafile=pki.serverCA, certificate=certificate)
             assert type(error) is errors.TLSError, error
             assert "certificate" in str(error)
-        client = await openSession(reactor, address, cafile=pki.serverCA, certificate=pki.client)
-        try:
-            assert await client.hash("hello.txt") == sha1(str(root / "hello.txt"))
-        finally:
-            await client.quit()
+        with capturedLogs() as events:
+            client = await openSession(reactor, address, cafile=pki.serverCA, certificate=pki.client)
+            try:
+                assert await client.hash("hello.txt") == sha1(str(root / "hello.txt"))
+            finally:
+                await client.quit()
+        assert any(e.get("log_format", "").endswith("TLS client certificate {subject}") for e in events)
     finally:
         await port.stopListening()
 
