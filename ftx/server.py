@@ -9,10 +9,9 @@ sends ahead cannot make the server buffer without bound.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import deque
-from typing import Callable, Deque, Optional
+from typing import Deque, Optional
 
 from twisted.internet import interfaces
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -22,35 +21,28 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from ftx import wire
 from ftx.auth import AccessControl, Account
 from ftx.logins import LoginAttempts
 from ftx.background import BackgroundWriter
 from ftx.errors import (
-    BadOffset,
     BadRequest,
     FtxError,
-    IntegrityError,
     LoginFailed,
     LoginRequired,
-    NotFound,
     PermissionDenied,
     ServerError,
-    TooLarge,
     Unavailable,
 )
 from ftx.limits import Admission, ConnectionLimits, WriteBackpressure
+from ftx.receiving import UploadCommands
+from ftx.sending import BodySender, DownloadCommands
 from ftx.storage import IStorage
-from ftx.wire import decodeName, encodeName, nameText, parseDigest, parseNumber
+from ftx.wire import decodeName, encodeName, nameText
 
 FEATURES = ("list", "sget", "mget", "hash", "cget", "put", "resume", "delete", "df", "quit")
 
-# Chunk read from disk per resumeProducing. 16 KiB (FileSender's default)
-# costs about 2.4 s of CPU per GiB here; 256 KiB brings that under 1 s while
-# keeping what one stalled connection can pin in memory small.
-SEND_CHUNK = 256 * 1024
 RECEIVE_SIZE = 1 << 20
 
 
@@ -82,69 +74,7 @@ class ServerPolicy:
         self.shutdownGrace = shutdownGrace
 
 
-@implementer(interfaces.IPullProducer)
-class _BodySender:
-    """
-    Streams C{count} bytes of an open file to a transport, one chunk each
-    time the transport asks for more, hashing as it goes. Like Twisted's
-    C{FileSender}, but bounded by a byte count and carrying the SHA-1 that
-    the trailer needs.
-    """
-
-    def __init__(self, f, count: int, hasher, knownDigest: Optional[str], progress: Callable[[int], None]):
-        self.file = f
-        self.remaining = count
-        self.hasher = hasher
-        self.knownDigest = knownDigest
-        self.progress = progress
-        self.deferred: Deferred = Deferred()
-        self.transport = None
-
-    def begin(self, transport) -> Deferred:
-        self.transport = transport
-        d = self.deferred
-        # A pull producer is asked for its first chunk at once, so a short
-        # body may be finished before registerProducer returns.
-        transport.registerProducer(self, False)
-        return d
-
-    def resumeProducing(self) -> None:
-        if self.transport is None:
-            return
-        if self.remaining <= 0:
-            self._finish(None)
-            return
-        try:
-            chunk = self.file.read(min(SEND_CHUNK, self.remaining))
-        except OSError as e:
-            self._finish(Failure(e))
-            return
-        if not chunk:
-            self._finish(Failure(IntegrityError("the file shrank while it was being sent")))
-            return
-        if self.knownDigest is None:
-            self.hasher.update(chunk)
-        self.remaining -= len(chunk)
-        self.transport.write(chunk)
-        self.progress(len(chunk))
-
-    def stopProducing(self) -> None:
-        self._finish(Failure(ConnectionError("connection lost while sending")))
-
-    def _finish(self, failure: Optional[Failure]) -> None:
-        if self.transport is None:
-            return
-        self.transport.unregisterProducer()
-        self.transport = None
-        d, self.deferred = self.deferred, None
-        if failure is None:
-            d.callback(self.knownDigest or self.hasher.hexdigest())
-        else:
-            d.errback(failure)
-
-
-@implementer(interfaces.IHandshakeListener)
-class FtxServerProtocol(ConnectionLimits, LineReceiver, TimeoutMixin):
+class FtxServerProtocol(DownloadCommands, UploadCommands, ConnectionLimits, LineReceiver, TimeoutMixin):
     """
     One client connection.
 
@@ -170,7 +100,7 @@ class FtxServerProtocol(ConnectionLimits, LineReceiver, TimeoutMixin):
         self._writer: Optional[BackgroundWriter] = None
         self._awaitingTrailer = False
         self._uploadDone: Optional[Deferred] = None
-        self._sender: Optional[_BodySender] = None
+        self._sender: Optional[BodySender] = None
         self.disconnected = False
         self._address = "?"
         self._refused = False
@@ -378,85 +308,6 @@ class FtxServerProtocol(ConnectionLimits, LineReceiver, TimeoutMixin):
         self._log.info("{peer} list {mask}: {count} entries", peer=self.peer, mask=nameText(mask or b"*"), count=len(entries))
 
     @inlineCallbacks
-    def do_sget(self, args):
-        self._arity(args, 1, 1, "sget NAME")
-        name = decodeName(args[0])
-        self._permit("read", name)
-        f, size = self.storage.openForRead(name)
-        yield self._sendBody(name, f, size, 0, None, "sget")
-
-    @inlineCallbacks
-    def do_cget(self, args):
-        self._arity(args, 3, 3, "cget NAME OFFSET SHA1")
-        name = decodeName(args[0])
-        offset = parseNumber(args[1], "offset")
-        expected = parseDigest(args[2])
-        self._permit("read", name)
-        f, hasher, size = yield self._threaded(self.storage.prefixHasher, name, offset)
-        if hasher.hexdigest() != expected:
-            f.close()
-            raise IntegrityError(
-                "the first {} bytes of {} on the server differ from your copy; download it again".format(offset, nameText(name))
-            )
-        yield self._sendBody(name, f, size, offset, hasher, "cget")
-
-    @inlineCallbacks
-    def do_mget(self, args):
-        self._arity(args, 1, 1, "mget MASK")
-        mask = decodeName(args[0])
-        self._permit("read", mask)
-        entries = yield self._threaded(self.storage.listFiles, mask)
-        if not entries:
-            raise NotFound("no files match {}".format(nameText(mask)))
-        count = total = 0
-        for entry in entries:
-            if self.disconnected:
-                return
-            try:
-                f, size = self.storage.openForRead(entry.name)
-            except FtxError as e:
-                self._reply(wire.formatLine(wire.SKIPPED, encodeName(entry.name), e.token, e.message))
-                continue
-            yield self._sendBody(entry.name, f, size, 0, None, "mget")
-            count += 1
-            total += size
-        self._reply(wire.formatLine(wire.BATCH_END, count, total))
-
-    def _sendBody(self, name: bytes, f, size: int, offset: int, hasher, verb: str) -> Deferred:
-        """
-        Send the header, the body from C{offset} and the trailer; fires when
-        the trailer is written.
-        """
-        started = time.monotonic()
-        known = self.storage.cachedDigest(f) if hasher is None else None
-        version = self.storage.fileVersion(f)
-        if hasher is None:
-            hasher = hashlib.sha1()
-            f.seek(0)
-        self._reply(wire.formatLine(wire.BODY_FOLLOWS, encodeName(name), size, offset))
-        sender = _BodySender(f, size - offset, hasher, known, self._bodyProgress)
-        self._sender = sender
-        # The transport holds one producer: the body's, while it streams.
-        self._backpressure.detach()
-
-        def sent(digest):
-            if known is None:
-                try:
-                    self.storage.rememberDigest(f, digest, version)
-                except OSError:
-                    pass
-            self._reply(wire.formatLine(wire.TRAILER, digest))
-            self._logged(verb, name, size - offset, started)
-
-        def cleanup(result):
-            self._sender = None
-            self._backpressure.attach()
-            f.close()
-            return result
-
-        return sender.begin(self.transport).addCallback(sent).addBoth(cleanup)
-
-    @inlineCallbacks
     def do_hash(self, args):
         self._arity(args, 1, 2, "hash NAME [LENGTH]")
         name = decodeName(args[0])
@@ -466,111 +317,6 @@ class FtxServerProtocol(ConnectionLimits, LineReceiver, TimeoutMixin):
         digest, count = yield self._threaded(self.storage.digest, name, length)
         self._reply(wire.formatLine(wire.DIGEST, digest, count))
         self._logged("hash", name, count, started)
-
-    @inlineCallbacks
-    def do_partial(self, args):
-        self._arity(args, 1, 1, "partial NAME")
-        name = decodeName(args[0])
-        self._permit("write", name)
-        held, digest = yield self._threaded(self.storage.partialUpload, name)
-        self._reply(wire.formatLine(wire.PARTIAL, held, digest))
-
-    @inlineCallbacks
-    def do_put(self, args):
-        if len(args) not in (2, 4):
-            raise BadRequest("usage: put NAME SIZE [OFFSET PREFIX-SHA1]")
-        name = decodeName(args[0])
-        size = parseNumber(args[1], "size")
-        offset, prefix = 0, None
-        if len(args) == 4:
-            offset = parseNumber(args[2], "offset")
-            prefix = parseDigest(args[3])
-            if offset > size:
-                raise BadOffset("offset {} is beyond the size {}".format(offset, size))
-        self._permit("write", name)
-        limit = self.factory.policy.maxUploadSize
-        if limit is not None and size > limit:
-            raise TooLarge("{} bytes is more than this server accepts ({} bytes)".format(size, limit))
-        quota = getattr(self.storage, "quota", None)
-        if quota is not None and not quota.counted:
-            yield quota.whenCounted()
-        if offset:
-            upload = yield self._threaded(self.storage.beginUpload, name, size, offset, prefix)
-        else:
-            upload = self.storage.beginUpload(name, size, 0, None)
-        if self.disconnected:
-            upload.abort(keep=self._keepPartial(upload))
-            return
-        started = time.monotonic()
-        self._upload = upload
-        self._writer = BackgroundWriter(upload, self.factory.reactor, self.pauseProducing, self._writerCaughtUp)
-        self._uploadRemaining = size - offset
-        self._uploadDone = Deferred()
-        self._reply(wire.formatLine(wire.SEND_BODY, offset))
-        self._beginBody()
-        try:
-            digest = yield self._uploadDone
-        except BaseException:
-            yield self._writer.whenDrained()
-            upload.abort(keep=self.disconnected and self._keepPartial(upload))
-            raise
-        finally:
-            self._upload = None
-        yield self._writer.whenDrained()
-        error, self._writer = self._writer.error, None
-        if error is not None:
-            upload.abort(keep=False)
-            raise error
-        upload.finish(digest)
-        self._reply(wire.formatLine(wire.BATCH_END, encodeName(name), size, digest))
-        self._logged("put", name, size - offset, started)
-
-    def _beginBody(self) -> None:
-        """
-        Switch to raw mode for the upload body. Reading was paused for the
-        command; it resumes here because the body is what comes next.
-        """
-        self._busy = False
-        self.resumeProducing()
-        if self._uploadRemaining == 0:
-            self._awaitingTrailer = True
-        else:
-            self.setRawMode()
-
-    def _writerCaughtUp(self) -> None:
-        """
-        The disk caught up with the body: read more, unless the upload has
-        reached its trailer and the command is finishing.
-        """
-        if not self._busy and not self.disconnected:
-            self.resumeProducing()
-
-    def rawDataReceived(self, data: bytes) -> None:
-        take = min(len(data), self._uploadRemaining)
-        if take:
-            # After a write error the writer drops the rest, but the bytes
-            # are still counted so that the body's framing holds; the error
-            # is the reply to the trailer.
-            self._writer.write(data[:take] if take < len(data) else data)
-            self._uploadRemaining -= take
-        if self._uploadRemaining == 0:
-            self._awaitingTrailer = True
-            self.setLineMode(data[take:])
-
-    def _trailerReceived(self, line: bytes) -> None:
-        self._awaitingTrailer = False
-        self.pauseProducing()
-        self._busy = True
-        d, self._uploadDone = self._uploadDone, None
-        fields = line.split(b" ")
-        try:
-            if len(fields) != 2 or fields[0] != b"sha1":
-                raise BadRequest("expected the trailer 'sha1 DIGEST' after the body")
-            digest = parseDigest(fields[1].decode("ascii", "replace"))
-        except FtxError as e:
-            d.errback(e)
-            return
-        d.callback(digest)
 
     def do_delete(self, args):
         self._arity(args, 1, 1, "delete NAME")

@@ -20,7 +20,7 @@ import re
 import stat
 import threading
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, List, NamedTuple, Optional, Tuple
 
 from zope.interface import Interface, implementer
 
@@ -33,6 +33,7 @@ from ftx.errors import (
     NotFound,
     PermissionDenied,
 )
+from ftx.digests import DigestCache
 from ftx.wire import EMPTY_SHA1, nameText
 
 if TYPE_CHECKING:
@@ -162,33 +163,6 @@ def _matches(maskSegments: List[bytes], nameSegments: List[bytes]) -> bool:
     return all(fnmatchcase(n, m) for n, m in zip(nameSegments, maskSegments))
 
 
-class _DigestCache:
-    """
-    Whole-file SHA-1s keyed by what changes when a file does (device, inode,
-    size, modification time), so a repeated C{hash} of an unchanged file is
-    answered without reading it again.
-    """
-
-    def __init__(self, capacity: int = 4096) -> None:
-        self._entries: Dict[tuple, str] = {}
-        self._capacity = capacity
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def key(st: os.stat_result) -> tuple:
-        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-    def get(self, st: os.stat_result) -> Optional[str]:
-        with self._lock:
-            return self._entries.get(self.key(st))
-
-    def put(self, st: os.stat_result, hexdigest: str) -> None:
-        with self._lock:
-            if len(self._entries) >= self._capacity:
-                self._entries.pop(next(iter(self._entries)))
-            self._entries[self.key(st)] = hexdigest
-
-
 @implementer(IStorage)
 class FilesystemStorage:
     """
@@ -209,7 +183,7 @@ class FilesystemStorage:
         self._rootPrefix = self.root.rstrip(b"/") + b"/"
         self._uploading: set = set()
         self._lock = threading.Lock()
-        self.digests = _DigestCache()
+        self.digests = DigestCache()
         #: An L{ftx.limits.Quota} when the root has one.
         self.quota = None
 
@@ -357,7 +331,7 @@ class FilesystemStorage:
                     return cached, st.st_size
             count = st.st_size if length is None else length
             hasher = _hashPrefix(f, count, name)
-            if whole and _DigestCache.key(os.fstat(f.fileno())) == _DigestCache.key(st):
+            if whole and DigestCache.key(os.fstat(f.fileno())) == DigestCache.key(st):
                 self.digests.put(st, hasher.hexdigest())
             return hasher.hexdigest(), count
 
@@ -383,7 +357,7 @@ class FilesystemStorage:
         """
         What identifies the content of an open file for the digest cache.
         """
-        return _DigestCache.key(os.fstat(f.fileno()))  # type: ignore[attr-defined]
+        return DigestCache.key(os.fstat(f.fileno()))  # type: ignore[attr-defined]
 
     def rememberDigest(self, f: object, hexdigest: str, version: tuple) -> None:
         """
@@ -391,7 +365,7 @@ class FilesystemStorage:
         change in the meantime (then the digest describes a mix).
         """
         st = os.fstat(f.fileno())  # type: ignore[attr-defined]
-        if _DigestCache.key(st) == version:
+        if DigestCache.key(st) == version:
             self.digests.put(st, hexdigest)
 
     def diskSpace(self) -> Tuple[int, int]:
