@@ -33,7 +33,7 @@ from ftx.requests import (
     Request,
     UploadRequest,
 )
-from ftx.storage import READ_CHUNK
+from ftx.storage import hashPrefix
 from ftx.wire import encodeName, nameText
 
 __all__ = [
@@ -403,16 +403,12 @@ def _hashLocal(path: str):
 
 
 def _hashPrefix(path: str, count: int):
-    hasher = hashlib.sha1()
+    """
+    SHA-1 hasher over the first C{count} bytes of a local file (run in a
+    thread); the same chunked loop the server uses.
+    """
     with open(path, "rb", buffering=0) as f:
-        remaining = count
-        while remaining > 0:
-            chunk = f.read(min(READ_CHUNK, remaining))
-            if not chunk:
-                break
-            hasher.update(chunk)
-            remaining -= len(chunk)
-    return hasher
+        return hashPrefix(f, count, os.fsencode(path))
 
 
 class _ClientFactory(Factory):

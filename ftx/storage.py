@@ -330,7 +330,7 @@ class FilesystemStorage:
                 if cached is not None:
                     return cached, st.st_size
             count = st.st_size if length is None else length
-            hasher = _hashPrefix(f, count, name)
+            hasher = hashPrefix(f, count, name)
             if whole and DigestCache.key(os.fstat(f.fileno())) == DigestCache.key(st):
                 self.digests.put(st, hasher.hexdigest())
             return hasher.hexdigest(), count
@@ -341,7 +341,7 @@ class FilesystemStorage:
         try:
             if length > st.st_size:
                 raise BadOffset("{} has {} bytes, fewer than {}".format(nameText(name), st.st_size, length))
-            hasher = _hashPrefix(f, length, name)
+            hasher = hashPrefix(f, length, name)
             return f, hasher, st.st_size
         except BaseException:
             f.close()
@@ -475,7 +475,7 @@ class FilesystemStorage:
                 return 0, EMPTY_SHA1
             with os.fdopen(fd, "rb", buffering=0) as f:
                 size = os.fstat(fd).st_size
-                return size, _hashPrefix(f, size, name).hexdigest()
+                return size, hashPrefix(f, size, name).hexdigest()
         finally:
             os.close(dirFd)
 
@@ -503,7 +503,7 @@ def _partialName(leaf: bytes) -> bytes:
     return b"." + leaf + PARTIAL_SUFFIX  # the same as ftx.upload.partialName
 
 
-def _hashPrefix(f, count: int, name: bytes):
+def hashPrefix(f, count: int, name: bytes):
     """
     SHA-1 of the next C{count} bytes of C{f}. hashlib releases the GIL on
     large buffers, so this runs in parallel with the reactor thread.

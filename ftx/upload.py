@@ -17,7 +17,7 @@ import stat
 from typing import NamedTuple
 
 from ftx.errors import BadOffset, IntegrityError
-from ftx.storage import PARTIAL_SUFFIX, _hashPrefix, _osError
+from ftx.storage import PARTIAL_SUFFIX, hashPrefix, _osError
 from ftx.wire import nameText
 
 
@@ -64,7 +64,7 @@ class Upload:
             if offset:
                 if held < offset:
                     raise BadOffset("the server holds {} bytes of {}, fewer than {}".format(held, nameText(name), offset))
-                self.hasher = _hashPrefix(self._file, offset, name)
+                self.hasher = hashPrefix(self._file, offset, name)
                 if self.hasher.hexdigest() != prefixSha1:
                     raise IntegrityError("the part the server holds differs from yours; upload it again from the start")
             if held > offset:
