@@ -4,7 +4,7 @@
 # Idempotent: each step runs only if its tool is missing.
 set -euo pipefail
 
-VENV="${VENV:-/work/venv}"
+VENV="${VENV:-$(cd "$(dirname "$0")/.." && pwd)/.venv}"
 PY="$VENV/bin/python"
 
 if ! "$PY" -c 'import pyftpdlib' 2>/dev/null; then

@@ -1,98 +1,171 @@
 """
-Writing received bytes off the reactor thread.
+Writing and hashing received bytes off the reactor thread.
 
 Writing a body to disk and hashing it cost more CPU per byte than receiving
 it, and a slow disk can stall a write for long. L{BackgroundWriter} hands
-that work to the reactor's thread pool, one batch at a time so the order
-holds, and pauses the connection while too much is waiting: memory per
-upload stays bounded whatever the client sends.
+that work to the reactor's thread pool in two lanes, one that stores and
+one that hashes, each in order, so the reactor, the disk and SHA-1 keep
+three cores' worth of work moving on as many as there are (C{write} and
+C{hashlib} release the GIL on large buffers). It pauses the connection
+while too much is waiting, so memory per transfer stays bounded whatever
+the peer sends.
 """
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional
+from collections import deque
+from typing import Callable, Deque, List, Optional, Tuple
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
-# Pause reading above this many bytes waiting for the disk; resume below
-# the low mark. Large enough to keep the worker busy while the reactor
-# reads the next megabytes, small enough that 100 uploads fit in memory.
+# Pause reading above this many bytes waiting in a lane; resume once every
+# lane is below the low mark. Large enough to keep the workers busy while
+# the reactor reads the next megabytes, small enough that 100 transfers fit
+# in memory.
 HIGH_WATER = 8 << 20
 LOW_WATER = 2 << 20
 
 
-class BackgroundWriter:
+class _Lane:
     """
-    Feeds C{sink.write} from a worker thread, in order.
-
-    @ivar error: the first exception C{sink.write} raised, if any; later
-        data is dropped so that the caller can keep the framing and report
-        the error at the end.
+    Runs C{work(data)} for every piece of data, in order, one batch at a
+    time in the thread pool.
     """
 
-    def __init__(self, sink, reactor, pause: Callable[[], None], resume: Callable[[], None]) -> None:
-        self.sink = sink
+    def __init__(self, work: Callable[[bytes], None], reactor, changed: Callable[[], None]) -> None:
+        self._work = work
         self._reactor = reactor
-        self._pause = pause
-        self._resume = resume
+        self._changed = changed
         self._pending: List[bytes] = []
-        self._waiting = 0
-        self._running = False
-        self._paused = False
-        self._drainWaiters: List[Deferred] = []
+        self.waiting = 0
+        self.running = False
         self.error: Optional[BaseException] = None
+        #: Pieces given to L{add}, and pieces this lane is finished with.
+        self.added = 0
+        self.done = 0
 
-    def write(self, data: bytes) -> None:
+    def add(self, data: bytes) -> None:
+        self.added += 1
         if self.error is not None:
+            self.done = self.added
             return
         self._pending.append(data)
-        self._waiting += len(data)
-        if not self._running:
+        self.waiting += len(data)
+        if not self.running:
             self._submit()
-        if self._waiting > HIGH_WATER and not self._paused:
-            self._paused = True
-            self._pause()
+
+    @property
+    def idle(self) -> bool:
+        return not self.running and not self._pending
 
     def _submit(self) -> None:
         batch, self._pending = self._pending, []
-        self._running = True
-        self._reactor.getThreadPool().callInThreadWithCallback(self._workerDone, self._work, batch)
+        self.running = True
+        self._reactor.getThreadPool().callInThreadWithCallback(self._workerDone, self._run, batch)
 
-    def _work(self, batch: List[bytes]) -> int:
+    def _run(self, batch: List[bytes]):
         count = 0
+        work = self._work
         for data in batch:
-            self.sink.write(data)
+            work(data)
             count += len(data)
-        return count
+        return count, len(batch)
 
     def _workerDone(self, ok: bool, result) -> None:
         # Runs in the worker thread: hop back to the reactor.
         self._reactor.callFromThread(self._batchDone, ok, result)
 
     def _batchDone(self, ok: bool, result) -> None:
-        self._running = False
+        self.running = False
         if ok:
-            self._waiting -= result
+            self.waiting -= result[0]
+            self.done += result[1]
         else:
             self.error = result.value if isinstance(result, Failure) else result
             self._pending = []
-            self._waiting = 0
+            self.waiting = 0
+            self.done = self.added
         if self._pending:
             self._submit()
-        if self._paused and self._waiting < LOW_WATER:
+        self._changed()
+
+
+class BackgroundWriter:
+    """
+    Feeds C{sink.store} and, when a C{hasher} is given, C{hasher.update}
+    from worker threads, each in order.
+
+    @ivar error: the first exception C{sink.store} or the hasher raised,
+        if any; later data is dropped so that the caller can keep the
+        framing and report the error at the end.
+    """
+
+    def __init__(self, sink, reactor, pause: Callable[[], None], resume: Callable[[], None], hasher=None) -> None:
+        self.sink = sink
+        self._pause = pause
+        self._resume = resume
+        self._lanes = [_Lane(sink.store, reactor, self._laneChanged)]
+        if hasher is not None:
+            self._lanes.append(_Lane(hasher.update, reactor, self._laneChanged))
+        self._paused = False
+        self._drainWaiters: List[Deferred] = []
+        self._written = 0
+        self._releases: Deque[Tuple[int, Callable[[], None]]] = deque()
+
+    @property
+    def error(self) -> Optional[BaseException]:
+        for lane in self._lanes:
+            if lane.error is not None:
+                return lane.error
+        return None
+
+    def write(self, data, release: Optional[Callable[[], None]] = None) -> None:
+        """
+        Queue C{data} (bytes, or a view of a buffer) for every lane.
+        C{release}, if given, is called once no lane needs C{data} any more,
+        so the buffer under it can be reused.
+        """
+        if self.error is not None:
+            if release is not None:
+                release()
+            return
+        self._written += 1
+        if release is not None:
+            self._releases.append((self._written, release))
+        tooMuch = False
+        for lane in self._lanes:
+            lane.add(data)
+            tooMuch = tooMuch or lane.waiting > HIGH_WATER
+        if tooMuch and not self._paused:
+            self._paused = True
+            self._pause()
+
+    def _laneChanged(self) -> None:
+        if self.error is not None:
+            for lane in self._lanes:
+                lane._pending = []
+                lane.waiting = 0
+                if not lane.running:
+                    lane.done = lane.added
+        finished = min(lane.done for lane in self._lanes)
+        releases = self._releases
+        while releases and releases[0][0] <= finished:
+            releases.popleft()[1]()
+        if self._paused and all(lane.waiting < LOW_WATER for lane in self._lanes):
             self._paused = False
             self._resume()
-        if not self._running:
+        if all(lane.idle for lane in self._lanes):
             waiters, self._drainWaiters = self._drainWaiters, []
             for d in waiters:
                 d.callback(None)
 
     def whenDrained(self) -> Deferred:
         """
-        Fires once everything written so far has reached the sink.
+        Fires once everything written so far has reached the sink and the
+        hasher.
         """
-        if not self._running and not self._pending:
+        if all(lane.idle for lane in self._lanes):
             return succeed(None)
         d: Deferred = Deferred()
         self._drainWaiters.append(d)

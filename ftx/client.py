@@ -22,7 +22,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 
-from ftx import localfiles, wire
+from ftx import bodyreads, localfiles, wire, zerocopy
 from ftx.errors import ConnectionLost, FtxError, errorFromReply
 from ftx.requests import (
     DiskSpace,
@@ -108,6 +108,7 @@ class FtxClientProtocol(LineReceiver):
         self._active: Optional[Request] = None
         self._bodyRemaining = 0
         self._bodySink = None
+        self._bodyBuffers = bodyreads.BufferPool()
         self._lost = False
 
     def connectionMade(self) -> None:
@@ -155,6 +156,8 @@ class FtxClientProtocol(LineReceiver):
             sink.bodyDone()
         else:
             self.setRawMode()
+            if not self._buffer:
+                self._readDirectly()
 
     def rawDataReceived(self, data: bytes) -> None:
         take = min(len(data), self._bodyRemaining)
@@ -165,6 +168,30 @@ class FtxClientProtocol(LineReceiver):
             self._bodySink = None
             sink.bodyDone()
             self.setLineMode(data[take:])
+        else:
+            self._readDirectly()
+
+    def _readDirectly(self) -> None:
+        """
+        Read the rest of the body into reused buffers (L{ftx.bodyreads}),
+        on a plain socket; nothing is buffered here at this point.
+        """
+        sock = zerocopy.socketOf(self.transport)
+        if sock is None:
+            return
+        body = bodyreads.DirectBody(
+            self.transport, sock, self._bodyRemaining, self._bodyBuffers, self._directData, self._directDone
+        )
+        body.install()
+
+    def _directData(self, view, release) -> None:
+        self._bodyRemaining -= len(view)
+        self._bodySink.bodyData(view, release)
+
+    def _directDone(self) -> None:
+        sink, self._bodySink = self._bodySink, None
+        sink.bodyDone()
+        self.setLineMode()
 
     def request(self, request: Request) -> Deferred:
         if self._lost:

@@ -10,6 +10,7 @@ hostile server cannot make the client write outside the target folder.
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Optional
 
@@ -69,8 +70,19 @@ class PartialFile:
             self._file.truncate(offset)
 
     def write(self, data: bytes) -> None:
-        self._file.write(data)
+        self.store(data)
         self.hasher.update(data)
+
+    def store(self, data: bytes) -> None:
+        """
+        Append without hashing, for a caller that feeds C{hasher} itself.
+        """
+        view = memoryview(data)
+        while view:
+            written = self._file.write(view)
+            if not written:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            view = view[written:]
         self.received += len(data)
 
     def finish(self, expected: str) -> bool:
@@ -113,8 +125,6 @@ def localError(error: OSError, path: str):
     The L{ftx.errors} exception for a local file problem, so the command
     line reports a missing local file the same way as a missing remote one.
     """
-    import errno
-
     from ftx.errors import Conflict, FtxError, NotFound
 
     if error.errno == errno.ENOENT:

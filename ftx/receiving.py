@@ -60,7 +60,9 @@ class UploadCommands:
             return
         started = time.monotonic()
         self._upload = upload
-        self._writer = BackgroundWriter(upload, self.factory.reactor, self.pauseProducing, self._writerCaughtUp)
+        self._writer = BackgroundWriter(
+            upload, self.factory.reactor, self.pauseProducing, self._writerCaughtUp, upload.hasher
+        )
         self._uploadRemaining = size - offset
         self._uploadDone = Deferred()
         self._reply(wire.formatLine(wire.SEND_BODY, offset))

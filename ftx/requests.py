@@ -146,10 +146,10 @@ class DownloadRequest(Request):
         if path is not None:
             hasher = self.prefixHasher if header.offset else hashlib.sha1()
             self.current = localfiles.PartialFile(path, header.offset, hasher)
-            # Writing and hashing run in a worker thread while this thread
-            # receives: on two cores that overlaps the three costs.
+            # Writing and hashing run in two worker threads while this
+            # thread receives: on two cores that overlaps the three costs.
             self.writer = BackgroundWriter(
-                self.current, self.protocol.reactor, self.protocol.pauseProducing, self._writerCaughtUp
+                self.current, self.protocol.reactor, self.protocol.pauseProducing, self._writerCaughtUp, hasher
             )
         self._done = header.offset
         self._reportEvery = max(header.size // 1000, 1 << 20)
@@ -162,9 +162,11 @@ class DownloadRequest(Request):
         if not self._holding and not self.protocol._lost:
             self.protocol.resumeProducing()
 
-    def bodyData(self, data: bytes) -> None:
+    def bodyData(self, data, release=None) -> None:
         if self.writer is not None:
-            self.writer.write(data)
+            self.writer.write(data, release)
+        elif release is not None:
+            release()
         self._done += len(data)
         if self.progress and self._done >= self._nextReport:
             self._nextReport = self._done + self._reportEvery

@@ -90,15 +90,22 @@ class Upload:
 
     def write(self, data: bytes) -> None:
         """
-        Append received bytes. Errors (a full disk) propagate as
-        L{ftx.errors.FtxError}; the caller then calls L{abort}, which removes
-        the partial file, and discards the rest of the body.
+        Append received bytes and hash them. Errors (a full disk) propagate
+        as L{ftx.errors.FtxError}; the caller then calls L{abort}, which
+        removes the partial file, and discards the rest of the body.
+        """
+        self.store(data)
+        self.hasher.update(data)
+
+    def store(self, data: bytes) -> None:
+        """
+        Append received bytes without hashing them, for a caller that feeds
+        C{hasher} itself (on another thread); errors as for L{write}.
         """
         try:
             self._writeBytes(data)
         except OSError as e:
             raise _osError(e, self.name)
-        self.hasher.update(data)
         self.received += len(data)
         if self._quota is not None:
             used = min(len(data), self._reserved)
