@@ -24,6 +24,10 @@ from twisted.internet import main
 
 #: Size of one receive buffer.
 BUFFER_SIZE = 1 << 20
+#: Bodies with less than this left to read take the ordinary path: they
+#: would not fill a buffer, and a hundred small uploads at once should not
+#: hold a hundred buffers.
+DIRECT_MIN = 1 << 20
 # A buffer with less room than this left is retired and a fresh one taken,
 # so reads stay large even when the kernel hands over less than asked.
 MIN_ROOM = 128 << 10
@@ -49,16 +53,18 @@ class _Buffer:
         if self.holders == 0:
             self.used = 0
             self.holders = 1
-            self.pool._free.append(self)
+            self.pool._give(self)
 
 
 class BufferPool:
     """
     Receive buffers handed back once every consumer of their bytes is done,
-    and kept for the next read. Touched only from the reactor thread.
+    and kept for the next read, up to C{keep} of them: one pool serves all
+    the connections of a process, so a hundred transfers that are over
+    do not each keep megabytes. Touched only from the reactor thread.
     """
 
-    def __init__(self, keep: int = 12) -> None:
+    def __init__(self, keep: int = 16) -> None:
         self._free: List[_Buffer] = []
         self._keep = keep
 
@@ -67,8 +73,13 @@ class BufferPool:
             return self._free.pop()
         return _Buffer(self)
 
-    def trim(self) -> None:
-        del self._free[self._keep :]
+    def _give(self, buffer: _Buffer) -> None:
+        if len(self._free) < self._keep:
+            self._free.append(buffer)
+
+
+#: The pool of the process's reactor thread.
+sharedPool = BufferPool()
 
 
 class DirectBody:
@@ -105,7 +116,6 @@ class DirectBody:
         if self._buffer is not None:
             buffer, self._buffer = self._buffer, None
             buffer.release()
-        self.pool.trim()
 
     def doRead(self):
         buffer = self._buffer

@@ -108,7 +108,7 @@ class FtxClientProtocol(LineReceiver):
         self._active: Optional[Request] = None
         self._bodyRemaining = 0
         self._bodySink = None
-        self._bodyBuffers = bodyreads.BufferPool()
+        self._bodyBuffers = bodyreads.sharedPool
         self._lost = False
 
     def connectionMade(self) -> None:
@@ -177,7 +177,7 @@ class FtxClientProtocol(LineReceiver):
         on a plain socket; nothing is buffered here at this point.
         """
         sock = zerocopy.socketOf(self.transport)
-        if sock is None:
+        if sock is None or self._bodyRemaining < bodyreads.DIRECT_MIN:
             return
         body = bodyreads.DirectBody(
             self.transport, sock, self._bodyRemaining, self._bodyBuffers, self._directData, self._directDone

@@ -13,7 +13,7 @@ import time
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 
-from ftx import wire
+from ftx import bodyreads, wire, zerocopy
 from ftx.background import BackgroundWriter
 from ftx.errors import BadOffset, BadRequest, FtxError, TooLarge
 from ftx.wire import decodeName, encodeName, parseDigest, parseNumber
@@ -90,11 +90,12 @@ class UploadCommands:
         command; it resumes here because the body is what comes next.
         """
         self._busy = False
-        self.resumeProducing()
         if self._uploadRemaining == 0:
             self._awaitingTrailer = True
         else:
             self.setRawMode()
+        self.resumeProducing()
+        self._readDirectly()
 
     def _writerCaughtUp(self) -> None:
         """
@@ -115,6 +116,32 @@ class UploadCommands:
         if self._uploadRemaining == 0:
             self._awaitingTrailer = True
             self.setLineMode(data[take:])
+        else:
+            self._readDirectly()
+
+    def _readDirectly(self) -> None:
+        """
+        Once nothing of the body is buffered here, read the rest of it
+        straight into reused buffers (L{ftx.bodyreads}) on a plain socket.
+        """
+        if self.line_mode or self._uploadRemaining == 0 or self._pending or self._buffer or self.disconnected:
+            return
+        sock = zerocopy.socketOf(self.transport)
+        if sock is None or self._uploadRemaining < bodyreads.DIRECT_MIN:
+            return
+        body = bodyreads.DirectBody(
+            self.transport, sock, self._uploadRemaining, self._bodyBuffers, self._directData, self._directDone
+        )
+        body.install()
+
+    def _directData(self, view, release) -> None:
+        self.resetTimeout()
+        self._uploadRemaining -= len(view)
+        self._writer.write(view, release)
+
+    def _directDone(self) -> None:
+        self._awaitingTrailer = True
+        self.setLineMode()
 
     def _trailerReceived(self, line: bytes) -> None:
         self._awaitingTrailer = False

@@ -11,14 +11,12 @@ from __future__ import annotations
 import hashlib
 from typing import List, NamedTuple, Optional
 
-from twisted.internet import interfaces
 from twisted.internet.defer import Deferred
-from zope.interface import implementer
 
 from ftx import localfiles, wire
 from ftx.background import BackgroundWriter
 from ftx.errors import IntegrityError, errorFromReply
-from ftx.storage import READ_CHUNK
+from ftx.filebody import BodySender
 from ftx.wire import nameText
 
 
@@ -220,12 +218,12 @@ class DownloadRequest(Request):
             writer.whenDrained().addCallback(lambda _: current.keep())
 
 
-@implementer(interfaces.IPullProducer)
 class UploadRequest(Request):
     """
-    C{put}: wait for C{350}, stream the file with a pull producer (so a slow
-    server pushes back on the client rather than filling its memory), then
-    send the C{sha1} trailer and wait for C{226}.
+    C{put}: wait for C{350}, stream the file with a L{BodySender} (so a slow
+    server pushes back on the client rather than filling its memory, and a
+    plain socket gets C{sendfile}), then send the C{sha1} trailer and wait
+    for C{226}.
     """
 
     def __init__(self, line, name, f, size, offset, hasher, progress):
@@ -237,15 +235,16 @@ class UploadRequest(Request):
         self.hasher = hasher
         self.progress = progress
         self.sent = offset
-        self.sending = False
+        self.sender: Optional[BodySender] = None
 
     def replyReceived(self, reply: wire.Reply) -> None:
-        if reply.code == wire.SEND_BODY and not self.sending:
-            self.sending = True
-            self.file.seek(self.offset)
+        if reply.code == wire.SEND_BODY and self.sender is None:
             if self.progress:
                 self.progress(self.name, self.sent, self.size)
-            self.protocol.transport.registerProducer(self, False)
+            self.sender = BodySender(
+                self.file, self.offset, self.size - self.offset, self.hasher, None, self._sentSome, self.protocol.reactor
+            )
+            self.sender.begin(self.protocol.transport).addCallbacks(self._bodySent, self._bodyFailed)
         elif reply.code == wire.BATCH_END:
             self.file.close()
             digest = reply.fields[2] if len(reply.fields) > 2 else ""
@@ -253,31 +252,22 @@ class UploadRequest(Request):
         else:
             super().replyReceived(reply)
 
-    def resumeProducing(self) -> None:
-        if not self.sending:
-            return
-        remaining = self.size - self.sent
-        chunk = self.file.read(min(READ_CHUNK, remaining)) if remaining else b""
-        if remaining and not chunk:
-            self.stopProducing()
-            self.protocol.transport.abortConnection()
-            return
-        if chunk:
-            self.hasher.update(chunk)
-            self.sent += len(chunk)
-            self.protocol.transport.write(chunk)
-            if self.progress:
-                self.progress(self.name, self.sent, self.size)
-        if self.sent >= self.size:
-            self.stopProducing()
-            self.protocol.sendLine(b"sha1 " + self.hasher.hexdigest().encode("ascii"))
+    def _sentSome(self, count: int) -> None:
+        self.sent += count
+        if self.progress:
+            self.progress(self.name, self.sent, self.size)
 
-    def stopProducing(self) -> None:
-        if self.sending:
-            self.sending = False
-            self.protocol.transport.unregisterProducer()
+    def _bodySent(self, digest: str) -> None:
+        if not self.protocol._lost:
+            self.protocol.sendLine(b"sha1 " + digest.encode("ascii"))
+
+    def _bodyFailed(self, failure) -> None:
+        # The file shrank or could not be read: the body can no longer be
+        # framed, so the connection goes. A lost connection is already
+        # reported through connectionLost.
+        if not self.protocol._lost:
+            self.protocol.transport.abortConnection()
 
     def connectionLost(self) -> None:
-        self.sending = False
         if not self.file.closed:
             self.file.close()

@@ -22,7 +22,7 @@ from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from ftx import wire
+from ftx import bodyreads, wire
 from ftx.auth import AccessControl, Account
 from ftx.logins import LoginAttempts
 from ftx.background import BackgroundWriter
@@ -37,7 +37,8 @@ from ftx.errors import (
 )
 from ftx.limits import Admission, ConnectionLimits, WriteBackpressure
 from ftx.receiving import UploadCommands
-from ftx.sending import BodySender, DownloadCommands
+from ftx.filebody import BodySender
+from ftx.sending import DownloadCommands
 from ftx.storage import IStorage
 from ftx.wire import decodeName, encodeName, nameText
 
@@ -109,6 +110,7 @@ class FtxServerProtocol(DownloadCommands, UploadCommands, ConnectionLimits, Line
         self._backpressure = WriteBackpressure(self)
         self._abortLater = None
         self._pending: Deque[memoryview] = deque()
+        self._bodyBuffers = bodyreads.sharedPool
         self._pendingSize = 0
         self._feeding = False
 
