@@ -64,9 +64,12 @@ class BufferPool:
     do not each keep megabytes. Touched only from the reactor thread.
     """
 
-    def __init__(self, keep: int = 16) -> None:
+    def __init__(self, keep: int = 16, idleKeep: int = 2) -> None:
         self._free: List[_Buffer] = []
         self._keep = keep
+        self._idleKeep = idleKeep
+        #: Bodies being read through this pool now.
+        self.active = 0
 
     def take(self) -> _Buffer:
         if self._free:
@@ -74,8 +77,15 @@ class BufferPool:
         return _Buffer(self)
 
     def _give(self, buffer: _Buffer) -> None:
-        if len(self._free) < self._keep:
+        if len(self._free) < (self._keep if self.active else self._idleKeep):
             self._free.append(buffer)
+
+    def _bodyEnded(self) -> None:
+        self.active -= 1
+        if not self.active:
+            # No transfer is running: let the memory go back, but for a
+            # couple of buffers for the next one.
+            del self._free[self._idleKeep :]
 
 
 #: The pool of the process's reactor thread.
@@ -109,13 +119,16 @@ class DirectBody:
 
     def install(self) -> None:
         self.transport.doRead = self.doRead
+        self.pool.active += 1
 
     def uninstall(self) -> None:
-        if self.transport.__dict__.get("doRead") == self.doRead:
-            del self.transport.doRead
+        if self.transport.__dict__.get("doRead") != self.doRead:
+            return
+        del self.transport.doRead
         if self._buffer is not None:
             buffer, self._buffer = self._buffer, None
             buffer.release()
+        self.pool._bodyEnded()
 
     def doRead(self):
         buffer = self._buffer

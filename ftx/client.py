@@ -109,6 +109,7 @@ class FtxClientProtocol(LineReceiver):
         self._bodyRemaining = 0
         self._bodySink = None
         self._bodyBuffers = bodyreads.sharedPool
+        self._directBody: Optional[bodyreads.DirectBody] = None
         self._lost = False
 
     def connectionMade(self) -> None:
@@ -179,16 +180,17 @@ class FtxClientProtocol(LineReceiver):
         sock = zerocopy.socketOf(self.transport)
         if sock is None or self._bodyRemaining < bodyreads.DIRECT_MIN:
             return
-        body = bodyreads.DirectBody(
+        self._directBody = bodyreads.DirectBody(
             self.transport, sock, self._bodyRemaining, self._bodyBuffers, self._directData, self._directDone
         )
-        body.install()
+        self._directBody.install()
 
     def _directData(self, view, release) -> None:
         self._bodyRemaining -= len(view)
         self._bodySink.bodyData(view, release)
 
     def _directDone(self) -> None:
+        self._directBody = None
         sink, self._bodySink = self._bodySink, None
         sink.bodyDone()
         self.setLineMode()
@@ -212,6 +214,8 @@ class FtxClientProtocol(LineReceiver):
 
     def connectionLost(self, reason=None) -> None:
         self._lost = True
+        if self._directBody is not None:
+            self._directBody.uninstall()
         pending = ([self._active] if self._active else []) + list(self._queue)
         self._active = None
         self._queue.clear()

@@ -129,10 +129,10 @@ class UploadCommands:
         sock = zerocopy.socketOf(self.transport)
         if sock is None or self._uploadRemaining < bodyreads.DIRECT_MIN:
             return
-        body = bodyreads.DirectBody(
+        self._directBody = bodyreads.DirectBody(
             self.transport, sock, self._uploadRemaining, self._bodyBuffers, self._directData, self._directDone
         )
-        body.install()
+        self._directBody.install()
 
     def _directData(self, view, release) -> None:
         self.resetTimeout()
@@ -140,6 +140,7 @@ class UploadCommands:
         self._writer.write(view, release)
 
     def _directDone(self) -> None:
+        self._directBody = None
         self._awaitingTrailer = True
         self.setLineMode()
 

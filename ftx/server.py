@@ -111,6 +111,7 @@ class FtxServerProtocol(DownloadCommands, UploadCommands, ConnectionLimits, Line
         self._abortLater = None
         self._pending: Deque[memoryview] = deque()
         self._bodyBuffers = bodyreads.sharedPool
+        self._directBody: Optional[bodyreads.DirectBody] = None
         self._pendingSize = 0
         self._feeding = False
 
@@ -168,6 +169,8 @@ class FtxServerProtocol(DownloadCommands, UploadCommands, ConnectionLimits, Line
 
     def connectionLost(self, reason=None) -> None:
         self.disconnected = True
+        if self._directBody is not None:
+            self._directBody.uninstall()
         self.setTimeout(None)
         if self._abortLater is not None and self._abortLater.active():
             self._abortLater.cancel()
