@@ -27,7 +27,7 @@ HIGH_WATER = 8 << 20
 LOW_WATER = 2 << 20
 
 
-class _Lane:
+class Lane:
     """
     Runs C{work(data)} for every piece of data, in order, one batch at a
     time in the thread pool.
@@ -105,9 +105,9 @@ class BackgroundWriter:
         self.sink = sink
         self._pause = pause
         self._resume = resume
-        self._lanes = [_Lane(sink.store, reactor, self._laneChanged)]
+        self._lanes = [Lane(sink.store, reactor, self._laneChanged)]
         if hasher is not None:
-            self._lanes.append(_Lane(hasher.update, reactor, self._laneChanged))
+            self._lanes.append(Lane(hasher.update, reactor, self._laneChanged))
         self._paused = False
         self._drainWaiters: List[Deferred] = []
         self._written = 0

@@ -204,6 +204,23 @@ class WriteBackpressure:
     def __init__(self, protocol) -> None:
         self.protocol = protocol
         self.attached = False
+        self._resumeWaiters: List[Deferred] = []
+
+    def whenResumed(self) -> Deferred:
+        """
+        Fires once the client has read enough for writing to go on (at
+        once if it is not behind), or the connection is gone.
+        """
+        if not self.protocol._writeBlocked or not self.attached:
+            return succeed(None)
+        d: Deferred = Deferred()
+        self._resumeWaiters.append(d)
+        return d
+
+    def _wake(self) -> None:
+        waiters, self._resumeWaiters = self._resumeWaiters, []
+        for d in waiters:
+            d.callback(None)
 
     def attach(self) -> None:
         transport = self.protocol.transport
@@ -225,9 +242,11 @@ class WriteBackpressure:
     def resumeProducing(self) -> None:
         self.protocol._writeBlocked = False
         self.protocol.resumeProducing()
+        self._wake()
 
     def stopProducing(self) -> None:
         self.attached = False
+        self._wake()
 
 
 class ConnectionLimits:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 from typing import List, NamedTuple, Optional
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 
 from ftx import localfiles, wire
-from ftx.background import BackgroundWriter
+from ftx.background import HIGH_WATER, LOW_WATER, BackgroundWriter
 from ftx.errors import IntegrityError, errorFromReply
 from ftx.filebody import BodySender
+from ftx.smallfiles import SMALL_BODY, SmallFile, SmallFileStore
 from ftx.wire import nameText
 
 
@@ -118,11 +119,14 @@ class DownloadRequest(Request):
         self.prefixHasher = hasher
         self.batch = batch
         self.current: Optional[localfiles.PartialFile] = None
+        self.small: Optional[SmallFile] = None
         self.header: Optional[wire.FileHeader] = None
         self.discarding = False
         self.results: List[Transfer] = []
         self.writer: Optional[BackgroundWriter] = None
         self._holding = False
+        self._smallFiles: Optional[SmallFileStore] = None
+        self._smallPaused = False
 
     def replyReceived(self, reply: wire.Reply) -> None:
         if reply.code == wire.BODY_FOLLOWS:
@@ -130,7 +134,7 @@ class DownloadRequest(Request):
         elif reply.code == wire.TRAILER and self.header is not None:
             self._endFile(wire.parseDigest(reply.fields[0] if reply.fields else ""))
         elif reply.code == wire.BATCH_END and self.batch:
-            self.complete(self.results)
+            self._whenSmallFilesStored().addCallback(lambda _: self._batchEnded())
         elif reply.code == wire.SKIPPED and self.batch:
             pass
         else:
@@ -141,7 +145,9 @@ class DownloadRequest(Request):
         name = nameText(header.name)
         path = self.destination(header.name, header.size)
         self.discarding = path is None
-        if path is not None:
+        if path is not None and header.offset == 0 and header.bodyLength <= SMALL_BODY:
+            self.small = SmallFile(header.name, path, header.size)
+        elif path is not None:
             hasher = self.prefixHasher if header.offset else hashlib.sha1()
             self.current = localfiles.PartialFile(path, header.offset, hasher)
             # Writing and hashing run in two worker threads while this
@@ -157,11 +163,16 @@ class DownloadRequest(Request):
         self.protocol._receiveBody(header.bodyLength, self)
 
     def _writerCaughtUp(self) -> None:
-        if not self._holding and not self.protocol._lost:
+        if not self._holding and not self._smallPaused and not self.protocol._lost:
             self.protocol.resumeProducing()
 
     def bodyData(self, data, release=None) -> None:
-        if self.writer is not None:
+        if self.small is not None:
+            if release is not None:
+                data = bytes(data)
+                release()
+            self.small.pieces.append(data)
+        elif self.writer is not None:
             self.writer.write(data, release)
         elif release is not None:
             release()
@@ -176,6 +187,11 @@ class DownloadRequest(Request):
 
     def _endFile(self, digest: str) -> None:
         header, self.header = self.header, None
+        small, self.small = self.small, None
+        if small is not None:
+            small.digest = digest
+            self._storeSmall(small)
+            return
         current, writer = self.current, self.writer
         if current is None:
             return
@@ -184,7 +200,9 @@ class DownloadRequest(Request):
         # before this one is renamed into place.
         self._holding = True
         self.protocol.pauseProducing()
-        writer.whenDrained().addCallback(lambda _: self._finishFile(header, current, writer, digest))
+        writer.whenDrained().addCallback(lambda _: self._whenSmallFilesStored()).addCallback(
+            lambda _: self._finishFile(header, current, writer, digest)
+        )
 
     def _finishFile(self, header, current, writer, digest: str) -> None:
         self._holding = False
@@ -204,6 +222,43 @@ class DownloadRequest(Request):
             if not self.batch:
                 self.complete(self.results[0])
         self.protocol.resumeProducing()
+
+    # -- small files: stored by one worker while the next ones arrive ----
+
+    def _storeSmall(self, job: SmallFile) -> None:
+        store = self._smallFiles
+        if store is None:
+            store = self._smallFiles = SmallFileStore(self.protocol.reactor, self._smallStored, self._smallChanged)
+        store.add(job)
+        if store.waiting > HIGH_WATER and not self._smallPaused:
+            self._smallPaused = True
+            self.protocol.pauseProducing()
+
+    def _smallStored(self, job: SmallFile) -> None:
+        self.results.append(Transfer(nameText(job.name), job.path, job.size, job.digest, job.size))
+        if not self.batch and not self.deferred.called:
+            self.complete(self.results[0])
+
+    def _smallChanged(self) -> None:
+        store = self._smallFiles
+        if store.error is not None and not self.batch and not self.deferred.called and store.idle:
+            self.fail(store.error)
+        if self._smallPaused and store.waiting < LOW_WATER:
+            self._smallPaused = False
+            if not self._holding and not self.protocol._lost:
+                self.protocol.resumeProducing()
+
+    def _whenSmallFilesStored(self) -> Deferred:
+        return self._smallFiles.whenIdle() if self._smallFiles is not None else succeed(None)
+
+    def _batchEnded(self) -> None:
+        if self.deferred.called:
+            return
+        error = self._smallFiles.error if self._smallFiles is not None else None
+        if error is not None:
+            self.fail(error)
+        else:
+            self.complete(self.results)
 
     def connectionLost(self) -> None:
         current, writer = self.current, self.writer

@@ -175,6 +175,7 @@ class FtxServerProtocol(DownloadCommands, UploadCommands, ConnectionLimits, Line
         if self._abortLater is not None and self._abortLater.active():
             self._abortLater.cancel()
         self._backpressure.attached = False
+        self._backpressure._wake()
         if self._refused:
             return
         self.factory.admission.release(self, self._address)

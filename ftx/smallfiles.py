@@ -1,0 +1,130 @@
+"""
+Receiving small files: kept whole in memory, then checked, written and
+renamed into place by one worker, in order.
+
+A file of a few kilobytes costs more in bookkeeping than in bytes: a
+partial file opened as the body starts, a trip to a worker thread and back
+before the next body may start, and the connection held meanwhile. For
+C{mget} of a thousand small files that was most of the time. A small body
+is instead collected as it arrives (views of the received bytes, no
+copies), and once its trailer is in, one job checks the SHA-1 and writes
+the file under a temporary name, then renames it; the next body is read
+meanwhile. A file whose digest does not match is never written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import deque
+from typing import Callable, Deque, List, Optional, Set
+
+from twisted.internet.defer import Deferred, succeed
+
+from ftx import localfiles
+from ftx.background import Lane
+from ftx.errors import IntegrityError
+from ftx.wire import nameText
+
+#: Bodies up to this size (and not continuing a partial file) go this way.
+SMALL_BODY = 256 << 10
+
+
+class SmallFile:
+    """
+    One received small file waiting to be stored.
+    """
+
+    __slots__ = ("name", "path", "pieces", "size", "digest", "stored")
+
+    def __init__(self, name: bytes, path: str, size: int) -> None:
+        self.name = name
+        self.path = path
+        self.size = size
+        self.pieces: List[object] = []
+        self.digest = ""
+        #: Set by the worker once the file is in place.
+        self.stored = False
+
+    def __len__(self) -> int:
+        return self.size
+
+
+class SmallFileStore:
+    """
+    Stores L{SmallFile}s in a worker thread, in the order given, and calls
+    C{stored(job)} on the reactor thread after each one. The first
+    failure stops the rest: C{error} holds it.
+    """
+
+    def __init__(self, reactor, stored: Callable[[SmallFile], None], changed: Callable[[], None]) -> None:
+        self._stored = stored
+        self._changed = changed
+        self._folders: Set[str] = set()
+        self._queued: Deque[SmallFile] = deque()
+        self._idleWaiters: List[Deferred] = []
+        self.lane = Lane(self._store, reactor, self._laneChanged)
+
+    @property
+    def error(self) -> Optional[BaseException]:
+        return self.lane.error
+
+    @property
+    def waiting(self) -> int:
+        return self.lane.waiting
+
+    @property
+    def idle(self) -> bool:
+        return self.lane.idle
+
+    def add(self, job: SmallFile) -> None:
+        self._queued.append(job)
+        self.lane.add(job)
+
+    def _store(self, job: SmallFile) -> None:
+        # Runs in a worker thread.
+        hasher = hashlib.sha1()
+        for piece in job.pieces:
+            hasher.update(piece)
+        if hasher.hexdigest() != job.digest:
+            raise IntegrityError("{} arrived corrupted (SHA-1 mismatch); it was not kept".format(nameText(job.name)))
+        partial = localfiles.partialPath(job.path)
+        try:
+            folder = os.path.dirname(job.path)
+            if folder and folder not in self._folders:
+                os.makedirs(folder, exist_ok=True)
+                self._folders.add(folder)
+            with open(partial, "wb", buffering=0) as f:
+                for piece in job.pieces:
+                    view = memoryview(piece)
+                    while view:
+                        view = view[f.write(view) :]
+            os.replace(partial, job.path)
+        except OSError as e:
+            localfiles.discard(partial)
+            raise localfiles.localError(e, job.path)
+        job.pieces = []
+        job.stored = True
+
+    def _laneChanged(self) -> None:
+        # Only this thread touches the queue; the worker only sets flags.
+        queued = self._queued
+        while queued and queued[0].stored:
+            self._stored(queued.popleft())
+        if self.lane.error is not None and self.lane.idle:
+            queued.clear()
+        if self.lane.idle:
+            waiters, self._idleWaiters = self._idleWaiters, []
+            for d in waiters:
+                d.callback(None)
+        self._changed()
+
+    def whenIdle(self) -> Deferred:
+        """
+        Fires once every file added so far is stored or dropped.
+        """
+        if self.lane.idle:
+            return succeed(None)
+        d: Deferred = Deferred()
+        self._idleWaiters.append(d)
+        return d
