@@ -362,22 +362,30 @@ class FtxClient:
         mask: str,
         directory: str = ".",
         progress: Optional[Progress] = None,
-        accept: Optional[Callable[[str, int], bool]] = None,
+        accept: Optional[Callable[[str, int], "bool | str"]] = None,
+        received: Optional[Callable[[Transfer], None]] = None,
     ) -> "Deferred[List[Transfer]]":
         """
         Download every file matching C{mask} into C{directory}, keeping the
-        server's relative names. C{accept(name, size)} may decline a file,
-        whose body is then read and dropped. Fires with the transfers made.
+        server's relative names, over one request. C{accept(name, size)}
+        may decline a file (L{False}: its body is read and dropped) or name
+        another local path for it (a string). C{received(transfer)} is
+        called as each file is in place. Fires with the transfers made; if
+        a file fails its check, the rest of the batch is still received and
+        the Deferred fails at the end with the first error.
         """
 
         def destination(name: bytes, size: int):
             path = localfiles.localPath(directory, name)
-            if accept is not None and not accept(nameText(name), size):
-                return None
-            return path
+            if accept is None:
+                return path
+            verdict = accept(nameText(name), size)
+            if isinstance(verdict, str):
+                return verdict
+            return path if verdict else None
 
         request = DownloadRequest(
-            wire.formatCommand("mget", encodeName(mask)), destination, progress, batch=True
+            wire.formatCommand("mget", encodeName(mask)), destination, progress, batch=True, received=received
         )
         return self.protocol.request(request)
 

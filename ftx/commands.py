@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import sys
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 from ftx import localfiles
 from ftx.conflicts import RENAME, SKIP, Refused, Resolver
@@ -239,9 +239,15 @@ def _fetch(ctx: Context, name: str, action: str, path: str, size: int):
     finally:
         ctx.reporter.transferDone(size)
     ctx.current = None
-    how = "continued" if transfer.transferred < transfer.size else "received"
-    ctx.reporter.note("{} {} -> {} ({}, SHA-1 {})".format(how, name, transfer.path, humanSize(transfer.size), transfer.sha1[:12]))
+    _noteReceived(ctx, transfer)
     return transfer
+
+
+def _noteReceived(ctx: Context, transfer) -> None:
+    how = "continued" if transfer.transferred < transfer.size else "received"
+    ctx.reporter.note(
+        "{} {} -> {} ({}, SHA-1 {})".format(how, transfer.name, transfer.path, humanSize(transfer.size), transfer.sha1[:12])
+    )
 
 
 def _target(output: Optional[str], name: str) -> str:
@@ -297,11 +303,13 @@ def _cgetStrict(ctx: Context, name: str, target: str) -> None:
 
 
 def doMget(ctx: Context, args) -> int:
-    entries, seen = [], set()
+    entries, seen, matched = [], set(), []
     for mask in args.masks:
-        found = ctx.call("list", ctx.name(mask).rstrip("/") or None)
+        serverMask = ctx.name(mask).rstrip("/") or None
+        found = ctx.call("list", serverMask)
         if not found:
             raise NotFound("no file on the server matches {}".format(mask))
+        matched.append((serverMask, found))
         for entry in found:
             if entry.name not in seen:
                 seen.add(entry.name)
@@ -325,8 +333,11 @@ def doMget(ctx: Context, args) -> int:
             plans.append((entry, plan))
     planFailures = len(failures)
     ctx.reporter.startBatch("mget", len(plans), sum(e.size for e, _ in plans))
-    done = 0
+    fetched = _fetchTogether(ctx, matched, plans)
+    done = len(fetched)
     for entry, (action, path) in plans:
+        if entry.name in fetched:
+            continue
         try:
             _fetch(ctx, entry.name, action, path, entry.size)
             done += 1
@@ -341,6 +352,69 @@ def doMget(ctx: Context, args) -> int:
     ctx.reporter.note("mget: {} fetched, {} skipped, {} failed".format(done, skipped, len(failures)))
     _raiseFirst(failures, len(entries))
     return 0
+
+
+def _fetchTogether(ctx: Context, matched, plans) -> Set[str]:
+    """
+    Fetch the planned plain downloads of each mask with one server C{mget},
+    rather than a request and an answer per file: for a thousand small
+    files that is the difference between seconds and a fraction of one.
+    A mask is fetched this way only when nearly everything it matches is
+    wanted, since the server sends every match and the rest is dropped.
+    Returns the names fetched; anything else (resumes, files that failed
+    here) is left for the one-by-one path, which reports each failure.
+    """
+    planned = {entry.name: (entry, action, path) for entry, (action, path) in plans}
+    fetched: Set[str] = set()
+    for serverMask, found in matched:
+        wanted: Dict[str, str] = {}
+        unwanted = 0
+        for entry in found:
+            plan = planned.get(entry.name)
+            if plan is not None and plan[1] == "sget" and entry.name not in fetched:
+                wanted[entry.name] = plan[2]
+            else:
+                unwanted += entry.size
+        wantedBytes = sum(planned[name][0].size for name in wanted)
+        if len(wanted) < 2 or unwanted > max(wantedBytes // 10, 1 << 20):
+            continue
+        for path in wanted.values():
+            _prepare(path)
+        bars: Dict[str, object] = {}
+
+        def accept(name: str, size: int):
+            return wanted.get(name, False)
+
+        def progress(name: str, done: int, total: int) -> None:
+            if name not in wanted:
+                return
+            if name not in bars:
+                ctx.current = name
+                bars[name] = ctx.reporter.transfer(name, total)
+            update = bars[name]
+            if update is not None:
+                update(name, done, total)
+
+        def received(transfer) -> None:
+            fetched.add(transfer.name)
+            bars.pop(transfer.name, None)
+            ctx.reporter.transferDone(transfer.size)
+            _noteReceived(ctx, transfer)
+
+        try:
+            ctx.call("mget", serverMask or "*", ".", progress, accept, received)
+        except ConnectionLost:
+            raise
+        except FtxError:
+            # Whatever did not arrive is fetched again one by one below,
+            # where each failure is reported on its own.
+            pass
+        finally:
+            ctx.current = None
+        if bars:
+            # Started but not finished: off the screen, not counted as done.
+            ctx.reporter.transferDone(0)
+    return fetched
 
 
 def _raiseFirst(failures: List[FtxError], count: int) -> None:

@@ -111,8 +111,11 @@ class DownloadRequest(Request):
     local path for each file (L{None} discards it).
     """
 
-    def __init__(self, line, destination, progress, offset=0, hasher=None, batch=False):
+    def __init__(self, line, destination, progress, offset=0, hasher=None, batch=False, received=None):
         super().__init__(line)
+        self.received = received
+        #: In a batch, the first failed file's error, raised at the end.
+        self.batchError: Optional[BaseException] = None
         self.destination = destination
         self.progress = progress
         self.offset = offset
@@ -210,18 +213,29 @@ class DownloadRequest(Request):
         if self.protocol._lost:
             current.keep()
             return
+        error = None
         if writer.error is not None:
             current.keep()
-            self.fail(localfiles.localError(writer.error, current.path) if isinstance(writer.error, OSError) else writer.error)
+            error = localfiles.localError(writer.error, current.path) if isinstance(writer.error, OSError) else writer.error
         elif not current.finish(digest):
-            self.fail(IntegrityError("{} arrived corrupted (SHA-1 mismatch); it was not kept".format(nameText(header.name))))
+            error = IntegrityError("{} arrived corrupted (SHA-1 mismatch); it was not kept".format(nameText(header.name)))
         else:
-            self.results.append(
-                Transfer(nameText(header.name), current.path, header.size, digest, header.bodyLength)
-            )
-            if not self.batch:
-                self.complete(self.results[0])
+            self._fileDone(Transfer(nameText(header.name), current.path, header.size, digest, header.bodyLength))
+        if error is not None:
+            if self.batch:
+                # The server goes on sending the batch; failing now would
+                # leave its bodies to whatever request comes next.
+                self.batchError = self.batchError or error
+            else:
+                self.fail(error)
         self.protocol.resumeProducing()
+
+    def _fileDone(self, transfer: Transfer) -> None:
+        self.results.append(transfer)
+        if self.received is not None:
+            self.received(transfer)
+        if not self.batch:
+            self.complete(transfer)
 
     # -- small files: stored by one worker while the next ones arrive ----
 
@@ -235,13 +249,20 @@ class DownloadRequest(Request):
             self.protocol.pauseProducing()
 
     def _smallStored(self, job: SmallFile) -> None:
-        self.results.append(Transfer(nameText(job.name), job.path, job.size, job.digest, job.size))
-        if not self.batch and not self.deferred.called:
-            self.complete(self.results[0])
+        if self.deferred.called:
+            return
+        if job.error is None:
+            self._fileDone(Transfer(nameText(job.name), job.path, job.size, job.digest, job.size))
+        elif self.batch:
+            self.batchError = self.batchError or job.error
+        else:
+            self.fail(job.error)
 
     def _smallChanged(self) -> None:
         store = self._smallFiles
-        if store.error is not None and not self.batch and not self.deferred.called and store.idle:
+        if store.error is not None and not self.deferred.called and store.idle:
+            # Not a file's failure but the worker's own: nothing more can
+            # be stored.
             self.fail(store.error)
         if self._smallPaused and store.waiting < LOW_WATER:
             self._smallPaused = False
@@ -254,7 +275,7 @@ class DownloadRequest(Request):
     def _batchEnded(self) -> None:
         if self.deferred.called:
             return
-        error = self._smallFiles.error if self._smallFiles is not None else None
+        error = self.batchError or (self._smallFiles.error if self._smallFiles is not None else None)
         if error is not None:
             self.fail(error)
         else:

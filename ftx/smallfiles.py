@@ -35,7 +35,7 @@ class SmallFile:
     One received small file waiting to be stored.
     """
 
-    __slots__ = ("name", "path", "pieces", "size", "digest", "stored")
+    __slots__ = ("name", "path", "pieces", "size", "digest", "stored", "error")
 
     def __init__(self, name: bytes, path: str, size: int) -> None:
         self.name = name
@@ -43,8 +43,10 @@ class SmallFile:
         self.size = size
         self.pieces: List[object] = []
         self.digest = ""
-        #: Set by the worker once the file is in place.
+        #: Set by the worker once it is done with the file: in place, or
+        #: not written, with the reason in C{error}.
         self.stored = False
+        self.error: Optional[BaseException] = None
 
     def __len__(self) -> int:
         return self.size
@@ -53,8 +55,8 @@ class SmallFile:
 class SmallFileStore:
     """
     Stores L{SmallFile}s in a worker thread, in the order given, and calls
-    C{stored(job)} on the reactor thread after each one. The first
-    failure stops the rest: C{error} holds it.
+    C{stored(job)} on the reactor thread after each one, whether it was
+    written or failed (C{job.error}).
     """
 
     def __init__(self, reactor, stored: Callable[[SmallFile], None], changed: Callable[[], None]) -> None:
@@ -82,7 +84,16 @@ class SmallFileStore:
         self.lane.add(job)
 
     def _store(self, job: SmallFile) -> None:
-        # Runs in a worker thread.
+        # Runs in a worker thread. A file that fails does not stop the
+        # others: the caller decides what its error means.
+        try:
+            self._write(job)
+        except Exception as e:
+            job.error = e
+        job.pieces = []
+        job.stored = True
+
+    def _write(self, job: SmallFile) -> None:
         hasher = hashlib.sha1()
         for piece in job.pieces:
             hasher.update(piece)
@@ -103,8 +114,6 @@ class SmallFileStore:
         except OSError as e:
             localfiles.discard(partial)
             raise localfiles.localError(e, job.path)
-        job.pieces = []
-        job.stored = True
 
     def _laneChanged(self) -> None:
         # Only this thread touches the queue; the worker only sets flags.
