@@ -28,32 +28,26 @@ BUFFER_SIZE = 1 << 20
 #: would not fill a buffer, and a hundred small uploads at once should not
 #: hold a hundred buffers.
 DIRECT_MIN = 1 << 20
-# A buffer with less room than this left is retired and a fresh one taken,
-# so reads stay large even when the kernel hands over less than asked.
-MIN_ROOM = 128 << 10
+# A read shorter than this is copied out and its buffer reused at once: with
+# many connections at a time each read brings little, and a megabyte
+# buffer held per read would multiply memory and allocations.
+COPY_BELOW = 128 << 10
 
 
 class _Buffer:
     """
-    A receive buffer and a count of the slices of it still in use.
+    A receive buffer, lent out with the view of one read.
     """
 
-    __slots__ = ("data", "view", "used", "holders", "pool")
+    __slots__ = ("data", "view", "pool")
 
     def __init__(self, pool: "BufferPool") -> None:
         self.data = bytearray(BUFFER_SIZE)
         self.view = memoryview(self.data)
-        self.used = 0
-        # One hold for the reader while it may still fill the buffer.
-        self.holders = 1
         self.pool = pool
 
     def release(self) -> None:
-        self.holders -= 1
-        if self.holders == 0:
-            self.used = 0
-            self.holders = 1
-            self.pool._give(self)
+        self.pool._give(self)
 
 
 class BufferPool:
@@ -77,7 +71,11 @@ class BufferPool:
         return _Buffer(self)
 
     def _give(self, buffer: _Buffer) -> None:
-        if len(self._free) < (self._keep if self.active else self._idleKeep):
+        # Each body being read has a buffer or two in its lanes at any
+        # time; keeping that many spares saves allocating (and faulting in)
+        # a fresh megabyte for most reads when many bodies run at once.
+        keep = max(self._keep, 2 * self.active) if self.active else self._idleKeep
+        if len(self._free) < keep:
             self._free.append(buffer)
 
     def _bodyEnded(self) -> None:
@@ -95,9 +93,10 @@ sharedPool = BufferPool()
 class DirectBody:
     """
     Reads C{length} bytes from C{sock} into pooled buffers and hands each
-    read to C{deliver(view, release)}; the consumer calls C{release()} once
-    it no longer needs C{view}. C{done()} runs after the last byte, with
-    the transport back on its ordinary reads.
+    read to C{deliver(data, release)}: a view of a pooled buffer with the
+    callable that gives it back once the consumer is done with it, or, for
+    a short read, a copy and L{None}. C{done()} runs after the last byte,
+    with the transport back on its ordinary reads.
     """
 
     def __init__(
@@ -106,7 +105,7 @@ class DirectBody:
         sock,
         length: int,
         pool: BufferPool,
-        deliver: Callable[[memoryview, Callable[[], None]], None],
+        deliver: Callable[[object, Optional[Callable[[], None]]], None],
         done: Callable[[], None],
     ) -> None:
         self.transport = transport
@@ -115,7 +114,6 @@ class DirectBody:
         self.pool = pool
         self.deliver = deliver
         self.done = done
-        self._buffer: Optional[_Buffer] = None
 
     def install(self) -> None:
         self.transport.doRead = self.doRead
@@ -125,38 +123,34 @@ class DirectBody:
         if self.transport.__dict__.get("doRead") != self.doRead:
             return
         del self.transport.doRead
-        if self._buffer is not None:
-            buffer, self._buffer = self._buffer, None
-            buffer.release()
         self.pool._bodyEnded()
 
     def doRead(self):
-        buffer = self._buffer
-        if buffer is None or BUFFER_SIZE - buffer.used < MIN_ROOM:
-            if buffer is not None:
-                buffer.release()
-            buffer = self._buffer = self.pool.take()
-        start = buffer.used
-        want = min(self.remaining, BUFFER_SIZE - start)
+        buffer = self.pool.take()
+        want = min(self.remaining, BUFFER_SIZE)
         try:
-            got = self.sock.recv_into(buffer.view[start : start + want])
-        except BlockingIOError:
-            return None
-        except InterruptedError:
+            got = self.sock.recv_into(buffer.view, want)
+        except (BlockingIOError, InterruptedError):
+            buffer.release()
             return None
         except OSError:
+            buffer.release()
             self.uninstall()
             return main.CONNECTION_LOST
         if not got:
+            buffer.release()
             self.uninstall()
             return main.CONNECTION_DONE
-        buffer.used += got
-        buffer.holders += 1
         self.remaining -= got
         last = self.remaining == 0
         if last:
             self.uninstall()
-        self.deliver(buffer.view[start : start + got], buffer.release)
+        if got < COPY_BELOW:
+            data = bytes(buffer.view[:got])
+            buffer.release()
+            self.deliver(data, None)
+        else:
+            self.deliver(buffer.view[:got], buffer.release)
         if last:
             self.done()
         return None

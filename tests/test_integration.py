@@ -217,8 +217,23 @@ async def test_twistdServerServesAndLogs(tmp_path):
                 break
             await _sleep(0.05)
         log = server.output()
+        maps = _mappedFiles(server.process.pid)
     assert "sget hello.txt 6 bytes" in log
     assert "hash refused: 404" in log
+    # A plain-TCP server leaves the TLS stack out (ftx.twistdentry).
+    assert maps is None or not any("cryptography" in path for path in maps)
+
+
+def _mappedFiles(pid):
+    """
+    The files a process has mapped (its loaded libraries), or L{None}
+    where /proc cannot tell.
+    """
+    try:
+        with open("/proc/{}/maps".format(pid)) as f:
+            return {line.split()[-1] for line in f if "/" in line}
+    except OSError:
+        return None
 
 
 def test_embeddingExampleRuns(tmp_path):
