@@ -5,6 +5,8 @@ unknown authority, plain server), insecure mode, and client certificates.
 """
 
 import os
+import subprocess
+import sys
 
 import pytest
 import pytest_twisted
@@ -18,7 +20,7 @@ from ftx.client import connect
 from ftx.server import FtxServerFactory
 from ftx.session import openSession
 from ftx.storage import FilesystemStorage
-from tests.support import ServerProcess, listenInProcess, sha1, writeRandom
+from tests.support import ServerProcess, listenInProcess, runFtx, sha1, writeRandom
 
 
 class PKI:
@@ -300,3 +302,37 @@ def test_clientCANeedsAnSSLPort(pki, tmp_path):
         Options().parseOptions(["--root", str(tmp_path), "--port", port, "--client-ca", str(tmp_path / "missing.pem")])
     with pytest.raises(errors.TLSError, match="TCP only"):
         tls.clientEndpoint(reactor, "unix:path=/run/ftx.sock")
+
+
+def test_commandLineOverTLS(tmp_path, pki, root):
+    """
+    The ftx command, which leaves the TLS libraries out of a plain
+    connection (ftx.notls), still loads them when TLS is asked for: a
+    listing and a download over an ssl: twistd work from the command line.
+    """
+    port = "ssl:0:interface=127.0.0.1:privateKey=" + pki.server
+    local = tmp_path / "local"
+    local.mkdir()
+    with ServerProcess(str(root), port=port) as server:
+        listed = runFtx(["--server", server.address, "--tls", "--cafile", pki.serverCA, "--quiet", "list"])
+        fetched = runFtx(
+            ["--server", server.address, "--tls", "--cafile", pki.serverCA, "--dir", str(local), "--quiet", "sget", "hello.txt"]
+        )
+    assert listed.returncode == 0, listed.stderr
+    assert b"hello.txt" in listed.stdout
+    assert fetched.returncode == 0, fetched.stderr
+    assert (local / "hello.txt").read_bytes() == (root / "hello.txt").read_bytes()
+
+
+def test_plainProcessLeavesTheTLSStackOut():
+    """
+    After leaveOutTLS, importing the reactor does not import pyOpenSSL.
+    """
+    code = (
+        "import sys; from ftx import notls; assert notls.leaveOutTLS(); "
+        "import twisted.internet.reactor; "
+        "print(sys.modules.get('OpenSSL', 'absent'), 'cryptography' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["None", "False"]
