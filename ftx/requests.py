@@ -133,7 +133,16 @@ class DownloadRequest(Request):
 
     def replyReceived(self, reply: wire.Reply) -> None:
         if reply.code == wire.BODY_FOLLOWS:
-            self._beginFile(wire.parseFileHeader(reply))
+            header = wire.parseFileHeader(reply)
+            if header.bodyLength > SMALL_BODY and self._smallFiles is not None and not self._smallFiles.idle:
+                # Small files received earlier go into place before a large
+                # one starts: if the large one is cut off, everything before
+                # it is on disk.
+                self.protocol.pauseProducing()
+                self._holding = True
+                self._smallFiles.whenIdle().addCallback(lambda _: self._beginAfterSmallFiles(header))
+            else:
+                self._beginFile(header)
         elif reply.code == wire.TRAILER and self.header is not None:
             self._endFile(wire.parseDigest(reply.fields[0] if reply.fields else ""))
         elif reply.code == wire.BATCH_END and self.batch:
@@ -164,6 +173,13 @@ class DownloadRequest(Request):
         if self.progress:
             self.progress(name, header.offset, header.size)
         self.protocol._receiveBody(header.bodyLength, self)
+
+    def _beginAfterSmallFiles(self, header: wire.FileHeader) -> None:
+        self._holding = False
+        if self.protocol._lost or self.deferred.called:
+            return
+        self._beginFile(header)
+        self.protocol.resumeProducing()
 
     def _writerCaughtUp(self) -> None:
         if not self._holding and not self._smallPaused and not self.protocol._lost:

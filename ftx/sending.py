@@ -11,20 +11,16 @@ from __future__ import annotations
 import hashlib
 import time
 
-from twisted.internet import interfaces
 from twisted.internet.defer import Deferred, inlineCallbacks
-from zope.interface import implementer
 
 from ftx import wire
 from ftx.errors import FtxError, IntegrityError, NotFound
 from ftx.filebody import BodySender
+from ftx.wire import decodeName, encodeName, nameText, parseDigest, parseNumber
 
 # Files up to this size go out of an mget whole, in one write
 # (L{DownloadCommands._sendSmall}); larger ones stream.
 SMALL_FILE = 256 << 10
-from ftx.wire import decodeName, encodeName, nameText, parseDigest, parseNumber
-
-@implementer(interfaces.IHandshakeListener)
 
 
 class DownloadCommands:

@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from ftx import bodyreads, wire
 from ftx.auth import AccessControl, Account
@@ -75,6 +76,7 @@ class ServerPolicy:
         self.shutdownGrace = shutdownGrace
 
 
+@implementer(interfaces.IHandshakeListener)
 class FtxServerProtocol(DownloadCommands, UploadCommands, ConnectionLimits, LineReceiver, TimeoutMixin):
     """
     One client connection.
