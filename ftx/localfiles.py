@@ -15,7 +15,7 @@ import os
 from typing import Optional
 
 from ftx.errors import PermissionDenied
-from ftx.storage import splitName
+from ftx.storage import splitName, writeAll
 
 PARTIAL_SUFFIX = ".ftx-partial"
 
@@ -77,12 +77,7 @@ class PartialFile:
         """
         Append without hashing, for a caller that feeds C{hasher} itself.
         """
-        view = memoryview(data)
-        while view:
-            written = self._file.write(view)
-            if not written:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            view = view[written:]
+        writeAll(self._file, data)
         self.received += len(data)
 
     def finish(self, expected: str) -> bool:

@@ -24,6 +24,7 @@ from twisted.internet.defer import Deferred, succeed
 from ftx import localfiles
 from ftx.background import Lane
 from ftx.errors import IntegrityError
+from ftx.storage import writeAll
 from ftx.wire import nameText
 
 #: Bodies up to this size (and not continuing a partial file) go this way.
@@ -107,9 +108,7 @@ class SmallFileStore:
                 self._folders.add(folder)
             with open(partial, "wb", buffering=0) as f:
                 for piece in job.pieces:
-                    view = memoryview(piece)
-                    while view:
-                        view = view[f.write(view) :]
+                    writeAll(f, piece)
             os.replace(partial, job.path)
         except OSError as e:
             localfiles.discard(partial)

@@ -525,6 +525,21 @@ def _partialName(leaf: bytes) -> bytes:
     return b"." + leaf + PARTIAL_SUFFIX  # the same as ftx.upload.partialName
 
 
+def writeAll(f, data) -> None:
+    """
+    Write all of C{data} to the unbuffered file C{f}. A raw write may store
+    fewer bytes than asked (it does just before a disk fills up); the rest
+    is written again, so a file never silently lacks bytes its digest
+    covers, and a write that stores nothing is a full disk.
+    """
+    view = memoryview(data)
+    while view:
+        written = f.write(view)
+        if not written:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]
+
+
 def hashPrefix(f, count: int, name: bytes):
     """
     SHA-1 of the next C{count} bytes of C{f}. hashlib releases the GIL on

@@ -10,14 +10,13 @@ the quota.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import stat
 from typing import NamedTuple
 
 from ftx.errors import BadOffset, IntegrityError
-from ftx.storage import PARTIAL_SUFFIX, hashPrefix, _osError
+from ftx.storage import PARTIAL_SUFFIX, _osError, hashPrefix, writeAll
 from ftx.wire import nameText
 
 
@@ -75,19 +74,6 @@ class Upload:
             self._settle()
             raise
 
-    def _writeBytes(self, data) -> None:
-        """
-        Write all of C{data}. A raw write may store fewer bytes than asked
-        (it does just before a disk fills up); the rest is written again so
-        that the file never silently lacks bytes the digest covers.
-        """
-        view = memoryview(data)
-        while view:
-            written = self._file.write(view)
-            if not written:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            view = view[written:]
-
     def write(self, data: bytes) -> None:
         """
         Append received bytes and hash them. Errors (a full disk) propagate
@@ -103,7 +89,7 @@ class Upload:
         C{hasher} itself (on another thread); errors as for L{write}.
         """
         try:
-            self._writeBytes(data)
+            writeAll(self._file, data)
         except OSError as e:
             raise _osError(e, self.name)
         self.received += len(data)
