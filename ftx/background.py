@@ -13,18 +13,48 @@ the peer sends.
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
 from typing import Callable, Deque, List, Optional, Tuple
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
+from ftx import workers
+
 # Pause reading above this many bytes waiting in a lane; resume once every
 # lane is below the low mark. Large enough to keep the workers busy while
-# the reactor reads the next megabytes, small enough that 100 transfers fit
-# in memory.
+# the reactor reads the next megabytes.
 HIGH_WATER = 8 << 20
 LOW_WATER = 2 << 20
+# All transfers of a process together: above this many bytes waiting, a
+# transfer that adds more pauses too, until the total is back under half.
+# Without it a hundred downloads each kept their 8 MiB waiting for the
+# hashing thread: 650 MB resident, most of it megabytes faulted in anew.
+BUDGET = 48 << 20
+
+
+class _Budget:
+    """
+    The bytes waiting in every L{BackgroundWriter}'s lanes, and the writers
+    paused because of the total rather than their own backlog. Reactor
+    thread only.
+    """
+
+    def __init__(self) -> None:
+        self.waiting = 0
+        self.paused: "weakref.WeakSet[BackgroundWriter]" = weakref.WeakSet()
+
+    def over(self) -> bool:
+        return self.waiting > BUDGET
+
+    def roomAgain(self) -> None:
+        if self.waiting < BUDGET // 2 and self.paused:
+            for writer in list(self.paused):
+                writer._maybeResume()
+
+
+_budget = _Budget()
 
 
 class Lane:
@@ -33,9 +63,10 @@ class Lane:
     time in the thread pool.
     """
 
-    def __init__(self, work: Callable[[bytes], None], reactor, changed: Callable[[], None]) -> None:
+    def __init__(self, work: Callable[[bytes], None], reactor, changed: Callable[[], None], kind: str = workers.STORE) -> None:
         self._work = work
         self._reactor = reactor
+        self._pool = workers.poolFor(reactor, kind)
         self._changed = changed
         self._pending: List[bytes] = []
         self.waiting = 0
@@ -62,7 +93,7 @@ class Lane:
     def _submit(self) -> None:
         batch, self._pending = self._pending, []
         self.running = True
-        self._reactor.getThreadPool().callInThreadWithCallback(self._workerDone, self._run, batch)
+        self._pool.callInThreadWithCallback(self._workerDone, self._run, batch)
 
     def _run(self, batch: List[bytes]):
         count = 0
@@ -107,11 +138,13 @@ class BackgroundWriter:
         self._resume = resume
         self._lanes = [Lane(sink.store, reactor, self._laneChanged)]
         if hasher is not None:
-            self._lanes.append(Lane(hasher.update, reactor, self._laneChanged))
+            self._lanes.append(Lane(hasher.update, reactor, self._laneChanged, workers.HASH))
         self._paused = False
         self._drainWaiters: List[Deferred] = []
         self._written = 0
         self._releases: Deque[Tuple[int, Callable[[], None]]] = deque()
+        #: Bytes of this writer counted in the process budget.
+        self._counted = 0
 
     @property
     def error(self) -> Optional[BaseException]:
@@ -137,9 +170,26 @@ class BackgroundWriter:
         for lane in self._lanes:
             lane.add(data)
             tooMuch = tooMuch or lane.waiting > HIGH_WATER
-        if tooMuch and not self._paused:
+        self._count()
+        if (tooMuch or _budget.over()) and not self._paused:
             self._paused = True
+            _budget.paused.add(self)
             self._pause()
+
+    def _count(self) -> None:
+        waiting = max(lane.waiting for lane in self._lanes)
+        _budget.waiting += waiting - self._counted
+        self._counted = waiting
+
+    def _maybeResume(self) -> None:
+        if (
+            self._paused
+            and all(lane.waiting < LOW_WATER for lane in self._lanes)
+            and (_budget.waiting < BUDGET // 2 or self._counted == 0)
+        ):
+            self._paused = False
+            _budget.paused.discard(self)
+            self._resume()
 
     def _laneChanged(self) -> None:
         if self.error is not None:
@@ -148,13 +198,13 @@ class BackgroundWriter:
                 lane.waiting = 0
                 if not lane.running:
                     lane.done = lane.added
+        self._count()
         finished = min(lane.done for lane in self._lanes)
         releases = self._releases
         while releases and releases[0][0] <= finished:
             releases.popleft()[1]()
-        if self._paused and all(lane.waiting < LOW_WATER for lane in self._lanes):
-            self._paused = False
-            self._resume()
+        self._maybeResume()
+        _budget.roomAgain()
         if all(lane.idle for lane in self._lanes):
             waiters, self._drainWaiters = self._drainWaiters, []
             for d in waiters:

@@ -53,14 +53,13 @@ class _Buffer:
 class BufferPool:
     """
     Receive buffers handed back once every consumer of their bytes is done,
-    and kept for the next read, up to C{keep} of them: one pool serves all
-    the connections of a process, so a hundred transfers that are over
-    do not each keep megabytes. Touched only from the reactor thread.
+    and kept for the next read. One pool serves all the connections of a
+    process, so a hundred transfers that are over do not each keep
+    megabytes. Touched only from the reactor thread.
     """
 
-    def __init__(self, keep: int = 16, idleKeep: int = 2) -> None:
+    def __init__(self, idleKeep: int = 2) -> None:
         self._free: List[_Buffer] = []
-        self._keep = keep
         self._idleKeep = idleKeep
         #: Bodies being read through this pool now.
         self.active = 0
@@ -71,11 +70,12 @@ class BufferPool:
         return _Buffer(self)
 
     def _give(self, buffer: _Buffer) -> None:
-        # Each body being read has a buffer or two in its lanes at any
-        # time; keeping that many spares saves allocating (and faulting in)
-        # a fresh megabyte for most reads when many bodies run at once.
-        keep = max(self._keep, 2 * self.active) if self.active else self._idleKeep
-        if len(self._free) < keep:
+        # While bodies are being read, every buffer comes back for the next
+        # read: what is in flight at once is already bounded by the lanes'
+        # backpressure, and a buffer dropped now would be a fresh megabyte
+        # to allocate and fault in a moment later. Once no body is read,
+        # all but a couple go.
+        if self.active or len(self._free) < self._idleKeep:
             self._free.append(buffer)
 
     def _bodyEnded(self) -> None:

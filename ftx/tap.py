@@ -115,6 +115,24 @@ def makeFactory(options: Options, reactor=None) -> FtxServerFactory:
     return FtxServerFactory(storage, reactor, policy, auth.fromOptions(options, storage, reactor))
 
 
+#: Connections the kernel may queue before the server accepts them.
+#: Twisted's default of 50 drops the SYNs of a burst of clients beyond
+#: that, and each dropped one retries only after a second: 100 clients
+#: connecting at once took 1.02 s instead of 0.02 s.
+LISTEN_BACKLOG = 1024
+
+
+def withBacklog(description: str) -> str:
+    """
+    C{description} with a C{backlog} of L{LISTEN_BACKLOG} where the
+    endpoint takes one and the description does not set it.
+    """
+    scheme = description.split(":", 1)[0]
+    if scheme in ("tcp", "tcp6", "ssl", "unix") and "backlog=" not in description:
+        return description + ":backlog={}".format(LISTEN_BACKLOG)
+    return description
+
+
 class ListeningService(Service):
     """
     Listens on an endpoint string while running, and logs the address it
@@ -136,7 +154,7 @@ class ListeningService(Service):
             from twisted.internet import reactor
 
             self.reactor = reactor
-        endpoint = tls.serverEndpoint(self.reactor, self.description, self.clientCA)
+        endpoint = tls.serverEndpoint(self.reactor, withBacklog(self.description), self.clientCA)
         self._listening = endpoint.listen(self.factory)
         self._listening.addCallbacks(self._listened, self._failed)
 

@@ -74,6 +74,10 @@ class Upload:
             self._settle()
             raise
 
+    def _writeBytes(self, data) -> None:
+        # The one place bytes reach the partial file (tests fill the disk here).
+        writeAll(self._file, data)
+
     def write(self, data: bytes) -> None:
         """
         Append received bytes and hash them. Errors (a full disk) propagate
@@ -89,7 +93,7 @@ class Upload:
         C{hasher} itself (on another thread); errors as for L{write}.
         """
         try:
-            writeAll(self._file, data)
+            self._writeBytes(data)
         except OSError as e:
             raise _osError(e, self.name)
         self.received += len(data)

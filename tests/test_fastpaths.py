@@ -834,3 +834,71 @@ def test_cliMgetFetchesTogetherThenSkipsIdentical(tmp_path):
     assert sorted(os.listdir(local / "folder")) == sorted(os.path.basename(n) for n in names)
     # The first run asked for all 42 in one server mget.
     assert "mget folder/*: 42 files" in log, log
+
+
+# -- ftx.tap: listen backlog ----------------------------------------------
+
+
+class ListenBacklogTests(SynchronousTestCase):
+    """
+    Servers listen with a backlog deep enough for a burst of clients,
+    unless the endpoint string sets its own.
+    """
+
+    def test_addedWhereTheEndpointTakesOne(self):
+        from ftx.tap import LISTEN_BACKLOG, withBacklog
+
+        for description in ("tcp:1234", "tcp:0:interface=127.0.0.1", "ssl:443:privateKey=k.pem", "unix:/run/ftx.sock"):
+            self.assertEqual(withBacklog(description), "{}:backlog={}".format(description, LISTEN_BACKLOG))
+
+    def test_leftAloneOtherwise(self):
+        from ftx.tap import withBacklog
+
+        self.assertEqual(withBacklog("tcp:1234:backlog=7"), "tcp:1234:backlog=7")
+        self.assertEqual(withBacklog("systemd:domain=INET:index=0"), "systemd:domain=INET:index=0")
+
+
+# -- ftx.workers -----------------------------------------------------------
+
+
+class WorkerPoolTests(SynchronousTestCase):
+    """
+    Lanes of a real reactor run on ftx's own small pools; a stand-in
+    reactor lends its own pool.
+    """
+
+    def test_standInReactorLendsItsPool(self):
+        from ftx import workers
+        from tests.support import InlineReactor
+
+        fake = InlineReactor()
+        self.assertIs(workers.poolFor(fake, workers.HASH), fake.getThreadPool())
+
+    def test_realReactorGetsOnePoolPerKindStoppedAtShutdown(self):
+        from twisted.internet.task import Clock
+        from twisted.internet.testing import MemoryReactor
+        from zope.interface import implementer
+        from twisted.internet.interfaces import IReactorThreads
+
+        from ftx import workers
+
+        @implementer(IReactorThreads)
+        class Reactor(MemoryReactor, Clock):
+            def __init__(self):
+                MemoryReactor.__init__(self)
+                Clock.__init__(self)
+
+            def getThreadPool(self):
+                raise AssertionError("ftx's lanes must not use the reactor's own pool")
+
+        reactor = Reactor()
+        store = workers.poolFor(reactor, workers.STORE)
+        self.assertIs(workers.poolFor(reactor, workers.STORE), store)
+        hashing = workers.poolFor(reactor, workers.HASH)
+        self.assertIsNot(hashing, store)
+        self.assertTrue(store.started and hashing.started)
+        triggers = reactor.triggers["during"]["shutdown"]
+        self.assertEqual(len(triggers), 2)
+        for f, args, kwargs in triggers:
+            f(*args, **kwargs)
+        self.assertFalse(store.started or hashing.started)
