@@ -902,3 +902,42 @@ class WorkerPoolTests(SynchronousTestCase):
         for f, args, kwargs in triggers:
             f(*args, **kwargs)
         self.assertFalse(store.started or hashing.started)
+
+
+# -- the same paths over a Unix socket -------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_unixSocketTransfersUseTheSamePaths(tmp_path):
+    """
+    A Unix socket is a plain socket too: sendfile down, direct reads up,
+    and small and large files in one mget, all byte-identical.
+    """
+    from twisted.internet.endpoints import serverFromString
+
+    root, local = tmp_path / "root", tmp_path / "local"
+    root.mkdir()
+    local.mkdir()
+    digests = _makeMix(root)
+    up = local / "up.bin"
+    upDigest = writeRandom(str(up), 3 * MiB + 11, seed=9)
+    # Socket paths are short (108 bytes): pytest's tmp_path may be longer.
+    folder = tempfile.mkdtemp(prefix="ftx-")
+    path = os.path.join(folder, "s")
+    factory = FtxServerFactory(FilesystemStorage(str(root)), reactor)
+    port = await serverFromString(reactor, "unix:" + path).listen(factory)
+    try:
+        client = await connect(reactor, "unix:path=" + path)
+        try:
+            transfers = await client.mget("mix/*", str(local / "got"))
+            await client.put(str(up), "back/up.bin")
+            back = await client.sget("back/up.bin", str(local / "again.bin"))
+        finally:
+            await client.quit()
+    finally:
+        await port.stopListening()
+        shutil.rmtree(folder, True)
+    assert [t.name for t in transfers] == [name for name, _ in _MIX]
+    for transfer in transfers:
+        assert sha1(transfer.path) == digests[transfer.name]
+    assert sha1(str(root / "back" / "up.bin")) == upDigest == back.sha1 == sha1(str(local / "again.bin"))
