@@ -19,7 +19,7 @@ from zope.interface import implementer
 
 from ftx import zerocopy
 from ftx.errors import IntegrityError
-from ftx.storage import READ_CHUNK
+from ftx.fileio import READ_CHUNK
 
 # Chunk read from disk per resumeProducing on the copying path (TLS, or a
 # small body whose digest is unknown). 16 KiB (FileSender's default) costs

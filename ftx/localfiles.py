@@ -15,7 +15,8 @@ import os
 from typing import Optional
 
 from ftx.errors import PermissionDenied
-from ftx.storage import splitName, writeAll
+from ftx.fileio import writeAll
+from ftx.storage import splitName
 
 PARTIAL_SUFFIX = ".ftx-partial"
 

@@ -24,7 +24,7 @@ from twisted.internet.defer import Deferred, succeed
 from ftx import localfiles
 from ftx.background import Lane
 from ftx.errors import IntegrityError
-from ftx.storage import writeAll
+from ftx.fileio import writeAll
 from ftx.wire import nameText
 
 #: Bodies up to this size (and not continuing a partial file) go this way.

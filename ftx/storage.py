@@ -28,12 +28,12 @@ from ftx.errors import (
     BadOffset,
     Conflict,
     FtxError,
-    IntegrityError,
     NoSpace,
     NotFound,
     PermissionDenied,
 )
 from ftx.digests import DigestCache
+from ftx.fileio import hashPrefix
 from ftx.wire import EMPTY_SHA1, nameText
 
 if TYPE_CHECKING:
@@ -44,7 +44,6 @@ MAX_NAME = 4096
 MAX_DEPTH = 128
 _CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 _CONTROL_TEXT = re.compile(r"[\x00-\x1f\x7f]")
-READ_CHUNK = 1 << 20
 
 
 class Entry(NamedTuple):
@@ -523,37 +522,3 @@ class FilesystemStorage:
 
 def _partialName(leaf: bytes) -> bytes:
     return b"." + leaf + PARTIAL_SUFFIX  # the same as ftx.upload.partialName
-
-
-def writeAll(f, data) -> None:
-    """
-    Write all of C{data} to the unbuffered file C{f}. A raw write may store
-    fewer bytes than asked (it does just before a disk fills up); the rest
-    is written again, so a file never silently lacks bytes its digest
-    covers, and a write that stores nothing is a full disk.
-    """
-    view = memoryview(data)
-    while view:
-        written = f.write(view)
-        if not written:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        view = view[written:]
-
-
-def hashPrefix(f, count: int, name: bytes):
-    """
-    SHA-1 of the next C{count} bytes of C{f}. hashlib releases the GIL on
-    large buffers, so this runs in parallel with the reactor thread.
-    """
-    hasher = hashlib.sha1()
-    buffer = bytearray(READ_CHUNK)
-    view = memoryview(buffer)
-    remaining = count
-    while remaining > 0:
-        got = f.readinto(view[: min(READ_CHUNK, remaining)])
-        if not got:
-            raise IntegrityError("{} shrank while it was being read".format(nameText(name)))
-        hasher.update(view[:got])
-        remaining -= got
-    return hasher
-

@@ -16,7 +16,8 @@ import stat
 from typing import NamedTuple
 
 from ftx.errors import BadOffset, IntegrityError
-from ftx.storage import PARTIAL_SUFFIX, _osError, hashPrefix, writeAll
+from ftx.fileio import hashPrefix, writeAll
+from ftx.storage import PARTIAL_SUFFIX, _osError
 from ftx.wire import nameText
 
 
