@@ -5,10 +5,12 @@ Run a server first (``twistd -n ftx --port 1234 --root files/``), then::
 
     python examples/fetch_and_upload.py localhost:1234 some-file.txt
 
-It lists the server, downloads one file with a progress line, checks the
-server's SHA-1 of it, and uploads it back under a new name.
+It lists the server, downloads one file with a progress line (checked end
+to end by the connection's checksum), compares the server's SHA-1 of it
+with one computed here, and uploads it back under a new name.
 """
 
+import hashlib
 import sys
 
 from twisted.internet.defer import ensureDeferred
@@ -31,9 +33,11 @@ async def main(reactor, address: str, name: str) -> None:
         for entry in await client.list():
             print("{:>12}  {}".format(entry.size, entry.name))
         transfer = await client.sget(name, "downloaded-copy", progress=showProgress)
+        print("received {} bytes, {} {}".format(transfer.size, transfer.checksum, transfer.digest))
         remote = await client.hash(name)
-        print("received {} bytes, sha1 {} ({})".format(
-            transfer.size, transfer.sha1, "matches" if remote == transfer.sha1 else "DIFFERS"))
+        with open("downloaded-copy", "rb") as f:
+            local = hashlib.sha1(f.read()).hexdigest()
+        print("sha1 {} ({})".format(remote, "matches" if remote == local else "DIFFERS"))
         await client.put("downloaded-copy", "copy-of-" + name.replace("/", "_"))
         space = await client.df()
         print("server disk: {} bytes free of {}".format(space.free, space.total))

@@ -125,19 +125,24 @@ class Lane:
 class BackgroundWriter:
     """
     Feeds C{sink.store} and, when a C{hasher} is given, C{hasher.update}
-    from worker threads, each in order.
+    from worker threads, each in order. With C{inlineHash} the hasher runs
+    at once on the calling thread instead: for a checksum as fast as memory
+    (XXH3), a trip to a worker costs more than the hashing.
 
     @ivar error: the first exception C{sink.store} or the hasher raised,
         if any; later data is dropped so that the caller can keep the
         framing and report the error at the end.
     """
 
-    def __init__(self, sink, reactor, pause: Callable[[], None], resume: Callable[[], None], hasher=None) -> None:
+    def __init__(
+        self, sink, reactor, pause: Callable[[], None], resume: Callable[[], None], hasher=None, inlineHash: bool = False
+    ) -> None:
         self.sink = sink
         self._pause = pause
         self._resume = resume
         self._lanes = [Lane(sink.store, reactor, self._laneChanged)]
-        if hasher is not None:
+        self._inlineHash = hasher.update if hasher is not None and inlineHash else None
+        if hasher is not None and not inlineHash:
             self._lanes.append(Lane(hasher.update, reactor, self._laneChanged, workers.HASH))
         self._paused = False
         self._drainWaiters: List[Deferred] = []
@@ -163,6 +168,8 @@ class BackgroundWriter:
             if release is not None:
                 release()
             return
+        if self._inlineHash is not None:
+            self._inlineHash(data)
         self._written += 1
         if release is not None:
             self._releases.append((self._written, release))

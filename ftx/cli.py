@@ -96,6 +96,9 @@ def _commonOptions() -> argparse.ArgumentParser:
     g.add_argument("--user", metavar="NAME", help="log in as NAME")
     g.add_argument("--password-file", metavar="FILE",
                    help="read the password from FILE (else $FTX_PASSWORD, else ask on the terminal)")
+    g.add_argument("--checksum", choices=("auto", "sha1", "xxh128"),
+                   help="what checks each transfer end to end: auto (default) is XXH3-128 when the server has it, "
+                        "else SHA-1")
     return common
 
 
@@ -244,6 +247,9 @@ def sessionOptions(args) -> Tuple[str, dict]:
         insecure=bool(getattr(args, "insecure", False)), certificate=getattr(args, "cert", None),
         user=user, password=password,
     )
+    checksum = getattr(args, "checksum", "auto")
+    if checksum != "auto":
+        options["checksum"] = checksum
     return address, options
 
 

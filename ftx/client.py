@@ -10,7 +10,6 @@ connection drops, every pending request fails with L{ConnectionLost}.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import deque
 from typing import Callable, Deque, List, Optional
@@ -22,7 +21,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 
-from ftx import localfiles, wire
+from ftx import checksums, localfiles, wire
 from ftx.errors import ConnectionLost, FtxError, errorFromReply
 from ftx.replystream import ReplyStream
 from ftx.requests import (
@@ -94,6 +93,9 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
     _log = Logger()
     MAX_LENGTH = wire.MAX_LINE_LENGTH
     delimiter = b"\r\n"
+    #: The checksum to ask for (L{ftx.checksums}); L{None} takes the
+    #: fastest one both ends have.
+    preferredChecksum: Optional[str] = None
 
     def __init__(self, reactor=None) -> None:
         if reactor is None:
@@ -105,6 +107,9 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
         self.greeted: Deferred = Deferred()
         self.features: List[str] = []
         self.version: Optional[str] = None
+        #: What body trailers carry on this connection, agreed on after
+        #: the greeting: SHA-1 unless both ends have a faster checksum.
+        self.checksum = checksums.SHA1
         self._queue: Deque[Request] = deque()
         self._active: Optional[Request] = None
         ReplyStream.__init__(self)
@@ -133,7 +138,11 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
                 return
             self.version = reply.fields[0] if reply.fields else None
             self.features = reply.fields[1].split(",") if len(reply.fields) > 1 else []
-            greeted.callback(self)
+            checksum = self._chooseChecksum()
+            if checksum == checksums.SHA1:
+                greeted.callback(self)
+            else:
+                self._agreeOn(checksum, greeted)
             return
         if self._active is None:
             self._log.warn("unexpected reply from server: {line}", line=reply.text[:200])
@@ -142,6 +151,33 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
             self._active.replyReceived(reply)
         except FtxError as e:
             self._protocolError(e)
+
+    def _chooseChecksum(self) -> str:
+        wanted = self.preferredChecksum
+        candidates = checksums.available() if wanted is None else (wanted,)
+        for name in candidates:
+            if name == checksums.SHA1 or (name in self.features and name in checksums.available()):
+                return name
+        return checksums.SHA1
+
+    def _agreeOn(self, checksum: str, greeted: Deferred) -> None:
+        """
+        Ask the server to end bodies with C{checksum}; only then is the
+        connection ready. A server that refuses leaves SHA-1 in place.
+        """
+
+        def agreed(_):
+            self.checksum = checksum
+            greeted.callback(self)
+
+        def refused(failure):
+            if isinstance(failure.value, ConnectionLost):
+                greeted.errback(failure)
+            else:
+                self._log.warn("the server refused checksum {checksum}: {error}", checksum=checksum, error=failure.value)
+                greeted.callback(self)
+
+        self.request(Request(wire.formatCommand("checksum", checksum))).addCallbacks(agreed, refused)
 
     def _protocolError(self, error: FtxError) -> None:
         self._log.error("protocol error: {error}", error=error)
@@ -240,10 +276,10 @@ class FtxClient:
             restore = False
 
         def hashed(result):
-            offset, hasher = result
+            offset, prefix, whole = result
             request = DownloadRequest(
-                wire.formatCommand("cget", encodeName(name), offset, hasher.hexdigest()),
-                lambda n, s: target, progress, offset=offset, hasher=hasher.copy(),
+                wire.formatCommand("cget", encodeName(name), offset, prefix.hexdigest()),
+                lambda n, s: target, progress, offset=offset, hasher=whole.copy(),
             )
             return self.protocol.request(request)
 
@@ -252,7 +288,7 @@ class FtxClient:
                 os.replace(partial, target)
             return failure
 
-        return self._threaded(_hashLocal, partial).addCallback(hashed).addErrback(failed)
+        return self._threaded(_hashLocal, partial, self.protocol.checksum).addCallback(hashed).addErrback(failed)
 
     def mget(
         self,
@@ -301,7 +337,7 @@ class FtxClient:
         """
         Upload the local file C{path} as C{name} (default: its base name).
         The server keeps it under C{name} only once every byte arrived and
-        the SHA-1 matches. With C{resume}, first ask the server how much of
+        the digest matches. With C{resume}, first ask the server how much of
         an interrupted upload it holds and send only the rest if that part
         matches the local file.
         """
@@ -311,24 +347,26 @@ class FtxClient:
             size = os.fstat(f.fileno()).st_size
         except OSError as e:
             return _failure(localfiles.localError(e, path))
+        checksum = self.protocol.checksum
         if not resume:
             request = UploadRequest(
-                wire.formatCommand("put", encodeName(name), size), name, f, size, 0, hashlib.sha1(), progress
+                wire.formatCommand("put", encodeName(name), size), name, f, size, 0, checksums.new(checksum), progress
             )
             return self.protocol.request(request)
 
         def held(reply):
             offset, digest = int(reply.fields[0]), reply.fields[1]
+            fresh = (0, None, checksums.new(checksum))
             if offset == 0 or offset > size:
-                return 0, hashlib.sha1()
-            return self._threaded(_hashPrefix, path, offset).addCallback(
-                lambda hasher: (offset, hasher) if hasher.hexdigest() == digest else (0, hashlib.sha1())
+                return fresh
+            return self._threaded(_hashPrefix, path, offset, checksum).addCallback(
+                lambda hashers: (offset,) + hashers if hashers[0].hexdigest() == digest else fresh
             )
 
         def send(result):
-            offset, hasher = result
-            fields = [encodeName(name), size] + ([offset, hasher.hexdigest()] if offset else [])
-            request = UploadRequest(wire.formatCommand("put", *fields), name, f, size, offset, hasher, progress)
+            offset, prefix, whole = result
+            fields = [encodeName(name), size] + ([offset, prefix.hexdigest()] if offset else [])
+            request = UploadRequest(wire.formatCommand("put", *fields), name, f, size, offset, whole, progress)
             return self.protocol.request(request)
 
         def closeOnError(failure):
@@ -385,38 +423,56 @@ class FtxClient:
         return d.addCallback(close)
 
 
-def _hashLocal(path: str):
+def _hashLocal(path: str, checksum: str):
     """
-    Size and SHA-1 hasher of a local partial file (run in a thread).
+    Size of a local partial file, its SHA-1 hasher (for C{cget}) and a
+    hasher of C{checksum} over the same bytes (to go on with); run in a
+    thread.
     """
     size = localfiles.existingSize(path) or 0
-    return size, _hashPrefix(path, size) if size else hashlib.sha1()
+    if not size:
+        return (0, checksums.new(checksums.SHA1), checksums.new(checksum))
+    return (size,) + _hashPrefix(path, size, checksum)
 
 
-def _hashPrefix(path: str, count: int):
+def _hashPrefix(path: str, count: int, checksum: str):
     """
-    SHA-1 hasher over the first C{count} bytes of a local file (run in a
-    thread); the same chunked loop the server uses.
+    SHA-1 hasher and C{checksum} hasher over the first C{count} bytes of a
+    local file, in one pass (run in a thread); the same chunked loop the
+    server uses. With SHA-1 as the checksum both are the same object.
     """
+    whole = checksums.new(checksum) if checksum != checksums.SHA1 else None
     with open(path, "rb", buffering=0) as f:
-        return hashPrefix(f, count, os.fsencode(path))
+        prefix = hashPrefix(f, count, os.fsencode(path), whole)
+    return prefix, whole or prefix
 
 
 class _ClientFactory(Factory):
     protocol = FtxClientProtocol
     noisy = False
+    checksum: Optional[str] = None
+
+    def buildProtocol(self, addr):
+        protocol = Factory.buildProtocol(self, addr)
+        protocol.preferredChecksum = self.checksum
+        return protocol
 
 
-def connect(reactor, endpoint) -> "Deferred[FtxClient]":
+def connect(reactor, endpoint, checksum: Optional[str] = None) -> "Deferred[FtxClient]":
     """
     Connect to an ftx server and wait for its greeting. C{endpoint} is an
     C{IStreamClientEndpoint} or an address string (see
     L{endpointFromAddress}). Fires with an L{FtxClient}.
+
+    C{checksum} chooses what guards each transfer: L{None} for the fastest
+    both ends have (XXH3-128 where available), C{"sha1"} to keep SHA-1.
     """
     if isinstance(endpoint, str):
         endpoint = endpointFromAddress(reactor, endpoint)
+    factory = _ClientFactory()
+    factory.checksum = checksum
 
     def connected(protocol: FtxClientProtocol):
         return protocol.greeted.addCallback(lambda _: FtxClient(protocol, reactor))
 
-    return endpoint.connect(_ClientFactory()).addCallback(connected)
+    return endpoint.connect(factory).addCallback(connected)

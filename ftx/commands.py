@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Dict, List, Optional, Set, Tuple
 
-from ftx import localfiles
+from ftx import checksums, localfiles
 from ftx.conflicts import RENAME, SKIP, Refused, Resolver
 from ftx.errors import BadOffset, BadRequest, ConnectionLost, FtxError, IntegrityError, NotFound
 from ftx.progress import Reporter, humanSize, isTerminal
@@ -243,10 +243,17 @@ def _fetch(ctx: Context, name: str, action: str, path: str, size: int):
     return transfer
 
 
+def _checked(transfer) -> str:
+    """
+    The checksum and the start of the digest a transfer was checked by.
+    """
+    return "{} {}".format(checksums.label(transfer.checksum), transfer.digest[:12])
+
+
 def _noteReceived(ctx: Context, transfer) -> None:
     how = "continued" if transfer.transferred < transfer.size else "received"
     ctx.reporter.note(
-        "{} {} -> {} ({}, SHA-1 {})".format(how, transfer.name, transfer.path, humanSize(transfer.size), transfer.sha1[:12])
+        "{} {} -> {} ({}, {})".format(how, transfer.name, transfer.path, humanSize(transfer.size), _checked(transfer))
     )
 
 
@@ -296,10 +303,10 @@ def _cgetStrict(ctx: Context, name: str, target: str) -> None:
         ctx.reporter.transferDone(0)
     ctx.current = None
     if transfer.transferred == 0:
-        ctx.reporter.note("{} was already complete ({}, SHA-1 {})".format(target, humanSize(transfer.size), transfer.sha1[:12]))
+        ctx.reporter.note("{} was already complete ({}, {})".format(target, humanSize(transfer.size), _checked(transfer)))
     else:
-        ctx.reporter.note("continued {} -> {} ({} of {} fetched, SHA-1 {})".format(
-            name, transfer.path, humanSize(transfer.transferred), humanSize(transfer.size), transfer.sha1[:12]))
+        ctx.reporter.note("continued {} -> {} ({} of {} fetched, {})".format(
+            name, transfer.path, humanSize(transfer.transferred), humanSize(transfer.size), _checked(transfer)))
 
 
 def doMget(ctx: Context, args) -> int:
@@ -497,7 +504,7 @@ def doPut(ctx: Context, args) -> int:
         finally:
             ctx.reporter.transferDone(size)
         how = "sent" if transfer.transferred == transfer.size else "resumed"
-        ctx.reporter.note("{} {} -> {} ({}, SHA-1 {})".format(how, path, name, humanSize(size), transfer.sha1[:12]))
+        ctx.reporter.note("{} {} -> {} ({}, {})".format(how, path, name, humanSize(size), _checked(transfer)))
     ctx.reporter.close()
     if len(uploads) > 1:
         ctx.reporter.note("put: {} sent, {} failed".format(len(uploads) - len(failures), len(failures)))

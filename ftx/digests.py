@@ -1,5 +1,5 @@
 """
-A cache of whole-file SHA-1 digests.
+A cache of whole-file digests, SHA-1 and the faster transfer checksum.
 """
 
 from __future__ import annotations
@@ -8,12 +8,14 @@ import os
 import threading
 from typing import Dict, Optional
 
+from ftx.checksums import SHA1
+
 
 class DigestCache:
     """
-    Whole-file SHA-1s keyed by what changes when a file does (device, inode,
-    size, modification time), so a repeated C{hash} of an unchanged file is
-    answered without reading it again.
+    Whole-file digests keyed by what changes when a file does (device,
+    inode, size, modification time) and by checksum, so a repeated C{hash}
+    or download of an unchanged file is answered without reading it again.
     """
 
     def __init__(self, capacity: int = 4096) -> None:
@@ -25,12 +27,12 @@ class DigestCache:
     def key(st: os.stat_result) -> tuple:
         return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
-    def get(self, st: os.stat_result) -> Optional[str]:
+    def get(self, st: os.stat_result, checksum: str = SHA1) -> Optional[str]:
         with self._lock:
-            return self._entries.get(self.key(st))
+            return self._entries.get(self.key(st) + (checksum,))
 
-    def put(self, st: os.stat_result, hexdigest: str) -> None:
+    def put(self, st: os.stat_result, hexdigest: str, checksum: str = SHA1) -> None:
         with self._lock:
             if len(self._entries) >= self._capacity:
                 self._entries.pop(next(iter(self._entries)))
-            self._entries[self.key(st)] = hexdigest
+            self._entries[self.key(st) + (checksum,)] = hexdigest

@@ -33,10 +33,14 @@ def writeAll(f, data) -> None:
         view = view[written:]
 
 
-def hashPrefix(f, count: int, name: bytes):
+def hashPrefix(f, count: int, name: bytes, also=None):
     """
     SHA-1 of the next C{count} bytes of C{f}. hashlib releases the GIL on
     large buffers, so this runs in parallel with the reactor thread.
+
+    C{also}, a hasher of the connection's checksum, is fed the same bytes
+    in the same pass: a resume checks the prefix by SHA-1 but goes on to
+    check the whole file by the connection's checksum.
     """
     hasher = hashlib.sha1()
     buffer = bytearray(READ_CHUNK)
@@ -47,5 +51,7 @@ def hashPrefix(f, count: int, name: bytes):
         if not got:
             raise IntegrityError("{} shrank while it was being read".format(nameText(name)))
         hasher.update(view[:got])
+        if also is not None:
+            also.update(view[:got])
         remaining -= got
     return hasher

@@ -3,7 +3,7 @@ Receiving files: C{put} and C{partial}.
 
 The body arrives in raw mode and is counted byte for byte so that framing
 holds even after an error; a L{BackgroundWriter} writes and hashes it off
-the reactor thread. The file takes its name only after the trailer's SHA-1
+the reactor thread. The file takes its name only after the trailer's digest
 matches (L{ftx.upload.Upload.finish}).
 """
 
@@ -13,7 +13,7 @@ import time
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 
-from ftx import bodyreads, wire, zerocopy
+from ftx import bodyreads, checksums, wire, zerocopy
 from ftx.background import BackgroundWriter
 from ftx.errors import BadOffset, BadRequest, FtxError, TooLarge
 from ftx.wire import decodeName, encodeName, parseDigest, parseNumber
@@ -52,16 +52,17 @@ class UploadCommands:
         if quota is not None and not quota.counted:
             yield quota.whenCounted()
         if offset:
-            upload = yield self._threaded(self.storage.beginUpload, name, size, offset, prefix)
+            upload = yield self._threaded(self.storage.beginUpload, name, size, offset, prefix, self.checksum)
         else:
-            upload = self.storage.beginUpload(name, size, 0, None)
+            upload = self.storage.beginUpload(name, size, 0, None, self.checksum)
         if self.disconnected:
             upload.abort(keep=self._keepPartial(upload))
             return
         started = time.monotonic()
         self._upload = upload
         self._writer = BackgroundWriter(
-            upload, self.factory.reactor, self.pauseProducing, self._writerCaughtUp, upload.hasher
+            upload, self.factory.reactor, self.pauseProducing, self._writerCaughtUp, upload.hasher,
+            inlineHash=checksums.cheap(upload.checksum),
         )
         self._uploadRemaining = size - offset
         self._uploadDone = Deferred()
@@ -151,9 +152,10 @@ class UploadCommands:
         d, self._uploadDone = self._uploadDone, None
         fields = line.split(b" ")
         try:
-            if len(fields) != 2 or fields[0] != b"sha1":
-                raise BadRequest("expected the trailer 'sha1 DIGEST' after the body")
-            digest = parseDigest(fields[1].decode("ascii", "replace"))
+            word = self.checksum.encode("ascii")
+            if len(fields) != 2 or fields[0] != word:
+                raise BadRequest("expected the trailer '{} DIGEST' after the body".format(self.checksum))
+            digest = parseDigest(fields[1].decode("ascii", "replace"), self.checksum)
         except FtxError as e:
             d.errback(e)
             return

@@ -8,12 +8,11 @@ lines to the request in flight.
 
 from __future__ import annotations
 
-import hashlib
 from typing import List, NamedTuple, Optional
 
 from twisted.internet.defer import Deferred, succeed
 
-from ftx import localfiles, wire
+from ftx import checksums, localfiles, wire
 from ftx.background import HIGH_WATER, LOW_WATER, BackgroundWriter
 from ftx.errors import IntegrityError, errorFromReply
 from ftx.filebody import BodySender
@@ -39,15 +38,25 @@ class DiskSpace(NamedTuple):
 class Transfer(NamedTuple):
     """
     A finished transfer: the server's name, the local path, the file's size,
-    its SHA-1 (checked end to end), and how many bytes actually crossed the
-    connection (less than C{size} after a resume).
+    its digest (checked end to end), how many bytes actually crossed the
+    connection (less than C{size} after a resume), and which checksum the
+    digest is (L{ftx.checksums}: C{"xxh128"} when both ends have it).
     """
 
     name: str
     path: str
     size: int
-    sha1: str
+    digest: str
     transferred: int
+    checksum: str = checksums.SHA1
+
+    @property
+    def sha1(self) -> Optional[str]:
+        """
+        The file's SHA-1 when the connection checked by SHA-1, else L{None}
+        (ask the server with C{hash} when the SHA-1 itself is wanted).
+        """
+        return self.digest if self.checksum == checksums.SHA1 else None
 
 
 class Request:
@@ -144,7 +153,7 @@ class DownloadRequest(Request):
             else:
                 self._beginFile(header)
         elif reply.code == wire.TRAILER and self.header is not None:
-            self._endFile(wire.parseDigest(reply.fields[0] if reply.fields else ""))
+            self._endFile(wire.parseDigest(reply.fields[0] if reply.fields else "", self.protocol.checksum))
         elif reply.code == wire.BATCH_END and self.batch:
             self._whenSmallFilesStored().addCallback(lambda _: self._batchEnded())
         elif reply.code == wire.SKIPPED and self.batch:
@@ -157,15 +166,18 @@ class DownloadRequest(Request):
         name = nameText(header.name)
         path = self.destination(header.name, header.size)
         self.discarding = path is None
+        checksum = self.protocol.checksum
         if path is not None and header.offset == 0 and header.bodyLength <= SMALL_BODY:
-            self.small = SmallFile(header.name, path, header.size)
+            self.small = SmallFile(header.name, path, header.size, checksum)
         elif path is not None:
-            hasher = self.prefixHasher if header.offset else hashlib.sha1()
+            hasher = self.prefixHasher if header.offset else checksums.new(checksum)
             self.current = localfiles.PartialFile(path, header.offset, hasher)
-            # Writing and hashing run in two worker threads while this
-            # thread receives: on two cores that overlaps the three costs.
+            # Writing (and hashing, unless the checksum is cheap enough to
+            # do here) run in worker threads while this thread receives: on
+            # two cores that overlaps the costs.
             self.writer = BackgroundWriter(
-                self.current, self.protocol.reactor, self.protocol.pauseProducing, self._writerCaughtUp, hasher
+                self.current, self.protocol.reactor, self.protocol.pauseProducing, self._writerCaughtUp, hasher,
+                inlineHash=checksums.cheap(checksum),
             )
         self._done = header.offset
         self._reportEvery = max(header.size // 1000, 1 << 20)
@@ -234,9 +246,15 @@ class DownloadRequest(Request):
             current.keep()
             error = localfiles.localError(writer.error, current.path) if isinstance(writer.error, OSError) else writer.error
         elif not current.finish(digest):
-            error = IntegrityError("{} arrived corrupted (SHA-1 mismatch); it was not kept".format(nameText(header.name)))
+            error = IntegrityError(
+                "{} arrived corrupted ({} mismatch); it was not kept".format(
+                    nameText(header.name), checksums.label(self.protocol.checksum)
+                )
+            )
         else:
-            self._fileDone(Transfer(nameText(header.name), current.path, header.size, digest, header.bodyLength))
+            self._fileDone(
+                Transfer(nameText(header.name), current.path, header.size, digest, header.bodyLength, self.protocol.checksum)
+            )
         if error is not None:
             if self.batch:
                 # The server goes on sending the batch; failing now would
@@ -268,7 +286,7 @@ class DownloadRequest(Request):
         if self.deferred.called:
             return
         if job.error is None:
-            self._fileDone(Transfer(nameText(job.name), job.path, job.size, job.digest, job.size))
+            self._fileDone(Transfer(nameText(job.name), job.path, job.size, job.digest, job.size, job.checksum))
         elif self.batch:
             self.batchError = self.batchError or job.error
         else:
@@ -314,8 +332,8 @@ class UploadRequest(Request):
     """
     C{put}: wait for C{350}, stream the file with a L{BodySender} (so a slow
     server pushes back on the client rather than filling its memory, and a
-    plain socket gets C{sendfile}), then send the C{sha1} trailer and wait
-    for C{226}.
+    plain socket gets C{sendfile}), then send the trailer (C{sha1 DIGEST},
+    or the connection's other checksum) and wait for C{226}.
     """
 
     def __init__(self, line, name, f, size, offset, hasher, progress):
@@ -340,7 +358,9 @@ class UploadRequest(Request):
         elif reply.code == wire.BATCH_END:
             self.file.close()
             digest = reply.fields[2] if len(reply.fields) > 2 else ""
-            self.complete(Transfer(self.name, self.file.name, self.size, digest, self.size - self.offset))
+            self.complete(
+                Transfer(self.name, self.file.name, self.size, digest, self.size - self.offset, self.protocol.checksum)
+            )
         else:
             super().replyReceived(reply)
 
@@ -351,7 +371,7 @@ class UploadRequest(Request):
 
     def _bodySent(self, digest: str) -> None:
         if not self.protocol._lost:
-            self.protocol.sendLine(b"sha1 " + digest.encode("ascii"))
+            self.protocol.sendLine(self.protocol.checksum.encode("ascii") + b" " + digest.encode("ascii"))
 
     def _bodyFailed(self, failure) -> None:
         # The file shrank or could not be read: the body can no longer be

@@ -8,12 +8,11 @@ back the server instead of filling its memory.
 
 from __future__ import annotations
 
-import hashlib
 import time
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 
-from ftx import wire
+from ftx import checksums, wire
 from ftx.errors import FtxError, IntegrityError, NotFound
 from ftx.filebody import BodySender
 from ftx.wire import decodeName, encodeName, nameText, parseDigest, parseNumber
@@ -43,13 +42,16 @@ class DownloadCommands:
         offset = parseNumber(args[1], "offset")
         expected = parseDigest(args[2])
         self._permit("read", name)
-        f, hasher, size = yield self._threaded(self.storage.prefixHasher, name, offset)
-        if hasher.hexdigest() != expected:
+        # The prefix is checked by SHA-1; the trailer is the connection's
+        # checksum of the whole file, so both hash the same prefix.
+        whole = checksums.new(self.checksum) if self.checksum != checksums.SHA1 else None
+        f, prefix, size = yield self._threaded(self.storage.prefixHasher, name, offset, whole)
+        if prefix.hexdigest() != expected:
             f.close()
             raise IntegrityError(
                 "the first {} bytes of {} on the server differ from your copy; download it again".format(offset, nameText(name))
             )
-        yield self._sendBody(name, f, size, offset, hasher, "cget")
+        yield self._sendBody(name, f, size, offset, whole or prefix, "cget")
 
     @inlineCallbacks
     def do_mget(self, args):
@@ -97,7 +99,7 @@ class DownloadCommands:
         the size sent (less than C{size} if the file shrank meanwhile: the
         header announces what is actually sent).
         """
-        data, digest = self.storage.readSmall(f, size)
+        data, digest = self.storage.readSmall(f, size, self.checksum)
         header = wire.formatLine(wire.BODY_FOLLOWS, encodeName(name), len(data), 0)
         trailer = wire.formatLine(wire.TRAILER, digest)
         self.transport.writeSequence((header, self.delimiter, data, trailer, self.delimiter))
@@ -109,10 +111,11 @@ class DownloadCommands:
         the trailer is written.
         """
         started = time.monotonic()
-        known = self.storage.cachedDigest(f) if hasher is None else None
+        checksum = self.checksum
+        known = self.storage.cachedDigest(f, checksum) if hasher is None else None
         version = self.storage.fileVersion(f)
         if hasher is None:
-            hasher = hashlib.sha1()
+            hasher = checksums.new(checksum)
         self._reply(wire.formatLine(wire.BODY_FOLLOWS, encodeName(name), size, offset))
         sender = BodySender(f, offset, size - offset, hasher, known, self._bodyProgress, self.factory.reactor)
         self._sender = sender
@@ -122,7 +125,7 @@ class DownloadCommands:
         def sent(digest):
             if known is None:
                 try:
-                    self.storage.rememberDigest(f, digest, version)
+                    self.storage.rememberDigest(f, digest, version, checksum)
                 except OSError:
                     pass
             self._reply(wire.formatLine(wire.TRAILER, digest))

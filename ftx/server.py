@@ -23,7 +23,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ftx import bodyreads, wire
+from ftx import bodyreads, checksums, wire
 from ftx.auth import AccessControl, Account
 from ftx.logins import LoginAttempts
 from ftx.background import BackgroundWriter
@@ -44,6 +44,9 @@ from ftx.storage import IStorage
 from ftx.wire import decodeName, encodeName, nameText
 
 FEATURES = ("list", "sget", "mget", "hash", "cget", "put", "resume", "delete", "df", "quit")
+# Each checksum besides SHA-1 is a feature of its own: the client may ask
+# for it with "checksum NAME".
+CHECKSUM_FEATURES = tuple(name for name in checksums.available() if name != checksums.SHA1)
 
 RECEIVE_SIZE = 1 << 20
 
@@ -116,6 +119,8 @@ class FtxServerProtocol(DownloadCommands, UploadCommands, ConnectionLimits, Line
         self._directBody: Optional[bodyreads.DirectBody] = None
         self._pendingSize = 0
         self._feeding = False
+        #: What body trailers on this connection carry (L{do_checksum}).
+        self.checksum = checksums.SHA1
 
     # -- connection -----------------------------------------------------
 
@@ -153,7 +158,7 @@ class FtxServerProtocol(DownloadCommands, UploadCommands, ConnectionLimits, Line
             access, self.peer, self._address,
             interfaces.ISSLTransport.providedBy(self.transport) or not hasattr(peer, "port"),
         )
-        self.sendLine(wire.formatLine(wire.GREETING, wire.PROTOCOL_VERSION, ",".join(FEATURES + access.features())))
+        self.sendLine(wire.formatLine(wire.GREETING, wire.PROTOCOL_VERSION, ",".join(FEATURES + CHECKSUM_FEATURES + access.features())))
 
     def handshakeCompleted(self) -> None:
         """
@@ -213,7 +218,7 @@ class FtxServerProtocol(DownloadCommands, UploadCommands, ConnectionLimits, Line
         if handler is None:
             self._reply(wire.formatError(BadRequest("unknown command: {}".format(verb[:40]))))
             return
-        if self.account is None and verb not in ("login", "quit"):
+        if self.account is None and verb not in ("login", "quit", "checksum"):
             self._reply(wire.formatError(LoginRequired("log in first: login USER PASSWORD")))
             return
         self._busy = True
@@ -354,6 +359,15 @@ class FtxServerProtocol(DownloadCommands, UploadCommands, ConnectionLimits, Line
             return
         self.account = account
         self._reply(wire.formatLine(wire.LOGGED_IN, encodeName(account.name)))
+
+    def do_checksum(self, args):
+        self._arity(args, 1, 1, "checksum NAME")
+        if args[0] != checksums.SHA1 and args[0] not in CHECKSUM_FEATURES:
+            raise BadRequest(
+                "unknown checksum {!r}; this server offers {}".format(args[0][:40], ", ".join((checksums.SHA1,) + CHECKSUM_FEATURES))
+            )
+        self.checksum = args[0]
+        self._reply(wire.formatLine(wire.OK, "checksum", self.checksum))
 
     def do_quit(self, args):
         self._reply(wire.formatLine(wire.BYE, "bye"))

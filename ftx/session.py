@@ -67,6 +67,7 @@ def openSession(
     certificate: Optional[str] = None,
     user: Optional[str] = None,
     password: Optional[str] = None,
+    checksum: Optional[str] = None,
 ) -> "Deferred[FtxClient]":
     """
     Connect to C{address} and, when C{user} is given, log in. Fires with an
@@ -78,7 +79,8 @@ def openSession(
     C{certificate} is given. The server's certificate is then verified
     against C{cafile} (a PEM file or folder; default: the system's trust
     store) and the host name, unless C{insecure}. C{certificate} is a PEM
-    file holding a client certificate and its private key.
+    file holding a client certificate and its private key. C{checksum}
+    picks what guards transfers (see L{ftx.client.connect}).
 
     Fails with L{ftx.errors.CertificateError} when the server cannot be
     verified, L{ftx.errors.TLSError} when TLS cannot be set up,
@@ -100,6 +102,7 @@ def openSession(
     except ValueError as e:
         return fail(FtxError(str(e)))
 
+    factory.checksum = checksum
     secure = isinstance(factory, _TLSClientFactory)
 
     def connected(protocol: FtxClientProtocol):

@@ -7,21 +7,20 @@ partial file opened as the body starts, a trip to a worker thread and back
 before the next body may start, and the connection held meanwhile. For
 C{mget} of a thousand small files that was most of the time. A small body
 is instead collected as it arrives (views of the received bytes, no
-copies), and once its trailer is in, one job checks the SHA-1 and writes
+copies), and once its trailer is in, one job checks the digest and writes
 the file under a temporary name, then renames it; the next body is read
 meanwhile. A file whose digest does not match is never written.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import deque
 from typing import Callable, Deque, List, Optional, Set
 
 from twisted.internet.defer import Deferred, succeed
 
-from ftx import localfiles
+from ftx import checksums, localfiles
 from ftx.background import Lane
 from ftx.errors import IntegrityError
 from ftx.fileio import writeAll
@@ -36,12 +35,13 @@ class SmallFile:
     One received small file waiting to be stored.
     """
 
-    __slots__ = ("name", "path", "pieces", "size", "digest", "stored", "error")
+    __slots__ = ("name", "path", "pieces", "size", "checksum", "digest", "stored", "error")
 
-    def __init__(self, name: bytes, path: str, size: int) -> None:
+    def __init__(self, name: bytes, path: str, size: int, checksum: str = checksums.SHA1) -> None:
         self.name = name
         self.path = path
         self.size = size
+        self.checksum = checksum
         self.pieces: List[object] = []
         self.digest = ""
         #: Set by the worker once it is done with the file: in place, or
@@ -95,11 +95,13 @@ class SmallFileStore:
         job.stored = True
 
     def _write(self, job: SmallFile) -> None:
-        hasher = hashlib.sha1()
+        hasher = checksums.new(job.checksum)
         for piece in job.pieces:
             hasher.update(piece)
         if hasher.hexdigest() != job.digest:
-            raise IntegrityError("{} arrived corrupted (SHA-1 mismatch); it was not kept".format(nameText(job.name)))
+            raise IntegrityError(
+                "{} arrived corrupted ({} mismatch); it was not kept".format(nameText(job.name), checksums.label(job.checksum))
+            )
         partial = localfiles.partialPath(job.path)
         try:
             folder = os.path.dirname(job.path)

@@ -14,7 +14,6 @@ in a thread; the server does that.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import re
 import stat
@@ -32,6 +31,8 @@ from ftx.errors import (
     NotFound,
     PermissionDenied,
 )
+from ftx import checksums
+from ftx.checksums import SHA1
 from ftx.digests import DigestCache
 from ftx.fileio import hashPrefix
 from ftx.wire import EMPTY_SHA1, nameText
@@ -77,20 +78,22 @@ class IStorage(Interface):
         SHA-1 of the file or its first C{length} bytes, and that length.
         """
 
-    def prefixHasher(name: bytes, length: int) -> Tuple[object, object, int]:
+    def prefixHasher(name: bytes, length: int, also: object) -> Tuple[object, object, int]:
         """
-        Open a file, check that it has C{length} bytes, and hash them: the
-        open file (positioned at C{length}), the hasher and the size.
-        """
-
-    def readSmall(f: object, size: int) -> Tuple[bytes, str]:
-        """
-        The bytes of a small open file and their SHA-1 (cached if known).
+        Open a file, check that it has C{length} bytes, and hash them by
+        SHA-1 (and into C{also}, if given): the open file (positioned at
+        C{length}), the SHA-1 hasher and the size.
         """
 
-    def beginUpload(name: bytes, size: int, offset: int, prefixSha1: Optional[str]) -> "Upload":
+    def readSmall(f: object, size: int, checksum: str) -> Tuple[bytes, str]:
         """
-        Start receiving a file.
+        The bytes of a small open file and their digest by C{checksum}
+        (cached if known).
+        """
+
+    def beginUpload(name: bytes, size: int, offset: int, prefixSha1: Optional[str], checksum: str) -> "Upload":
+        """
+        Start receiving a file, to be checked by C{checksum}.
         """
 
     def partialUpload(name: bytes) -> Tuple[int, str]:
@@ -339,23 +342,23 @@ class FilesystemStorage:
                 self.digests.put(st, hasher.hexdigest())
             return hasher.hexdigest(), count
 
-    def prefixHasher(self, name: bytes, length: int) -> Tuple[object, object, int]:
+    def prefixHasher(self, name: bytes, length: int, also=None) -> Tuple[object, object, int]:
         fd, st = self._openFile(name)
         f = os.fdopen(fd, "rb", buffering=0)
         try:
             if length > st.st_size:
                 raise BadOffset("{} has {} bytes, fewer than {}".format(nameText(name), st.st_size, length))
-            hasher = hashPrefix(f, length, name)
+            hasher = hashPrefix(f, length, name, also)
             return f, hasher, st.st_size
         except BaseException:
             f.close()
             raise
 
-    def cachedDigest(self, f: object) -> Optional[str]:
+    def cachedDigest(self, f: object, checksum: str = SHA1) -> Optional[str]:
         """
         The whole-file digest of an open file, if known and still valid.
         """
-        return self.digests.get(os.fstat(f.fileno()))  # type: ignore[attr-defined]
+        return self.digests.get(os.fstat(f.fileno()), checksum)  # type: ignore[attr-defined]
 
     def fileVersion(self, f: object) -> tuple:
         """
@@ -363,31 +366,34 @@ class FilesystemStorage:
         """
         return DigestCache.key(os.fstat(f.fileno()))  # type: ignore[attr-defined]
 
-    def readSmall(self, f: object, size: int) -> Tuple[bytes, str]:
+    def readSmall(self, f: object, size: int, checksum: str = SHA1) -> Tuple[bytes, str]:
         """
         The bytes of a small open file (at most C{size}; fewer if it shrank
-        since it was opened) and their SHA-1, from the digest cache when
-        the file is unchanged. Cheap enough for the reactor thread.
+        since it was opened) and their digest by C{checksum}, from the
+        digest cache when the file is unchanged. Cheap enough for the
+        reactor thread.
         """
         before = os.fstat(f.fileno())  # type: ignore[attr-defined]
         data = f.read(size)  # type: ignore[attr-defined]
         after = os.fstat(f.fileno())  # type: ignore[attr-defined]
         unchanged = DigestCache.key(before) == DigestCache.key(after) and len(data) == after.st_size
-        digest = self.digests.get(after) if unchanged else None
+        digest = self.digests.get(after, checksum) if unchanged else None
         if digest is None:
-            digest = hashlib.sha1(data).hexdigest()
+            hasher = checksums.new(checksum)
+            hasher.update(data)
+            digest = hasher.hexdigest()
             if unchanged:
-                self.digests.put(after, digest)
+                self.digests.put(after, digest, checksum)
         return data, digest
 
-    def rememberDigest(self, f: object, hexdigest: str, version: tuple) -> None:
+    def rememberDigest(self, f: object, hexdigest: str, version: tuple, checksum: str = SHA1) -> None:
         """
         Cache a digest computed while sending, but only if the file did not
         change in the meantime (then the digest describes a mix).
         """
         st = os.fstat(f.fileno())  # type: ignore[attr-defined]
         if DigestCache.key(st) == version:
-            self.digests.put(st, hexdigest)
+            self.digests.put(st, hexdigest, checksum)
 
     def diskSpace(self) -> Tuple[int, int]:
         st = os.statvfs(self.root)
@@ -409,7 +415,7 @@ class FilesystemStorage:
             self._uploading.discard(key)
 
     def beginUpload(
-        self, name: bytes, size: int, offset: int = 0, prefixSha1: Optional[str] = None
+        self, name: bytes, size: int, offset: int = 0, prefixSha1: Optional[str] = None, checksum: str = SHA1
     ) -> "Upload":
         """
         Start receiving C{name}. With a quota, C{size - offset} bytes are
@@ -450,7 +456,7 @@ class FilesystemStorage:
             raise
         try:
             # From here the Upload owns the reservation and settles it.
-            return Upload(self, name, dirFd, leaf, size, offset, prefixSha1, key)
+            return Upload(self, name, dirFd, leaf, size, offset, prefixSha1, key, checksum)
         except BaseException:
             self._unlockUpload(key)
             os.close(dirFd)

@@ -2,7 +2,7 @@
 Files being received, and what interrupted uploads leave behind.
 
 An upload writes to a hidden C{.NAME.ftx-partial} beside its final name and
-is renamed into place only when every byte arrived and the SHA-1 matches.
+is renamed into place only when every byte arrived and its digest matches.
 An interrupted upload's partial file is kept for a resume; L{sweep} removes
 the ones nobody came back for, and recounts the bytes under the root for
 the quota.
@@ -10,11 +10,12 @@ the quota.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from typing import NamedTuple
 
+from ftx import checksums
+from ftx.checksums import SHA1
 from ftx.errors import BadOffset, IntegrityError
 from ftx.fileio import hashPrefix, writeAll
 from ftx.storage import PARTIAL_SUFFIX, _osError
@@ -40,7 +41,7 @@ class Upload:
     out (finish, abort) settles the account.
     """
 
-    def __init__(self, storage, name, dirFd, leaf, size, offset, prefixSha1, key):
+    def __init__(self, storage, name, dirFd, leaf, size, offset, prefixSha1, key, checksum=SHA1):
         self.storage = storage
         self.name = name
         self.size = size
@@ -53,7 +54,9 @@ class Upload:
         self._closed = False
         self._quota = getattr(storage, "quota", None)
         self._reserved = size - offset if self._quota is not None else 0
-        self.hasher = hashlib.sha1()
+        #: What the trailer's digest is checked by.
+        self.checksum = checksum
+        self.hasher = checksums.new(checksum)
         try:
             fd = os.open(self._partial, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644, dir_fd=dirFd)
         except OSError as e:
@@ -64,8 +67,10 @@ class Upload:
             if offset:
                 if held < offset:
                     raise BadOffset("the server holds {} bytes of {}, fewer than {}".format(held, nameText(name), offset))
-                self.hasher = hashPrefix(self._file, offset, name)
-                if self.hasher.hexdigest() != prefixSha1:
+                whole = self.hasher if checksum != SHA1 else None
+                prefix = hashPrefix(self._file, offset, name, whole)
+                self.hasher = whole or prefix
+                if prefix.hexdigest() != prefixSha1:
                     raise IntegrityError("the part the server holds differs from yours; upload it again from the start")
             if held > offset:
                 self._file.truncate(offset)
@@ -103,7 +108,7 @@ class Upload:
             self._reserved -= used
             self._quota.wrote(used, len(data) - used)
 
-    def finish(self, sha1: str) -> None:
+    def finish(self, digest: str) -> None:
         """
         Check the digest and move the file to its final name.
 
@@ -112,9 +117,11 @@ class Upload:
         if self.received != self.size:
             self.abort(keep=False)
             raise IntegrityError("received {} bytes, expected {}".format(self.received, self.size))
-        if self.hasher.hexdigest() != sha1:
+        if self.hasher.hexdigest() != digest:
             self.abort(keep=False)
-            raise IntegrityError("SHA-1 mismatch: the upload of {} was corrupted".format(nameText(self.name)))
+            raise IntegrityError(
+                "{} mismatch: the upload of {} was corrupted".format(checksums.label(self.checksum), nameText(self.name))
+            )
         try:
             self._file.close()
             replaced = self._regularSize(self._leaf)

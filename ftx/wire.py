@@ -13,6 +13,7 @@ import re
 from typing import List, NamedTuple, Optional, Tuple
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
+from ftx import checksums
 from ftx.errors import BadRequest, FtxError
 
 PROTOCOL_VERSION = "ftx/1"
@@ -37,7 +38,6 @@ SKIPPED = 451
 
 _SAFE = b"-._~/"
 _NUMBER = re.compile(r"\A(?:0|[1-9][0-9]{0,18})\Z")
-_DIGEST = re.compile(r"\A[0-9a-f]{40}\Z")
 _MAX_NUMBER = 2**63 - 1
 
 
@@ -85,15 +85,12 @@ def parseNumber(field: str, what: str = "number") -> int:
     return value
 
 
-def parseDigest(field: str) -> str:
+def parseDigest(field: str, checksum: str = checksums.SHA1) -> str:
     """
-    Check a SHA-1 hex digest; the protocol only uses lower case, but upper
-    case is accepted and folded so that a hand-typed digest works.
+    Check a hex digest (SHA-1 unless the connection chose another
+    checksum); upper case is folded so that a hand-typed digest works.
     """
-    value = field.lower()
-    if not _DIGEST.match(value):
-        raise BadRequest("not a SHA-1 hex digest: {!r}".format(field[:60]))
-    return value
+    return checksums.parseDigest(field, checksum)
 
 
 def parseCommand(line: bytes) -> Tuple[str, List[str]]:

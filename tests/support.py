@@ -14,7 +14,10 @@ import sys
 import time
 from typing import List, Optional
 
+import xxhash
 from twisted.internet.endpoints import serverFromString
+
+from ftx import checksums
 
 from ftx.server import FtxServerFactory, ServerPolicy
 from ftx.storage import FilesystemStorage
@@ -24,7 +27,15 @@ LISTENING = re.compile(r"ftx listening on .* \(port (\d+)\)")
 
 
 def sha1(path: str) -> str:
-    h = hashlib.sha1()
+    return digestOf(path, checksums.SHA1)
+
+
+def digestOf(path: str, checksum: str) -> str:
+    """
+    The digest of a file by C{checksum} (C{"sha1"} or C{"xxh128"}),
+    computed here, independently of the code under test.
+    """
+    h = hashlib.sha1() if checksum == checksums.SHA1 else xxhash.xxh3_128()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)

@@ -22,7 +22,7 @@ from ftx.logins import LoginThrottle
 from ftx.client import connect
 from ftx.session import openSession
 from ftx.tap import Options, makeFactory
-from tests.support import sha1
+from tests.support import digestOf, sha1
 
 ACCESS = """\
 # name      rights   options
@@ -175,7 +175,8 @@ async def test_homeDirectoryConfinesTheAccount(site):
             await client.sget("file.txt", str(local / "a.txt"))
             assert (local / "a.txt").read_bytes() == b"in alice\n"
             transfer = await client.put(str(local / "up.txt"), "sub/up.txt")
-            assert sha1(str(root / "alice" / "sub" / "up.txt")) == transfer.sha1
+            assert transfer.checksum == "xxh128"
+            assert digestOf(str(root / "alice" / "sub" / "up.txt"), "xxh128") == transfer.digest
             assert not (root / "sub").exists()
             for name in ("../file.txt", "escape.txt", "../pub/file.txt"):
                 with pytest.raises((errors.PermissionDenied, errors.NotFound)):

@@ -33,7 +33,7 @@ from ftx.client import connect
 from ftx.server import FtxServerFactory
 from ftx.storage import FilesystemStorage
 from ftx.upload import partialName
-from tests.support import ServerProcess, listenInProcess, runFtx, sha1, writeRandom
+from tests.support import ServerProcess, digestOf, listenInProcess, runFtx, sha1, writeRandom
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -551,14 +551,19 @@ class BackgroundWriterTests(SynchronousTestCase):
 # -- real loopback sockets -------------------------------------------------
 
 
-async def _session(root, factory=None):
+async def _session(root, factory=None, checksum=None):
     port = await listenInProcess(reactor, str(root), factory=factory)
-    client = await connect(reactor, "127.0.0.1:{}".format(port.getHost().port))
+    client = await connect(reactor, "127.0.0.1:{}".format(port.getHost().port), checksum=checksum)
     return port, client
 
 
+#: Both checksums a connection can agree on; the default picks xxh128.
+BOTH_CHECKSUMS = pytest.mark.parametrize("checksum", ["sha1", "xxh128"])
+
+
+@BOTH_CHECKSUMS
 @pytest_twisted.ensureDeferred
-async def test_downloadHashedAsideThenFromCacheThenChanged(tmp_path, monkeypatch):
+async def test_downloadHashedAsideThenFromCacheThenChanged(tmp_path, monkeypatch, checksum):
     """
     The first download of a large file hashes it in a thread beside
     sendfile; the second takes the digest from the cache; a file rewritten
@@ -577,23 +582,26 @@ async def test_downloadHashedAsideThenFromCacheThenChanged(tmp_path, monkeypatch
     root.mkdir()
     local.mkdir()
     size = 3 * MiB
-    first = writeRandom(str(root / "f.bin"), size, seed=21)
-    port, client = await _session(root)
+    writeRandom(str(root / "f.bin"), size, seed=21)
+    first = digestOf(str(root / "f.bin"), checksum)
+    port, client = await _session(root, checksum=checksum)
     storage = port.factory.storage
     try:
         one = await client.sget("f.bin", str(local / "one.bin"))
-        assert one.sha1 == first == sha1(str(local / "one.bin"))
+        assert one.checksum == checksum
+        assert one.digest == first == digestOf(str(local / "one.bin"), checksum)
         assert made == [size]
-        assert storage.digests.get(os.stat(root / "f.bin")) == first
+        assert storage.digests.get(os.stat(root / "f.bin"), checksum) == first
 
         two = await client.sget("f.bin", str(local / "two.bin"))
-        assert two.sha1 == first == sha1(str(local / "two.bin"))
+        assert two.digest == first == digestOf(str(local / "two.bin"), checksum)
         assert made == [size], "the second download hashed the file again"
 
-        second = writeRandom(str(root / "f.bin"), size, seed=22)
+        writeRandom(str(root / "f.bin"), size, seed=22)
+        second = digestOf(str(root / "f.bin"), checksum)
         assert second != first
         three = await client.sget("f.bin", str(local / "three.bin"))
-        assert three.sha1 == second == sha1(str(local / "three.bin"))
+        assert three.digest == second == digestOf(str(local / "three.bin"), checksum)
         assert len(made) == 2
         assert os.path.getsize(local / "three.bin") == size
     finally:
@@ -601,8 +609,9 @@ async def test_downloadHashedAsideThenFromCacheThenChanged(tmp_path, monkeypatch
         await port.stopListening()
 
 
+@BOTH_CHECKSUMS
 @pytest_twisted.ensureDeferred
-async def test_cgetContinuesLocalPartial(tmp_path):
+async def test_cgetContinuesLocalPartial(tmp_path, checksum):
     root, local = tmp_path / "root", tmp_path / "local"
     root.mkdir()
     local.mkdir()
@@ -612,13 +621,15 @@ async def test_cgetContinuesLocalPartial(tmp_path):
     partial = localfiles.partialPath(target)
     with open(root / "five.bin", "rb") as src, open(partial, "wb") as dst:
         dst.write(src.read(held))
-    port, client = await _session(root)
+    port, client = await _session(root, checksum=checksum)
     try:
         transfer = await client.cget("five.bin", target)
     finally:
         await client.quit()
         await port.stopListening()
-    assert sha1(target) == digest == transfer.sha1
+    assert sha1(target) == digest
+    assert transfer.checksum == checksum
+    assert transfer.digest == digestOf(target, checksum)
     assert transfer.size == size
     assert transfer.transferred == size - held
     assert not os.path.exists(partial)
@@ -665,7 +676,9 @@ async def test_mgetOfSmallAndLargeFilesInterleaved(tmp_path):
         path = str(local / name)
         assert transfer.path == path
         assert transfer.size == size
-        assert transfer.sha1 == digests[name] == sha1(path)
+        assert transfer.checksum == "xxh128"
+        assert transfer.digest == digestOf(path, "xxh128")
+        assert sha1(path) == digests[name]
     assert sorted(os.listdir(local / "mix")) == sorted(os.path.basename(n) for n in names)
 
 
@@ -721,11 +734,11 @@ class _OneBadDigest(FilesystemStorage):
         self.badInode = os.stat(badPath).st_ino
         self.corrupted = 0
 
-    def readSmall(self, f, size):
-        data, digest = super().readSmall(f, size)
+    def readSmall(self, f, size, checksum="sha1"):
+        data, digest = super().readSmall(f, size, checksum)
         if os.fstat(f.fileno()).st_ino == self.badInode:
             self.corrupted += 1
-            digest = "0" * 40
+            digest = "0" * len(digest)
         return data, digest
 
 
@@ -755,14 +768,16 @@ async def test_corruptedSmallFileInMgetFailsAtTheEnd(tmp_path):
         entries = await client.list("set")
         assert [e.name for e in entries] == [name for name, _ in files]
         again = await client.sget("set/c.bin", str(local / "c-again.bin"))
-        assert again.sha1 == digests["set/c.bin"] == sha1(str(local / "c-again.bin"))
+        assert sha1(str(local / "c-again.bin")) == digests["set/c.bin"]
+        assert again.digest == digestOf(str(local / "c-again.bin"), again.checksum)
     finally:
         await client.quit()
         await port.stopListening()
 
 
+@BOTH_CHECKSUMS
 @pytest_twisted.ensureDeferred
-async def test_putResumesServerPartial(tmp_path):
+async def test_putResumesServerPartial(tmp_path, checksum):
     root, local = tmp_path / "root", tmp_path / "local"
     root.mkdir()
     local.mkdir()
@@ -774,7 +789,7 @@ async def test_putResumesServerPartial(tmp_path):
     serverPartial = root / os.fsdecode(partialName(b"up.bin"))
     assert serverPartial.name == ".up.bin.ftx-partial"
     serverPartial.write_bytes(prefix)
-    port, client = await _session(root)
+    port, client = await _session(root, checksum=checksum)
     storage = port.factory.storage
     try:
         assert storage.partialUpload(b"up.bin") == (held, hashlib.sha1(prefix).hexdigest())
@@ -784,7 +799,8 @@ async def test_putResumesServerPartial(tmp_path):
         await client.quit()
         await port.stopListening()
     assert sha1(str(root / "up.bin")) == digest
-    assert transfer.sha1 == digest
+    assert transfer.checksum == checksum
+    assert transfer.digest == digestOf(path, checksum)
     assert transfer.size == size
     assert transfer.transferred == size - held
     assert not serverPartial.exists()
@@ -940,4 +956,5 @@ async def test_unixSocketTransfersUseTheSamePaths(tmp_path):
     assert [t.name for t in transfers] == [name for name, _ in _MIX]
     for transfer in transfers:
         assert sha1(transfer.path) == digests[transfer.name]
-    assert sha1(str(root / "back" / "up.bin")) == upDigest == back.sha1 == sha1(str(local / "again.bin"))
+    assert sha1(str(root / "back" / "up.bin")) == upDigest == sha1(str(local / "again.bin"))
+    assert back.digest == digestOf(str(local / "again.bin"), back.checksum)

@@ -18,7 +18,7 @@ from ftx import errors
 from ftx.client import connect
 from ftx.server import FtxServerFactory
 from ftx.storage import FilesystemStorage
-from tests.support import BIN, ServerProcess, listenInProcess, sha1, writeRandom
+from tests.support import BIN, digestOf, listenInProcess, ServerProcess, sha1, writeRandom
 
 MiB = 1 << 20
 
@@ -55,10 +55,12 @@ async def test_roundTripsAreByteIdentical(tmp_path):
         for name in names:
             target = str(local / name.replace("/", "_"))
             transfer = await client.sget(name, target)
-            assert sha1(target) == sha1(str(root / name)) == transfer.sha1
+            assert sha1(target) == sha1(str(root / name))
+            assert transfer.digest == digestOf(target, transfer.checksum)
             assert os.path.getsize(target) == os.path.getsize(root / name)
-            await client.put(target, "back/" + name)
-            assert sha1(str(root / "back" / name)) == transfer.sha1
+            sent = await client.put(target, "back/" + name)
+            assert sent.digest == transfer.digest
+            assert digestOf(str(root / "back" / name), sent.checksum) == sent.digest
         assert sha1(str(root / "back" / "big.bin")) == bigDigest
         listed = {e.name: e.size for e in await client.list("back")}
         assert listed == {"back/" + n: os.path.getsize(root / n) for n in names}

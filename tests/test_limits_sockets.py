@@ -18,7 +18,7 @@ from ftx.client import connect
 from ftx.server import FtxServerFactory, ServerPolicy
 from ftx.storage import FilesystemStorage
 from tests.reliability import measure
-from tests.support import listenInProcess, sha1, writeRandom
+from tests.support import digestOf, listenInProcess, sha1, writeRandom
 
 MiB = 1 << 20
 
@@ -117,7 +117,8 @@ async def test_stalledReaderStopsTheProducer(tmp_path):
         assert _outBuffered(server.transport) <= 512 * 1024
         client.protocol.transport.resumeProducing()
         transfer = await d
-        assert transfer.sha1 == digest == sha1(str(tmp_path / "big.bin"))
+        assert digest == sha1(str(tmp_path / "big.bin"))
+        assert transfer.digest == digestOf(str(tmp_path / "big.bin"), transfer.checksum)
     finally:
         await client.quit()
         await port.stopListening()

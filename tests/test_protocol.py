@@ -9,13 +9,14 @@ import os
 import shutil
 import tempfile
 
+import xxhash
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
 from twisted.python.filepath import FilePath
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
-from ftx import errors
+from ftx import errors, server
 from ftx.client import FtxClient, FtxClientProtocol
 from ftx.server import FtxServerFactory, ServerPolicy
 from ftx.storage import FilesystemStorage
@@ -60,13 +61,17 @@ class _Setup:
         sub.child("naïve file.txt").setContent("ünïcödé\n".encode())
         return root, local
 
-    def connect(self, policy=None):
+    def connect(self, policy=None, checksum=None):
         self.root, self.local = self.makeRoot()
         reactor = InlineReactor()
         factory = FtxServerFactory(FilesystemStorage(self.root.path), reactor, policy)
-        client, server, pump = iosim.connectedServerAndClient(
-            lambda: factory.buildProtocol(None), FtxClientProtocol
-        )
+
+        def clientProtocol():
+            protocol = FtxClientProtocol()
+            protocol.preferredChecksum = checksum
+            return protocol
+
+        client, server, pump = iosim.connectedServerAndClient(lambda: factory.buildProtocol(None), clientProtocol)
         pump.flush()
         self.pump = pump
         self.server = server
@@ -87,6 +92,33 @@ class ClientServerTests(_Setup, SynchronousTestCase):
         for feature in ("list", "sget", "mget", "hash", "cget", "put", "resume", "delete", "df"):
             self.assertIn(feature, client.protocol.features)
         self.assertEqual(client.protocol.version, "ftx/1")
+
+    def test_checksumAgreedAfterGreeting(self):
+        """
+        A client that has XXH3 asks for it before anything else; both ends
+        then use it. Asked for SHA-1, or facing a server without XXH3, the
+        connection keeps SHA-1 and the SHA-1 trailers still check.
+        """
+        client = self.connect()
+        self.assertIn("xxh128", client.protocol.features)
+        self.assertEqual((client.protocol.checksum, self.server.checksum), ("xxh128", "xxh128"))
+
+        client = self.connect(checksum="sha1")
+        self.assertEqual((client.protocol.checksum, self.server.checksum), ("sha1", "sha1"))
+        transfer = self.result(client.sget("awkward.bin", self.local.child("a.bin").path))
+        self.assertEqual((transfer.checksum, transfer.sha1), ("sha1", hashlib.sha1(AWKWARD).hexdigest()))
+        source = self.local.child("up.bin")
+        source.setContent(AWKWARD)
+        transfer = self.result(client.put(source.path, "up.bin"))
+        self.assertEqual(transfer.sha1, hashlib.sha1(AWKWARD).hexdigest())
+
+    def test_serverWithoutXxh128KeepsSha1(self):
+        self.patch(server, "CHECKSUM_FEATURES", ())
+        client = self.connect()
+        self.assertNotIn("xxh128", client.protocol.features)
+        self.assertEqual(client.protocol.checksum, "sha1")
+        transfer = self.result(client.sget("a.txt", self.local.child("a.txt").path))
+        self.assertEqual(transfer.sha1, hashlib.sha1(b"hello").hexdigest())
 
     def test_list(self):
         client = self.connect()
@@ -109,7 +141,8 @@ class ClientServerTests(_Setup, SynchronousTestCase):
         target = self.local.child("awkward.bin").path
         transfer = self.result(client.sget("awkward.bin", target))
         self.assertEqual(FilePath(target).getContent(), AWKWARD)
-        self.assertEqual(transfer.sha1, hashlib.sha1(AWKWARD).hexdigest())
+        self.assertEqual((transfer.checksum, transfer.digest), ("xxh128", xxhash.xxh3_128(AWKWARD).hexdigest()))
+        self.assertIsNone(transfer.sha1)
         self.assertEqual(self.result(client.hash("a.txt")), hashlib.sha1(b"hello").hexdigest())
 
     def test_sgetEmptyAndUnicode(self):
@@ -169,7 +202,7 @@ class ClientServerTests(_Setup, SynchronousTestCase):
         source = self.local.child("up.bin")
         source.setContent(AWKWARD)
         transfer = self.result(client.put(source.path, "new dir/up loaded.bin"))
-        self.assertEqual(transfer.sha1, hashlib.sha1(AWKWARD).hexdigest())
+        self.assertEqual((transfer.checksum, transfer.digest), ("xxh128", xxhash.xxh3_128(AWKWARD).hexdigest()))
         self.assertEqual(self.root.descendant(["new dir", "up loaded.bin"]).getContent(), AWKWARD)
         self.assertEqual([p.basename() for p in self.root.child("new dir").children()], ["up loaded.bin"])
 
@@ -283,6 +316,40 @@ class ServerLineTests(_Setup, SynchronousTestCase):
         out = self.send(body + b"sha1 " + digest + b"\r\nhash x.bin\r\n")
         self.assertEqual(out, b"226 x.bin 7 " + digest + b"\r\n213 " + digest + b" 7\r\n")
         self.assertEqual(self.root.child("x.bin").getContent(), body)
+
+    def test_checksumByHand(self):
+        """
+        After C{checksum xxh128}, trailers both ways are XXH3-128; C{hash}
+        and the resume prefixes stay SHA-1.
+        """
+        self.assertIn(b",xxh128", self.transport.value())
+        self.assertEqual(self.send(b"checksum xxh128\r\n"), b"200 checksum xxh128\r\n")
+        out = self.send(b"sget awkward.bin\r\n")
+        self.assertTrue(out.endswith(b"250 " + xxhash.xxh3_128(AWKWARD).hexdigest().encode() + b"\r\n"), out[-60:])
+        body = b"\r\n\x00data"
+        digest = xxhash.xxh3_128(body).hexdigest().encode()
+        self.assertEqual(self.send(b"put x.bin %d\r\n" % len(body)), b"350 0\r\n")
+        out = self.send(body + b"xxh128 " + digest + b"\r\nhash x.bin\r\n")
+        sha1 = hashlib.sha1(body).hexdigest().encode()
+        self.assertEqual(out, b"226 x.bin 7 " + digest + b"\r\n213 " + sha1 + b" 7\r\n")
+        # A SHA-1 trailer no longer fits this connection.
+        self.send(b"put y.bin 3\r\n")
+        out = self.send(b"abc" + b"sha1 " + hashlib.sha1(b"abc").hexdigest().encode() + b"\r\n")
+        self.assertTrue(out.startswith(b"400 bad-request expected the trailer 'xxh128 DIGEST'"), out)
+        self.assertFalse(self.root.child("y.bin").exists())
+        # A wrong XXH3 digest is an integrity error, as with SHA-1.
+        self.send(b"put z.bin 3\r\n")
+        out = self.send(b"abc" + b"xxh128 " + b"0" * 32 + b"\r\n")
+        self.assertTrue(out.startswith(b"422 integrity "), out)
+        self.assertFalse(self.root.child("z.bin").exists())
+
+    def test_unknownChecksumRefused(self):
+        out = self.send(b"checksum md5\r\n")
+        self.assertTrue(out.startswith(b"400 bad-request unknown checksum 'md5'"), out)
+        self.assertEqual(self.proto.checksum, "sha1")
+        self.assertEqual(self.send(b"checksum\r\n")[:4], b"400 ")
+        trailer = b"250 " + hashlib.sha1(AWKWARD).hexdigest().encode() + b"\r\n"
+        self.assertTrue(self.send(b"sget awkward.bin\r\n").endswith(trailer))
 
     def test_putBadDigestKeepsNothing(self):
         self.send(b"put y.bin 3\r\n")

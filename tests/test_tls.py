@@ -20,7 +20,7 @@ from ftx.client import connect
 from ftx.server import FtxServerFactory
 from ftx.session import openSession
 from ftx.storage import FilesystemStorage
-from tests.support import ServerProcess, listenInProcess, runFtx, sha1, writeRandom
+from tests.support import digestOf, listenInProcess, runFtx, ServerProcess, sha1, writeRandom
 
 
 class PKI:
@@ -102,7 +102,9 @@ async def test_roundTripOverTLSIsByteIdentical(tmp_path, pki, root):
         try:
             for name in ("random.bin", "hello.txt"):
                 transfer = await client.sget(name, str(local / name))
-                assert sha1(str(local / name)) == sha1(str(root / name)) == transfer.sha1
+                assert sha1(str(local / name)) == sha1(str(root / name))
+                assert transfer.checksum == "xxh128"
+                assert transfer.digest == digestOf(str(local / name), "xxh128")
                 await client.put(str(local / name), "back/" + name)
                 assert (root / "back" / name).read_bytes() == (root / name).read_bytes()
             assert transfer.transferred == os.path.getsize(root / "hello.txt")
