@@ -125,9 +125,10 @@ class Lane:
 class BackgroundWriter:
     """
     Feeds C{sink.store} and, when a C{hasher} is given, C{hasher.update}
-    from worker threads, each in order. With C{inlineHash} the hasher runs
-    at once on the calling thread instead: for a checksum as fast as memory
-    (XXH3), a trip to a worker costs more than the hashing.
+    from worker threads, each in order. With C{cheapHash} one worker
+    stores and then hashes each piece: a checksum as fast as memory (XXH3)
+    costs less than a lane of its own, and hashing on the reactor thread
+    made it wait for the GIL after every piece.
 
     @ivar error: the first exception C{sink.store} or the hasher raised,
         if any; later data is dropped so that the caller can keep the
@@ -135,15 +136,23 @@ class BackgroundWriter:
     """
 
     def __init__(
-        self, sink, reactor, pause: Callable[[], None], resume: Callable[[], None], hasher=None, inlineHash: bool = False
+        self, sink, reactor, pause: Callable[[], None], resume: Callable[[], None], hasher=None, cheapHash: bool = False
     ) -> None:
         self.sink = sink
         self._pause = pause
         self._resume = resume
-        self._lanes = [Lane(sink.store, reactor, self._laneChanged)]
-        self._inlineHash = hasher.update if hasher is not None and inlineHash else None
-        if hasher is not None and not inlineHash:
-            self._lanes.append(Lane(hasher.update, reactor, self._laneChanged, workers.HASH))
+        if hasher is not None and cheapHash:
+            store, update = sink.store, hasher.update
+
+            def storeAndHash(data) -> None:
+                store(data)
+                update(data)
+
+            self._lanes = [Lane(storeAndHash, reactor, self._laneChanged)]
+        else:
+            self._lanes = [Lane(sink.store, reactor, self._laneChanged)]
+            if hasher is not None:
+                self._lanes.append(Lane(hasher.update, reactor, self._laneChanged, workers.HASH))
         self._paused = False
         self._drainWaiters: List[Deferred] = []
         self._written = 0
@@ -168,8 +177,6 @@ class BackgroundWriter:
             if release is not None:
                 release()
             return
-        if self._inlineHash is not None:
-            self._inlineHash(data)
         self._written += 1
         if release is not None:
             self._releases.append((self._written, release))

@@ -62,7 +62,7 @@ class UploadCommands:
         self._upload = upload
         self._writer = BackgroundWriter(
             upload, self.factory.reactor, self.pauseProducing, self._writerCaughtUp, upload.hasher,
-            inlineHash=checksums.cheap(upload.checksum),
+            cheapHash=checksums.cheap(upload.checksum),
         )
         self._uploadRemaining = size - offset
         self._uploadDone = Deferred()

@@ -177,7 +177,7 @@ class DownloadRequest(Request):
             # two cores that overlaps the costs.
             self.writer = BackgroundWriter(
                 self.current, self.protocol.reactor, self.protocol.pauseProducing, self._writerCaughtUp, hasher,
-                inlineHash=checksums.cheap(checksum),
+                cheapHash=checksums.cheap(checksum),
             )
         self._done = header.offset
         self._reportEvery = max(header.size // 1000, 1 << 20)
