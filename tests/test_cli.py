@@ -66,6 +66,28 @@ def test_sgetAndOutput(server, tmp_path):
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".ftx-partial")]
 
 
+def test_checksumOption(server, tmp_path):
+    """
+    By default a transfer is checked by XXH3-128 (the server has it);
+    --checksum sha1 keeps SHA-1, and the note says which one checked it.
+    """
+    import xxhash
+
+    result = ftx(server, "sget", "b.bin", "-o", "fast.bin", cwd=tmp_path)
+    assert result.returncode == 0, result.err
+    assert "XXH3-128 " + xxhash.xxh3_128(FILES["b.bin"]).hexdigest()[:12] in result.err
+    result = ftx(server, "--checksum", "sha1", "sget", "b.bin", "-o", "sha.bin", cwd=tmp_path)
+    assert result.returncode == 0, result.err
+    assert "SHA-1 " + hashlib.sha1(FILES["b.bin"]).hexdigest()[:12] in result.err
+    (tmp_path / "up.bin").write_bytes(FILES["b.bin"][::-1])
+    result = ftx(server, "put", "up.bin", "--checksum", "sha1", cwd=tmp_path)
+    assert result.returncode == 0, result.err
+    assert "SHA-1 " + hashlib.sha1(FILES["b.bin"][::-1]).hexdigest()[:12] in result.err
+    assert (server.rootPath / "up.bin").read_bytes() == FILES["b.bin"][::-1]
+    assert ftx(server, "delete", "up.bin", cwd=tmp_path).returncode == 0
+    assert ftx(server, "--checksum", "md5", "list", cwd=tmp_path).returncode == 2
+
+
 def test_mgetKeepsFolders(server, tmp_path):
     result = ftx(server, "--quiet", "mget", "photos/*", "a.txt", cwd=tmp_path)
     assert result.returncode == 0, result.err
