@@ -6,9 +6,16 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Dict, Optional
 
 from ftx.checksums import SHA1
+
+#: A file whose inode changed less than this long ago (ns) is not cached.
+#: A rewrite of the same size within one tick of the filesystem's clock
+#: (milliseconds on ext4, two seconds on FAT) leaves every field of the
+#: key as it was, and a cached digest would then describe the old bytes.
+SETTLED_NS = 3 * 10**9
 
 
 class DigestCache:
@@ -32,6 +39,8 @@ class DigestCache:
             return self._entries.get(self.key(st) + (checksum,))
 
     def put(self, st: os.stat_result, hexdigest: str, checksum: str = SHA1) -> None:
+        if st.st_ctime_ns > time.time_ns() - SETTLED_NS:
+            return
         with self._lock:
             if len(self._entries) >= self._capacity:
                 self._entries.pop(next(iter(self._entries)))

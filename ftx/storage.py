@@ -24,15 +24,14 @@ from typing import TYPE_CHECKING, List, NamedTuple, Optional, Tuple
 from zope.interface import Interface, implementer
 
 from ftx.errors import (
-    BadOffset,
     Conflict,
     FtxError,
     NoSpace,
     NotFound,
     PermissionDenied,
 )
-from ftx import checksums
 from ftx.checksums import SHA1
+from ftx.digestreads import DigestReads
 from ftx.digests import DigestCache
 from ftx.fileio import hashPrefix
 from ftx.wire import EMPTY_SHA1, nameText
@@ -171,7 +170,7 @@ def _matches(maskSegments: List[bytes], nameSegments: List[bytes]) -> bool:
 
 
 @implementer(IStorage)
-class FilesystemStorage:
+class FilesystemStorage(DigestReads):
     """
     Files in one directory tree on the local filesystem.
 
@@ -325,75 +324,6 @@ class FilesystemStorage:
     def openForRead(self, name: bytes) -> Tuple[object, int]:
         fd, st = self._openFile(name)
         return os.fdopen(fd, "rb", buffering=0), st.st_size
-
-    def digest(self, name: bytes, length: Optional[int] = None) -> Tuple[str, int]:
-        fd, st = self._openFile(name)
-        with os.fdopen(fd, "rb", buffering=0) as f:
-            whole = length is None or length == st.st_size
-            if length is not None and length > st.st_size:
-                raise BadOffset("{} has {} bytes, fewer than {}".format(nameText(name), st.st_size, length))
-            if whole:
-                cached = self.digests.get(st)
-                if cached is not None:
-                    return cached, st.st_size
-            count = st.st_size if length is None else length
-            hasher = hashPrefix(f, count, name)
-            if whole and DigestCache.key(os.fstat(f.fileno())) == DigestCache.key(st):
-                self.digests.put(st, hasher.hexdigest())
-            return hasher.hexdigest(), count
-
-    def prefixHasher(self, name: bytes, length: int, also=None) -> Tuple[object, object, int]:
-        fd, st = self._openFile(name)
-        f = os.fdopen(fd, "rb", buffering=0)
-        try:
-            if length > st.st_size:
-                raise BadOffset("{} has {} bytes, fewer than {}".format(nameText(name), st.st_size, length))
-            hasher = hashPrefix(f, length, name, also)
-            return f, hasher, st.st_size
-        except BaseException:
-            f.close()
-            raise
-
-    def cachedDigest(self, f: object, checksum: str = SHA1) -> Optional[str]:
-        """
-        The whole-file digest of an open file, if known and still valid.
-        """
-        return self.digests.get(os.fstat(f.fileno()), checksum)  # type: ignore[attr-defined]
-
-    def fileVersion(self, f: object) -> tuple:
-        """
-        What identifies the content of an open file for the digest cache.
-        """
-        return DigestCache.key(os.fstat(f.fileno()))  # type: ignore[attr-defined]
-
-    def readSmall(self, f: object, size: int, checksum: str = SHA1) -> Tuple[bytes, str]:
-        """
-        The bytes of a small open file (at most C{size}; fewer if it shrank
-        since it was opened) and their digest by C{checksum}, from the
-        digest cache when the file is unchanged. Cheap enough for the
-        reactor thread.
-        """
-        before = os.fstat(f.fileno())  # type: ignore[attr-defined]
-        data = f.read(size)  # type: ignore[attr-defined]
-        after = os.fstat(f.fileno())  # type: ignore[attr-defined]
-        unchanged = DigestCache.key(before) == DigestCache.key(after) and len(data) == after.st_size
-        digest = self.digests.get(after, checksum) if unchanged else None
-        if digest is None:
-            hasher = checksums.new(checksum)
-            hasher.update(data)
-            digest = hasher.hexdigest()
-            if unchanged:
-                self.digests.put(after, digest, checksum)
-        return data, digest
-
-    def rememberDigest(self, f: object, hexdigest: str, version: tuple, checksum: str = SHA1) -> None:
-        """
-        Cache a digest computed while sending, but only if the file did not
-        change in the meantime (then the digest describes a mix).
-        """
-        st = os.fstat(f.fileno())  # type: ignore[attr-defined]
-        if DigestCache.key(st) == version:
-            self.digests.put(st, hexdigest, checksum)
 
     def diskSpace(self) -> Tuple[int, int]:
         st = os.statvfs(self.root)

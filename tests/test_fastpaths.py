@@ -28,6 +28,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from ftx import bodyreads, errors, filebody, localfiles, zerocopy
+from ftx import digests as digestcache
 from ftx.background import HIGH_WATER, LOW_WATER, BackgroundWriter
 from ftx.client import connect
 from ftx.server import FtxServerFactory
@@ -578,6 +579,8 @@ async def test_downloadHashedAsideThenFromCacheThenChanged(tmp_path, monkeypatch
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(filebody, "AsideHasher", CountingHasher)
+    # Files written a moment ago are not cached (next test); these are.
+    monkeypatch.setattr(digestcache, "SETTLED_NS", 0)
     root, local = tmp_path / "root", tmp_path / "local"
     root.mkdir()
     local.mkdir()
@@ -607,6 +610,30 @@ async def test_downloadHashedAsideThenFromCacheThenChanged(tmp_path, monkeypatch
     finally:
         await client.quit()
         await port.stopListening()
+
+
+def test_digestCacheWaitsUntilAFileHasSettled(tmp_path, monkeypatch):
+    """
+    A digest of a file changed in the last seconds is not kept: a rewrite
+    of the same size within one tick of the filesystem clock would leave
+    the key unchanged and the cache would answer with the old digest.
+    """
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"first")
+    st = os.stat(path)
+    cache = digestcache.DigestCache()
+    cache.put(st, "0" * 40)
+    assert cache.get(st) is None
+
+    class Later:
+        @staticmethod
+        def time_ns():
+            return st.st_ctime_ns + digestcache.SETTLED_NS + 1
+
+    monkeypatch.setattr(digestcache, "time", Later)
+    cache.put(st, "1" * 40)
+    assert cache.get(st) == "1" * 40
+    assert cache.get(st, "xxh128") is None
 
 
 @BOTH_CHECKSUMS
