@@ -131,7 +131,8 @@ class UploadCommands:
         if sock is None or self._uploadRemaining < bodyreads.DIRECT_MIN:
             return
         self._directBody = bodyreads.DirectBody(
-            self.transport, sock, self._uploadRemaining, self._bodyBuffers, self._directData, self._directDone
+            self.transport, sock, self._uploadRemaining, self._bodyBuffers, self._directData, self._directDone,
+            clock=self.factory.reactor,
         )
         self._directBody.install()
 

@@ -118,7 +118,8 @@ class ReplyStream:
         if sock is None or self._bodyRemaining < bodyreads.DIRECT_MIN or self._directBody is not None:
             return
         self._directBody = bodyreads.DirectBody(
-            self.transport, sock, self._bodyRemaining, self._bodyBuffers, self._directData, self._directDone
+            self.transport, sock, self._bodyRemaining, self._bodyBuffers, self._directData, self._directDone,
+            clock=self.reactor,
         )
         self._directBody.install()
 

@@ -19,10 +19,11 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 
 import pytest
 import pytest_twisted
-from twisted.internet import main, reactor
+from twisted.internet import main, reactor, task
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -64,6 +65,20 @@ def _socketPair(case: SynchronousTestCase):
     a, b = socket.socketpair()
     case.addCleanup(a.close)
     case.addCleanup(b.close)
+    return a, b
+
+
+def _tcpPair(case: SynchronousTestCase):
+    """
+    Two ends of a TCP connection on 127.0.0.1 (C{SO_RCVLOWAT} is a TCP
+    matter).
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    case.addCleanup(listener.close)
+    b = socket.create_connection(listener.getsockname(), timeout=10)
+    case.addCleanup(b.close)
+    a, _ = listener.accept()
+    case.addCleanup(a.close)
     return a, b
 
 
@@ -250,7 +265,7 @@ class DirectBodyTests(SynchronousTestCase):
         sent.wait(2)
         return a
 
-    def _readBody(self, sock, length, deliver, pool):
+    def _readBody(self, sock, length, deliver, pool, clock=None):
         """
         Install a L{bodyreads.DirectBody} on a fake transport and call its
         C{doRead} as data arrives, until C{done} (or the read returns
@@ -258,7 +273,7 @@ class DirectBodyTests(SynchronousTestCase):
         """
         transport = _FakeTransport()
         finished = []
-        body = bodyreads.DirectBody(transport, sock, length, pool, deliver, lambda: finished.append(True))
+        body = bodyreads.DirectBody(transport, sock, length, pool, deliver, lambda: finished.append(True), clock)
         body.install()
         self.assertEqual(transport.doRead, body.doRead)
         result = None
@@ -305,6 +320,107 @@ class DirectBodyTests(SynchronousTestCase):
                 break
             trailer += chunk
         self.assertEqual(trailer, TRAILER)
+
+    def _lowWaterWhileReading(self, sock, length):
+        """
+        Read a body from C{sock}; the C{SO_RCVLOWAT} values seen as each
+        read is delivered, the bytes, and the value left once it is over.
+        """
+        seen, pieces = [], []
+
+        def deliver(data, release):
+            pieces.append(bytes(data))
+            seen.append(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT))
+            if release is not None:
+                release()
+
+        clock = task.Clock()
+        transport, finished, result = self._readBody(sock, length, deliver, bodyreads.BufferPool(), clock)
+        self.assertEqual(finished, [True])
+        self.assertEqual(clock.getDelayedCalls(), [])
+        return seen, b"".join(pieces), sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT)
+
+    def test_lowWaterRisesForAFastSenderAndIsReset(self):
+        """
+        Bytes arriving fast make the socket wake the reader only for a good
+        part of a buffer; once the body is over, the line after it is read
+        as soon as it arrives again.
+        """
+        body = os.urandom(3 * MiB + 17)
+        a, b = _tcpPair(self)
+        b.sendall(body[: 2 * MiB])
+        a.setblocking(False)
+        writer = threading.Thread(target=b.sendall, args=(body[2 * MiB :] + TRAILER,), daemon=True)
+        writer.start()
+        self.addCleanup(writer.join, 10)
+        seen, received, after = self._lowWaterWhileReading(a, len(body))
+        self.assertEqual(received, body)
+        self.assertIn(bodyreads.LOW_WATER, seen)
+        self.assertEqual(after, 1)
+
+    def test_lowWaterStaysLowForASlowSender(self):
+        """
+        A sender that trickles is not made to fill 256 KiB before each
+        wake-up: the reader waits at most about 50 ms' worth of its rate.
+        """
+        body = os.urandom(160 * KiB)
+        a, b = _tcpPair(self)
+        a.setblocking(False)
+
+        def trickle():
+            for start in range(0, len(body), 4 * KiB):
+                b.sendall(body[start : start + 4 * KiB])
+                time.sleep(0.005)
+
+        writer = threading.Thread(target=trickle, daemon=True)
+        writer.start()
+        self.addCleanup(writer.join, 10)
+        seen, received, after = self._lowWaterWhileReading(a, len(body))
+        self.assertEqual(received, body)
+        # About 40 KB arrive in 50 ms: the reader waits for 32 KiB at a
+        # time, not for the whole body.
+        self.assertLessEqual(max(seen), 64 * KiB)
+        self.assertGreaterEqual(len(seen), 4)
+        self.assertEqual(after, 1)
+
+    def test_lowWaterDropsWhenTheSenderStops(self):
+        """
+        A sender that stops mid-body after a fast start: within
+        L{bodyreads.LOW_WATER_STALL} the mark is back to one byte and every
+        byte it sent is read and delivered (an interrupted upload keeps all
+        of it for a resume).
+        """
+        a, b = _tcpPair(self)
+        a.setblocking(False)
+        sent = os.urandom(2 * MiB + 1000)
+        b.sendall(sent)
+        clock = task.Clock()
+        pieces = []
+
+        def deliver(data, release):
+            pieces.append(bytes(data))
+            if release is not None:
+                release()
+
+        transport = _FakeTransport()
+        body = bodyreads.DirectBody(transport, a, 3 * MiB, bodyreads.BufferPool(), deliver, lambda: None, clock)
+        body.install()
+        for _ in range(100):
+            if not select.select([a], [], [], 0.2)[0]:
+                break
+            transport.doRead()
+        received = sum(len(p) for p in pieces)
+        self.assertLess(received, len(sent), "the low-water mark never held back a partial read")
+        self.assertGreater(a.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT), 1)
+        clock.advance(bodyreads.LOW_WATER_STALL)
+        self.assertEqual(a.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT), 1)
+        for _ in range(100):
+            if not select.select([a], [], [], 0.2)[0]:
+                break
+            transport.doRead()
+        self.assertEqual(b"".join(pieces), sent)
+        body.uninstall()
+        self.assertEqual(clock.getDelayedCalls(), [])
 
     def test_unreleasedViewKeepsItsBytes(self):
         """
