@@ -10,6 +10,7 @@ C{_openFile} (which confines names to the root) and its C{digests}.
 from __future__ import annotations
 
 import os
+import time
 from typing import Optional, Tuple
 
 from ftx import checksums
@@ -32,9 +33,10 @@ class DigestReads:
                 if cached is not None:
                     return cached, st.st_size
             count = st.st_size if length is None else length
+            readSince = time.time_ns()
             hasher = hashPrefix(f, count, name)
             if whole and DigestCache.key(os.fstat(f.fileno())) == DigestCache.key(st):
-                self.digests.put(st, hasher.hexdigest())
+                self.digests.put(st, hasher.hexdigest(), SHA1, readSince)
             return hasher.hexdigest(), count
 
     def prefixHasher(self, name: bytes, length: int, also=None) -> Tuple[object, object, int]:
@@ -57,9 +59,10 @@ class DigestReads:
 
     def fileVersion(self, f: object) -> tuple:
         """
-        What identifies the content of an open file for the digest cache.
+        What identifies the content of an open file for the digest cache,
+        taken before reading it: its key, and when it was taken.
         """
-        return DigestCache.key(os.fstat(f.fileno()))  # type: ignore[attr-defined]
+        return DigestCache.key(os.fstat(f.fileno())), time.time_ns()  # type: ignore[attr-defined]
 
     def readSmall(self, f: object, size: int, checksum: str = SHA1) -> Tuple[bytes, str]:
         """
@@ -69,6 +72,7 @@ class DigestReads:
         reactor thread.
         """
         before = os.fstat(f.fileno())  # type: ignore[attr-defined]
+        readSince = time.time_ns()
         data = f.read(size)  # type: ignore[attr-defined]
         after = os.fstat(f.fileno())  # type: ignore[attr-defined]
         unchanged = DigestCache.key(before) == DigestCache.key(after) and len(data) == after.st_size
@@ -78,7 +82,7 @@ class DigestReads:
             hasher.update(data)
             digest = hasher.hexdigest()
             if unchanged:
-                self.digests.put(after, digest, checksum)
+                self.digests.put(after, digest, checksum, readSince)
         return data, digest
 
     def rememberDigest(self, f: object, hexdigest: str, version: tuple, checksum: str = SHA1) -> None:
@@ -87,5 +91,6 @@ class DigestReads:
         change in the meantime (then the digest describes a mix).
         """
         st = os.fstat(f.fileno())  # type: ignore[attr-defined]
-        if DigestCache.key(st) == version:
-            self.digests.put(st, hexdigest, checksum)
+        key, readSince = version
+        if DigestCache.key(st) == key:
+            self.digests.put(st, hexdigest, checksum, readSince)

@@ -11,11 +11,13 @@ from typing import Dict, Optional
 
 from ftx.checksums import SHA1
 
-#: A file whose inode changed less than this long ago (ns) is not cached.
-#: A rewrite of the same size within one tick of the filesystem's clock
-#: (milliseconds on ext4, two seconds on FAT) leaves every field of the
-#: key as it was, and a cached digest would then describe the old bytes.
-SETTLED_NS = 3 * 10**9
+#: A digest is not kept when the file changed less than this long (ns)
+#: before it was read. A rewrite of the same size within one tick of the
+#: filesystem's clock (a few milliseconds on ext4, xfs, btrfs and tmpfs)
+#: leaves every field of the key as it was, so bytes read within that tick
+#: may be older or newer than the key says. Files on filesystems with
+#: coarser clocks (FAT: two seconds) are not protected by this margin.
+SETTLED_NS = 50 * 10**6
 
 
 class DigestCache:
@@ -38,8 +40,13 @@ class DigestCache:
         with self._lock:
             return self._entries.get(self.key(st) + (checksum,))
 
-    def put(self, st: os.stat_result, hexdigest: str, checksum: str = SHA1) -> None:
-        if st.st_ctime_ns > time.time_ns() - SETTLED_NS:
+    def put(self, st: os.stat_result, hexdigest: str, checksum: str = SHA1, readSince: Optional[int] = None) -> None:
+        """
+        Keep C{hexdigest} for the file C{st} describes. C{readSince} is
+        when reading it for the digest began (C{time.time_ns()}; default:
+        now).
+        """
+        if st.st_ctime_ns > (time.time_ns() if readSince is None else readSince) - SETTLED_NS:
             return
         with self._lock:
             if len(self._entries) >= self._capacity:

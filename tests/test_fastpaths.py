@@ -728,28 +728,52 @@ async def test_downloadHashedAsideThenFromCacheThenChanged(tmp_path, monkeypatch
         await port.stopListening()
 
 
-def test_digestCacheWaitsUntilAFileHasSettled(tmp_path, monkeypatch):
+def test_digestCacheWaitsUntilAFileHasSettled(tmp_path):
     """
-    A digest of a file changed in the last seconds is not kept: a rewrite
-    of the same size within one tick of the filesystem clock would leave
-    the key unchanged and the cache would answer with the old digest.
+    A digest of bytes read within a few milliseconds of the file's last
+    change is not kept: a same-size rewrite within one tick of the
+    filesystem clock would leave the key unchanged, and the cache would
+    answer with the digest of other bytes. Read later, it is kept.
     """
     path = tmp_path / "f.bin"
     path.write_bytes(b"first")
     st = os.stat(path)
     cache = digestcache.DigestCache()
-    cache.put(st, "0" * 40)
+    cache.put(st, "0" * 40, "sha1", readSince=st.st_ctime_ns + digestcache.SETTLED_NS // 2)
     assert cache.get(st) is None
-
-    class Later:
-        @staticmethod
-        def time_ns():
-            return st.st_ctime_ns + digestcache.SETTLED_NS + 1
-
-    monkeypatch.setattr(digestcache, "time", Later)
-    cache.put(st, "1" * 40)
+    cache.put(st, "1" * 40, "sha1", readSince=st.st_ctime_ns + digestcache.SETTLED_NS + 1)
     assert cache.get(st) == "1" * 40
     assert cache.get(st, "xxh128") is None
+
+
+def test_repeatedHashAnsweredFromTheCache(tmp_path, monkeypatch):
+    """
+    C{hash} of an unchanged file reads it once; after a rewrite of the same
+    size (a new change time) it is read again and the new digest given.
+    """
+    from ftx import digestreads
+
+    reads = []
+
+    def countingHashPrefix(f, count, name, also=None):
+        reads.append(count)
+        return realHashPrefix(f, count, name, also)
+
+    realHashPrefix = digestreads.hashPrefix
+    monkeypatch.setattr(digestreads, "hashPrefix", countingHashPrefix)
+    # Written just now: take it as settled, as it would be a moment later.
+    monkeypatch.setattr(digestcache, "SETTLED_NS", 0)
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "f.bin").write_bytes(b"a" * 5000)
+    storage = FilesystemStorage(str(root))
+    first = storage.digest(b"f.bin")
+    assert storage.digest(b"f.bin") == first == (hashlib.sha1(b"a" * 5000).hexdigest(), 5000)
+    assert reads == [5000]
+    time.sleep(0.05)
+    (root / "f.bin").write_bytes(b"b" * 5000)
+    assert storage.digest(b"f.bin") == (hashlib.sha1(b"b" * 5000).hexdigest(), 5000)
+    assert reads == [5000, 5000]
 
 
 @BOTH_CHECKSUMS
