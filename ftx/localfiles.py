@@ -2,7 +2,7 @@
 Where the client puts what it receives.
 
 A download goes to a hidden partial file beside its final name and is
-renamed into place only once its SHA-1 checks out. The partial file is kept
+renamed into place only once its digest checks out. The partial file is kept
 when a transfer is cut off, so ``cget`` can continue it. Names come from
 the server and are checked like the server checks names from clients: a
 hostile server cannot make the client write outside the target folder.
