@@ -3,10 +3,10 @@ Writing and hashing received bytes off the reactor thread.
 
 Writing a body to disk and hashing it cost more CPU per byte than receiving
 it, and a slow disk can stall a write for long. L{BackgroundWriter} hands
-that work to the reactor's thread pool in two lanes, one that stores and
-one that hashes, each in order, so the reactor, the disk and SHA-1 keep
-three cores' worth of work moving on as many as there are (C{write} and
-C{hashlib} release the GIL on large buffers). It pauses the connection
+that work to worker threads (L{ftx.workers}) in lanes, one that stores and,
+for SHA-1, one that hashes, each in order, so the reactor, the disk and
+the hashing keep several cores' worth of work moving on as many as there
+are (C{write}, C{hashlib} and C{xxhash} release the GIL on large buffers). It pauses the connection
 while too much is waiting, so memory per transfer stays bounded whatever
 the peer sends.
 """

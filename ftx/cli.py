@@ -57,7 +57,7 @@ EXIT_CODES = [
     (EXIT_CONNECT, "cannot reach the server: unknown host, refused, unavailable, TLS, no UDP answer"),
     (EXIT_NOT_FOUND, "no such file, on the server or here"),
     (EXIT_PERMISSION, "permission refused (server or local), or login failed"),
-    (EXIT_INTEGRITY, "integrity mismatch: SHA-1 differs, or a partial copy no longer matches"),
+    (EXIT_INTEGRITY, "integrity mismatch: the digest differs, or a partial copy no longer matches"),
     (EXIT_CONFLICT, "conflict: a local file is in the way (no --overwrite/--rename/--skip), or the server refused"),
     (EXIT_LOST, "the connection was lost during the command"),
     (EXIT_NO_SPACE, "no space: quota or disk full, or file too large for the server"),
@@ -151,7 +151,7 @@ def buildParser() -> argparse.ArgumentParser:
 
     p = command("sget", "Download one file.",
                 ["ftx sget report.pdf", "ftx sget photos/a.jpg -o holiday.jpg", "ftx sget big.iso --rename"],
-                "The file appears under its name only once complete and its SHA-1 checked. If the\n"
+                "The file appears under its name only once complete and its digest checked. If the\n"
                 "download is cut off, the part received is kept and 'ftx cget NAME' continues it.")
     p.add_argument("name", metavar="NAME", help="the file on the server")
     p.add_argument("-o", "--output", metavar="PATH", help="where to save it (a folder keeps the name)")

@@ -116,7 +116,7 @@ class BadOffset(FtxError):
 
 class IntegrityError(FtxError):
     """
-    The data does not match its SHA-1: the transfer was corrupted, or the file
+    The data does not match its digest: the transfer was corrupted, or the file
     changed on the server since the partial copy was made.
     """
 

@@ -1,5 +1,5 @@
 """
-Streaming a file as a body: the bytes, then the SHA-1 for the trailer.
+Streaming a file as a body: the bytes, then the digest for the trailer.
 
 Both ends send files the same way, the server for downloads and the
 client for uploads, so both get C{sendfile} and a digest hashed on
@@ -35,7 +35,7 @@ HASH_ASIDE_MIN = 1 << 20
 
 class AsideHasher:
     """
-    Finishes a SHA-1 over C{count} bytes of a file from C{offset}, in a
+    Finishes a digest over C{count} bytes of a file from C{offset}, in a
     thread, while the same bytes go out by C{sendfile}. It reads through
     its own duplicate of the descriptor, so closing the sender's file
     cannot make it read another file that reused the number.
@@ -74,7 +74,7 @@ class AsideHasher:
 class BodySender:
     """
     Streams C{count} bytes of an open file from C{offset} to a transport,
-    each time the transport has room, and fires with the SHA-1 the trailer
+    each time the transport has room, and fires with the digest the trailer
     needs. Like Twisted's C{FileSender}, but bounded by a byte count.
 
     On a plain socket the bytes go by C{sendfile} (L{ftx.zerocopy}) and the

@@ -172,9 +172,9 @@ class DownloadRequest(Request):
         elif path is not None:
             hasher = self.prefixHasher if header.offset else checksums.new(checksum)
             self.current = localfiles.PartialFile(path, header.offset, hasher)
-            # Writing (and hashing, unless the checksum is cheap enough to
-            # do here) run in worker threads while this thread receives: on
-            # two cores that overlaps the costs.
+            # Writing and hashing run in worker threads while this thread
+            # receives (XXH3 right after the write in the same worker,
+            # SHA-1 in one of its own): on two cores that overlaps the costs.
             self.writer = BackgroundWriter(
                 self.current, self.protocol.reactor, self.protocol.pauseProducing, self._writerCaughtUp, hasher,
                 cheapHash=checksums.cheap(checksum),
