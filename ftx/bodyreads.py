@@ -163,12 +163,12 @@ class DirectBody:
         together do not make a slow sender look fast, and a sender that
         slows down is caught at its next read.
         """
+        if self.clock is None:
+            return
         now = time.monotonic()
         self._read += got
         rate = min(got / max(now - self._lastRead, 0.001), self._read / max(now - self._started, 0.01))
         self._lastRead = now
-        if self.clock is None:
-            return
         self._lastReadAt = self.clock.seconds()
         wanted = min(int(rate * LOW_WATER_WAIT), LOW_WATER, self.remaining)
         value = 1 << (wanted.bit_length() - 1) if wanted >= 16 << 10 else 1

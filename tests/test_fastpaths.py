@@ -225,6 +225,21 @@ class _FakeTransport:
 TRAILER = b"250 trailer\r\n"
 
 
+def _collector():
+    """
+    A list and a C{deliver} for L{bodyreads.DirectBody} that copies each
+    read into it and gives its buffer back at once.
+    """
+    pieces = []
+
+    def deliver(data, release):
+        pieces.append(bytes(data))
+        if release is not None:
+            release()
+
+    return pieces, deliver
+
+
 class DirectBodyTests(SynchronousTestCase):
     """
     L{bodyreads.DirectBody} reads exactly a body's length from a socket
@@ -395,12 +410,7 @@ class DirectBodyTests(SynchronousTestCase):
         sent = os.urandom(2 * MiB + 1000)
         b.sendall(sent)
         clock = task.Clock()
-        pieces = []
-
-        def deliver(data, release):
-            pieces.append(bytes(data))
-            if release is not None:
-                release()
+        pieces, deliver = _collector()
 
         transport = _FakeTransport()
         body = bodyreads.DirectBody(transport, a, 3 * MiB, bodyreads.BufferPool(), deliver, lambda: None, clock)
@@ -464,12 +474,7 @@ class DirectBodyTests(SynchronousTestCase):
         sent = os.urandom(100 * KiB)
         sock = self._feed(sent, closeAfter=True)
         pool = bodyreads.BufferPool()
-        pieces = []
-
-        def deliver(data, release):
-            pieces.append(bytes(data))
-            if release is not None:
-                release()
+        pieces, deliver = _collector()
 
         transport, finished, result = self._readBody(sock, 2 * MiB, deliver, pool)
         self.assertEqual(finished, [])
