@@ -7,8 +7,8 @@ the argv of the process(es) to run; a client that cannot do an operation
 says why, and the table shows that reason instead of a number.
 
 The ftx rows are built from the planned interfaces (``twistd ftx``, the
-``ftx`` command, ``ftx.client.connect``) and are marked not available while
-``import ftx.client`` fails, so the harness works before ftx exists and the
+``ftx`` command, ``ftx.client.api.connect``) and are marked not available while
+``import ftx.client.api`` fails, so the harness works before ftx exists and the
 rows light up as soon as it does.
 """
 
@@ -178,7 +178,7 @@ class FtxCliClient(Client):
         exe = VENV_BIN / "ftx"
         if exe.exists():
             return [str(exe)]
-        return [PYTHON, "-c", "import sys; from ftx.cli import main; sys.exit(main())"]
+        return [PYTHON, "-c", "import sys; from ftx.cli.main import main; sys.exit(main())"]
 
     def _mentions(self, flag: str, *command: str) -> bool:
         if command not in self._help:
@@ -250,10 +250,10 @@ def ftx_env() -> dict:
 
 def ftx_unavailable() -> Optional[str]:
     """
-    None if ``ftx.client`` imports; else the reason. A server or CLI that
+    None if ``ftx.client.api`` imports; else the reason. A server or CLI that
     is missing later shows up as that row's failure, with its error.
     """
-    probe = "import ftx.client"
+    probe = "import ftx.client.api"
     try:
         done = subprocess.run(
             [PYTHON, "-c", probe], capture_output=True, text=True, timeout=60,

@@ -15,7 +15,7 @@ from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.python.failure import Failure
 from twisted.test import iosim
 
-from ftx.client import FtxClient, FtxClientProtocol
+from ftx.client.api import FtxClient, FtxClientProtocol
 
 #: What the suites tried and what went wrong, printed at the end of a
 #: pytest run by tests/conftest.py: name -> [tried, bad, unit, bad-unit].

@@ -17,10 +17,9 @@ from typing import List, Optional
 import xxhash
 from twisted.internet.endpoints import serverFromString
 
-from ftx import checksums
-
-from ftx.server import FtxServerFactory, ServerPolicy
-from ftx.storage import FilesystemStorage
+from ftx.protocol import checksums
+from ftx.server.filesystem import FilesystemStorage
+from ftx.server.protocol import FtxServerFactory, ServerPolicy
 
 BIN = os.path.dirname(sys.executable)
 LISTENING = re.compile(r"ftx listening on .* \(port (\d+)\)")

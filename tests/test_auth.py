@@ -17,11 +17,11 @@ from twisted.logger import LogLevel, capturedLogs
 from twisted.python import usage
 
 from ftx import errors
-from ftx.auth import AccessRules
-from ftx.logins import LoginThrottle
-from ftx.client import connect
-from ftx.session import openSession
-from ftx.tap import Options, makeFactory
+from ftx.client.api import connect
+from ftx.client.session import openSession
+from ftx.server.accounts import AccessRules
+from ftx.server.logins import LoginThrottle
+from ftx.server.tap import Options, makeFactory
 from tests.support import digestOf, sha1
 
 ACCESS = """\
@@ -393,12 +393,12 @@ def test_accessFileNamingAccountsNeedsAuth(tmp_path):
 
 
 def test_publicNamesExported():
-    import ftx.auth
-    import ftx.logins
-    import ftx.session
-    import ftx.tls
+    import ftx._io.tls
+    import ftx.client.session
+    import ftx.server.accounts
+    import ftx.server.logins
 
-    for module in (ftx.auth, ftx.logins, ftx.session, ftx.tls):
+    for module in (ftx.server.accounts, ftx.server.logins, ftx.client.session, ftx._io.tls):
         assert module.__all__
         for name in module.__all__:
             assert hasattr(module, name), (module.__name__, name)

@@ -11,7 +11,8 @@ import socket
 
 import pytest
 
-from ftx import cli
+from ftx.cli import status as cli
+from ftx.cli.parser import buildParser
 from tests.support import sha1
 from tests.test_cli_helpers import connections, ftx, startServer, waitFor
 
@@ -219,15 +220,16 @@ def test_readOnlyServerRefusesPermission(tmp_path_factory, tmp_path):
 
 
 def test_helpEverywhere(tmp_path):
-    from tests.test_cli_helpers import FTX
     import subprocess
+
+    from tests.test_cli_helpers import FTX
 
     top = subprocess.run([FTX, "--help"], capture_output=True, timeout=30)
     text = top.stdout.decode()
     assert top.returncode == 0 and "exit status:" in text
     for code, _ in cli.EXIT_CODES:
         assert "\n  {:>3}  ".format(code) in text
-    parser = cli.buildParser()
+    parser = buildParser()
     for name, sub in parser.commands.items():
         assert "examples:" in sub.format_help(), name
     sget = subprocess.run([FTX, "sget", "--help"], capture_output=True, timeout=30)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from ftx import cli
-from ftx.conflicts import renamed
+from ftx.cli import status as cli
+from ftx.cli.conflicts import renamed
 from tests.test_cli_helpers import ftx, spawn, startServer
 
 SERVER = b"the server's copy\n"

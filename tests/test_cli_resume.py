@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-from ftx import cli
+from ftx.cli import status as cli
 from tests.support import sha1, writeRandom
 from tests.test_cli_helpers import ftx, interruptMidway, spawn, startServer
 

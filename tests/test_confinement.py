@@ -15,9 +15,9 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from ftx.server import FtxServerFactory
-from ftx.storage import FilesystemStorage
-from ftx.wire import EMPTY_SHA1, encodeName
+from ftx.protocol.wire import EMPTY_SHA1, encodeName
+from ftx.server.filesystem import FilesystemStorage
+from ftx.server.protocol import FtxServerFactory
 from tests.reliability import TempDirs, record, snapshot
 from tests.support import InlineReactor
 

@@ -28,14 +28,23 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from ftx import bodyreads, errors, filebody, localfiles, zerocopy
-from ftx import digests as digestcache
-from ftx.background import HIGH_WATER, LOW_WATER, BackgroundWriter
-from ftx.client import connect
-from ftx.server import FtxServerFactory
-from ftx.storage import FilesystemStorage
-from ftx.upload import partialName
-from tests.support import ServerProcess, digestOf, listenInProcess, runFtx, sha1, writeRandom
+from ftx import errors
+from ftx._io import bodyreads, filebody, internals, zerocopy
+from ftx._io.background import HIGH_WATER, LOW_WATER, BackgroundWriter
+from ftx.client import localfiles
+from ftx.client.api import connect
+from ftx.server import digests as digestcache
+from ftx.server.filesystem import FilesystemStorage
+from ftx.server.partial import partialName
+from ftx.server.protocol import FtxServerFactory
+from tests.support import (
+    ServerProcess,
+    digestOf,
+    listenInProcess,
+    runFtx,
+    sha1,
+    writeRandom,
+)
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -126,7 +135,7 @@ def _drain(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
-# -- ftx.zerocopy ----------------------------------------------------------
+# -- ftx._io.zerocopy ----------------------------------------------------------
 
 
 class SendSomeTests(SynchronousTestCase):
@@ -210,16 +219,20 @@ class SendSomeTests(SynchronousTestCase):
         self.assertEqual(_drain(b), content[:total])
 
     def test_noSocketForInMemoryTransports(self):
-        self.assertIsNone(zerocopy.socketOf(StringTransport()))
+        self.assertIsNone(internals.socketOf(StringTransport()))
 
 
-# -- ftx.bodyreads ---------------------------------------------------------
+# -- ftx._io.bodyreads ---------------------------------------------------------
 
 
 class _FakeTransport:
     """
-    Where L{bodyreads.DirectBody} installs its C{doRead}.
+    Where L{bodyreads.DirectBody} installs its C{doRead}: like a Twisted
+    transport, it has a C{doRead} of its own for the reactor to call.
     """
+
+    def doRead(self):
+        raise AssertionError("the transport's own doRead ran while a body was being read directly")
 
 
 TRAILER = b"250 trailer\r\n"
@@ -484,7 +497,7 @@ class DirectBodyTests(SynchronousTestCase):
         self.assertEqual(pool.active, 0)
 
 
-# -- ftx.background --------------------------------------------------------
+# -- ftx._io.background --------------------------------------------------------
 
 
 class _QueuedPool:
@@ -756,7 +769,7 @@ def test_repeatedHashAnsweredFromTheCache(tmp_path, monkeypatch):
     C{hash} of an unchanged file reads it once; after a rewrite of the same
     size (a new change time) it is read again and the new digest given.
     """
-    from ftx import digestreads
+    from ftx.server import digestreads
 
     reads = []
 
@@ -1024,7 +1037,7 @@ def test_cliMgetFetchesTogetherThenSkipsIdentical(tmp_path):
     assert "mget folder/*: 42 files" in log, log
 
 
-# -- ftx.tap: listen backlog ----------------------------------------------
+# -- ftx.server.tap: listen backlog ----------------------------------------------
 
 
 class ListenBacklogTests(SynchronousTestCase):
@@ -1034,19 +1047,19 @@ class ListenBacklogTests(SynchronousTestCase):
     """
 
     def test_addedWhereTheEndpointTakesOne(self):
-        from ftx.tap import LISTEN_BACKLOG, withBacklog
+        from ftx.server.tap import LISTEN_BACKLOG, withBacklog
 
         for description in ("tcp:1234", "tcp:0:interface=127.0.0.1", "ssl:443:privateKey=k.pem", "unix:/run/ftx.sock"):
             self.assertEqual(withBacklog(description), "{}:backlog={}".format(description, LISTEN_BACKLOG))
 
     def test_leftAloneOtherwise(self):
-        from ftx.tap import withBacklog
+        from ftx.server.tap import withBacklog
 
         self.assertEqual(withBacklog("tcp:1234:backlog=7"), "tcp:1234:backlog=7")
         self.assertEqual(withBacklog("systemd:domain=INET:index=0"), "systemd:domain=INET:index=0")
 
 
-# -- ftx.workers -----------------------------------------------------------
+# -- ftx._io.workers -----------------------------------------------------------
 
 
 class WorkerPoolTests(SynchronousTestCase):
@@ -1056,19 +1069,19 @@ class WorkerPoolTests(SynchronousTestCase):
     """
 
     def test_standInReactorLendsItsPool(self):
-        from ftx import workers
+        from ftx._io import workers
         from tests.support import InlineReactor
 
         fake = InlineReactor()
         self.assertIs(workers.poolFor(fake, workers.HASH), fake.getThreadPool())
 
     def test_realReactorGetsOnePoolPerKindStoppedAtShutdown(self):
+        from twisted.internet.interfaces import IReactorThreads
         from twisted.internet.task import Clock
         from twisted.internet.testing import MemoryReactor
         from zope.interface import implementer
-        from twisted.internet.interfaces import IReactorThreads
 
-        from ftx import workers
+        from ftx._io import workers
 
         @implementer(IReactorThreads)
         class Reactor(MemoryReactor, Clock):

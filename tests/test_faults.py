@@ -13,9 +13,9 @@ import random
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from ftx.server import FtxServerFactory, ServerPolicy
-from ftx.storage import FilesystemStorage
-from tests.reliability import TempDirs, CutLink, leftovers, record
+from ftx.server.filesystem import FilesystemStorage
+from ftx.server.protocol import FtxServerFactory, ServerPolicy
+from tests.reliability import CutLink, TempDirs, leftovers, record
 from tests.support import InlineReactor
 
 TRIALS = 240

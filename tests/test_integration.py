@@ -15,10 +15,17 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 
 from ftx import errors
-from ftx.client import connect
-from ftx.server import FtxServerFactory
-from ftx.storage import FilesystemStorage
-from tests.support import BIN, digestOf, listenInProcess, ServerProcess, sha1, writeRandom
+from ftx.client.api import connect
+from ftx.server.filesystem import FilesystemStorage
+from ftx.server.protocol import FtxServerFactory
+from tests.support import (
+    BIN,
+    ServerProcess,
+    digestOf,
+    listenInProcess,
+    sha1,
+    writeRandom,
+)
 
 MiB = 1 << 20
 
@@ -130,7 +137,7 @@ async def test_partialUploadNeverUnderFinalName(tmp_path):
     root.mkdir()
     port = await listenInProcess(reactor, str(root))
     from twisted.internet.endpoints import TCP4ClientEndpoint
-    from twisted.internet.protocol import Protocol, Factory
+    from twisted.internet.protocol import Factory, Protocol
 
     class Raw(Protocol):
         def __init__(self):
@@ -222,7 +229,7 @@ async def test_twistdServerServesAndLogs(tmp_path):
         maps = _mappedFiles(server.process.pid)
     assert "sget hello.txt 6 bytes" in log
     assert "hash refused: 404" in log
-    # A plain-TCP server leaves the TLS stack out (ftx.twistdentry).
+    # A plain-TCP server leaves the TLS stack out (ftx.server.twistd).
     assert maps is None or not any("cryptography" in path for path in maps)
 
 

@@ -14,11 +14,11 @@ from twisted.logger import capturedLogs
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from ftx import tap
-from ftx.limits import Quota, parseDuration
-from ftx.server import FtxServerFactory, ServerPolicy
-from ftx.storage import FilesystemStorage
-from ftx.upload import Upload, sweep
+from ftx.server import tap
+from ftx.server.filesystem import FilesystemStorage
+from ftx.server.limits import Quota, parseDuration
+from ftx.server.partial import Upload, sweep
+from ftx.server.protocol import FtxServerFactory, ServerPolicy
 from tests.reliability import TempDirs, leftovers
 from tests.support import InlineReactor
 

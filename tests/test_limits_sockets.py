@@ -14,9 +14,9 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 
 from ftx import errors
-from ftx.client import connect
-from ftx.server import FtxServerFactory, ServerPolicy
-from ftx.storage import FilesystemStorage
+from ftx.client.api import connect
+from ftx.server.filesystem import FilesystemStorage
+from ftx.server.protocol import FtxServerFactory, ServerPolicy
 from tests.reliability import measure
 from tests.support import digestOf, listenInProcess, sha1, writeRandom
 

@@ -14,9 +14,9 @@ import pytest_twisted
 from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, DeferredList
 
-from ftx.client import connect
+from ftx.client.api import connect
 from tests.reliability import measure, record
-from tests.support import digestOf, ServerProcess, sha1, writeRandom
+from tests.support import ServerProcess, digestOf, sha1, writeRandom
 
 CLIENTS = 100
 MiB = 1 << 20

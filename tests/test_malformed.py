@@ -17,9 +17,9 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from ftx.server import FtxServerFactory, ServerPolicy
-from ftx.storage import FilesystemStorage
-from ftx.wire import MAX_LINE_LENGTH
+from ftx.protocol.wire import MAX_LINE_LENGTH
+from ftx.server.filesystem import FilesystemStorage
+from ftx.server.protocol import FtxServerFactory, ServerPolicy
 from tests.reliability import TempDirs, record
 from tests.support import InlineReactor
 

@@ -16,10 +16,11 @@ from twisted.python.filepath import FilePath
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
-from ftx import errors, server
-from ftx.client import FtxClient, FtxClientProtocol
-from ftx.server import FtxServerFactory, ServerPolicy
-from ftx.storage import FilesystemStorage
+from ftx import errors
+from ftx.client.api import FtxClient, FtxClientProtocol
+from ftx.server import protocol as server
+from ftx.server.filesystem import FilesystemStorage
+from ftx.server.protocol import FtxServerFactory, ServerPolicy
 from tests.support import InlineReactor
 
 AWKWARD = b"line one\r\nline two\n\x00\x00\r\r\n" * 500

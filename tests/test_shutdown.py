@@ -19,7 +19,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.protocol import Protocol
 
-from ftx.client import connect
+from ftx.client.api import connect
 from tests.reliability import leftovers
 from tests.support import ServerProcess, sha1
 

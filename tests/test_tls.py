@@ -15,12 +15,20 @@ from twisted.internet import reactor
 from twisted.logger import LogLevel, capturedLogs
 from twisted.python import usage
 
-from ftx import errors, tls
-from ftx.client import connect
-from ftx.server import FtxServerFactory
-from ftx.session import openSession
-from ftx.storage import FilesystemStorage
-from tests.support import digestOf, listenInProcess, runFtx, ServerProcess, sha1, writeRandom
+from ftx import errors
+from ftx._io import tls
+from ftx.client.api import connect
+from ftx.client.session import openSession
+from ftx.server.filesystem import FilesystemStorage
+from ftx.server.protocol import FtxServerFactory
+from tests.support import (
+    ServerProcess,
+    digestOf,
+    listenInProcess,
+    runFtx,
+    sha1,
+    writeRandom,
+)
 
 
 class PKI:
@@ -157,7 +165,7 @@ async def test_untrustedAuthorityIsRefusedClearly(pki, root):
 @pytest_twisted.ensureDeferred
 async def test_connectWithAnSSLAddressVerifiesToo(pki, root):
     """
-    ftx.client.connect with an ssl: string verifies the server, unlike
+    ftx.client.api.connect with an ssl: string verifies the server, unlike
     Twisted's own ssl: client, and trusts the CAs of caCertsDir.
     """
     port, number = await _listenTLS(root, pki.server)
@@ -204,9 +212,9 @@ async def test_plainClientAgainstTLSServerGivesUpWithAHint(pki, root, monkeypatc
     Without TLS the client would wait for a greeting the TLS server never
     sends in the clear; it gives up after the greeting timeout and says why.
     """
-    import ftx.session
+    import ftx.client.session
 
-    monkeypatch.setattr(ftx.session, "GREETING_TIMEOUT", 0.3)
+    monkeypatch.setattr(ftx.client.session, "GREETING_TIMEOUT", 0.3)
     port, number = await _listenTLS(root, pki.server)
     try:
         error = await _refused("127.0.0.1:{}".format(number))
@@ -241,8 +249,9 @@ async def test_clientCertificateRequiredAcceptedAndRefused(pki, root):
 
 @pytest_twisted.ensureDeferred
 async def test_noWarningForPasswordsOverTLS(pki, root):
-    from ftx.auth import AccessControl
     from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
+
+    from ftx.server.accounts import AccessControl
 
     storage = FilesystemStorage(str(root))
     access = AccessControl(storage, checkers=[InMemoryUsernamePasswordDatabaseDontUse(alice=b"secret")], reactor=reactor)
@@ -295,7 +304,7 @@ def test_addressesTakenApart():
 
 
 def test_clientCANeedsAnSSLPort(pki, tmp_path):
-    from ftx.tap import Options
+    from ftx.server.tap import Options
 
     with pytest.raises(usage.UsageError, match="needs an ssl: port"):
         Options().parseOptions(["--root", str(tmp_path), "--port", "tcp:0", "--client-ca", pki.clientCA])
@@ -309,7 +318,7 @@ def test_clientCANeedsAnSSLPort(pki, tmp_path):
 def test_commandLineOverTLS(tmp_path, pki, root):
     """
     The ftx command, which leaves the TLS libraries out of a plain
-    connection (ftx.notls), still loads them when TLS is asked for: a
+    connection (ftx._io.notls), still loads them when TLS is asked for: a
     listing and a download over an ssl: twistd work from the command line.
     """
     port = "ssl:0:interface=127.0.0.1:privateKey=" + pki.server
@@ -331,7 +340,7 @@ def test_plainProcessLeavesTheTLSStackOut():
     After leaveOutTLS, importing the reactor does not import pyOpenSSL.
     """
     code = (
-        "import sys; from ftx import notls; assert notls.leaveOutTLS(); "
+        "import sys; from ftx._io import notls; assert notls.leaveOutTLS(); "
         "import twisted.internet.reactor; "
         "print(sys.modules.get('OpenSSL', 'absent'), 'cryptography' in sys.modules)"
     )

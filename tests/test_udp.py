@@ -13,8 +13,11 @@ import pytest
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from ftx import cli, udp
-from ftx.tap import Options
+from ftx.cli import status as cli
+from ftx.client import udp as clientudp
+from ftx.protocol import diskspace
+from ftx.server import udp
+from ftx.server.tap import Options
 from tests.test_cli_helpers import ftx, startServer, udpPort
 
 
@@ -43,17 +46,17 @@ class DiskSpaceProtocolTests(SynchronousTestCase):
         self.protocol.transport = self.transport
 
     def test_answers(self) -> None:
-        request = udp.formatRequest("abc123")
-        self.assertEqual(len(request), udp.REQUEST_SIZE)
+        request = diskspace.formatRequest("abc123")
+        self.assertEqual(len(request), diskspace.REQUEST_SIZE)
         self.protocol.datagramReceived(request, ("127.0.0.1", 5000))
         [(answer, addr)] = self.transport.sent
         self.assertEqual((answer, addr), (b"212 1000000 250000 abc123", ("127.0.0.1", 5000)))
-        self.assertEqual(udp.parseAnswer(answer), (1000000, 250000, "abc123"))
+        self.assertEqual(diskspace.parseAnswer(answer), (1000000, 250000, "abc123"))
 
     def test_neverAmplifies(self) -> None:
         # The longest possible answer fits in the shortest accepted request.
         longest = "212 {0} {0} {1}".format(2**63 - 1, "x" * 16)
-        self.assertLessEqual(len(longest), udp.REQUEST_SIZE)
+        self.assertLessEqual(len(longest), diskspace.REQUEST_SIZE)
         self.protocol.datagramReceived(b"df abc", ("127.0.0.1", 5000))
         self.assertEqual(self.transport.sent, [])
 
@@ -74,12 +77,12 @@ class AddressTests(SynchronousTestCase):
         self.assertEqual(udp.interfaceOf("unix:/tmp/s"), "127.0.0.1")
 
     def test_hostAndPort(self) -> None:
-        self.assertEqual(udp.hostAndPort("example.com:99"), ("example.com", 99))
-        self.assertEqual(udp.hostAndPort("[::1]:99"), ("::1", 99))
-        self.assertEqual(udp.hostAndPort("tcp:host=h:port=7"), ("h", 7))
-        self.assertEqual(udp.hostAndPort("tcp:h:7"), ("h", 7))
-        self.assertEqual(udp.hostAndPort("5"), ("localhost", 5))
-        self.assertRaises(ValueError, udp.hostAndPort, "unix:path=/tmp/s")
+        self.assertEqual(clientudp.hostAndPort("example.com:99"), ("example.com", 99))
+        self.assertEqual(clientudp.hostAndPort("[::1]:99"), ("::1", 99))
+        self.assertEqual(clientudp.hostAndPort("tcp:host=h:port=7"), ("h", 7))
+        self.assertEqual(clientudp.hostAndPort("tcp:h:7"), ("h", 7))
+        self.assertEqual(clientudp.hostAndPort("5"), ("localhost", 5))
+        self.assertRaises(ValueError, clientudp.hostAndPort, "unix:path=/tmp/s")
 
     def test_tapOption(self) -> None:
         options = Options()
@@ -148,5 +151,5 @@ def test_silentPortGivesUpAfterBoundedRetries(server, tmp_path):
         silent.close()
     assert result.returncode == cli.EXIT_CONNECT
     assert "no answer" in result.err and "3 tries" in result.err
-    assert len(requests) == 3 and all(len(r) == udp.REQUEST_SIZE for r in requests)
+    assert len(requests) == 3 and all(len(r) == diskspace.REQUEST_SIZE for r in requests)
     assert 3 < elapsed < 10

@@ -4,8 +4,9 @@ The line format and the error round trip, without I/O.
 
 from twisted.trial.unittest import SynchronousTestCase
 
-import ftx.client
-from ftx import errors, wire
+import ftx.client.api
+from ftx import errors
+from ftx.protocol import wire
 
 
 class NameEncodingTests(SynchronousTestCase):
@@ -89,6 +90,6 @@ class ErrorRoundTripTests(SynchronousTestCase):
 
 class PublicNamesTests(SynchronousTestCase):
     def test_exported(self):
-        for module in (ftx.client, errors):
+        for module in (ftx.client.api, errors):
             for name in module.__all__:
                 self.assertTrue(hasattr(module, name), name)

@@ -7,7 +7,7 @@ from twisted.application.service import ServiceMaker
 
 ftx = ServiceMaker(
     "ftx",
-    "ftx.twistdentry",
+    "ftx.server.twistd",
     "A file-transfer server: list, get, resume and put files under a folder.",
     "ftx",
 )

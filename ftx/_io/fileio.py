@@ -1,0 +1,57 @@
+"""
+Reading and writing open files, the same way on the client and the server.
+
+These work on files already opened (by L{ftx.server.storage} inside the root, or
+by the client on its own disk); they never look at paths.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+
+from ftx.errors import IntegrityError
+from ftx.protocol.wire import nameText
+
+#: Bytes read at a time when hashing a file.
+READ_CHUNK = 1 << 20
+
+
+def writeAll(f, data) -> None:
+    """
+    Write all of C{data} to the unbuffered file C{f}. A raw write may store
+    fewer bytes than asked (it does just before a disk fills up); the rest
+    is written again, so a file never silently lacks bytes its digest
+    covers, and a write that stores nothing is a full disk.
+    """
+    view = memoryview(data)
+    while view:
+        written = f.write(view)
+        if not written:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]
+
+
+def hashPrefix(f, count: int, name: bytes, also=None):
+    """
+    SHA-1 of the next C{count} bytes of C{f}. hashlib releases the GIL on
+    large buffers, so this runs in parallel with the reactor thread.
+
+    C{also}, a hasher of the connection's checksum, is fed the same bytes
+    in the same pass: a resume checks the prefix by SHA-1 but goes on to
+    check the whole file by the connection's checksum.
+    """
+    hasher = hashlib.sha1()
+    buffer = bytearray(READ_CHUNK)
+    view = memoryview(buffer)
+    remaining = count
+    while remaining > 0:
+        got = f.readinto(view[: min(READ_CHUNK, remaining)])
+        if not got:
+            raise IntegrityError("{} shrank while it was being read".format(nameText(name)))
+        hasher.update(view[:got])
+        if also is not None:
+            also.update(view[:got])
+        remaining -= got
+    return hasher

@@ -1,0 +1,154 @@
+"""
+The C{ftx} command: one-shot commands (C{ftx list}, C{ftx sget NAME}, ...)
+and the interactive shell (C{ftx shell}).
+
+A known problem is one C{ftx: error: ...} line on stderr and a documented
+exit status (L{ftx.cli.status.EXIT_CODES}); a traceback means a bug in ftx.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from typing import List, Optional, Tuple
+
+from ftx._io import notls
+from ftx.cli.parser import DEFAULT_SERVER, buildParser
+from ftx.cli.progress import isTerminal
+from ftx.cli.status import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, describe
+
+__all__ = ["main", "run"]
+
+
+def sessionOptions(args) -> Tuple[str, dict]:
+    """
+    The address and the L{openSession} keywords the options ask for.
+
+    @raise UsageError: the address is malformed or no password is at hand.
+    """
+    address = getattr(args, "server", None) or os.environ.get("FTX_SERVER") or DEFAULT_SERVER
+    wantsTLS = notls.schemeIsTLS(address) or any(
+        getattr(args, option, None) for option in ("tls", "cafile", "insecure", "cert")
+    )
+    if not wantsTLS:
+        # Before the reactor is imported: a plain connection starts faster
+        # without the TLS libraries (ftx._io.notls).
+        notls.leaveOutTLS()
+    from twisted.internet import reactor
+
+    from ftx.client.api import endpointFromAddress
+
+    try:
+        endpointFromAddress(reactor, address)
+    except ValueError as e:
+        raise UsageError("bad --server address: {}".format(e))
+    user = getattr(args, "user", None)
+    password = None
+    if user is not None:
+        passwordFile = getattr(args, "password_file", None)
+        if passwordFile is not None:
+            try:
+                with open(passwordFile, encoding="utf-8") as f:
+                    password = f.readline().rstrip("\r\n")
+            except OSError as e:
+                raise UsageError("cannot read --password-file {}: {}".format(passwordFile, e.strerror))
+        elif "FTX_PASSWORD" in os.environ:
+            password = os.environ["FTX_PASSWORD"]
+        elif isTerminal(sys.stdin):
+            password = getpass.getpass("Password for {}: ".format(user))
+        else:
+            raise UsageError("--user needs a password: --password-file, $FTX_PASSWORD, or run on a terminal")
+    options = dict(
+        tls=bool(getattr(args, "tls", False)), cafile=getattr(args, "cafile", None),
+        insecure=bool(getattr(args, "insecure", False)), certificate=getattr(args, "cert", None),
+        user=user, password=password,
+    )
+    checksum = getattr(args, "checksum", "auto")
+    if checksum != "auto":
+        options["checksum"] = checksum
+    return address, options
+
+
+def _interrupted(ctx) -> None:
+    """
+    Leave at once, saying what was kept. The reactor thread may be in the
+    middle of a write; everything written so far is in the partial file.
+    """
+    if ctx is not None:
+        ctx.reporter.close()
+    line = "ftx: interrupted"
+    if ctx is not None and ctx.current:
+        line += "; the partial download is kept ('ftx cget {}' continues it)".format(ctx.current)
+    sys.stdout.flush()
+    # On a terminal, start after the "^C" the terminal echoed.
+    sys.stderr.write(("\n" if isTerminal(sys.stderr) else "") + line + "\n")
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
+
+
+def run(argv: Optional[List[str]] = None) -> int:
+    """
+    Run the command line C{argv}; return the exit status.
+    """
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:
+        _interrupted(None)
+        return EXIT_INTERRUPTED
+
+
+def _run(argv: Optional[List[str]]) -> int:
+    parser = buildParser()
+    try:
+        args = parser.parse_args(argv)
+        command = args.command
+        if command is None:
+            if not isTerminal(sys.stdin):
+                raise UsageError("no command given (see 'ftx --help')")
+            command = "shell"
+        address, options = sessionOptions(args)
+        if getattr(args, "dir", None):
+            try:
+                os.chdir(args.dir)
+            except OSError as e:
+                raise UsageError("cannot use --dir {}: {}".format(args.dir, e.strerror))
+    except UsageError as e:
+        sys.stderr.write("ftx: error: {}\n".format(e))
+        return EXIT_USAGE
+
+    from ftx.cli.commands import COMMANDS, Context
+    from ftx.cli.progress import Reporter
+    from ftx.cli.reactorthread import Connection, ReactorThread
+
+    reporter = Reporter(quiet=bool(getattr(args, "quiet", False)))
+    runner = ReactorThread()
+    connection = Connection(runner, address, **options)
+    ctx = Context(connection, reporter, numbered=command == "shell")
+    try:
+        if command == "shell":
+            from ftx.cli.shell import Shell
+
+            return Shell(ctx, parser, describe).run()
+        return COMMANDS[command](ctx, args)
+    except KeyboardInterrupt:
+        _interrupted(ctx)
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        known = describe(e, address)
+        if known is None:
+            raise
+        reporter.close()
+        reporter.error(known[1])
+        return known[0]
+    finally:
+        reporter.close()
+        connection.close()
+        runner.stop()
+
+
+def main() -> None:
+    """
+    The C{ftx} console script.
+    """
+    sys.exit(run(sys.argv[1:]))

@@ -1,0 +1,150 @@
+"""
+The C{ftx} command line's grammar: the options every command shares, each
+command's own, and the help text with examples. The shell parses its lines
+with the same parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import List
+
+from ftx import __version__
+from ftx.cli.conflicts import OVERWRITE, RENAME, SKIP
+from ftx.cli.status import EXIT_CODES, UsageError
+
+__all__ = ["UsageError", "buildParser", "DEFAULT_SERVER"]
+
+DEFAULT_SERVER = "localhost:1234"
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError("{}: {} (see '{} --help')".format(self.prog, message, self.prog))
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join("  " + line for line in lines)
+
+
+def _commonOptions() -> argparse.ArgumentParser:
+    # SUPPRESS lets these appear before or after the command word without
+    # the subcommand's defaults hiding a value given before it.
+    common = _Parser(add_help=False, argument_default=argparse.SUPPRESS)
+    g = common.add_argument_group("connection and output")
+    g.add_argument("--server", metavar="ADDRESS",
+                   help="HOST:PORT or a Twisted endpoint string (default: $FTX_SERVER, else {})".format(DEFAULT_SERVER))
+    g.add_argument("--dir", metavar="LOCALDIR", help="local folder to work in (default: the current one)")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no notes; errors only")
+    g.add_argument("--tls", action="store_true", help="connect with TLS")
+    g.add_argument("--cafile", metavar="FILE", help="trust the certificate authority in FILE (PEM)")
+    g.add_argument("--insecure", action="store_true", help="do not verify the server's certificate")
+    g.add_argument("--cert", metavar="FILE", help="client certificate and key (PEM)")
+    g.add_argument("--user", metavar="NAME", help="log in as NAME")
+    g.add_argument("--password-file", metavar="FILE",
+                   help="read the password from FILE (else $FTX_PASSWORD, else ask on the terminal)")
+    g.add_argument("--checksum", choices=("auto", "sha1", "xxh128"),
+                   help="what checks each transfer end to end: auto (default) is XXH3-128 when the server has it, "
+                        "else SHA-1")
+    return common
+
+
+def _conflictOptions(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("when a local file of the same name exists").add_mutually_exclusive_group()
+    g.add_argument("--overwrite", dest="conflict", action="store_const", const=OVERWRITE,
+                   help="replace it (once the new copy is complete and checked)")
+    g.add_argument("--rename", dest="conflict", action="store_const", const=RENAME,
+                   help="save as 'name (1).ext', 'name (2).ext', ...")
+    g.add_argument("--skip", dest="conflict", action="store_const", const=SKIP, help="keep it, download nothing")
+    parser.set_defaults(conflict=None)
+
+
+_DESCRIPTION = """\
+Transfer files to and from an ftx server. Without a command, on a terminal,
+ftx opens an interactive shell. 'ftx COMMAND --help' explains each command.
+Downloads go to the current folder (or --dir); an existing file is never
+overwritten silently; an interrupted download is kept for 'ftx cget'."""
+
+
+def buildParser() -> argparse.ArgumentParser:
+    common = _commonOptions()
+    raw = argparse.RawDescriptionHelpFormatter
+    codes = "\n".join("  {:>3}  {}".format(code, text) for code, text in EXIT_CODES)
+    parser = _Parser(
+        prog="ftx", parents=[common], formatter_class=raw, description=_DESCRIPTION,
+        epilog=_examples(
+            "ftx --server files.example.com:1234 list",
+            "FTX_SERVER=files.example.com:1234 ftx sget report.pdf",
+            "ftx shell",
+        ) + "\n\nexit status:\n" + codes,
+    )
+    parser.add_argument("--version", action="version", version="ftx " + __version__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    parser.commands = {}
+
+    def command(name: str, summary: str, examples: List[str], details: str = ""):
+        p = sub.add_parser(name, parents=[common], formatter_class=raw, help=summary,
+                           description=summary + ("\n\n" + details if details else ""),
+                           epilog=_examples(*examples))
+        parser.commands[name] = p
+        return p
+
+    p = command("list", "List the files on the server, with their sizes.",
+                ["ftx list", "ftx list '*.jpg'", "ftx list photos/", "ftx list --json"],
+                "MASK may hold the wildcards * ? [...], which never match '/'.")
+    p.add_argument("mask", nargs="?", metavar="MASK", help="only the files matching MASK (a folder lists what is under it)")
+    p.add_argument("--json", action="store_true", help="print a JSON array of {name, size, mtime}")
+
+    p = command("sget", "Download one file.",
+                ["ftx sget report.pdf", "ftx sget photos/a.jpg -o holiday.jpg", "ftx sget big.iso --rename"],
+                "The file appears under its name only once complete and its digest checked. If the\n"
+                "download is cut off, the part received is kept and 'ftx cget NAME' continues it.")
+    p.add_argument("name", metavar="NAME", help="the file on the server")
+    p.add_argument("-o", "--output", metavar="PATH", help="where to save it (a folder keeps the name)")
+    _conflictOptions(p)
+
+    p = command("cget", "Continue an interrupted download.",
+                ["ftx cget big.iso", "ftx cget photos/a.jpg -o holiday.jpg"],
+                "Continues from the partial file an interrupted sget or mget left, or from a shorter\n"
+                "local copy. The server first checks that the local part matches its file.")
+    p.add_argument("name", metavar="NAME", help="the file on the server")
+    p.add_argument("-o", "--output", metavar="PATH", help="the local file to continue (default: NAME's base name)")
+
+    p = command("mget", "Download every file matching one or more masks, keeping their folders.",
+                ["ftx mget '*.jpg'", "ftx mget 'photos/*' --skip", "ftx mget '*' --overwrite"],
+                "Re-running mget after an interruption continues partial files and skips files that\n"
+                "are already here and identical (same size and SHA-1).")
+    p.add_argument("masks", nargs="+", metavar="MASK", help="quote it so that your shell leaves it alone")
+    _conflictOptions(p)
+
+    p = command("hash", "Print the SHA-1 of a file on the server, like sha1sum.",
+                ["ftx hash report.pdf", "ftx hash big.iso 1048576", "ftx hash big.iso:1048576"])
+    p.add_argument("name", metavar="NAME", help="the file, or NAME:LENGTH")
+    p.add_argument("length", nargs="?", metavar="LENGTH", help="hash only the first LENGTH bytes")
+
+    p = command("put", "Upload files, folders (recursively) or globs, over one connection.",
+                ["ftx put report.pdf", "ftx put notes.txt --as archive/2024-notes.txt",
+                 "ftx put photos/", "ftx put '*.log'"],
+                "A folder is uploaded with its own name as the first part of the remote names.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="a file, a folder or a glob")
+    p.add_argument("--as", dest="remote", metavar="NAME", help="the name on the server (one FILE only)")
+
+    p = command("delete", "Delete files on the server.", ["ftx delete old.log", "ftx delete a.txt b.txt"])
+    p.add_argument("names", nargs="+", metavar="NAME")
+
+    p = command("df", "Show the server's total, used and free space.",
+                ["ftx df", "ftx df --json", "ftx df --udp", "ftx df --udp --udp-port 1235"],
+                "With --udp the question goes in one UDP datagram (the server needs --udp-port).")
+    p.add_argument("--json", action="store_true", help="print {total, free, used} as JSON")
+    p.add_argument("--udp", action="store_true", help="ask over UDP instead of a connection")
+    p.add_argument("--udp-port", type=_port, metavar="PORT", help="the server's UDP port (default: its TCP port)")
+
+    command("shell", "Open an interactive session over one connection.", ["ftx shell", "ftx --server host:1234"],
+            "Type 'help' at the prompt. 'list' numbers its entries: 'sget 3' fetches the third.")
+    return parser
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError("not a port number: {!r}".format(text))
+    return int(text)

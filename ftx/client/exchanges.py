@@ -1,0 +1,348 @@
+"""
+The requests the client sends: one class per kind of reply sequence.
+
+Each request object receives the reply lines (and body bytes) for its own
+command and fires its Deferred; L{ftx.client.api.FtxClientProtocol} only routes
+lines to the request in flight.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+from twisted.internet.defer import Deferred, succeed
+
+from ftx._io.background import HIGH_WATER, LOW_WATER, BackgroundWriter
+from ftx._io.filebody import BodySender
+from ftx.client import localfiles
+from ftx.client.results import Entry, Transfer
+from ftx.client.smallfiles import SMALL_BODY, SmallFile, SmallFileStore
+from ftx.errors import IntegrityError, errorFromReply
+from ftx.protocol import checksums, wire
+from ftx.protocol.wire import nameText
+
+
+class Request:
+    """
+    One command in flight. Subclasses handle the reply lines (and bodies)
+    their command produces; C{deferred} fires with the result.
+    """
+
+    def __init__(self, line: bytes) -> None:
+        self.line = line
+        self.deferred: Deferred = Deferred()
+        self.protocol: Optional["object"] = None
+
+    def start(self, protocol: "object") -> None:
+        self.protocol = protocol
+        protocol.sendLine(self.line)
+
+    def replyReceived(self, reply: wire.Reply) -> None:
+        if reply.isError:
+            self.fail(errorFromReply(reply.code, reply.errorMessage()))
+        else:
+            self.complete(self.parse(reply))
+
+    def parse(self, reply: wire.Reply):
+        return reply
+
+    def complete(self, result) -> None:
+        self.protocol._requestDone(self)
+        self.deferred.callback(result)
+
+    def fail(self, error) -> None:
+        self.connectionLost()
+        self.protocol._requestDone(self)
+        self.deferred.errback(error)
+
+    def connectionLost(self) -> None:
+        """
+        Release what the request holds (open files); called on any failure.
+        """
+
+
+class ListRequest(Request):
+    def __init__(self, line: bytes) -> None:
+        super().__init__(line)
+        self.entries: List[Entry] = []
+
+    def replyReceived(self, reply: wire.Reply) -> None:
+        if reply.code == wire.LIST_ENTRY and len(reply.fields) == 3:
+            name = nameText(wire.decodeName(reply.fields[0]))
+            self.entries.append(Entry(name, int(reply.fields[1]), int(reply.fields[2])))
+        elif reply.code == wire.LIST_END:
+            self.complete(self.entries)
+        else:
+            super().replyReceived(reply)
+
+
+class DownloadRequest(Request):
+    """
+    C{sget}, C{cget} and C{mget}: one or more C{150} headers, each followed
+    by a body and a C{250} trailer. C{destination(name, size)} picks the
+    local path for each file (L{None} discards it).
+    """
+
+    def __init__(self, line, destination, progress, offset=0, hasher=None, batch=False, received=None):
+        super().__init__(line)
+        self.received = received
+        #: In a batch, the first failed file's error, raised at the end.
+        self.batchError: Optional[BaseException] = None
+        self.destination = destination
+        self.progress = progress
+        self.offset = offset
+        self.prefixHasher = hasher
+        self.batch = batch
+        self.current: Optional[localfiles.PartialFile] = None
+        self.small: Optional[SmallFile] = None
+        self.header: Optional[wire.FileHeader] = None
+        self.discarding = False
+        self.results: List[Transfer] = []
+        self.writer: Optional[BackgroundWriter] = None
+        self._holding = False
+        self._smallFiles: Optional[SmallFileStore] = None
+        self._smallPaused = False
+
+    def replyReceived(self, reply: wire.Reply) -> None:
+        if reply.code == wire.BODY_FOLLOWS:
+            header = wire.parseFileHeader(reply)
+            if header.bodyLength > SMALL_BODY and self._smallFiles is not None and not self._smallFiles.idle:
+                # Small files received earlier go into place before a large
+                # one starts: if the large one is cut off, everything before
+                # it is on disk.
+                self.protocol.pauseProducing()
+                self._holding = True
+                self._smallFiles.whenIdle().addCallback(lambda _: self._beginAfterSmallFiles(header))
+            else:
+                self._beginFile(header)
+        elif reply.code == wire.TRAILER and self.header is not None:
+            self._endFile(wire.parseDigest(reply.fields[0] if reply.fields else "", self.protocol.checksum))
+        elif reply.code == wire.BATCH_END and self.batch:
+            self._whenSmallFilesStored().addCallback(lambda _: self._batchEnded())
+        elif reply.code == wire.SKIPPED and self.batch:
+            pass
+        else:
+            super().replyReceived(reply)
+
+    def _beginFile(self, header: wire.FileHeader) -> None:
+        self.header = header
+        name = nameText(header.name)
+        path = self.destination(header.name, header.size)
+        self.discarding = path is None
+        checksum = self.protocol.checksum
+        if path is not None and header.offset == 0 and header.bodyLength <= SMALL_BODY:
+            self.small = SmallFile(header.name, path, header.size, checksum)
+        elif path is not None:
+            hasher = self.prefixHasher if header.offset else checksums.new(checksum)
+            self.current = localfiles.PartialFile(path, header.offset, hasher)
+            # Writing and hashing run in worker threads while this thread
+            # receives (XXH3 right after the write in the same worker,
+            # SHA-1 in one of its own): on two cores that overlaps the costs.
+            self.writer = BackgroundWriter(
+                self.current, self.protocol.reactor, self.protocol.pauseProducing, self._writerCaughtUp, hasher,
+                cheapHash=checksums.cheap(checksum),
+            )
+        self._done = header.offset
+        self._reportEvery = max(header.size // 1000, 1 << 20)
+        self._nextReport = header.offset
+        if self.progress:
+            self.progress(name, header.offset, header.size)
+        self.protocol._receiveBody(header.bodyLength, self)
+
+    def _beginAfterSmallFiles(self, header: wire.FileHeader) -> None:
+        self._holding = False
+        if self.protocol._lost or self.deferred.called:
+            return
+        self._beginFile(header)
+        self.protocol.resumeProducing()
+
+    def _writerCaughtUp(self) -> None:
+        if not self._holding and not self._smallPaused and not self.protocol._lost:
+            self.protocol.resumeProducing()
+
+    def bodyData(self, data, release=None) -> None:
+        if self.small is not None:
+            if release is not None:
+                data = bytes(data)
+                release()
+            self.small.pieces.append(data)
+        elif self.writer is not None:
+            self.writer.write(data, release)
+        elif release is not None:
+            release()
+        self._done += len(data)
+        if self.progress and self._done >= self._nextReport:
+            self._nextReport = self._done + self._reportEvery
+            self.progress(nameText(self.header.name), self._done, self.header.size)
+
+    def bodyDone(self) -> None:
+        if self.progress:
+            self.progress(nameText(self.header.name), self.header.size, self.header.size)
+
+    def _endFile(self, digest: str) -> None:
+        header, self.header = self.header, None
+        small, self.small = self.small, None
+        if small is not None:
+            small.digest = digest
+            self._storeSmall(small)
+            return
+        current, writer = self.current, self.writer
+        if current is None:
+            return
+        # Hold further lines until the file is complete on disk, so that
+        # files of a batch finish in order and the next body cannot start
+        # before this one is renamed into place.
+        self._holding = True
+        self.protocol.pauseProducing()
+        writer.whenDrained().addCallback(lambda _: self._whenSmallFilesStored()).addCallback(
+            lambda _: self._finishFile(header, current, writer, digest)
+        )
+
+    def _finishFile(self, header, current, writer, digest: str) -> None:
+        self._holding = False
+        self.current = self.writer = None
+        if self.protocol._lost:
+            current.keep()
+            return
+        error = None
+        if writer.error is not None:
+            current.keep()
+            error = localfiles.localError(writer.error, current.path) if isinstance(writer.error, OSError) else writer.error
+        elif not current.finish(digest):
+            error = IntegrityError(
+                "{} arrived corrupted ({} mismatch); it was not kept".format(
+                    nameText(header.name), checksums.label(self.protocol.checksum)
+                )
+            )
+        else:
+            self._fileDone(
+                Transfer(nameText(header.name), current.path, header.size, digest, header.bodyLength, self.protocol.checksum)
+            )
+        if error is not None:
+            if self.batch:
+                # The server goes on sending the batch; failing now would
+                # leave its bodies to whatever request comes next.
+                self.batchError = self.batchError or error
+            else:
+                self.fail(error)
+        self.protocol.resumeProducing()
+
+    def _fileDone(self, transfer: Transfer) -> None:
+        self.results.append(transfer)
+        if self.received is not None:
+            self.received(transfer)
+        if not self.batch:
+            self.complete(transfer)
+
+    # -- small files: stored by one worker while the next ones arrive ----
+
+    def _storeSmall(self, job: SmallFile) -> None:
+        store = self._smallFiles
+        if store is None:
+            store = self._smallFiles = SmallFileStore(self.protocol.reactor, self._smallStored, self._smallChanged)
+        store.add(job)
+        if store.waiting > HIGH_WATER and not self._smallPaused:
+            self._smallPaused = True
+            self.protocol.pauseProducing()
+
+    def _smallStored(self, job: SmallFile) -> None:
+        if self.deferred.called:
+            return
+        if job.error is None:
+            self._fileDone(Transfer(nameText(job.name), job.path, job.size, job.digest, job.size, job.checksum))
+        elif self.batch:
+            self.batchError = self.batchError or job.error
+        else:
+            self.fail(job.error)
+
+    def _smallChanged(self) -> None:
+        store = self._smallFiles
+        if store.error is not None and not self.deferred.called and store.idle:
+            # Not a file's failure but the worker's own: nothing more can
+            # be stored.
+            self.fail(store.error)
+        if self._smallPaused and store.waiting < LOW_WATER:
+            self._smallPaused = False
+            if not self._holding and not self.protocol._lost:
+                self.protocol.resumeProducing()
+
+    def _whenSmallFilesStored(self) -> Deferred:
+        return self._smallFiles.whenIdle() if self._smallFiles is not None else succeed(None)
+
+    def _batchEnded(self) -> None:
+        if self.deferred.called:
+            return
+        error = self.batchError or (self._smallFiles.error if self._smallFiles is not None else None)
+        if error is not None:
+            self.fail(error)
+        else:
+            self.complete(self.results)
+
+    def connectionLost(self) -> None:
+        current, writer = self.current, self.writer
+        self.current = self.writer = None
+        if current is None:
+            return
+        if writer is None:
+            current.keep()
+        elif not self._holding:
+            # Let queued bytes reach the partial file before closing it, so
+            # that cget continues from everything that arrived.
+            writer.whenDrained().addCallback(lambda _: current.keep())
+
+
+class UploadRequest(Request):
+    """
+    C{put}: wait for C{350}, stream the file with a L{BodySender} (so a slow
+    server pushes back on the client rather than filling its memory, and a
+    plain socket gets C{sendfile}), then send the trailer (C{sha1 DIGEST},
+    or the connection's other checksum) and wait for C{226}.
+    """
+
+    def __init__(self, line, name, f, size, offset, hasher, progress):
+        super().__init__(line)
+        self.name = name
+        self.file = f
+        self.size = size
+        self.offset = offset
+        self.hasher = hasher
+        self.progress = progress
+        self.sent = offset
+        self.sender: Optional[BodySender] = None
+
+    def replyReceived(self, reply: wire.Reply) -> None:
+        if reply.code == wire.SEND_BODY and self.sender is None:
+            if self.progress:
+                self.progress(self.name, self.sent, self.size)
+            self.sender = BodySender(
+                self.file, self.offset, self.size - self.offset, self.hasher, None, self._sentSome, self.protocol.reactor
+            )
+            self.sender.begin(self.protocol.transport).addCallbacks(self._bodySent, self._bodyFailed)
+        elif reply.code == wire.BATCH_END:
+            self.file.close()
+            digest = reply.fields[2] if len(reply.fields) > 2 else ""
+            self.complete(
+                Transfer(self.name, self.file.name, self.size, digest, self.size - self.offset, self.protocol.checksum)
+            )
+        else:
+            super().replyReceived(reply)
+
+    def _sentSome(self, count: int) -> None:
+        self.sent += count
+        if self.progress:
+            self.progress(self.name, self.sent, self.size)
+
+    def _bodySent(self, digest: str) -> None:
+        if not self.protocol._lost:
+            self.protocol.sendLine(self.protocol.checksum.encode("ascii") + b" " + digest.encode("ascii"))
+
+    def _bodyFailed(self, failure) -> None:
+        # The file shrank or could not be read: the body can no longer be
+        # framed, so the connection goes. A lost connection is already
+        # reported through connectionLost.
+        if not self.protocol._lost:
+            self.protocol.transport.abortConnection()
+
+    def connectionLost(self) -> None:
+        if not self.file.closed:
+            self.file.close()

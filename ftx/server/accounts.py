@@ -1,0 +1,383 @@
+"""
+Accounts and access control, the L{twisted.cred} way.
+
+A C{Portal} checks a user name and password with the checkers that
+C{--auth} made (Twisted's C{strcred} plugins: C{file:users.txt},
+C{memory:alice:secret}, ...). The L{FtxRealm} turns the account that
+passed into an L{Account}: what it may do (read, write, delete) and the
+storage it sees (the whole root or a home folder inside it), from the
+access file (see L{AccessRules}). The server asks L{AccessControl.check}
+before every storage call.
+
+How failed logins are slowed down and counted is L{ftx.server.logins}.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, Optional
+
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import IUsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.portal import IRealm, Portal
+from twisted.internet.defer import inlineCallbacks
+from zope.interface import Attribute, Interface, implementer
+
+from ftx.errors import FtxError, LoginRequired, PermissionDenied
+from ftx.protocol.names import splitName
+from ftx.protocol.wire import nameText
+from ftx.server.filesystem import FilesystemStorage
+from ftx.server.logins import LoginThrottle
+
+__all__ = [
+    "Permissions",
+    "AccessRules",
+    "IFtxAvatar",
+    "Account",
+    "FtxRealm",
+    "AccessControl",
+    "checkOptions",
+    "fromOptions",
+]
+
+ANONYMOUS = "anonymous"
+DEFAULT = "*"
+_ACTIONS = {"read": "r", "write": "w", "delete": "d"}
+
+
+class Permissions:
+    """
+    What one account may do, and the folder (relative to the root) it is
+    confined to; C{home} L{None} means the whole root.
+    """
+
+    def __init__(self, rights: str = "", home: Optional[bytes] = None) -> None:
+        self.rights = frozenset(rights)
+        self.home = home
+
+    @classmethod
+    def parse(cls, text: str, home: Optional[bytes] = None) -> "Permissions":
+        """
+        C{rwd}, any subset of it (C{r}, C{rw}, ...), or C{none} / C{-}.
+
+        @raise ValueError: another letter.
+        """
+        if text in ("none", "-"):
+            return cls("", home)
+        if not text or set(text) - set("rwd"):
+            raise ValueError("rights must be letters from 'rwd', or 'none': {!r}".format(text))
+        return cls(text, home)
+
+    def allows(self, action: str) -> bool:
+        letter = _ACTIONS.get(action)
+        return letter is None or letter in self.rights
+
+    def __repr__(self) -> str:
+        return "Permissions({!r}, home={!r})".format("".join(sorted(self.rights)) or "none", self.home)
+
+
+FULL = Permissions("rwd")
+NONE = Permissions("")
+
+
+class AccessRules:
+    """
+    Who may do what, and where. One line per account in the access file::
+
+        # NAME       RIGHTS  [home=FOLDER]
+        alice        rwd     home=alice
+        bob          r
+        *            r                      # every other account
+        anonymous    none                   # clients that did not log in
+
+    RIGHTS is any of C{r} (list, sget, mget, cget, hash), C{w} (put,
+    partial) and C{d} (delete), or C{none}. C{home=FOLDER} confines the
+    account to that folder under the root (created when first needed).
+
+    Without an access file every account has C{rwd} on the whole root.
+    With one, an account not named in it and without a C{*} line gets
+    C{none}.
+    """
+
+    def __init__(
+        self,
+        users: Optional[Dict[str, Permissions]] = None,
+        default: Permissions = FULL,
+        anonymous: Optional[Permissions] = None,
+    ) -> None:
+        self.users = dict(users or {})
+        self.default = default
+        self.anonymous = anonymous
+
+    @classmethod
+    def parse(cls, text: str, source: str = "the access file") -> "AccessRules":
+        """
+        @raise ValueError: a line is malformed; the message names it.
+        """
+        users: Dict[str, Permissions] = {}
+        default, anonymous = NONE, None
+        for number, raw in enumerate(text.splitlines(), 1):
+            line = raw.split("#", 1)[0].split()
+            if not line:
+                continue
+            where = "{} line {}".format(source, number)
+            if len(line) < 2:
+                raise ValueError("{}: expected NAME RIGHTS [home=FOLDER]".format(where))
+            name, rights, options = line[0], line[1], line[2:]
+            home = None
+            for option in options:
+                key, _, value = option.partition("=")
+                if key != "home" or not value:
+                    raise ValueError("{}: unknown option {!r} (only home=FOLDER)".format(where, option))
+                home = value.strip("/").encode("utf-8")
+                try:
+                    splitName(home)
+                except FtxError as e:
+                    raise ValueError("{}: bad home folder {!r}: {}".format(where, value, e))
+            try:
+                permissions = Permissions.parse(rights, home)
+            except ValueError as e:
+                raise ValueError("{}: {}".format(where, e))
+            if name in users or (name == DEFAULT and default is not NONE) or (name == ANONYMOUS and anonymous):
+                raise ValueError("{}: {} is listed twice".format(where, name))
+            if name == DEFAULT:
+                default = permissions
+            elif name == ANONYMOUS:
+                anonymous = permissions
+            else:
+                users[name] = permissions
+        return cls(users, default, anonymous)
+
+    @classmethod
+    def fromFile(cls, path: str) -> "AccessRules":
+        with open(path, encoding="utf-8") as f:
+            return cls.parse(f.read(), path)
+
+    def forUser(self, name: str) -> Permissions:
+        return self.users.get(name, self.default)
+
+
+class IFtxAvatar(Interface):
+    """
+    A client's identity on the server: a logged-in account or anonymous.
+    """
+
+    name = Attribute("The account name; 'anonymous' for clients that did not log in.")
+    permissions = Attribute("The L{Permissions} that apply.")
+    storage = Attribute("The storage this account sees, or None for the server's root storage.")
+
+
+@implementer(IFtxAvatar)
+class Account:
+    def __init__(self, name: str, permissions: Permissions, storage=None) -> None:
+        self.name = name
+        self.permissions = permissions
+        self.storage = storage
+
+    def __repr__(self) -> str:
+        return "Account({!r}, {!r})".format(self.name, self.permissions)
+
+
+def homeStorage(root: FilesystemStorage, home: bytes) -> FilesystemStorage:
+    """
+    A storage jailed in C{root}'s folder C{home}, which is created if
+    missing and must resolve inside C{root}.
+
+    @raise PermissionDenied: the folder leads outside the root.
+    """
+    path = os.path.join(root.root, *splitName(home))
+    os.makedirs(path, mode=0o755, exist_ok=True)
+    real = os.path.realpath(path)
+    if not (real + b"/").startswith(root.root.rstrip(b"/") + b"/"):
+        raise PermissionDenied("the home folder {} leads outside the root".format(nameText(home)))
+    view = FilesystemStorage(real)
+    # A home is a view into the root, not a separate store: the same file
+    # may be reached through either, so both must share the lock that
+    # keeps two uploads off one name, the digest cache and the quota.
+    view._uploading, view._lock = root._uploading, root._lock
+    view.digests, view.quota = root.digests, root.quota
+    return view
+
+
+@implementer(IRealm)
+class FtxRealm:
+    """
+    Gives each account that logged in an L{Account} built from the access
+    rules; one storage per home folder, shared by everyone using it.
+    """
+
+    def __init__(self, rules: AccessRules, root: FilesystemStorage) -> None:
+        self.rules = rules
+        self.root = root
+        self._homes: Dict[bytes, FilesystemStorage] = {}
+
+    def account(self, name: str, permissions: Permissions) -> Account:
+        storage = None
+        if permissions.home is not None:
+            storage = self._homes.get(permissions.home)
+            if storage is None:
+                storage = self._homes[permissions.home] = homeStorage(self.root, permissions.home)
+        return Account(name, permissions, storage)
+
+    def requestAvatar(self, avatarId, mind, *interfaces):
+        if IFtxAvatar not in interfaces:
+            raise NotImplementedError("ftx only provides IFtxAvatar")
+        name = avatarId.decode("utf-8", "surrogateescape") if isinstance(avatarId, bytes) else str(avatarId)
+        return IFtxAvatar, self.account(name, self.rules.forUser(name)), lambda: None
+
+
+class AccessControl:
+    """
+    The server's access policy. Without a C{portal} there are no accounts
+    and everyone is anonymous with the anonymous permissions.
+
+    @ivar anonymous: the L{Account} of clients that did not log in, or
+        L{None} when they must log in first.
+    """
+
+    #: What the portal is asked for at login.
+    avatarInterface = IFtxAvatar
+
+    def __init__(
+        self,
+        root: Optional[FilesystemStorage] = None,
+        rules: Optional[AccessRules] = None,
+        checkers=(),
+        anonymous: Optional[Permissions] = FULL,
+        reactor=None,
+        loginDelay: float = 1.0,
+        maxFailures: int = 3,
+        maxAddressFailures: int = 10,
+        addressWindow: float = 600.0,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor
+        self.reactor = reactor
+        self.rules = rules or AccessRules()
+        self.realm = FtxRealm(self.rules, root) if root is not None else None
+        self.portal: Optional[Portal] = None
+        if checkers:
+            self.portal = Portal(self.realm, [_FirstMatch([_bytesChecker(c) for c in checkers])])
+        self.anonymous: Optional[Account] = None
+        if anonymous is not None and (anonymous.rights or self.portal is None):
+            self.anonymous = self.realm.account(ANONYMOUS, anonymous) if self.realm else Account(ANONYMOUS, anonymous)
+        self.loginDelay = loginDelay
+        self.maxFailures = maxFailures
+        self.throttle = LoginThrottle(reactor, maxAddressFailures, addressWindow)
+
+    def features(self):
+        """
+        The greeting features this policy adds.
+        """
+        if self.portal is None:
+            return ()
+        return ("login",) if self.anonymous is not None else ("login", "login-required")
+
+    @staticmethod
+    def check(account: Optional[Account], action: str, name: Optional[bytes]) -> None:
+        """
+        Refuse C{action} (C{read}, C{write}, C{delete}) to C{account}.
+
+        @raise LoginRequired: nobody is logged in and anonymous use is off.
+        @raise PermissionDenied: the account lacks the right.
+        """
+        if account is None:
+            raise LoginRequired("log in first: this server does not serve anonymous clients")
+        if not account.permissions.allows(action):
+            who = "anonymous clients" if account.name == ANONYMOUS else "the account {}".format(account.name)
+            raise PermissionDenied("{} may not {} on this server".format(who, action))
+
+
+@implementer(ICredentialsChecker)
+class _FirstMatch:
+    """
+    Several C{--auth} sources in the order given; the first that accepts
+    the credentials wins. (A C{Portal} keeps one checker per credentials
+    interface, so without this only the last C{--auth} would count.)
+    """
+
+    credentialInterfaces = (IUsernamePassword,)
+
+    def __init__(self, checkers) -> None:
+        self.checkers = list(checkers)
+
+    @inlineCallbacks
+    def requestAvatarId(self, credentials):
+        for checker in self.checkers:
+            try:
+                avatarId = yield checker.requestAvatarId(credentials)
+            except UnauthorizedLogin:
+                continue
+            return avatarId
+        raise UnauthorizedLogin()
+
+
+def _bytesChecker(checker):
+    """
+    Twisted's C{memory:} plugin stores names and passwords as text while
+    its checker (like C{file:}) compares them with the bytes of the
+    credentials; give it bytes so both plugins work with the same login.
+    """
+    users = getattr(checker, "users", None)
+    if isinstance(users, dict):
+        checker.users = {
+            (k.encode("utf-8") if isinstance(k, str) else k): (v.encode("utf-8") if isinstance(v, str) else v)
+            for k, v in users.items()
+        }
+    return checker
+
+
+def checkOptions(options) -> None:
+    """
+    Check and convert the access options of L{ftx.server.tap.Options} in place:
+    C{access} becomes L{AccessRules}, C{anonymous} the anonymous
+    L{Permissions}, the login limits numbers.
+
+    @raise ValueError: with a message for the user.
+    """
+    path = options["access"]
+    try:
+        rules = AccessRules.fromFile(path) if path else AccessRules()
+    except OSError as e:
+        raise ValueError("cannot read --access {}: {}".format(path, e.strerror or e))
+    hasAccounts = bool(options.get("credCheckers"))
+    if path and not hasAccounts and (rules.users or rules.default.rights):
+        raise ValueError("--access names accounts, but no --auth says how they log in")
+    choice = options["anonymous"]
+    home = rules.anonymous.home if rules.anonymous is not None else None
+    if choice is None:
+        anonymous = rules.anonymous or (NONE if hasAccounts else FULL)
+    elif choice in ("none", "read", "full"):
+        anonymous = Permissions({"none": "", "read": "r", "full": "rwd"}[choice], home)
+    else:
+        raise ValueError("--anonymous must be none, read or full: {!r}".format(choice))
+    if not hasAccounts and not anonymous.rights:
+        raise ValueError("with anonymous access off and no --auth, nobody could use the server")
+    options["access"], options["anonymous"] = rules, anonymous
+    for key, least in (("login-delay", 0.0), ("max-login-failures", 1), ("max-address-failures", 0)):
+        try:
+            value = float(options[key]) if key == "login-delay" else int(options[key])
+        except ValueError:
+            raise ValueError("--{} must be a number: {!r}".format(key, options[key]))
+        if value < least:
+            raise ValueError("--{} must be at least {}".format(key, least))
+        options[key] = value
+
+
+def fromOptions(options, root: FilesystemStorage, reactor=None) -> AccessControl:
+    """
+    The L{AccessControl} that checked options (L{checkOptions}) describe.
+    """
+    return AccessControl(
+        root,
+        options["access"],
+        options.get("credCheckers") or (),
+        options["anonymous"],
+        reactor,
+        loginDelay=options["login-delay"],
+        maxFailures=options["max-login-failures"],
+        maxAddressFailures=options["max-address-failures"],
+    )

@@ -1,0 +1,96 @@
+"""
+Reading served files for their digests: whole (C{hash}, a download's
+trailer), by prefix (C{cget}), or whole and small (C{mget}), with the
+digest cache in front so an unchanged file is read for its digest once.
+
+A mixin of L{ftx.server.filesystem.FilesystemStorage}: it needs the storage's
+C{_openFile} (which confines names to the root) and its C{digests}.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Optional, Tuple
+
+from ftx._io.fileio import hashPrefix
+from ftx.errors import BadOffset
+from ftx.protocol import checksums
+from ftx.protocol.checksums import SHA1
+from ftx.protocol.wire import nameText
+from ftx.server.digests import DigestCache
+
+
+class DigestReads:
+    def digest(self, name: bytes, length: Optional[int] = None) -> Tuple[str, int]:
+        fd, st = self._openFile(name)
+        with os.fdopen(fd, "rb", buffering=0) as f:
+            whole = length is None or length == st.st_size
+            if length is not None and length > st.st_size:
+                raise BadOffset("{} has {} bytes, fewer than {}".format(nameText(name), st.st_size, length))
+            if whole:
+                cached = self.digests.get(st)
+                if cached is not None:
+                    return cached, st.st_size
+            count = st.st_size if length is None else length
+            readSince = time.time_ns()
+            hasher = hashPrefix(f, count, name)
+            if whole and DigestCache.key(os.fstat(f.fileno())) == DigestCache.key(st):
+                self.digests.put(st, hasher.hexdigest(), SHA1, readSince)
+            return hasher.hexdigest(), count
+
+    def prefixHasher(self, name: bytes, length: int, also=None) -> Tuple[object, object, int]:
+        fd, st = self._openFile(name)
+        f = os.fdopen(fd, "rb", buffering=0)
+        try:
+            if length > st.st_size:
+                raise BadOffset("{} has {} bytes, fewer than {}".format(nameText(name), st.st_size, length))
+            hasher = hashPrefix(f, length, name, also)
+            return f, hasher, st.st_size
+        except BaseException:
+            f.close()
+            raise
+
+    def cachedDigest(self, f: object, checksum: str = SHA1) -> Optional[str]:
+        """
+        The whole-file digest of an open file, if known and still valid.
+        """
+        return self.digests.get(os.fstat(f.fileno()), checksum)  # type: ignore[attr-defined]
+
+    def fileVersion(self, f: object) -> tuple:
+        """
+        What identifies the content of an open file for the digest cache,
+        taken before reading it: its key, and when it was taken.
+        """
+        return DigestCache.key(os.fstat(f.fileno())), time.time_ns()  # type: ignore[attr-defined]
+
+    def readSmall(self, f: object, size: int, checksum: str = SHA1) -> Tuple[bytes, str]:
+        """
+        The bytes of a small open file (at most C{size}; fewer if it shrank
+        since it was opened) and their digest by C{checksum}, from the
+        digest cache when the file is unchanged. Cheap enough for the
+        reactor thread.
+        """
+        before = os.fstat(f.fileno())  # type: ignore[attr-defined]
+        readSince = time.time_ns()
+        data = f.read(size)  # type: ignore[attr-defined]
+        after = os.fstat(f.fileno())  # type: ignore[attr-defined]
+        unchanged = DigestCache.key(before) == DigestCache.key(after) and len(data) == after.st_size
+        digest = self.digests.get(after, checksum) if unchanged else None
+        if digest is None:
+            hasher = checksums.new(checksum)
+            hasher.update(data)
+            digest = hasher.hexdigest()
+            if unchanged:
+                self.digests.put(after, digest, checksum, readSince)
+        return data, digest
+
+    def rememberDigest(self, f: object, hexdigest: str, version: tuple, checksum: str = SHA1) -> None:
+        """
+        Cache a digest computed while sending, but only if the file did not
+        change in the meantime (then the digest describes a mix).
+        """
+        st = os.fstat(f.fileno())  # type: ignore[attr-defined]
+        key, readSince = version
+        if DigestCache.key(st) == key:
+            self.digests.put(st, hexdigest, checksum, readSince)

@@ -1,0 +1,319 @@
+"""
+The root jail and every filesystem operation the server performs.
+
+This is the only module that turns names from the wire into paths. A name
+is checked segment by segment, then the file is opened and the *opened*
+file's real path is checked again, so a symbolic link swapped in between
+the check and the use still cannot lead outside the root.
+
+Everything here is synchronous. Calls whose cost grows with a file's size
+or a tree's size (L{FilesystemStorage.listFiles}, L{FilesystemStorage.digest})
+are meant to run in a thread; the server does that.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from typing import List, Optional, Tuple
+
+from zope.interface import implementer
+
+from ftx._io.fileio import hashPrefix
+from ftx.errors import Conflict, PermissionDenied
+from ftx.protocol.checksums import SHA1
+from ftx.protocol.names import PARTIAL_SUFFIX, hasControl, matches, splitName
+from ftx.protocol.wire import EMPTY_SHA1, nameText
+from ftx.server.digestreads import DigestReads
+from ftx.server.digests import DigestCache
+from ftx.server.oserrors import errorFromOS
+from ftx.server.partial import Upload, partialName
+from ftx.server.storage import Entry, IStorage
+
+__all__ = ["FilesystemStorage"]
+
+
+@implementer(IStorage)
+class FilesystemStorage(DigestReads):
+    """
+    Files in one directory tree on the local filesystem.
+
+    Symbolic links are followed only when what they point to stays inside
+    the root; a link that leads outside behaves as if it did not exist for
+    listing and is refused for every other use. Listing does not descend
+    into linked directories, so a link loop cannot make it run forever.
+    """
+
+    def __init__(self, root: "str | bytes") -> None:
+        if isinstance(root, str):
+            root = os.fsencode(root)
+        self.root = os.path.realpath(root)
+        if not os.path.isdir(self.root):
+            raise ValueError("root is not a directory: {!r}".format(root))
+        self._rootPrefix = self.root.rstrip(b"/") + b"/"
+        self._uploading: set = set()
+        self._lock = threading.Lock()
+        self.digests = DigestCache()
+        #: An L{ftx.server.limits.Quota} when the root has one.
+        self.quota = None
+
+    # -- confinement ----------------------------------------------------
+
+    def _inside(self, real: bytes) -> bool:
+        return real == self.root or real.startswith(self._rootPrefix)
+
+    def _checkOpened(self, fd: int, name: bytes) -> None:
+        """
+        Refuse an open file whose real location is outside the root. This is
+        the check that closes the race between resolving a name and opening
+        it: it looks at what was actually opened.
+        """
+        try:
+            real = os.fsencode(os.readlink("/proc/self/fd/{}".format(fd)))
+        except OSError:
+            real = os.path.realpath(self._path(splitName(name)))
+        if not self._inside(real):
+            raise PermissionDenied("name resolves outside the root: {}".format(nameText(name)))
+
+    def _path(self, segments: List[bytes]) -> bytes:
+        return os.path.join(self.root, *segments)
+
+    def _openDirectory(self, segments: List[bytes], create: bool) -> int:
+        """
+        Open the directory holding a name (creating missing levels when
+        C{create}), checked to be inside the root. Returns a directory fd.
+        """
+        current = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for segment in segments:
+                try:
+                    nxt = os.open(segment, os.O_RDONLY | os.O_DIRECTORY, dir_fd=current)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    try:
+                        os.mkdir(segment, 0o755, dir_fd=current)
+                    except FileExistsError:
+                        pass
+                    nxt = os.open(segment, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=current)
+                os.close(current)
+                current = nxt
+                self._checkOpened(current, b"/".join(segments) or b".")
+            return current
+        except BaseException:
+            os.close(current)
+            raise
+
+    def _openFile(self, name: bytes) -> Tuple[int, os.stat_result]:
+        segments = splitName(name)
+        try:
+            # O_NONBLOCK keeps a FIFO planted in the root from blocking the
+            # open; anything but a regular file is refused right after.
+            fd = os.open(self._path(segments), os.O_RDONLY | os.O_NONBLOCK)
+        except OSError as e:
+            raise errorFromOS(e, name)
+        try:
+            self._checkOpened(fd, name)
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise Conflict("is a directory: {}".format(nameText(name)))
+            if not stat.S_ISREG(st.st_mode):
+                raise PermissionDenied("not a regular file: {}".format(nameText(name)))
+            os.set_blocking(fd, True)
+            return fd, st
+        except BaseException:
+            os.close(fd)
+            raise
+
+    # -- reading --------------------------------------------------------
+
+    def listFiles(self, mask: Optional[bytes] = None) -> List[Entry]:
+        maskSegments: Optional[List[bytes]] = None
+        prefix = b""
+        startFd = None
+        if mask:
+            maskSegments = splitName(mask)
+            if not any(c in mask for c in b"*?["):
+                # A directory name lists what is below it. Opened and
+                # checked like any directory, so a link swapped in later
+                # cannot redirect the walk.
+                try:
+                    startFd = self._openDirectory(maskSegments, create=False)
+                    prefix, maskSegments = mask + b"/", None
+                except OSError:
+                    startFd = None
+        if startFd is None:
+            startFd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        entries = []
+        try:
+            # fwalk works on directory fds and does not descend into linked
+            # directories, so neither a swap nor a link loop can lead it out.
+            for directory, dirnames, filenames, dirFd in os.fwalk(b".", dir_fd=startFd, follow_symlinks=False):
+                here = prefix + (directory[2:] + b"/" if directory != b"." else b"")
+                dirnames.sort()
+                for filename in filenames:
+                    if filename.endswith(PARTIAL_SUFFIX) or filename.startswith(b".ftx-tmp-") or hasControl(filename):
+                        continue
+                    name = here + filename
+                    if maskSegments is not None and not matches(maskSegments, name.split(b"/")):
+                        continue
+                    st = self._listedStat(dirFd, filename)
+                    if st is not None:
+                        entries.append(Entry(name, st.st_size, int(st.st_mtime)))
+        finally:
+            os.close(startFd)
+        entries.sort(key=lambda e: e.name)
+        return entries
+
+    def _listedStat(self, dirFd: int, filename: bytes) -> Optional[os.stat_result]:
+        """
+        The status of a regular file to list, or L{None} to leave it out. A
+        symbolic link is listed with its target's status only when the
+        target, as actually opened, is a regular file inside the root.
+        """
+        try:
+            st = os.stat(filename, dir_fd=dirFd, follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                fd = os.open(filename, getattr(os, "O_PATH", os.O_RDONLY) | os.O_NONBLOCK, dir_fd=dirFd)
+                try:
+                    if not self._inside(os.fsencode(os.readlink("/proc/self/fd/{}".format(fd)))):
+                        return None
+                    st = os.fstat(fd)
+                finally:
+                    os.close(fd)
+        except OSError:
+            return None
+        return st if stat.S_ISREG(st.st_mode) else None
+
+    def openForRead(self, name: bytes) -> Tuple[object, int]:
+        fd, st = self._openFile(name)
+        return os.fdopen(fd, "rb", buffering=0), st.st_size
+
+    def diskSpace(self) -> Tuple[int, int]:
+        st = os.statvfs(self.root)
+        free = st.f_bavail * st.f_frsize
+        if self.quota is not None:
+            free = min(free, self.quota.available())
+        return st.f_blocks * st.f_frsize, free
+
+    # -- writing --------------------------------------------------------
+
+    def _lockUpload(self, key: tuple, name: bytes) -> None:
+        with self._lock:
+            if key in self._uploading:
+                raise Conflict("an upload to {} is already in progress".format(nameText(name)))
+            self._uploading.add(key)
+
+    def _unlockUpload(self, key: tuple) -> None:
+        with self._lock:
+            self._uploading.discard(key)
+
+    def beginUpload(
+        self, name: bytes, size: int, offset: int = 0, prefixSha1: Optional[str] = None, checksum: str = SHA1
+    ) -> Upload:
+        """
+        Start receiving C{name}. With a quota, C{size - offset} bytes are
+        reserved first, so a refusal creates nothing. A name that is a
+        symbolic link is replaced by the upload, never written through.
+        """
+        segments = splitName(name)
+        if self.quota is not None:
+            self.quota.reserve(size - offset, name)
+        try:
+            try:
+                dirFd = self._openDirectory(segments[:-1], create=True)
+            except OSError as e:
+                raise errorFromOS(e, name)
+        except BaseException:
+            if self.quota is not None:
+                self.quota.release(size - offset)
+            raise
+        try:
+            leaf = segments[-1]
+            self._refuseOutwardLink(dirFd, leaf, name)
+            try:
+                st = os.stat(leaf, dir_fd=dirFd)
+            except FileNotFoundError:
+                st = None
+            except OSError as e:
+                raise errorFromOS(e, name)
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                raise Conflict("is a directory: {}".format(nameText(name)))
+            key = (os.fstat(dirFd).st_ino, leaf)
+            self._lockUpload(key, name)
+        except BaseException:
+            os.close(dirFd)
+            if self.quota is not None:
+                self.quota.release(size - offset)
+            raise
+        try:
+            # From here the Upload owns the reservation and settles it.
+            return Upload(self, name, dirFd, leaf, size, offset, prefixSha1, key, checksum)
+        except BaseException:
+            self._unlockUpload(key)
+            os.close(dirFd)
+            raise
+
+    def _refuseOutwardLink(self, dirFd: int, leaf: bytes, name: bytes) -> None:
+        """
+        Refuse a write or delete of a symbolic link that leads outside the
+        root, as every other command does. Neither ever acts on the target
+        (put replaces the link, delete removes it), so a link swapped in
+        after this check still cannot make them touch anything outside.
+        """
+        try:
+            st = os.stat(leaf, dir_fd=dirFd, follow_symlinks=False)
+        except OSError:
+            return
+        if not stat.S_ISLNK(st.st_mode):
+            return
+        try:
+            fd = os.open(leaf, getattr(os, "O_PATH", os.O_RDONLY) | os.O_NONBLOCK, dir_fd=dirFd)
+        except OSError:
+            # Dangling or a loop: judge by where the link text points.
+            base = os.fsencode(os.readlink("/proc/self/fd/{}".format(dirFd)))
+            real = os.path.realpath(os.path.join(base, leaf))
+        else:
+            try:
+                real = os.fsencode(os.readlink("/proc/self/fd/{}".format(fd)))
+            finally:
+                os.close(fd)
+        if not self._inside(real):
+            raise PermissionDenied("name resolves outside the root: {}".format(nameText(name)))
+
+    def partialUpload(self, name: bytes) -> Tuple[int, str]:
+        segments = splitName(name)
+        try:
+            dirFd = self._openDirectory(segments[:-1], create=False)
+        except OSError:
+            return 0, EMPTY_SHA1
+        try:
+            try:
+                fd = os.open(partialName(segments[-1]), os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dirFd)
+            except OSError:
+                return 0, EMPTY_SHA1
+            with os.fdopen(fd, "rb", buffering=0) as f:
+                size = os.fstat(fd).st_size
+                return size, hashPrefix(f, size, name).hexdigest()
+        finally:
+            os.close(dirFd)
+
+    def delete(self, name: bytes) -> None:
+        segments = splitName(name)
+        try:
+            dirFd = self._openDirectory(segments[:-1], create=False)
+        except OSError as e:
+            raise errorFromOS(e, name)
+        try:
+            self._refuseOutwardLink(dirFd, segments[-1], name)
+            st = os.stat(segments[-1], dir_fd=dirFd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                raise Conflict("is a directory: {}".format(nameText(name)))
+            os.unlink(segments[-1], dir_fd=dirFd)
+            if self.quota is not None and stat.S_ISREG(st.st_mode):
+                self.quota.freed(st.st_size)
+        except OSError as e:
+            raise errorFromOS(e, name)
+        finally:
+            os.close(dirFd)

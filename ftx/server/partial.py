@@ -1,0 +1,232 @@
+"""
+Files being received, and what interrupted uploads leave behind.
+
+An upload writes to a hidden C{.NAME.ftx-partial} beside its final name and
+is renamed into place only when every byte arrived and its digest matches.
+An interrupted upload's partial file is kept for a resume; L{sweep} removes
+the ones nobody came back for, and recounts the bytes under the root for
+the quota.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import NamedTuple
+
+from ftx._io.fileio import hashPrefix, writeAll
+from ftx.errors import BadOffset, IntegrityError
+from ftx.protocol import checksums
+from ftx.protocol.checksums import SHA1
+from ftx.protocol.names import PARTIAL_SUFFIX
+from ftx.protocol.wire import nameText
+from ftx.server.oserrors import errorFromOS
+
+
+def partialName(leaf: bytes) -> bytes:
+    """
+    The hidden file that holds an upload to C{leaf} until it is complete.
+    """
+    return b"." + leaf + PARTIAL_SUFFIX
+
+
+class Upload:
+    """
+    A file being received. Bytes go to C{.NAME.ftx-partial} beside the final
+    name; only L{finish} with a matching digest renames it into place, so a
+    partial upload never appears under its final name. If the transfer is
+    cut off the partial file stays (L{abort} with C{keep}), for a resume.
+
+    With a quota, the storage reserved C{size - offset} bytes before this
+    object was made; writes turn the reservation into usage, and every way
+    out (finish, abort) settles the account.
+    """
+
+    def __init__(self, storage, name, dirFd, leaf, size, offset, prefixSha1, key, checksum=SHA1):
+        self.storage = storage
+        self.name = name
+        self.size = size
+        self.offset = offset
+        self.received = offset
+        self._dirFd = dirFd
+        self._leaf = leaf
+        self._partial = partialName(leaf)
+        self._key = key
+        self._closed = False
+        self._quota = getattr(storage, "quota", None)
+        self._reserved = size - offset if self._quota is not None else 0
+        #: What the trailer's digest is checked by.
+        self.checksum = checksum
+        self.hasher = checksums.new(checksum)
+        try:
+            fd = os.open(self._partial, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644, dir_fd=dirFd)
+        except OSError as e:
+            raise errorFromOS(e, name)
+        self._file = os.fdopen(fd, "r+b", buffering=0)
+        try:
+            held = os.fstat(fd).st_size
+            if offset:
+                if held < offset:
+                    raise BadOffset("the server holds {} bytes of {}, fewer than {}".format(held, nameText(name), offset))
+                whole = self.hasher if checksum != SHA1 else None
+                prefix = hashPrefix(self._file, offset, name, whole)
+                self.hasher = whole or prefix
+                if prefix.hexdigest() != prefixSha1:
+                    raise IntegrityError("the part the server holds differs from yours; upload it again from the start")
+            if held > offset:
+                self._file.truncate(offset)
+                self._freed(held - offset)
+        except BaseException:
+            self._file.close()
+            self._settle()
+            raise
+
+    def _writeBytes(self, data) -> None:
+        # The one place bytes reach the partial file (tests fill the disk here).
+        writeAll(self._file, data)
+
+    def write(self, data: bytes) -> None:
+        """
+        Append received bytes and hash them. Errors (a full disk) propagate
+        as L{ftx.errors.FtxError}; the caller then calls L{abort}, which
+        removes the partial file, and discards the rest of the body.
+        """
+        self.store(data)
+        self.hasher.update(data)
+
+    def store(self, data: bytes) -> None:
+        """
+        Append received bytes without hashing them, for a caller that feeds
+        C{hasher} itself (on another thread); errors as for L{write}.
+        """
+        try:
+            self._writeBytes(data)
+        except OSError as e:
+            raise errorFromOS(e, self.name)
+        self.received += len(data)
+        if self._quota is not None:
+            used = min(len(data), self._reserved)
+            self._reserved -= used
+            self._quota.wrote(used, len(data) - used)
+
+    def finish(self, digest: str) -> None:
+        """
+        Check the digest and move the file to its final name.
+
+        @raise IntegrityError: the digest differs; the partial file is removed.
+        """
+        if self.received != self.size:
+            self.abort(keep=False)
+            raise IntegrityError("received {} bytes, expected {}".format(self.received, self.size))
+        if self.hasher.hexdigest() != digest:
+            self.abort(keep=False)
+            raise IntegrityError(
+                "{} mismatch: the upload of {} was corrupted".format(checksums.label(self.checksum), nameText(self.name))
+            )
+        try:
+            self._file.close()
+            replaced = self._regularSize(self._leaf)
+            os.replace(self._partial, self._leaf, src_dir_fd=self._dirFd, dst_dir_fd=self._dirFd)
+        except OSError as e:
+            self.abort(keep=False)
+            raise errorFromOS(e, self.name)
+        self._freed(replaced)
+        self._release()
+
+    def abort(self, keep: bool) -> None:
+        """
+        Stop receiving. With C{keep} the partial file stays for a resume;
+        without, it is removed.
+        """
+        if self._closed:
+            return
+        self._file.close()
+        if not keep:
+            size = self._regularSize(self._partial)
+            try:
+                os.unlink(self._partial, dir_fd=self._dirFd)
+            except OSError:
+                size = 0
+            self._freed(size)
+        self._release()
+
+    def _regularSize(self, leaf: bytes) -> int:
+        try:
+            st = os.stat(leaf, dir_fd=self._dirFd, follow_symlinks=False)
+        except OSError:
+            return 0
+        return st.st_size if stat.S_ISREG(st.st_mode) else 0
+
+    def _freed(self, count: int) -> None:
+        if self._quota is not None and count:
+            self._quota.freed(count)
+
+    def _settle(self) -> None:
+        if self._quota is not None and self._reserved:
+            self._quota.release(self._reserved)
+            self._reserved = 0
+
+    def _release(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._settle()
+            self.storage._unlockUpload(self._key)
+            os.close(self._dirFd)
+
+
+class SweepResult(NamedTuple):
+    """
+    What one L{sweep} found: partial files removed, and the bytes of the
+    regular files left under the root.
+    """
+
+    expired: int
+    used: int
+
+
+def sweep(storage, ttl: float, now: float) -> SweepResult:
+    """
+    Walk the whole root once, without following symbolic links: remove
+    partial uploads last written more than C{ttl} seconds before C{now}
+    that no upload holds open, and add up the sizes of the regular files.
+    Runs in a thread; cost grows with the tree.
+    """
+    expired = used = 0
+    cutoff = now - ttl
+    pending = [storage.root]
+    while pending:
+        directory = pending.pop()
+        try:
+            inode = os.stat(directory, follow_symlinks=False).st_ino
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                    continue
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            name = entry.name
+            if name.startswith(b".") and name.endswith(PARTIAL_SUFFIX) and st.st_mtime <= cutoff:
+                key = (inode, name[1 : -len(PARTIAL_SUFFIX)])
+                # Under the storage lock, so an upload cannot claim this
+                # partial file between the check and the unlink.
+                with storage._lock:
+                    if key not in storage._uploading:
+                        try:
+                            os.unlink(entry.path)
+                        except OSError:
+                            pass
+                        else:
+                            expired += 1
+                            continue
+            used += st.st_size
+    if getattr(storage, "quota", None) is not None:
+        storage.quota.recount(used)
+    return SweepResult(expired, used)
+

@@ -1,0 +1,204 @@
+"""
+The twistd plugin's options and service: ``twistd -n ftx --port 1234 --root files/``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.application.service import MultiService, Service
+from twisted.cred import strcred
+from twisted.cred.credentials import IUsernamePassword
+from twisted.internet.defer import maybeDeferred
+from twisted.logger import Logger
+from twisted.python import usage
+
+from ftx._io import tls
+from ftx.errors import FtxError
+from ftx.server import accounts as auth
+from ftx.server.filesystem import FilesystemStorage
+from ftx.server.lifecycle import SweepService, drain
+from ftx.server.limits import Quota, parseDuration
+from ftx.server.protocol import FtxServerFactory, ServerPolicy
+
+
+def parseSize(text: str) -> int:
+    """
+    A byte count with an optional K, M, G or T suffix (powers of 1024).
+    """
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    value = text.strip().upper().rstrip("B").rstrip("I")
+    suffix = value[-1:] if value[-1:] in units and value[-1:] else ""
+    number = value[: -1] if suffix else value
+    if not number.isdigit():
+        raise usage.UsageError("not a size: {!r} (examples: 1000, 64K, 10M, 2G)".format(text))
+    return int(number) * units[suffix]
+
+
+class Options(usage.Options, strcred.AuthOptionMixin):
+    synopsis = "[options]"
+    # The login command carries a user name and password, nothing else.
+    supportedInterfaces = (IUsernamePassword,)
+    longdesc = (
+        "Serve the files under --root over the ftx protocol. --port takes a "
+        "Twisted endpoint string: 1234, tcp:1234:interface=127.0.0.1, "
+        "ssl:1234:privateKey=key.pem:certKey=cert.pem, unix:/run/ftx.sock."
+    )
+    optParameters = [
+        ["port", "p", "tcp:1234", "Endpoint to listen on (a bare number means tcp:NUMBER)."],
+        ["root", "r", ".", "Folder whose files are served; must exist."],
+        ["max-upload-size", None, None, "Refuse uploads larger than this (e.g. 10G)."],
+        ["quota", None, None, "Bytes the root may hold in all (e.g. 50G); uploads beyond it get 507 no-space."],
+        ["max-connections", None, "512", "Connections served at once; more get 503 unavailable (0: no limit)."],
+        ["max-per-address", None, "0", "Connections served at once from one client address (0: no limit)."],
+        ["idle-timeout", None, "300", "Close a connection after this long without a byte moving (e.g. 90, 5m; 0: never)."],
+        ["partial-ttl", None, "24h", "Remove interrupted uploads not resumed within this time (e.g. 24h, 7d; 0: keep none)."],
+        ["shutdown-grace", None, "30", "On stop, seconds running transfers get to finish before they are cut."],
+        ["udp-port", None, None, "Also answer disk-space queries over UDP on this port, same interface as --port."],
+        # Accounts, access and TLS: docs/security.rst.
+        ["access", None, None, "Access file: lines 'NAME RIGHTS [home=FOLDER]', RIGHTS from rwd or none."],
+        ["anonymous", None, None, "What clients that do not log in may do: none, read or full (default: full, none with --auth)."],
+        ["client-ca", None, None, "With an ssl: --port, require client certificates signed by a CA in this PEM file."],
+        ["login-delay", None, "1", "Seconds before the reply to a failed login; doubles with each failure on a connection."],
+        ["max-login-failures", None, "3", "Failed logins after which a connection is closed."],
+        ["max-address-failures", None, "10", "Failed logins from one address in 10 minutes before its logins get 503 (0: no limit)."],
+    ]
+    optFlags = [
+        ["read-only", None, "Refuse put and delete."],
+    ]
+
+    def postOptions(self) -> None:
+        port = self["port"]
+        if port.isdigit():
+            port = "tcp:" + port
+        self["port"] = port
+        root = self["root"]
+        if not os.path.isdir(root):
+            raise usage.UsageError("--root must be an existing directory: {!r}".format(root))
+        self["root"] = os.path.abspath(root)
+        if self["max-upload-size"] is not None:
+            self["max-upload-size"] = parseSize(self["max-upload-size"])
+        if self["quota"] is not None:
+            self["quota"] = parseSize(self["quota"])
+        for key in ("max-connections", "max-per-address"):
+            if not str(self[key]).isdigit():
+                raise usage.UsageError("--{} must be a whole number: {!r}".format(key, self[key]))
+            self[key] = int(self[key])
+        for key in ("idle-timeout", "partial-ttl", "shutdown-grace"):
+            self[key] = parseDuration(str(self[key]))
+        if self["udp-port"] is not None:
+            udp = self["udp-port"]
+            if not udp.isdigit() or int(udp) > 65535:
+                raise usage.UsageError("--udp-port must be a port number (0-65535): {!r}".format(udp))
+            self["udp-port"] = int(udp)
+        try:
+            auth.checkOptions(self)
+            if self["client-ca"] is not None:
+                # Builds (without binding) the endpoint, so files are checked now.
+                tls.serverEndpoint(None, self["port"], self["client-ca"])
+        except (ValueError, FtxError) as e:
+            raise usage.UsageError(str(e))
+
+
+def makeFactory(options: Options, reactor=None) -> FtxServerFactory:
+    policy = ServerPolicy(
+        readOnly=bool(options["read-only"]),
+        maxUploadSize=options["max-upload-size"],
+        maxConnections=options["max-connections"],
+        maxPerAddress=options["max-per-address"],
+        idleTimeout=options["idle-timeout"],
+        partialTTL=options["partial-ttl"],
+        shutdownGrace=options["shutdown-grace"],
+    )
+    storage = FilesystemStorage(options["root"])
+    if options["quota"] is not None:
+        storage.quota = Quota(options["quota"])
+    return FtxServerFactory(storage, reactor, policy, auth.fromOptions(options, storage, reactor))
+
+
+#: Connections the kernel may queue before the server accepts them.
+#: Twisted's default of 50 drops the SYNs of a burst of clients beyond
+#: that, and each dropped one retries only after a second: 100 clients
+#: connecting at once took 1.02 s instead of 0.02 s.
+LISTEN_BACKLOG = 1024
+
+
+def withBacklog(description: str) -> str:
+    """
+    C{description} with a C{backlog} of L{LISTEN_BACKLOG} where the
+    endpoint takes one and the description does not set it.
+    """
+    scheme = description.split(":", 1)[0]
+    if scheme in ("tcp", "tcp6", "ssl", "unix") and "backlog=" not in description:
+        return description + ":backlog={}".format(LISTEN_BACKLOG)
+    return description
+
+
+class ListeningService(Service):
+    """
+    Listens on an endpoint string while running, and logs the address it
+    got, so that a server started on port 0 tells which port it has.
+    """
+
+    _log = Logger()
+
+    def __init__(self, description: str, factory, reactor=None, clientCA=None) -> None:
+        self.description = description
+        self.clientCA = clientCA
+        self.factory = factory
+        self.reactor = reactor
+        self.port = None
+
+    def privilegedStartService(self) -> None:
+        # Bind before twistd drops privileges, like strports does.
+        if self.reactor is None:
+            from twisted.internet import reactor
+
+            self.reactor = reactor
+        endpoint = tls.serverEndpoint(self.reactor, withBacklog(self.description), self.clientCA)
+        self._listening = endpoint.listen(self.factory)
+        self._listening.addCallbacks(self._listened, self._failed)
+
+    def startService(self) -> None:
+        Service.startService(self)
+        if getattr(self, "_listening", None) is None:
+            self.privilegedStartService()
+
+    def _listened(self, port) -> None:
+        self.port = port
+        address = port.getHost()
+        shown = getattr(address, "port", None) or getattr(address, "name", address)
+        self._log.info(
+            "ftx listening on {description} (port {port}), serving {root}",
+            description=self.description, port=shown, root=os.fsdecode(self.factory.storage.root),
+        )
+
+    def _failed(self, failure) -> None:
+        self._log.failure("ftx cannot listen on {description}", failure=failure, description=self.description)
+        self.reactor.stop()
+
+    def stopService(self):
+        """
+        Stop listening, then drain the connections (L{ftx.server.lifecycle.drain});
+        twistd waits for the Deferred before it exits.
+        """
+        Service.stopService(self)
+        if self.port is None:
+            return None
+        port, self.port = self.port, None
+        d = maybeDeferred(port.stopListening)
+        d.addCallback(lambda _: drain(self.factory, self.factory.policy.shutdownGrace, self.reactor))
+        return d
+
+
+def makeService(options: Options):
+    service = MultiService()
+    factory = makeFactory(options)
+    ListeningService(options["port"], factory, clientCA=options["client-ca"]).setServiceParent(service)
+    SweepService(factory.storage, factory.policy.partialTTL).setServiceParent(service)
+    if options["udp-port"] is not None:
+        from ftx.server.udp import DiskSpaceService, interfaceOf
+
+        udp = DiskSpaceService(options["udp-port"], interfaceOf(options["port"]), factory.storage)
+        udp.setServiceParent(service)
+    return service
