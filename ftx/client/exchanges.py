@@ -16,7 +16,7 @@ from ftx._io.background import HIGH_WATER, LOW_WATER, BackgroundWriter
 from ftx._io.filebody import BodySender
 from ftx.client import localfiles
 from ftx.client.results import Entry, Transfer
-from ftx.client.smallfiles import SMALL_BODY, SmallFile, SmallFileStore
+from ftx.client.smallfiles import SmallFile, SmallFileStore
 from ftx.errors import IntegrityError, errorFromReply
 from ftx.protocol import checksums, wire
 from ftx.protocol.wire import nameText
@@ -106,7 +106,7 @@ class DownloadRequest(Request):
     def replyReceived(self, reply: wire.Reply) -> None:
         if reply.code == wire.BODY_FOLLOWS:
             header = wire.parseFileHeader(reply)
-            if header.bodyLength > SMALL_BODY and self._smallFiles is not None and not self._smallFiles.idle:
+            if header.bodyLength > wire.SMALL_BODY and self._smallFiles is not None and not self._smallFiles.idle:
                 # Small files received earlier go into place before a large
                 # one starts: if the large one is cut off, everything before
                 # it is on disk.
@@ -130,7 +130,7 @@ class DownloadRequest(Request):
         path = self.destination(header.name, header.size)
         self.discarding = path is None
         checksum = self.protocol.checksum
-        if path is not None and header.offset == 0 and header.bodyLength <= SMALL_BODY:
+        if path is not None and header.offset == 0 and header.bodyLength <= wire.SMALL_BODY:
             self.small = SmallFile(header.name, path, header.size, checksum)
         elif path is not None:
             hasher = self.prefixHasher if header.offset else checksums.new(checksum)
@@ -318,7 +318,7 @@ class UploadRequest(Request):
                 self.file, self.offset, self.size - self.offset, self.hasher, None, self._sentSome, self.protocol.reactor
             )
             self.sender.begin(self.protocol.transport).addCallbacks(self._bodySent, self._bodyFailed)
-        elif reply.code == wire.BATCH_END:
+        elif reply.code == wire.STORED:
             self.file.close()
             digest = reply.fields[2] if len(reply.fields) > 2 else ""
             self.complete(

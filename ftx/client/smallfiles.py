@@ -27,10 +27,6 @@ from ftx.errors import IntegrityError
 from ftx.protocol import checksums
 from ftx.protocol.wire import nameText
 
-#: Bodies up to this size (and not continuing a partial file) go this way.
-SMALL_BODY = 256 << 10
-
-
 class SmallFile:
     """
     One received small file waiting to be stored.

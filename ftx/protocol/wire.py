@@ -31,10 +31,21 @@ DIGEST = 213
 PARTIAL = 214
 GREETING = 220
 BYE = 221
-BATCH_END = 226  # also "upload stored"
+#: The end of an mget batch: files sent, bytes sent.
+BATCH_END = 226
+#: An upload is stored under its name: the name, size and digest. The same
+#: number as L{BATCH_END} (both close a transfer command), a name of its own
+#: so that each use reads as what it means.
+STORED = 226
 LOGGED_IN = 230
 TRAILER = 250
 SKIPPED = 451
+
+#: Bodies up to this size travel whole: the server sends a small file of an
+#: mget as header, body and trailer in one write, and the client keeps a
+#: small body in memory and stores it in one piece. Both ends agree on it
+#: only for efficiency; the framing does not depend on it.
+SMALL_BODY = 256 << 10
 
 _SAFE = b"-._~/"
 _NUMBER = re.compile(r"\A(?:0|[1-9][0-9]{0,18})\Z")

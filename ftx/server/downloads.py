@@ -17,11 +17,6 @@ from ftx.errors import FtxError, IntegrityError, NotFound
 from ftx.protocol import checksums, wire
 from ftx.protocol.wire import decodeName, encodeName, nameText, parseDigest, parseNumber
 
-# Files up to this size go out of an mget whole, in one write
-# (L{DownloadCommands._sendSmall}); larger ones stream.
-SMALL_FILE = 256 << 10
-
-
 class DownloadCommands:
     """
     The sending commands of L{ftx.server.protocol.FtxServerProtocol}.
@@ -71,7 +66,7 @@ class DownloadCommands:
             except FtxError as e:
                 self._reply(wire.formatLine(wire.SKIPPED, encodeName(entry.name), e.token, e.message))
                 continue
-            if size <= SMALL_FILE and self._backpressure.attached:
+            if size <= wire.SMALL_BODY and self._backpressure.attached:
                 try:
                     size = self._sendSmall(entry.name, f, size)
                 finally:

@@ -83,7 +83,7 @@ class UploadCommands:
             upload.abort(keep=False)
             raise error
         upload.finish(digest)
-        self._reply(wire.formatLine(wire.BATCH_END, encodeName(name), size, digest))
+        self._reply(wire.formatLine(wire.STORED, encodeName(name), size, digest))
         self._logged("put", name, size - offset, started)
 
     def _beginBody(self) -> None:
