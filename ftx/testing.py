@@ -26,7 +26,7 @@ from ftx.protocol import checksums
 from ftx.protocol.checksums import SHA1
 from ftx.protocol.names import PARTIAL_SUFFIX, matches, splitName
 from ftx.protocol.wire import EMPTY_SHA1, nameText
-from ftx.server.storage import Entry, IStorage, IUpload, SweepResult, UploadClaims
+from ftx.server.storage import Entry, IStorage, IUpload, QuotaReservation, SweepResult, UploadClaims
 
 __all__ = ["MemoryStorage", "MemoryFile"]
 
@@ -54,15 +54,11 @@ class MemoryFile(io.BytesIO):
 class _Stored(NamedTuple):
     data: bytes
     mtime: float
-    #: A new number for every content the name holds, never reused.
-    version: int
+    version: int  # new for every content stored, never reused
 
 
 class _Partial:
-    """
-    What an interrupted upload left: bytes appended in place by its upload.
-    """
-
+    # What an upload has received so far; appended to in place.
     def __init__(self, data: bytes, mtime: float) -> None:
         self.data = bytearray(data)
         self.mtime = mtime
@@ -89,9 +85,6 @@ class _Memory:
         self._digests: Dict[Tuple[int, str], str] = {}
         self._versions = itertools.count(1)
 
-    def nextVersion(self) -> int:
-        return next(self._versions)
-
     def fileInTheWay(self, full: bytes) -> bool:
         """
         Whether a file sits where a folder holding C{full} should be (on
@@ -115,7 +108,7 @@ class _Memory:
         of the file replaced. Call with the lock held.
         """
         old = self.files.get(full)
-        self.files[full] = _Stored(data, mtime, self.nextVersion())
+        self.files[full] = _Stored(data, mtime, next(self._versions))
         replaced = len(old.data) if old is not None else 0
         self.used += len(data) - replaced
         return replaced
@@ -129,6 +122,9 @@ class _Memory:
         size = len(partial.data) if partial is not None else 0
         self.used -= size
         return size
+
+    # The digest cache: an open file's bytes never change, so a version
+    # and a checksum are the whole key.
 
     def knownDigest(self, version: int, checksum: str) -> Optional[str]:
         with self.lock:
@@ -148,7 +144,7 @@ class _MemoryUpload:
     upload and become the file only in L{finish}, as on disk.
     """
 
-    def __init__(self, memory: _Memory, full: bytes, name: bytes, size: int, offset: int, prefixSha1, release, checksum):
+    def __init__(self, memory: _Memory, full: bytes, name: bytes, size: int, offset: int, prefixSha1, release, reservation, checksum):
         self.name = name
         self.size = size
         self.offset = offset
@@ -159,8 +155,7 @@ class _MemoryUpload:
         self._full = full
         self._releaseClaim = release
         self._closed = False
-        self._quota = memory.quota
-        self._reserved = size - offset if self._quota is not None else 0
+        self._reservation = reservation
         try:
             with memory.lock:
                 partial = memory.partials.get(full)
@@ -183,9 +178,9 @@ class _MemoryUpload:
                     del partial.data[offset:]
                     partial.mtime = memory.now()
                     memory.used -= held - offset
-                self._freed(held - offset)
+                reservation.freed(held - offset)
         except BaseException:
-            self._settle()
+            reservation.settle()
             raise
         self._partial = partial
 
@@ -199,10 +194,7 @@ class _MemoryUpload:
             self._partial.mtime = memory.now()
             memory.used += count
         self.received += count
-        if self._quota is not None:
-            used = min(count, self._reserved)
-            self._reserved -= used
-            self._quota.wrote(used, count - used)
+        self._reservation.wrote(count)
 
     def finish(self, digest: str) -> None:
         if self.received != self.size:
@@ -223,7 +215,7 @@ class _MemoryUpload:
         if inTheWay:
             self.abort(keep=False)
             raise Conflict("is a directory: {}".format(nameText(self.name)))
-        self._freed(replaced)
+        self._reservation.freed(replaced)
         self._release()
 
     def abort(self, keep: bool) -> None:
@@ -232,22 +224,13 @@ class _MemoryUpload:
         if not keep:
             with self._memory.lock:
                 size = self._memory.dropPartial(self._full) if self._memory.partials.get(self._full) is self._partial else 0
-            self._freed(size)
+            self._reservation.freed(size)
         self._release()
-
-    def _freed(self, count: int) -> None:
-        if self._quota is not None and count:
-            self._quota.freed(count)
-
-    def _settle(self) -> None:
-        if self._quota is not None and self._reserved:
-            self._quota.release(self._reserved)
-            self._reserved = 0
 
     def _release(self) -> None:
         if not self._closed:
             self._closed = True
-            self._settle()
+            self._reservation.settle()
             self._releaseClaim()
 
 
@@ -348,16 +331,8 @@ class MemoryStorage:
         with f:
             if length is not None and length > size:
                 raise BadOffset("{} has {} bytes, fewer than {}".format(nameText(name), size, length))
-            whole = length is None or length == size
-            if whole:
-                cached = self._memory.knownDigest(f.version, SHA1)
-                if cached is not None:
-                    return cached, size
             count = size if length is None else length
-            digest = hashlib.sha1(f.read(count)).hexdigest()
-            if whole:
-                self._memory.rememberDigest(f.version, SHA1, digest)
-            return digest, count
+            return self._digestOf(f, f.read(count), SHA1), count
 
     def prefixHasher(self, name: bytes, length: int, also=None) -> Tuple[MemoryFile, object, int]:
         f, size = self.openForRead(name)
@@ -371,6 +346,13 @@ class MemoryStorage:
 
     def readSmall(self, f: MemoryFile, size: int, checksum: str = SHA1) -> Tuple[bytes, str]:
         data = f.read(size)
+        return data, self._digestOf(f, data, checksum)
+
+    def _digestOf(self, f: MemoryFile, data: bytes, checksum: str) -> str:
+        """
+        The digest of C{data} read from C{f}, from the cache (and kept
+        there) when it is the whole file.
+        """
         whole = len(data) == f.size
         digest = self._memory.knownDigest(f.version, checksum) if whole else None
         if digest is None:
@@ -379,7 +361,7 @@ class MemoryStorage:
             digest = hasher.hexdigest()
             if whole:
                 self._memory.rememberDigest(f.version, checksum, digest)
-        return data, digest
+        return digest
 
     def cachedDigest(self, f: MemoryFile, checksum: str = SHA1) -> Optional[str]:
         return self._memory.knownDigest(f.version, checksum)
@@ -415,9 +397,7 @@ class MemoryStorage:
     ) -> IUpload:
         full = self._full(name)
         memory = self._memory
-        quota = memory.quota
-        if quota is not None:
-            quota.reserve(size - offset, name)
+        reservation = QuotaReservation(memory.quota, size - offset, name)
         try:
             with memory.lock:
                 if memory.fileInTheWay(full):
@@ -427,12 +407,11 @@ class MemoryStorage:
                     raise Conflict("is a directory: {}".format(nameText(name)))
             release = memory.claims.claim(full, name)
         except BaseException:
-            if quota is not None:
-                quota.release(size - offset)
+            reservation.settle()
             raise
         try:
             # From here the upload owns the reservation and settles it.
-            return _MemoryUpload(memory, full, name, size, offset, prefixSha1, release, checksum)
+            return _MemoryUpload(memory, full, name, size, offset, prefixSha1, release, reservation, checksum)
         except BaseException:
             release()
             raise

@@ -29,7 +29,7 @@ from ftx.server.digestreads import DigestReader
 from ftx.server.digests import DigestCache
 from ftx.server.oserrors import errorFromOS
 from ftx.server.partial import Upload, partialName, sweepTree
-from ftx.server.storage import Entry, IStorage, SweepResult, UploadClaims
+from ftx.server.storage import Entry, IStorage, QuotaReservation, SweepResult, UploadClaims
 
 __all__ = ["FilesystemStorage"]
 
@@ -279,16 +279,14 @@ class FilesystemStorage:
         symbolic link is replaced by the upload, never written through.
         """
         segments = splitName(name)
-        if self.quota is not None:
-            self.quota.reserve(size - offset, name)
+        reservation = QuotaReservation(self.quota, size - offset, name)
         try:
             try:
                 dirFd = self._openDirectory(segments[:-1], create=True)
             except OSError as e:
                 raise errorFromOS(e, name)
         except BaseException:
-            if self.quota is not None:
-                self.quota.release(size - offset)
+            reservation.settle()
             raise
         try:
             leaf = segments[-1]
@@ -307,13 +305,12 @@ class FilesystemStorage:
             release = self._shared.claims.claim((os.fstat(dirFd).st_ino, leaf), name)
         except BaseException:
             os.close(dirFd)
-            if self.quota is not None:
-                self.quota.release(size - offset)
+            reservation.settle()
             raise
         try:
             # From here the Upload owns the reservation and settles it.
             # (Positional arguments: tests wrap Upload.__init__.)
-            return Upload(name, dirFd, leaf, size, offset, prefixSha1, release, self.quota, checksum)
+            return Upload(name, dirFd, leaf, size, offset, prefixSha1, release, reservation, checksum)
         except BaseException:
             release()
             os.close(dirFd)

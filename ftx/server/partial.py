@@ -25,7 +25,7 @@ from ftx.protocol.checksums import SHA1
 from ftx.protocol.names import PARTIAL_SUFFIX
 from ftx.protocol.wire import nameText
 from ftx.server.oserrors import errorFromOS
-from ftx.server.storage import IUpload, SweepResult, UploadClaims
+from ftx.server.storage import IUpload, QuotaReservation, SweepResult, UploadClaims
 
 __all__ = ["Upload", "partialName", "sweepTree"]
 
@@ -46,10 +46,10 @@ class Upload:
     appears under its final name. If the transfer is cut off the partial
     file stays (L{abort} with C{keep}), for a resume.
 
-    The storage claimed the name and, with a C{quota}, reserved
-    C{size - offset} bytes before this object was made; writes turn the
+    The storage claimed the name and reserved C{size - offset} bytes of its
+    quota (C{reservation}) before this object was made; writes turn the
     reservation into usage, and every way out (finish, abort, a failure
-    here) settles the account. The claim is given back (C{release}) and
+    here) settles it. The claim is given back (C{release}) and
     C{dirFd} closed when the upload ends, not when construction fails:
     then the storage still owns both.
     """
@@ -63,7 +63,7 @@ class Upload:
         offset: int,
         prefixSha1,
         release: Callable[[], None],
-        quota,
+        reservation: QuotaReservation,
         checksum: str = SHA1,
     ) -> None:
         self.name = name
@@ -75,15 +75,14 @@ class Upload:
         self._partial = partialName(leaf)
         self._releaseClaim = release
         self._closed = False
-        self._quota = quota
-        self._reserved = size - offset if quota is not None else 0
+        self._reservation = reservation
         #: What the trailer's digest is checked by.
         self.checksum = checksum
         self.hasher = checksums.new(checksum)
         try:
             fd = os.open(self._partial, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644, dir_fd=dirFd)
         except OSError as e:
-            self._settle()
+            reservation.settle()
             raise errorFromOS(e, name)
         self._file = os.fdopen(fd, "r+b", buffering=0)
         try:
@@ -98,10 +97,10 @@ class Upload:
                     raise IntegrityError("the part the server holds differs from yours; upload it again from the start")
             if held > offset:
                 self._file.truncate(offset)
-                self._freed(held - offset)
+                reservation.freed(held - offset)
         except BaseException:
             self._file.close()
-            self._settle()
+            reservation.settle()
             raise
 
     def _writeBytes(self, data) -> None:
@@ -120,10 +119,7 @@ class Upload:
         except OSError as e:
             raise errorFromOS(e, self.name)
         self.received += len(data)
-        if self._quota is not None:
-            used = min(len(data), self._reserved)
-            self._reserved -= used
-            self._quota.wrote(used, len(data) - used)
+        self._reservation.wrote(len(data))
 
     def finish(self, digest: str) -> None:
         """
@@ -146,7 +142,7 @@ class Upload:
         except OSError as e:
             self.abort(keep=False)
             raise errorFromOS(e, self.name)
-        self._freed(replaced)
+        self._reservation.freed(replaced)
         self._release()
 
     def abort(self, keep: bool) -> None:
@@ -163,7 +159,7 @@ class Upload:
                 os.unlink(self._partial, dir_fd=self._dirFd)
             except OSError:
                 size = 0
-            self._freed(size)
+            self._reservation.freed(size)
         self._release()
 
     def _regularSize(self, leaf: bytes) -> int:
@@ -173,19 +169,10 @@ class Upload:
             return 0
         return st.st_size if stat.S_ISREG(st.st_mode) else 0
 
-    def _freed(self, count: int) -> None:
-        if self._quota is not None and count:
-            self._quota.freed(count)
-
-    def _settle(self) -> None:
-        if self._quota is not None and self._reserved:
-            self._quota.release(self._reserved)
-            self._reserved = 0
-
     def _release(self) -> None:
         if not self._closed:
             self._closed = True
-            self._settle()
+            self._reservation.settle()
             self._releaseClaim()
             os.close(self._dirFd)
 

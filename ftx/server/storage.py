@@ -27,7 +27,7 @@ from zope.interface import Attribute, Interface
 from ftx.errors import Conflict
 from ftx.protocol.wire import nameText
 
-__all__ = ["IStorage", "IUpload", "Entry", "SweepResult", "UploadClaims"]
+__all__ = ["IStorage", "IUpload", "Entry", "SweepResult", "UploadClaims", "QuotaReservation"]
 
 
 class Entry(NamedTuple):
@@ -102,6 +102,48 @@ class UploadClaims:
                 return False
             action()
             return True
+
+
+class QuotaReservation:
+    """
+    The bytes an upload reserved from a quota (an L{ftx.server.limits.Quota}
+    or L{None}, then every call does nothing): reserved at once, so that
+    uploads running side by side cannot overshoot together, turned into
+    usage as they are written, and the rest given back by L{settle}.
+    """
+
+    def __init__(self, quota, count: int, name: bytes) -> None:
+        """
+        @raise ftx.errors.NoSpace: C{count} bytes do not fit.
+        """
+        if quota is not None:
+            quota.reserve(count, name)
+        self._quota = quota
+        self._left = count if quota is not None else 0
+
+    def wrote(self, count: int) -> None:
+        """
+        C{count} bytes were written: reserved ones first, any more on top.
+        """
+        if self._quota is not None:
+            used = min(count, self._left)
+            self._left -= used
+            self._quota.wrote(used, count - used)
+
+    def freed(self, count: int) -> None:
+        """
+        C{count} bytes held before were removed or replaced.
+        """
+        if self._quota is not None and count:
+            self._quota.freed(count)
+
+    def settle(self) -> None:
+        """
+        Give back what was reserved and not written; again does nothing.
+        """
+        if self._quota is not None and self._left:
+            self._quota.release(self._left)
+            self._left = 0
 
 
 class IUpload(Interface):
