@@ -5,6 +5,10 @@ with the same errors and messages wherever a client could tell.
 """
 
 import hashlib
+import io
+import os
+import shutil
+import tempfile
 import time
 
 import xxhash
@@ -16,6 +20,7 @@ from ftx import errors
 from ftx.protocol import checksums
 from ftx.protocol.wire import EMPTY_SHA1
 from ftx.server import digests
+from ftx.server.accounts import AccessRules, FtxRealm, Permissions
 from ftx.server.lifecycle import SweepService
 from ftx.server.limits import Quota
 from ftx.server.storage import IStorage, IUpload, SweepResult
@@ -367,6 +372,17 @@ class _StorageContract:
         self.assertIs(home.quota, self.storage.quota)
         self.assertRaises(errors.PermissionDenied, self.storage.child, b"../out")
 
+    def test_accountHomesAreChildViews(self):
+        """
+        The realm gives an account with a home the root's child view of it,
+        one per home folder.
+        """
+        realm = FtxRealm(AccessRules(), self.storage)
+        alice = realm.account("alice", Permissions("rw", b"sub"))
+        self.assertEqual([e.name for e in alice.storage.listFiles()], [b"c.txt", b"deeper/d.txt"])
+        self.assertIs(realm.account("bob", Permissions("r", b"sub")).storage, alice.storage)
+        self.assertIsNone(realm.account("carol", Permissions("r")).storage)
+
     # -- sweep ----------------------------------------------------------
 
     def test_sweepExpiresOnlyAbandonedOldPartials(self):
@@ -412,7 +428,14 @@ def _digest(data: bytes, checksum: str) -> str:
 
 
 class FilesystemStorageTests(OnFilesystem, _StorageContract, SynchronousTestCase):
-    pass
+    def test_homeLeadingOutsideIsRefused(self):
+        outside = tempfile.mkdtemp(prefix="ftx-test-outside-")
+        self.addCleanup(shutil.rmtree, outside, True)
+        os.symlink(outside, os.path.join(self.storageRoot, "out"))
+        e = self.assertRaises(errors.PermissionDenied, self.storage.child, b"out")
+        self.assertEqual(e.message, "the home folder out leads outside the root")
+        e = self.assertRaises(errors.PermissionDenied, FtxRealm(AccessRules(), self.storage).account, "x", Permissions("r", b"out"))
+        self.assertEqual(e.message, "the home folder out leads outside the root")
 
 
 class MemoryStorageTests(InMemory, _StorageContract, SynchronousTestCase):
@@ -420,8 +443,6 @@ class MemoryStorageTests(InMemory, _StorageContract, SynchronousTestCase):
         """
         Bodies from memory go by copying: no C{fileno()} to send from.
         """
-        import io
-
         f, _ = self.storage.openForRead(b"a.txt")
         self.assertIsInstance(f, MemoryFile)
         self.assertRaises(io.UnsupportedOperation, f.fileno)
