@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from ftx.server import tap
 from ftx.server.filesystem import FilesystemStorage
 from ftx.server.limits import Quota, parseDuration
-from ftx.server.partial import Upload, sweep
+from ftx.server.partial import Upload
 from ftx.server.protocol import FtxServerFactory, ServerPolicy
 from tests.reliability import TempDirs, leftovers
 from tests.support import InlineReactor
@@ -132,7 +132,7 @@ class IdleTimeoutTests(TempDirs, _Server, SynchronousTestCase):
 class QuotaTests(TempDirs, _Server, SynchronousTestCase):
     def setUp(self):
         self.makeServer(quota=(3 << 20) + 1100)
-        sweep(self.storage, 3600, time.time())
+        self.storage.sweep(3600, time.time())
         self.assertEqual(self.storage.quota.used, (3 << 20) + 100)
 
     def test_refusedBeforeBodyNothingWritten(self):
@@ -252,7 +252,7 @@ class SweepTests(TempDirs, _Server, SynchronousTestCase):
             f.write(b"h" * 10)
         upload = self.storage.beginUpload(b"held.bin", 20, 10, _sha1(b"h" * 10).decode())
         os.utime(held, (past, past))
-        result = sweep(self.storage, 3600, time.time())
+        result = self.storage.sweep(3600, time.time())
         self.assertEqual(result.expired, 1)
         self.assertFalse(os.path.exists(old))
         self.assertTrue(os.path.exists(fresh) and os.path.exists(held))

@@ -1,7 +1,9 @@
 """
 Server and client protocols against each other in memory (iosim), and the
 server alone against a StringTransport: fast, deterministic, and runnable by
-both pytest and trial.
+both pytest and trial. Every test runs over both storage backends, the
+filesystem and L{ftx.testing.MemoryStorage}: the same replies from both are
+the proof that L{ftx.server.storage.IStorage} is the whole contract.
 """
 
 import hashlib
@@ -19,8 +21,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from ftx import errors
 from ftx.client.api import FtxClient, FtxClientProtocol
 from ftx.server import protocol as server
-from ftx.server.filesystem import FilesystemStorage
 from ftx.server.protocol import FtxServerFactory, ServerPolicy
+from tests.storages import InMemory, OnFilesystem
 from tests.support import InlineReactor
 
 AWKWARD = b"line one\r\nline two\n\x00\x00\r\r\n" * 500
@@ -44,28 +46,41 @@ def _pumpUntil(pump, deferred, limit=100000):
     return deferred
 
 
+#: What the server holds at the start of every test.
+SERVED = {
+    b"a.txt": b"hello",
+    b"awkward.bin": AWKWARD,
+    b"empty": b"",
+    "sub dir/été/naïve file.txt".encode(): "ünïcödé\n".encode(),
+}
+
+
 class _Setup:
-    def makeRoot(self):
+    """
+    A server over the storage that C{makeStorage} (L{OnFilesystem} or
+    L{InMemory}) makes, and the client's own folder on disk.
+    """
+
+    def makeServed(self):
+        storage = self.makeStorage(SERVED)
         # A fresh folder outside the working tree (trial's mktemp would put
         # it in the current directory under pytest), removed afterwards.
         base = FilePath(tempfile.mkdtemp(prefix="ftx-test-"))
         self.addCleanup(shutil.rmtree, base.path, True)
-        root = base.child("root")
-        root.makedirs()
         local = base.child("local")
         local.makedirs()
-        root.child("a.txt").setContent(b"hello")
-        root.child("awkward.bin").setContent(AWKWARD)
-        root.child("empty").setContent(b"")
-        sub = root.child("sub dir").child("été")
-        sub.makedirs()
-        sub.child("naïve file.txt").setContent("ünïcödé\n".encode())
-        return root, local
+        return storage, local
+
+    def stored(self, name):
+        """
+        The bytes the server holds under C{name} (text), or L{None}.
+        """
+        return self.storedContent(name.encode())
 
     def connect(self, policy=None, checksum=None):
-        self.root, self.local = self.makeRoot()
+        storage, self.local = self.makeServed()
         reactor = InlineReactor()
-        factory = FtxServerFactory(FilesystemStorage(self.root.path), reactor, policy)
+        factory = FtxServerFactory(storage, reactor, policy)
 
         def clientProtocol():
             protocol = FtxClientProtocol()
@@ -87,7 +102,7 @@ class _Setup:
         return self.failureResultOf(deferred, cls)
 
 
-class ClientServerTests(_Setup, SynchronousTestCase):
+class _ClientServerTests(_Setup):
     def test_greetingFeatures(self):
         client = self.connect()
         for feature in ("list", "sget", "mget", "hash", "cget", "put", "resume", "delete", "df"):
@@ -204,15 +219,15 @@ class ClientServerTests(_Setup, SynchronousTestCase):
         source.setContent(AWKWARD)
         transfer = self.result(client.put(source.path, "new dir/up loaded.bin"))
         self.assertEqual((transfer.checksum, transfer.digest), ("xxh128", xxhash.xxh3_128(AWKWARD).hexdigest()))
-        self.assertEqual(self.root.descendant(["new dir", "up loaded.bin"]).getContent(), AWKWARD)
-        self.assertEqual([p.basename() for p in self.root.child("new dir").children()], ["up loaded.bin"])
+        self.assertEqual(self.stored("new dir/up loaded.bin"), AWKWARD)
+        self.assertEqual(self.folderEntries(b"new dir"), [b"up loaded.bin"])
 
     def test_putEmpty(self):
         client = self.connect()
         source = self.local.child("zero")
         source.setContent(b"")
         self.result(client.put(source.path))
-        self.assertEqual(self.root.child("zero").getContent(), b"")
+        self.assertEqual(self.stored("zero"), b"")
 
     def test_putResume(self):
         """
@@ -221,17 +236,17 @@ class ClientServerTests(_Setup, SynchronousTestCase):
         client = self.connect()
         source = self.local.child("big.bin")
         source.setContent(AWKWARD)
-        self.root.child(".big.bin.ftx-partial").setContent(AWKWARD[:4000])
+        self.storePartial(b"big.bin", AWKWARD[:4000])
         self.assertEqual(self.result(client.partial("big.bin"))[0], 4000)
         transfer = self.result(client.put(source.path, resume=True))
         self.assertEqual(transfer.transferred, len(AWKWARD) - 4000)
-        self.assertEqual(self.root.child("big.bin").getContent(), AWKWARD)
-        self.assertFalse(self.root.child(".big.bin.ftx-partial").exists())
+        self.assertEqual(self.stored("big.bin"), AWKWARD)
+        self.assertIsNone(self.partialContent(b"big.bin"))
 
     def test_deleteAndDf(self):
         client = self.connect()
         self.result(client.delete("a.txt"))
-        self.assertFalse(self.root.child("a.txt").exists())
+        self.assertIsNone(self.stored("a.txt"))
         self.fails(client.delete("a.txt"), errors.NotFound)
         space = self.result(client.df())
         self.assertGreater(space.total, 0)
@@ -251,14 +266,14 @@ class ClientServerTests(_Setup, SynchronousTestCase):
         source.setContent(b"x")
         self.fails(client.put(source.path), errors.PermissionDenied)
         self.fails(client.delete("a.txt"), errors.PermissionDenied)
-        self.assertTrue(self.root.child("a.txt").exists())
+        self.assertIsNotNone(self.stored("a.txt"))
 
     def test_maxUploadSize(self):
         client = self.connect(ServerPolicy(maxUploadSize=10))
         source = self.local.child("x")
         source.setContent(b"x" * 11)
         self.fails(client.put(source.path), errors.TooLarge)
-        self.assertFalse(self.root.child("x").exists())
+        self.assertIsNone(self.stored("x"))
 
     def test_connectionLostFailsPending(self):
         """
@@ -274,15 +289,15 @@ class ClientServerTests(_Setup, SynchronousTestCase):
         self.failureResultOf(client.df(), errors.ConnectionLost)
 
 
-class ServerLineTests(_Setup, SynchronousTestCase):
+class _ServerLineTests(_Setup):
     """
     The server alone, fed bytes by hand, as a client in another language
     would.
     """
 
     def setUp(self):
-        self.root, self.local = self.makeRoot()
-        factory = FtxServerFactory(FilesystemStorage(self.root.path), InlineReactor())
+        storage, self.local = self.makeServed()
+        factory = FtxServerFactory(storage, InlineReactor())
         self.proto = factory.buildProtocol(None)
         self.transport = StringTransport()
         self.proto.makeConnection(self.transport)
@@ -316,7 +331,7 @@ class ServerLineTests(_Setup, SynchronousTestCase):
         # Body, trailer and the next command arrive in one segment.
         out = self.send(body + b"sha1 " + digest + b"\r\nhash x.bin\r\n")
         self.assertEqual(out, b"226 x.bin 7 " + digest + b"\r\n213 " + digest + b" 7\r\n")
-        self.assertEqual(self.root.child("x.bin").getContent(), body)
+        self.assertEqual(self.stored("x.bin"), body)
 
     def test_checksumByHand(self):
         """
@@ -337,12 +352,12 @@ class ServerLineTests(_Setup, SynchronousTestCase):
         self.send(b"put y.bin 3\r\n")
         out = self.send(b"abc" + b"sha1 " + hashlib.sha1(b"abc").hexdigest().encode() + b"\r\n")
         self.assertTrue(out.startswith(b"400 bad-request expected the trailer 'xxh128 DIGEST'"), out)
-        self.assertFalse(self.root.child("y.bin").exists())
+        self.assertIsNone(self.stored("y.bin"))
         # A wrong XXH3 digest is an integrity error, as with SHA-1.
         self.send(b"put z.bin 3\r\n")
         out = self.send(b"abc" + b"xxh128 " + b"0" * 32 + b"\r\n")
         self.assertTrue(out.startswith(b"422 integrity "), out)
-        self.assertFalse(self.root.child("z.bin").exists())
+        self.assertIsNone(self.stored("z.bin"))
 
     def test_unknownChecksumRefused(self):
         out = self.send(b"checksum md5\r\n")
@@ -356,8 +371,8 @@ class ServerLineTests(_Setup, SynchronousTestCase):
         self.send(b"put y.bin 3\r\n")
         out = self.send(b"abc" + b"sha1 " + b"0" * 40 + b"\r\n")
         self.assertTrue(out.startswith(b"422 integrity "), out)
-        self.assertFalse(self.root.child("y.bin").exists())
-        self.assertEqual(sorted(os.listdir(self.root.path)), ["a.txt", "awkward.bin", "empty", "sub dir"])
+        self.assertIsNone(self.stored("y.bin"))
+        self.assertEqual(self.folderEntries(), [b"a.txt", b"awkward.bin", b"empty", b"sub dir"])
 
     def test_badLinesGetErrorsAndConnectionGoesOn(self):
         for line, code in [
@@ -389,3 +404,19 @@ class ServerLineTests(_Setup, SynchronousTestCase):
         event = [e for e in events if e.get("verb") == "sget"][0]
         self.assertEqual((event["path"], event["size"], event["outcome"]), ("a.txt", 5, "ok"))
         self.assertIn("duration", event)
+
+
+class ClientServerOnFilesystemTests(OnFilesystem, _ClientServerTests, SynchronousTestCase):
+    pass
+
+
+class ClientServerInMemoryTests(InMemory, _ClientServerTests, SynchronousTestCase):
+    pass
+
+
+class ServerLineOnFilesystemTests(OnFilesystem, _ServerLineTests, SynchronousTestCase):
+    pass
+
+
+class ServerLineInMemoryTests(InMemory, _ServerLineTests, SynchronousTestCase):
+    pass

@@ -14,7 +14,6 @@ How failed logins are slowed down and counted is L{ftx.server.logins}.
 
 from __future__ import annotations
 
-import os
 from typing import Dict, Optional
 
 from twisted.cred.checkers import ICredentialsChecker
@@ -26,9 +25,8 @@ from zope.interface import Attribute, Interface, implementer
 
 from ftx.errors import FtxError, LoginRequired, PermissionDenied
 from ftx.protocol.names import splitName
-from ftx.protocol.wire import nameText
-from ftx.server.filesystem import FilesystemStorage
 from ftx.server.logins import LoginThrottle
+from ftx.server.storage import IStorage
 
 __all__ = [
     "Permissions",
@@ -179,45 +177,29 @@ class Account:
         return "Account({!r}, {!r})".format(self.name, self.permissions)
 
 
-def homeStorage(root: FilesystemStorage, home: bytes) -> FilesystemStorage:
-    """
-    A storage jailed in C{root}'s folder C{home}, which is created if
-    missing and must resolve inside C{root}.
-
-    @raise PermissionDenied: the folder leads outside the root.
-    """
-    path = os.path.join(root.root, *splitName(home))
-    os.makedirs(path, mode=0o755, exist_ok=True)
-    real = os.path.realpath(path)
-    if not (real + b"/").startswith(root.root.rstrip(b"/") + b"/"):
-        raise PermissionDenied("the home folder {} leads outside the root".format(nameText(home)))
-    view = FilesystemStorage(real)
-    # A home is a view into the root, not a separate store: the same file
-    # may be reached through either, so both must share the lock that
-    # keeps two uploads off one name, the digest cache and the quota.
-    view._uploading, view._lock = root._uploading, root._lock
-    view.digests, view.quota = root.digests, root.quota
-    return view
-
-
 @implementer(IRealm)
 class FtxRealm:
     """
     Gives each account that logged in an L{Account} built from the access
-    rules; one storage per home folder, shared by everyone using it.
+    rules; one storage per home folder (L{IStorage.child} of the root,
+    which confines it), shared by everyone using it.
     """
 
-    def __init__(self, rules: AccessRules, root: FilesystemStorage) -> None:
+    def __init__(self, rules: AccessRules, root: IStorage) -> None:
         self.rules = rules
         self.root = root
-        self._homes: Dict[bytes, FilesystemStorage] = {}
+        self._homes: Dict[bytes, IStorage] = {}
 
     def account(self, name: str, permissions: Permissions) -> Account:
+        """
+        @raise PermissionDenied: the account's home folder leads outside
+            the root.
+        """
         storage = None
         if permissions.home is not None:
             storage = self._homes.get(permissions.home)
             if storage is None:
-                storage = self._homes[permissions.home] = homeStorage(self.root, permissions.home)
+                storage = self._homes[permissions.home] = self.root.child(permissions.home)
         return Account(name, permissions, storage)
 
     def requestAvatar(self, avatarId, mind, *interfaces):
@@ -232,6 +214,10 @@ class AccessControl:
     The server's access policy. Without a C{portal} there are no accounts
     and everyone is anonymous with the anonymous permissions.
 
+    @param root: the server's storage; home folders are its
+        L{IStorage.child} views.
+    @param reactor: times the delay after a failed login
+        (L{ftx.server.logins.LoginThrottle}).
     @ivar anonymous: the L{Account} of clients that did not log in, or
         L{None} when they must log in first.
     """
@@ -241,20 +227,17 @@ class AccessControl:
 
     def __init__(
         self,
-        root: Optional[FilesystemStorage] = None,
+        root: Optional[IStorage] = None,
         rules: Optional[AccessRules] = None,
         checkers=(),
         anonymous: Optional[Permissions] = FULL,
-        reactor=None,
+        *,
+        reactor,
         loginDelay: float = 1.0,
         maxFailures: int = 3,
         maxAddressFailures: int = 10,
         addressWindow: float = 600.0,
     ) -> None:
-        if reactor is None:
-            from twisted.internet import reactor as _reactor
-
-            reactor = _reactor
         self.reactor = reactor
         self.rules = rules or AccessRules()
         self.realm = FtxRealm(self.rules, root) if root is not None else None
@@ -367,7 +350,7 @@ def checkOptions(options) -> None:
         options[key] = value
 
 
-def fromOptions(options, root: FilesystemStorage, reactor=None) -> AccessControl:
+def fromOptions(options, root: IStorage, reactor) -> AccessControl:
     """
     The L{AccessControl} that checked options (L{checkOptions}) describe.
     """
@@ -376,7 +359,7 @@ def fromOptions(options, root: FilesystemStorage, reactor=None) -> AccessControl
         options["access"],
         options.get("credCheckers") or (),
         options["anonymous"],
-        reactor,
+        reactor=reactor,
         loginDelay=options["login-delay"],
         maxFailures=options["max-login-failures"],
         maxAddressFailures=options["max-address-failures"],

@@ -3,15 +3,16 @@ Reading served files for their digests: whole (C{hash}, a download's
 trailer), by prefix (C{cget}), or whole and small (C{mget}), with the
 digest cache in front so an unchanged file is read for its digest once.
 
-A mixin of L{ftx.server.filesystem.FilesystemStorage}: it needs the storage's
-C{_openFile} (which confines names to the root) and its C{digests}.
+L{DigestReader} is a part of L{ftx.server.filesystem.FilesystemStorage},
+which owns one and delegates these calls of L{ftx.server.storage.IStorage}
+to it; it works on open files and stat results, never on paths.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 from ftx._io.fileio import hashPrefix
 from ftx.errors import BadOffset
@@ -20,8 +21,20 @@ from ftx.protocol.checksums import SHA1
 from ftx.protocol.wire import nameText
 from ftx.server.digests import DigestCache
 
+__all__ = ["DigestReader"]
 
-class DigestReads:
+
+class DigestReader:
+    """
+    Digests of files opened by C{openFile} (a callable taking a name and
+    returning an open file descriptor and its C{os.stat_result}, confined
+    to the root and raising L{ftx.errors.FtxError}s), kept in C{digests}.
+    """
+
+    def __init__(self, openFile: Callable[[bytes], Tuple[int, os.stat_result]], digests: DigestCache) -> None:
+        self._openFile = openFile
+        self.digests = digests
+
     def digest(self, name: bytes, length: Optional[int] = None) -> Tuple[str, int]:
         fd, st = self._openFile(name)
         with os.fdopen(fd, "rb", buffering=0) as f:
@@ -51,30 +64,30 @@ class DigestReads:
             f.close()
             raise
 
-    def cachedDigest(self, f: object, checksum: str = SHA1) -> Optional[str]:
+    def cachedDigest(self, f, checksum: str = SHA1) -> Optional[str]:
         """
         The whole-file digest of an open file, if known and still valid.
         """
-        return self.digests.get(os.fstat(f.fileno()), checksum)  # type: ignore[attr-defined]
+        return self.digests.get(os.fstat(f.fileno()), checksum)
 
-    def fileVersion(self, f: object) -> tuple:
+    def fileVersion(self, f) -> tuple:
         """
         What identifies the content of an open file for the digest cache,
         taken before reading it: its key, and when it was taken.
         """
-        return DigestCache.key(os.fstat(f.fileno())), time.time_ns()  # type: ignore[attr-defined]
+        return DigestCache.key(os.fstat(f.fileno())), time.time_ns()
 
-    def readSmall(self, f: object, size: int, checksum: str = SHA1) -> Tuple[bytes, str]:
+    def readSmall(self, f, size: int, checksum: str = SHA1) -> Tuple[bytes, str]:
         """
         The bytes of a small open file (at most C{size}; fewer if it shrank
         since it was opened) and their digest by C{checksum}, from the
         digest cache when the file is unchanged. Cheap enough for the
         reactor thread.
         """
-        before = os.fstat(f.fileno())  # type: ignore[attr-defined]
+        before = os.fstat(f.fileno())
         readSince = time.time_ns()
-        data = f.read(size)  # type: ignore[attr-defined]
-        after = os.fstat(f.fileno())  # type: ignore[attr-defined]
+        data = f.read(size)
+        after = os.fstat(f.fileno())
         unchanged = DigestCache.key(before) == DigestCache.key(after) and len(data) == after.st_size
         digest = self.digests.get(after, checksum) if unchanged else None
         if digest is None:
@@ -85,12 +98,12 @@ class DigestReads:
                 self.digests.put(after, digest, checksum, readSince)
         return data, digest
 
-    def rememberDigest(self, f: object, hexdigest: str, version: tuple, checksum: str = SHA1) -> None:
+    def rememberDigest(self, f, hexdigest: str, version: tuple, checksum: str = SHA1) -> None:
         """
         Cache a digest computed while sending, but only if the file did not
         change in the meantime (then the digest describes a mix).
         """
-        st = os.fstat(f.fileno())  # type: ignore[attr-defined]
+        st = os.fstat(f.fileno())
         key, readSince = version
         if DigestCache.key(st) == key:
             self.digests.put(st, hexdigest, checksum, readSince)

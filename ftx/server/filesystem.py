@@ -7,15 +7,15 @@ file's real path is checked again, so a symbolic link swapped in between
 the check and the use still cannot lead outside the root.
 
 Everything here is synchronous. Calls whose cost grows with a file's size
-or a tree's size (L{FilesystemStorage.listFiles}, L{FilesystemStorage.digest})
-are meant to run in a thread; the server does that.
+or a tree's size (L{FilesystemStorage.listFiles}, L{FilesystemStorage.digest},
+L{FilesystemStorage.sweep}) are meant to run in a thread; the server does
+that (L{ftx.server.storage.IStorage} says which call runs where).
 """
 
 from __future__ import annotations
 
 import os
 import stat
-import threading
 from typing import List, Optional, Tuple
 
 from zope.interface import implementer
@@ -25,17 +25,29 @@ from ftx.errors import Conflict, PermissionDenied
 from ftx.protocol.checksums import SHA1
 from ftx.protocol.names import PARTIAL_SUFFIX, hasControl, matches, splitName
 from ftx.protocol.wire import EMPTY_SHA1, nameText
-from ftx.server.digestreads import DigestReads
+from ftx.server.digestreads import DigestReader
 from ftx.server.digests import DigestCache
 from ftx.server.oserrors import errorFromOS
-from ftx.server.partial import Upload, partialName
-from ftx.server.storage import Entry, IStorage
+from ftx.server.partial import Upload, partialName, sweepTree
+from ftx.server.storage import Entry, IStorage, QuotaReservation, SweepResult, UploadClaims
 
 __all__ = ["FilesystemStorage"]
 
 
+class _Shared:
+    """
+    What a root storage and its L{FilesystemStorage.child} views have in
+    common: the same file may be reached through either.
+    """
+
+    def __init__(self, quota) -> None:
+        self.claims = UploadClaims()
+        self.digests = DigestCache()
+        self.quota = quota
+
+
 @implementer(IStorage)
-class FilesystemStorage(DigestReads):
+class FilesystemStorage:
     """
     Files in one directory tree on the local filesystem.
 
@@ -43,20 +55,57 @@ class FilesystemStorage(DigestReads):
     the root; a link that leads outside behaves as if it did not exist for
     listing and is refused for every other use. Listing does not descend
     into linked directories, so a link loop cannot make it run forever.
+
+    @ivar root: the real path of the root folder (bytes).
+    @ivar digests: the L{DigestCache} of whole-file digests.
     """
 
-    def __init__(self, root: "str | bytes") -> None:
+    def __init__(self, root: "str | bytes", quota=None, *, _shared: Optional[_Shared] = None) -> None:
         if isinstance(root, str):
             root = os.fsencode(root)
         self.root = os.path.realpath(root)
         if not os.path.isdir(self.root):
             raise ValueError("root is not a directory: {!r}".format(root))
         self._rootPrefix = self.root.rstrip(b"/") + b"/"
-        self._uploading: set = set()
-        self._lock = threading.Lock()
-        self.digests = DigestCache()
-        #: An L{ftx.server.limits.Quota} when the root has one.
-        self.quota = None
+        self._shared = _Shared(quota) if _shared is None else _shared
+        self.digests = self._shared.digests
+        self._reads = DigestReader(self._openFile, self.digests)
+
+    @property
+    def quota(self):
+        """
+        An L{ftx.server.limits.Quota} when the root has one, else L{None};
+        the same for the root and every view of it.
+        """
+        return self._shared.quota
+
+    @quota.setter
+    def quota(self, quota) -> None:
+        self._shared.quota = quota
+
+    @property
+    def location(self) -> str:
+        return os.fsdecode(self.root)
+
+    def child(self, path: bytes) -> "FilesystemStorage":
+        """
+        A storage confined to the folder C{path} under this one (created if
+        missing), which must resolve inside this root.
+
+        @raise PermissionDenied: the folder leads outside the root.
+        """
+        folder = os.path.join(self.root, *splitName(path))
+        os.makedirs(folder, mode=0o755, exist_ok=True)
+        real = os.path.realpath(folder)
+        if not (real + b"/").startswith(self._rootPrefix):
+            raise PermissionDenied("the home folder {} leads outside the root".format(nameText(path)))
+        return FilesystemStorage(real, _shared=self._shared)
+
+    def sweep(self, ttl: float, now: float) -> SweepResult:
+        result = sweepTree(self.root, self._shared.claims, ttl, now)
+        if self.quota is not None:
+            self.quota.recount(result.used)
+        return result
 
     # -- confinement ----------------------------------------------------
 
@@ -190,6 +239,28 @@ class FilesystemStorage(DigestReads):
         fd, st = self._openFile(name)
         return os.fdopen(fd, "rb", buffering=0), st.st_size
 
+    # -- digests (L{DigestReader}) ------------------------------------------
+
+    def digest(self, name: bytes, length: Optional[int] = None) -> Tuple[str, int]:
+        return self._reads.digest(name, length)
+
+    def prefixHasher(self, name: bytes, length: int, also=None) -> Tuple[object, object, int]:
+        return self._reads.prefixHasher(name, length, also)
+
+    def readSmall(self, f, size: int, checksum: str = SHA1) -> Tuple[bytes, str]:
+        return self._reads.readSmall(f, size, checksum)
+
+    def cachedDigest(self, f, checksum: str = SHA1) -> Optional[str]:
+        return self._reads.cachedDigest(f, checksum)
+
+    def fileVersion(self, f) -> tuple:
+        return self._reads.fileVersion(f)
+
+    def rememberDigest(self, f, hexdigest: str, version: tuple, checksum: str = SHA1) -> None:
+        self._reads.rememberDigest(f, hexdigest, version, checksum)
+
+    # -- space ----------------------------------------------------------
+
     def diskSpace(self) -> Tuple[int, int]:
         st = os.statvfs(self.root)
         free = st.f_bavail * st.f_frsize
@@ -198,16 +269,6 @@ class FilesystemStorage(DigestReads):
         return st.f_blocks * st.f_frsize, free
 
     # -- writing --------------------------------------------------------
-
-    def _lockUpload(self, key: tuple, name: bytes) -> None:
-        with self._lock:
-            if key in self._uploading:
-                raise Conflict("an upload to {} is already in progress".format(nameText(name)))
-            self._uploading.add(key)
-
-    def _unlockUpload(self, key: tuple) -> None:
-        with self._lock:
-            self._uploading.discard(key)
 
     def beginUpload(
         self, name: bytes, size: int, offset: int = 0, prefixSha1: Optional[str] = None, checksum: str = SHA1
@@ -218,16 +279,14 @@ class FilesystemStorage(DigestReads):
         symbolic link is replaced by the upload, never written through.
         """
         segments = splitName(name)
-        if self.quota is not None:
-            self.quota.reserve(size - offset, name)
+        reservation = QuotaReservation(self.quota, size - offset, name)
         try:
             try:
                 dirFd = self._openDirectory(segments[:-1], create=True)
             except OSError as e:
                 raise errorFromOS(e, name)
         except BaseException:
-            if self.quota is not None:
-                self.quota.release(size - offset)
+            reservation.settle()
             raise
         try:
             leaf = segments[-1]
@@ -240,18 +299,20 @@ class FilesystemStorage(DigestReads):
                 raise errorFromOS(e, name)
             if st is not None and stat.S_ISDIR(st.st_mode):
                 raise Conflict("is a directory: {}".format(nameText(name)))
-            key = (os.fstat(dirFd).st_ino, leaf)
-            self._lockUpload(key, name)
+            # The folder's inode, not its path: a home view and the root
+            # reach the same name by different paths. The sweep uses the
+            # same key (L{ftx.server.partial.sweepTree}).
+            release = self._shared.claims.claim((os.fstat(dirFd).st_ino, leaf), name)
         except BaseException:
             os.close(dirFd)
-            if self.quota is not None:
-                self.quota.release(size - offset)
+            reservation.settle()
             raise
         try:
             # From here the Upload owns the reservation and settles it.
-            return Upload(self, name, dirFd, leaf, size, offset, prefixSha1, key, checksum)
+            # (Positional arguments: tests wrap Upload.__init__.)
+            return Upload(name, dirFd, leaf, size, offset, prefixSha1, release, reservation, checksum)
         except BaseException:
-            self._unlockUpload(key)
+            release()
             os.close(dirFd)
             raise
 

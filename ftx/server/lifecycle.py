@@ -17,8 +17,6 @@ from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
-from ftx.server import partial as upload
-
 __all__ = ["drain", "SweepService", "sweepInterval"]
 
 _log = Logger()
@@ -78,28 +76,26 @@ def sweepInterval(ttl) -> float:
 
 class SweepService(TimerService):
     """
-    Runs L{ftx.server.partial.sweep} in a thread at startup and then every
-    L{sweepInterval}: expires partial uploads older than the TTL and
-    recounts the bytes under the root for the quota.
+    Runs the storage's L{sweep<ftx.server.storage.IStorage.sweep>} in a
+    worker thread of C{reactor} at startup and then every L{sweepInterval}:
+    expires partial uploads older than the TTL and recounts the bytes the
+    storage holds for the quota.
     """
 
     _log = Logger()
 
-    def __init__(self, storage, ttl, reactor=None) -> None:
+    def __init__(self, storage, ttl, reactor) -> None:
         self.storage = storage
         self.ttl = ttl
         self.reactor = reactor
         TimerService.__init__(self, sweepInterval(ttl), self.sweepOnce)
-        if reactor is not None:
-            self.clock = reactor
+        self.clock = reactor
 
     def sweepOnce(self) -> Deferred:
         reactor = self.reactor
-        if reactor is None:
-            from twisted.internet import reactor
         # None keeps partial files forever: sweep only to count.
         ttl = float("inf") if self.ttl is None else self.ttl
-        d = deferToThreadPool(reactor, reactor.getThreadPool(), upload.sweep, self.storage, ttl, time.time())
+        d = deferToThreadPool(reactor, reactor.getThreadPool(), self.storage.sweep, ttl, time.time())
         d.addCallbacks(self._swept, self._failed)
         return d
 

@@ -1,18 +1,22 @@
 """
-Files being received, and what interrupted uploads leave behind.
+Files being received on the filesystem, and what interrupted uploads leave
+behind.
 
 An upload writes to a hidden C{.NAME.ftx-partial} beside its final name and
 is renamed into place only when every byte arrived and its digest matches.
-An interrupted upload's partial file is kept for a resume; L{sweep} removes
-the ones nobody came back for, and recounts the bytes under the root for
-the quota.
+An interrupted upload's partial file is kept for a resume; L{sweepTree}
+removes the ones nobody came back for, and counts the bytes under the root
+for the quota. Both are parts of L{ftx.server.filesystem.FilesystemStorage},
+which claims names (L{ftx.server.storage.UploadClaims}) for them.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from typing import NamedTuple
+from typing import Callable
+
+from zope.interface import implementer
 
 from ftx._io.fileio import hashPrefix, writeAll
 from ftx.errors import BadOffset, IntegrityError
@@ -21,6 +25,9 @@ from ftx.protocol.checksums import SHA1
 from ftx.protocol.names import PARTIAL_SUFFIX
 from ftx.protocol.wire import nameText
 from ftx.server.oserrors import errorFromOS
+from ftx.server.storage import IUpload, QuotaReservation, SweepResult, UploadClaims
+
+__all__ = ["Upload", "partialName", "sweepTree"]
 
 
 def partialName(leaf: bytes) -> bytes:
@@ -30,20 +37,35 @@ def partialName(leaf: bytes) -> bytes:
     return b"." + leaf + PARTIAL_SUFFIX
 
 
+@implementer(IUpload)
 class Upload:
     """
-    A file being received. Bytes go to C{.NAME.ftx-partial} beside the final
-    name; only L{finish} with a matching digest renames it into place, so a
-    partial upload never appears under its final name. If the transfer is
-    cut off the partial file stays (L{abort} with C{keep}), for a resume.
+    A file being received into the folder C{dirFd}. Bytes go to
+    C{.NAME.ftx-partial} beside the final name; only L{finish} with a
+    matching digest renames it into place, so a partial upload never
+    appears under its final name. If the transfer is cut off the partial
+    file stays (L{abort} with C{keep}), for a resume.
 
-    With a quota, the storage reserved C{size - offset} bytes before this
-    object was made; writes turn the reservation into usage, and every way
-    out (finish, abort) settles the account.
+    The storage claimed the name and reserved C{size - offset} bytes of its
+    quota (C{reservation}) before this object was made; writes turn the
+    reservation into usage, and every way out (finish, abort, a failure
+    here) settles it. The claim is given back (C{release}) and
+    C{dirFd} closed when the upload ends, not when construction fails:
+    then the storage still owns both.
     """
 
-    def __init__(self, storage, name, dirFd, leaf, size, offset, prefixSha1, key, checksum=SHA1):
-        self.storage = storage
+    def __init__(
+        self,
+        name: bytes,
+        dirFd: int,
+        leaf: bytes,
+        size: int,
+        offset: int,
+        prefixSha1,
+        release: Callable[[], None],
+        reservation: QuotaReservation,
+        checksum: str = SHA1,
+    ) -> None:
         self.name = name
         self.size = size
         self.offset = offset
@@ -51,16 +73,16 @@ class Upload:
         self._dirFd = dirFd
         self._leaf = leaf
         self._partial = partialName(leaf)
-        self._key = key
+        self._releaseClaim = release
         self._closed = False
-        self._quota = getattr(storage, "quota", None)
-        self._reserved = size - offset if self._quota is not None else 0
+        self._reservation = reservation
         #: What the trailer's digest is checked by.
         self.checksum = checksum
         self.hasher = checksums.new(checksum)
         try:
             fd = os.open(self._partial, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644, dir_fd=dirFd)
         except OSError as e:
+            reservation.settle()
             raise errorFromOS(e, name)
         self._file = os.fdopen(fd, "r+b", buffering=0)
         try:
@@ -75,39 +97,29 @@ class Upload:
                     raise IntegrityError("the part the server holds differs from yours; upload it again from the start")
             if held > offset:
                 self._file.truncate(offset)
-                self._freed(held - offset)
+                reservation.freed(held - offset)
         except BaseException:
             self._file.close()
-            self._settle()
+            reservation.settle()
             raise
 
     def _writeBytes(self, data) -> None:
         # The one place bytes reach the partial file (tests fill the disk here).
         writeAll(self._file, data)
 
-    def write(self, data: bytes) -> None:
-        """
-        Append received bytes and hash them. Errors (a full disk) propagate
-        as L{ftx.errors.FtxError}; the caller then calls L{abort}, which
-        removes the partial file, and discards the rest of the body.
-        """
-        self.store(data)
-        self.hasher.update(data)
-
     def store(self, data: bytes) -> None:
         """
-        Append received bytes without hashing them, for a caller that feeds
-        C{hasher} itself (on another thread); errors as for L{write}.
+        Append received bytes without hashing them: the caller feeds
+        C{hasher} itself (on another thread). Errors (a full disk) propagate
+        as L{ftx.errors.FtxError}; the caller then calls L{abort}, which
+        removes the partial file, and discards the rest of the body.
         """
         try:
             self._writeBytes(data)
         except OSError as e:
             raise errorFromOS(e, self.name)
         self.received += len(data)
-        if self._quota is not None:
-            used = min(len(data), self._reserved)
-            self._reserved -= used
-            self._quota.wrote(used, len(data) - used)
+        self._reservation.wrote(len(data))
 
     def finish(self, digest: str) -> None:
         """
@@ -130,7 +142,7 @@ class Upload:
         except OSError as e:
             self.abort(keep=False)
             raise errorFromOS(e, self.name)
-        self._freed(replaced)
+        self._reservation.freed(replaced)
         self._release()
 
     def abort(self, keep: bool) -> None:
@@ -147,7 +159,7 @@ class Upload:
                 os.unlink(self._partial, dir_fd=self._dirFd)
             except OSError:
                 size = 0
-            self._freed(size)
+            self._reservation.freed(size)
         self._release()
 
     def _regularSize(self, leaf: bytes) -> int:
@@ -157,43 +169,24 @@ class Upload:
             return 0
         return st.st_size if stat.S_ISREG(st.st_mode) else 0
 
-    def _freed(self, count: int) -> None:
-        if self._quota is not None and count:
-            self._quota.freed(count)
-
-    def _settle(self) -> None:
-        if self._quota is not None and self._reserved:
-            self._quota.release(self._reserved)
-            self._reserved = 0
-
     def _release(self) -> None:
         if not self._closed:
             self._closed = True
-            self._settle()
-            self.storage._unlockUpload(self._key)
+            self._reservation.settle()
+            self._releaseClaim()
             os.close(self._dirFd)
 
 
-class SweepResult(NamedTuple):
+def sweepTree(root: bytes, claims: UploadClaims, ttl: float, now: float) -> SweepResult:
     """
-    What one L{sweep} found: partial files removed, and the bytes of the
-    regular files left under the root.
-    """
-
-    expired: int
-    used: int
-
-
-def sweep(storage, ttl: float, now: float) -> SweepResult:
-    """
-    Walk the whole root once, without following symbolic links: remove
-    partial uploads last written more than C{ttl} seconds before C{now}
-    that no upload holds open, and add up the sizes of the regular files.
-    Runs in a thread; cost grows with the tree.
+    Walk the tree under C{root} once, without following symbolic links:
+    remove partial uploads last written more than C{ttl} seconds before
+    C{now} that no upload holds in C{claims}, and add up the sizes of the
+    regular files left. Runs in a thread; cost grows with the tree.
     """
     expired = used = 0
     cutoff = now - ttl
-    pending = [storage.root]
+    pending = [root]
     while pending:
         directory = pending.pop()
         try:
@@ -213,20 +206,16 @@ def sweep(storage, ttl: float, now: float) -> SweepResult:
                 continue
             name = entry.name
             if name.startswith(b".") and name.endswith(PARTIAL_SUFFIX) and st.st_mtime <= cutoff:
+                # The key an upload claims (FilesystemStorage.beginUpload).
                 key = (inode, name[1 : -len(PARTIAL_SUFFIX)])
-                # Under the storage lock, so an upload cannot claim this
-                # partial file between the check and the unlink.
-                with storage._lock:
-                    if key not in storage._uploading:
-                        try:
-                            os.unlink(entry.path)
-                        except OSError:
-                            pass
-                        else:
-                            expired += 1
-                            continue
+                try:
+                    # Under the claims' lock, so an upload cannot claim this
+                    # partial file between the check and the unlink.
+                    removed = claims.unlessClaimed(key, lambda: os.unlink(entry.path))
+                except OSError:
+                    removed = False
+                if removed:
+                    expired += 1
+                    continue
             used += st.st_size
-    if getattr(storage, "quota", None) is not None:
-        storage.quota.recount(used)
     return SweepResult(expired, used)
-

@@ -100,7 +100,12 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             raise usage.UsageError(str(e))
 
 
-def makeFactory(options: Options, reactor=None) -> FtxServerFactory:
+def makeFactory(options: Options, reactor) -> FtxServerFactory:
+    """
+    The server factory that checked options describe: a
+    L{FilesystemStorage} of C{--root} (with a L{Quota} when asked for),
+    the policy and the access rules.
+    """
     policy = ServerPolicy(
         readOnly=bool(options["read-only"]),
         maxUploadSize=options["max-upload-size"],
@@ -110,9 +115,8 @@ def makeFactory(options: Options, reactor=None) -> FtxServerFactory:
         partialTTL=options["partial-ttl"],
         shutdownGrace=options["shutdown-grace"],
     )
-    storage = FilesystemStorage(options["root"])
-    if options["quota"] is not None:
-        storage.quota = Quota(options["quota"])
+    quota = Quota(options["quota"]) if options["quota"] is not None else None
+    storage = FilesystemStorage(options["root"], quota)
     return FtxServerFactory(storage, reactor, policy, auth.fromOptions(options, storage, reactor))
 
 
@@ -142,7 +146,7 @@ class ListeningService(Service):
 
     _log = Logger()
 
-    def __init__(self, description: str, factory, reactor=None, clientCA=None) -> None:
+    def __init__(self, description: str, factory, reactor, clientCA=None) -> None:
         self.description = description
         self.clientCA = clientCA
         self.factory = factory
@@ -151,10 +155,6 @@ class ListeningService(Service):
 
     def privilegedStartService(self) -> None:
         # Bind before twistd drops privileges, like strports does.
-        if self.reactor is None:
-            from twisted.internet import reactor
-
-            self.reactor = reactor
         endpoint = tls.serverEndpoint(self.reactor, withBacklog(self.description), self.clientCA)
         self._listening = endpoint.listen(self.factory)
         self._listening.addCallbacks(self._listened, self._failed)
@@ -170,7 +170,7 @@ class ListeningService(Service):
         shown = getattr(address, "port", None) or getattr(address, "name", address)
         self._log.info(
             "ftx listening on {description} (port {port}), serving {root}",
-            description=self.description, port=shown, root=os.fsdecode(self.factory.storage.root),
+            description=self.description, port=shown, root=self.factory.storage.location,
         )
 
     def _failed(self, failure) -> None:
@@ -192,13 +192,20 @@ class ListeningService(Service):
 
 
 def makeService(options: Options):
+    """
+    The twistd entry point: the listening port, the partial-upload sweep
+    and the UDP responder, all on the global reactor (imported here, the
+    one place the server takes it).
+    """
+    from twisted.internet import reactor
+
     service = MultiService()
-    factory = makeFactory(options)
-    ListeningService(options["port"], factory, clientCA=options["client-ca"]).setServiceParent(service)
-    SweepService(factory.storage, factory.policy.partialTTL).setServiceParent(service)
+    factory = makeFactory(options, reactor)
+    ListeningService(options["port"], factory, reactor, clientCA=options["client-ca"]).setServiceParent(service)
+    SweepService(factory.storage, factory.policy.partialTTL, reactor).setServiceParent(service)
     if options["udp-port"] is not None:
         from ftx.server.udp import DiskSpaceService, interfaceOf
 
-        udp = DiskSpaceService(options["udp-port"], interfaceOf(options["port"]), factory.storage)
+        udp = DiskSpaceService(options["udp-port"], interfaceOf(options["port"]), factory.storage, reactor)
         udp.setServiceParent(service)
     return service
