@@ -33,8 +33,10 @@ ALLOWED = {
     "": {"errors", "protocol", "_io", "server", "client", "cli", "testing"},
 }
 
-#: Lines a module may have; past this it should be split by concern.
-MAX_LINES = 500
+#: Lines a module may have: "about 500" (issue 11), with a tenth to spare
+#: so that a docstring added to a full module does not force a split; past
+#: this it should be split by concern.
+MAX_LINES = 550
 
 
 def _moduleName(path: str) -> str:

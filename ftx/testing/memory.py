@@ -1,7 +1,5 @@
 """
-Test doubles for code that embeds ftx, like C{treq.testing}.
-
-L{MemoryStorage} is an L{ftx.server.storage.IStorage} that keeps its files
+L{MemoryStorage}, the second storage backend: L{MemoryStorage} is an L{ftx.server.storage.IStorage} that keeps its files
 in a dict: serve it with C{FtxServerFactory(MemoryStorage(...), reactor)}
 and a client sees what it would see of a folder on disk (the same replies,
 the same errors, partial uploads kept for a resume, quotas), without a
