@@ -192,8 +192,10 @@ class ListeningService(Service):
 
 
 def makeService(options: Options):
+    from twisted.internet import reactor
+
     service = MultiService()
-    factory = makeFactory(options)
+    factory = makeFactory(options, reactor)
     ListeningService(options["port"], factory, clientCA=options["client-ca"]).setServiceParent(service)
     SweepService(factory.storage, factory.policy.partialTTL).setServiceParent(service)
     if options["udp-port"] is not None:
