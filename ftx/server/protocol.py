@@ -97,9 +97,11 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
 
     Reading from the client stops while a command runs, while the disk is
     behind an upload, and while the client leaves too many replies unread
-    (L{ftx.server.limits.WriteBackpressure}): each is a reason held by L{gate}, the one place
-    reading is paused and resumed, so what one connection holds in memory
-    is bounded whatever the client does.
+    (L{ftx.server.limits.WriteBackpressure}): each is a reason held by
+    L{gate}, the one place reading is paused and resumed (nothing calls
+    C{LineReceiver}'s C{pauseProducing}/C{resumeProducing} but the gate),
+    so what one connection holds in memory is bounded whatever the client
+    does.
 
     @ivar gate: the L{ReadGate} of this connection.
     @ivar limits: the L{ConnectionLimits} part.
