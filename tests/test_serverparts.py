@@ -22,6 +22,7 @@ from ftx.server.limits import LINE_PIECE, MAX_BUFFERED_INPUT, ConnectionLimits
 from ftx.server.protocol import FtxServerFactory, FtxServerProtocol
 from ftx.server.readgate import CLIENT_BEHIND, COMMAND, DISK_BEHIND, ReadGate
 from ftx.server.storage import Entry, IStorage
+from tests.reliability import TempDirs
 from tests.support import InlineReactor
 
 
@@ -189,7 +190,7 @@ def _sha1(data):
     return hashlib.sha1(data).hexdigest().encode()
 
 
-class ComposedProtocolTests(SynchronousTestCase):
+class ComposedProtocolTests(TempDirs, SynchronousTestCase):
     def setUp(self):
         self.root = os.path.abspath(self.mktemp())
         os.makedirs(self.root)
