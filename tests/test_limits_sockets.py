@@ -109,10 +109,10 @@ async def test_stalledReaderStopsTheProducer(tmp_path):
         d = client.sget("big.bin", str(tmp_path / "big.bin"))
         client.protocol.transport.pauseProducing()
         await _sleep(0.5)
-        sent = 48 * MiB - server._sender.remaining
+        sent = 48 * MiB - server.downloads.sender.remaining
         await _sleep(0.5)
         # Nothing more is read from disk while the client does not read.
-        assert 48 * MiB - server._sender.remaining == sent
+        assert 48 * MiB - server.downloads.sender.remaining == sent
         assert sent < 16 * MiB
         assert _outBuffered(server.transport) <= 512 * 1024
         client.protocol.transport.resumeProducing()

@@ -9,6 +9,7 @@ back the server instead of filling its memory.
 from __future__ import annotations
 
 import time
+from typing import Callable, Dict, Optional
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 
@@ -16,31 +17,68 @@ from ftx._io.filebody import BodySender
 from ftx.errors import FtxError, IntegrityError, NotFound
 from ftx.protocol import checksums, wire
 from ftx.protocol.wire import decodeName, encodeName, nameText, parseDigest, parseNumber
+from ftx.server.connection import checkArity
+from ftx.server.limits import WriteBackpressure
 
-class DownloadCommands:
+
+class Downloads:
     """
-    The sending commands of L{ftx.server.protocol.FtxServerProtocol}.
+    The sending part of one server connection: C{sget}, C{cget} and
+    C{mget}.
+
+    It talks to the protocol through L{ftx.server.connection.IConnection}.
+    While a body streams, the body's L{BodySender} is the transport's
+    producer and the connection's L{WriteBackpressure} steps aside; small
+    C{mget} files go out whole and wait on that backpressure instead.
+
+    @ivar sender: the body being streamed now, if any.
     """
+
+    def __init__(self, connection, backpressure: WriteBackpressure) -> None:
+        self._connection = connection
+        self._backpressure = backpressure
+        self.sender: Optional[BodySender] = None
+
+    def commands(self) -> Dict[str, Callable]:
+        """
+        The verbs this part answers, for the protocol's dispatch table.
+        """
+        return {"sget": self.sget, "cget": self.cget, "mget": self.mget}
+
+    @property
+    def sending(self) -> bool:
+        """
+        Whether a body is streaming to the client now (no reply line can be
+        sent until it ends).
+        """
+        return self.sender is not None
+
+    def connectionLost(self) -> None:
+        if self.sender is not None and self.sender.transport is not None:
+            self.sender.stopProducing()
 
     @inlineCallbacks
-    def do_sget(self, args):
-        self._arity(args, 1, 1, "sget NAME")
+    def sget(self, args):
+        checkArity(args, 1, 1, "sget NAME")
         name = decodeName(args[0])
-        self._permit("read", name)
-        f, size = self.storage.openForRead(name)
+        connection = self._connection
+        connection.permit("read", name)
+        f, size = connection.storage.openForRead(name)
         yield self._sendBody(name, f, size, 0, None, "sget")
 
     @inlineCallbacks
-    def do_cget(self, args):
-        self._arity(args, 3, 3, "cget NAME OFFSET SHA1")
+    def cget(self, args):
+        checkArity(args, 3, 3, "cget NAME OFFSET SHA1")
         name = decodeName(args[0])
         offset = parseNumber(args[1], "offset")
         expected = parseDigest(args[2])
-        self._permit("read", name)
+        connection = self._connection
+        connection.permit("read", name)
         # The prefix is checked by SHA-1; the trailer is the connection's
         # checksum of the whole file, so both hash the same prefix.
-        whole = checksums.new(self.checksum) if self.checksum != checksums.SHA1 else None
-        f, prefix, size = yield self._threaded(self.storage.prefixHasher, name, offset, whole)
+        checksum = connection.checksum
+        whole = checksums.new(checksum) if checksum != checksums.SHA1 else None
+        f, prefix, size = yield connection.threaded(connection.storage.prefixHasher, name, offset, whole)
         if prefix.hexdigest() != expected:
             f.close()
             raise IntegrityError(
@@ -49,29 +87,30 @@ class DownloadCommands:
         yield self._sendBody(name, f, size, offset, whole or prefix, "cget")
 
     @inlineCallbacks
-    def do_mget(self, args):
-        self._arity(args, 1, 1, "mget MASK")
+    def mget(self, args):
+        checkArity(args, 1, 1, "mget MASK")
         mask = decodeName(args[0])
-        self._permit("read", mask)
-        entries = yield self._threaded(self.storage.listFiles, mask)
+        connection = self._connection
+        connection.permit("read", mask)
+        entries = yield connection.threaded(connection.storage.listFiles, mask)
         if not entries:
             raise NotFound("no files match {}".format(nameText(mask)))
         count = total = 0
         started = time.monotonic()
         for entry in entries:
-            if self.disconnected:
+            if connection.disconnected:
                 return
             try:
-                f, size = self.storage.openForRead(entry.name)
+                f, size = connection.storage.openForRead(entry.name)
             except FtxError as e:
-                self._reply(wire.formatLine(wire.SKIPPED, encodeName(entry.name), e.token, e.message))
+                connection.reply(wire.formatLine(wire.SKIPPED, encodeName(entry.name), e.token, e.message))
                 continue
             if size <= wire.SMALL_BODY and self._backpressure.attached:
                 try:
                     size = self._sendSmall(entry.name, f, size)
                 finally:
                     f.close()
-                if self._writeBlocked:
+                if self._backpressure.blocked:
                     # The client is behind: wait until it has read most of
                     # what is queued, as a body's producer would.
                     yield self._backpressure.whenResumed()
@@ -79,12 +118,12 @@ class DownloadCommands:
                 yield self._sendBody(entry.name, f, size, 0, None, "mget", logEach=False)
             count += 1
             total += size
-        self._reply(wire.formatLine(wire.BATCH_END, count, total))
+        connection.reply(wire.formatLine(wire.BATCH_END, count, total))
         # One line for the batch: at thousands of files a second, a line
         # per file would cost the server more than sending them.
-        self._log.info(
+        connection.log.info(
             "{peer} mget {mask}: {count} files, {size} bytes in {duration:.3f}s",
-            peer=self.peer, mask=nameText(mask), count=count, size=total, duration=time.monotonic() - started,
+            peer=connection.peer, mask=nameText(mask), count=count, size=total, duration=time.monotonic() - started,
         )
 
     def _sendSmall(self, name: bytes, f, size: int) -> int:
@@ -94,10 +133,12 @@ class DownloadCommands:
         the size sent (less than C{size} if the file shrank meanwhile: the
         header announces what is actually sent).
         """
-        data, digest = self.storage.readSmall(f, size, self.checksum)
+        connection = self._connection
+        data, digest = connection.storage.readSmall(f, size, connection.checksum)
         header = wire.formatLine(wire.BODY_FOLLOWS, encodeName(name), len(data), 0)
         trailer = wire.formatLine(wire.TRAILER, digest)
-        self.transport.writeSequence((header, self.delimiter, data, trailer, self.delimiter))
+        delimiter = connection.delimiter
+        connection.transport.writeSequence((header, delimiter, data, trailer, delimiter))
         return len(data)
 
     def _sendBody(self, name: bytes, f, size: int, offset: int, hasher, verb: str, logEach: bool = True) -> Deferred:
@@ -105,32 +146,38 @@ class DownloadCommands:
         Send the header, the body from C{offset} and the trailer; fires when
         the trailer is written.
         """
+        connection = self._connection
+        storage = connection.storage
         started = time.monotonic()
-        checksum = self.checksum
-        known = self.storage.cachedDigest(f, checksum) if hasher is None else None
-        version = self.storage.fileVersion(f)
+        checksum = connection.checksum
+        known = storage.cachedDigest(f, checksum) if hasher is None else None
+        version = storage.fileVersion(f)
         if hasher is None:
             hasher = checksums.new(checksum)
-        self._reply(wire.formatLine(wire.BODY_FOLLOWS, encodeName(name), size, offset))
-        sender = BodySender(f, offset, size - offset, hasher, known, self._bodyProgress, self.factory.reactor)
-        self._sender = sender
+        connection.reply(wire.formatLine(wire.BODY_FOLLOWS, encodeName(name), size, offset))
+        sender = BodySender(f, offset, size - offset, hasher, known, self._bodyProgress, connection.reactor)
+        self.sender = sender
         # The transport holds one producer: the body's, while it streams.
         self._backpressure.detach()
 
         def sent(digest):
             if known is None:
                 try:
-                    self.storage.rememberDigest(f, digest, version, checksum)
+                    storage.rememberDigest(f, digest, version, checksum)
                 except OSError:
                     pass
-            self._reply(wire.formatLine(wire.TRAILER, digest))
+            connection.reply(wire.formatLine(wire.TRAILER, digest))
             if logEach:
-                self._logged(verb, name, size - offset, started)
+                connection.logged(verb, name, size - offset, started)
 
         def cleanup(result):
-            self._sender = None
+            self.sender = None
             self._backpressure.attach()
             f.close()
             return result
 
-        return sender.begin(self.transport).addCallback(sent).addBoth(cleanup)
+        return sender.begin(connection.transport).addCallback(sent).addBoth(cleanup)
+
+    def _bodyProgress(self, count: int) -> None:
+        # A body that moves is not idle; one the client stopped reading is.
+        self._connection.resetTimeout()

@@ -1,20 +1,21 @@
 """
 What keeps one client, or many, from exhausting the server: how many
 connections it holds (L{Admission}), how many bytes the root may hold
-(L{Quota}), and how much output one connection may leave unread
-(L{WriteBackpressure}). The options that set them are in L{ftx.server.tap}; what
-they promise is in ``docs/operations.rst``.
+(L{Quota}), how much output one connection may leave unread
+(L{WriteBackpressure}), and the limits part of one connection
+(L{ConnectionLimits}: bounded input, idle close, graceful close). The
+options that set them are in L{ftx.server.tap}; what they promise is in
+``docs/operations.rst``.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import Counter
-from typing import List, Optional
+from collections import Counter, deque
+from typing import Deque, List, Optional
 
 from twisted.internet import interfaces
 from twisted.internet.defer import Deferred, succeed
-from twisted.protocols.basic import LineReceiver
 from twisted.python import usage
 from zope.interface import implementer
 
@@ -22,6 +23,7 @@ from ftx._io import internals
 from ftx.errors import NoSpace, Unavailable
 from ftx.protocol import wire
 from ftx.protocol.wire import nameText
+from ftx.server.readgate import CLIENT_BEHIND, ReadGate
 
 __all__ = ["parseDuration", "Quota", "Admission", "WriteBackpressure", "ConnectionLimits", "MAX_BUFFERED_INPUT"]
 
@@ -30,7 +32,7 @@ __all__ = ["parseDuration", "Quota", "Admission", "WriteBackpressure", "Connecti
 #: trips when a transport keeps delivering after being paused.
 MAX_BUFFERED_INPUT = 4 << 20
 #: Bytes handed to LineReceiver at a time in line mode (see
-#: L{ConnectionLimits.dataReceived}).
+#: L{ConnectionLimits.received}).
 LINE_PIECE = 4096
 
 
@@ -196,15 +198,22 @@ class WriteBackpressure:
     """
     Registered on a connection's transport while no body is being sent:
     when the transport's output buffer fills because the client does not
-    read its replies, the server stops reading the client's commands, and
-    reads again once the buffer has drained. Without it a client that sends
-    cheap commands and never reads could make the server buffer replies
-    without bound.
+    read its replies, the server stops reading the client's commands
+    (L{CLIENT_BEHIND} on the connection's L{ReadGate}), and reads again
+    once the buffer has drained. Without it a client that sends cheap
+    commands and never reads could make the server buffer replies without
+    bound.
+
+    @ivar attached: whether it is the transport's producer now.
+    @ivar blocked: whether the transport asked it to stop (the client is
+        behind) and has not yet asked it to go on.
     """
 
-    def __init__(self, protocol) -> None:
-        self.protocol = protocol
+    def __init__(self, connection, gate: ReadGate) -> None:
+        self._connection = connection
+        self._gate = gate
         self.attached = False
+        self.blocked = False
         self._resumeWaiters: List[Deferred] = []
 
     def whenResumed(self) -> Deferred:
@@ -212,7 +221,7 @@ class WriteBackpressure:
         Fires once the client has read enough for writing to go on (at
         once if it is not behind), or the connection is gone.
         """
-        if not self.protocol._writeBlocked or not self.attached:
+        if not self.blocked or not self.attached:
             return succeed(None)
         d: Deferred = Deferred()
         self._resumeWaiters.append(d)
@@ -223,48 +232,82 @@ class WriteBackpressure:
         for d in waiters:
             d.callback(None)
 
+    def _unblock(self) -> None:
+        # Only while a command runs (a body starts or ends), so lifting the
+        # reason does not by itself start reading: COMMAND is still in force.
+        if self.blocked:
+            self.blocked = False
+            self._gate.resume(CLIENT_BEHIND)
+
     def attach(self) -> None:
-        transport = self.protocol.transport
-        if not self.attached and transport is not None and not self.protocol.disconnected:
-            self.protocol._writeBlocked = False
+        transport = self._connection.transport
+        if not self.attached and transport is not None and not self._connection.disconnected:
+            self._unblock()
             transport.registerProducer(self, True)
             self.attached = True
 
     def detach(self) -> None:
         if self.attached:
             self.attached = False
-            self.protocol._writeBlocked = False
-            self.protocol.transport.unregisterProducer()
+            self._unblock()
+            self._connection.transport.unregisterProducer()
+
+    def connectionLost(self) -> None:
+        """
+        The connection is gone: whoever waits for the client to catch up
+        waits no more.
+        """
+        self.attached = False
+        self._wake()
 
     def pauseProducing(self) -> None:
-        self.protocol._writeBlocked = True
-        self.protocol._pauseReading()
+        self.blocked = True
+        self._gate.pause(CLIENT_BEHIND)
 
     def resumeProducing(self) -> None:
-        self.protocol._writeBlocked = False
-        self.protocol.resumeProducing()
+        self.blocked = False
+        self._gate.resume(CLIENT_BEHIND)
         self._wake()
 
     def stopProducing(self) -> None:
-        self.attached = False
-        self._wake()
+        self.connectionLost()
 
 
 class ConnectionLimits:
     """
-    The limits part of L{ftx.server.protocol.FtxServerProtocol} (mixed in before
-    LineReceiver and TimeoutMixin): bounded input, reading gated by
-    L{WriteBackpressure} and the disk writer, the idle timeout, and the
-    graceful close at shutdown. Uses the protocol's state (C{_busy},
-    C{_writer}, C{_sender}, C{_upload}, C{_pending}, ...).
+    The limits part of one server connection: input handed to
+    C{LineReceiver} in bounded pieces, a bound on what a client may send
+    while it is not being read, the idle timeout's close, the graceful
+    close at shutdown, and the connection's L{WriteBackpressure}.
+
+    It talks to the protocol through L{ftx.server.connection.IConnection}
+    and pauses reading only through the connection's L{ReadGate}.
+
+    @ivar refused: whether the connection was refused (too many
+        connections, or the server is stopping); what it sends is ignored.
+    @ivar closing: whether the server is shutting down: the next line (or
+        the end of the running command) is answered with a goodbye.
     """
 
+    def __init__(self, connection, gate: ReadGate) -> None:
+        self._connection = connection
+        self.backpressure = WriteBackpressure(connection, gate)
+        self.refused = False
+        self.closing = False
+        self._abortLater = None
+        # Received bytes not yet handed to LineReceiver, oldest first.
+        self._pending: Deque[memoryview] = deque()
+        self._pendingSize = 0
+        self._feeding = False
 
-    def callLater(self, period, f):
-        # TimeoutMixin's timer, on the factory's reactor (a Clock in tests).
-        return self.factory.reactor.callLater(period, f)
+    @property
+    def held(self) -> int:
+        """
+        Bytes received and not yet handed to C{LineReceiver}.
+        """
+        return self._pendingSize
 
-    def dataReceived(self, data: bytes) -> None:
+    def received(self, data: bytes) -> None:
         """
         Hand received bytes to LineReceiver, in pieces of at most
         L{LINE_PIECE} bytes while in line mode: LineReceiver copies what
@@ -272,8 +315,9 @@ class ConnectionLimits:
         would cost it seconds of CPU (quadratic); in pieces it is linear.
         Body bytes (raw mode) go through whole.
         """
-        if self._refused:
+        if self.refused:
             return
+        connection = self._connection
         if self._feeding:
             # setLineMode(rest) from inside rawDataReceived: these bytes
             # come before anything still pending.
@@ -282,92 +326,84 @@ class ConnectionLimits:
                 self._pendingSize += len(data)
             return
         if data:
-            self.resetTimeout()
+            connection.resetTimeout()
             self._pending.append(memoryview(data))
             self._pendingSize += len(data)
-            if self.paused and self._pendingSize + internals.lineBuffered(self) > MAX_BUFFERED_INPUT:
-                self._log.warn("{peer} kept sending while the server was not reading; closing", peer=self.peer)
+            if connection.paused and self._pendingSize + internals.lineBuffered(connection) > MAX_BUFFERED_INPUT:
+                connection.log.warn("{peer} kept sending while the server was not reading; closing", peer=connection.peer)
                 self._pending.clear()
-                self.transport.abortConnection()
+                self._pendingSize = 0
+                connection.transport.abortConnection()
                 return
         self._feeding = True
         try:
-            LineReceiver.dataReceived(self, b"")
-            while self._pending and not self.paused and not self.disconnected and not self.transport.disconnecting:
-                if self.line_mode:
-                    first = self._pending.popleft()
+            connection.parse(b"")
+            pending = self._pending
+            while pending and not connection.paused and not connection.disconnected and not connection.transport.disconnecting:
+                if connection.line_mode:
+                    first = pending.popleft()
                     if len(first) > LINE_PIECE:
-                        self._pending.appendleft(first[LINE_PIECE:])
+                        pending.appendleft(first[LINE_PIECE:])
                         first = first[:LINE_PIECE]
                     piece = first.tobytes()
                 else:
-                    piece = b"".join(self._pending)
-                    self._pending.clear()
+                    piece = b"".join(pending)
+                    pending.clear()
                 self._pendingSize -= len(piece)
-                LineReceiver.dataReceived(self, piece)
+                connection.parse(piece)
         finally:
             self._feeding = False
 
-    def _pauseReading(self) -> None:
-        LineReceiver.pauseProducing(self)
-
-    def resumeProducing(self) -> None:
+    def refuse(self, reason: str) -> None:
         """
-        Read again, unless the client has not read what it was sent or the
-        disk is behind an upload; their own resumes read again later.
+        The connection is not admitted: say why and close.
         """
-        if self._busy or self._writeBlocked or self.disconnected or getattr(self._writer, "_paused", False):
-            return
-        if self.transport is None or self.transport.disconnecting:
-            return
-        LineReceiver.resumeProducing(self)
+        connection = self._connection
+        self.refused = True
+        connection.log.info("{peer} refused: {reason}", peer=connection.peer, reason=reason)
+        self._closeWith(Unavailable(reason))
 
-    def timeoutConnection(self) -> None:
+    def closeIdle(self, seconds: float, midBody: bool) -> None:
         """
         Idle for --idle-timeout seconds: no byte arrived and none of a body
         left. Between commands the client is told why; in the middle of a
-        body sent to it, a line cannot be inserted, so the connection is cut.
+        body sent to it (C{midBody}), a line cannot be inserted, so the
+        connection is cut.
         """
-        self._log.info("{peer} idle for {seconds} seconds; closing", peer=self.peer, seconds=self.timeOut)
-        if self._sender is not None:
-            self.transport.abortConnection()
+        connection = self._connection
+        connection.log.info("{peer} idle for {seconds} seconds; closing", peer=connection.peer, seconds=seconds)
+        if midBody:
+            connection.transport.abortConnection()
             return
-        self.transport.write(wire.formatError(Unavailable("idle for too long; closing")) + self.delimiter)
-        self.transport.loseConnection()
-        self._closeSoon()
+        self._closeWith(Unavailable("idle for too long; closing"))
 
-    def _bodyProgress(self, count: int) -> None:
-        # A body that moves is not idle; one the client stopped reading is.
-        self.resetTimeout()
+    def shutdownRequested(self, idle: bool) -> None:
+        """
+        The server is stopping: close now if C{idle} (no command running),
+        else once the running command (a transfer) has finished.
+        """
+        self.closing = True
+        if idle and not self._connection.disconnected:
+            self.sayGoodbye()
 
-    def _closeSoon(self, delay: float = 5.0) -> None:
+    def sayGoodbye(self) -> None:
+        self._closeWith(Unavailable("the server is shutting down"))
+
+    def _closeWith(self, error: Unavailable) -> None:
+        transport = self._connection.transport
+        transport.write(wire.formatError(error) + self._connection.delimiter)
+        transport.loseConnection()
+        self.closeSoon()
+
+    def closeSoon(self, delay: float = 5.0) -> None:
         """
         After loseConnection: cut the connection if the client does not
         read the last bytes within C{delay} seconds.
         """
         if self._abortLater is None:
-            self._abortLater = self.factory.reactor.callLater(delay, self.transport.abortConnection)
+            self._abortLater = self._connection.reactor.callLater(delay, self._connection.transport.abortConnection)
 
-    def shutdownRequested(self) -> None:
-        """
-        The server is stopping: close now if idle, else once the running
-        command (a transfer) has finished.
-        """
-        self._closing = True
-        if not self.disconnected and not self._busy and self._upload is None:
-            self._sayGoodbye()
-
-    def _sayGoodbye(self) -> None:
-        self.transport.write(wire.formatError(Unavailable("the server is shutting down")) + self.delimiter)
-        self.transport.loseConnection()
-        self._closeSoon()
-
-    def _keepPartial(self, upload) -> bool:
-        """
-        Whether a cut-off upload's partial file stays for a resume: only if
-        it holds bytes, no write failed, and partial files are kept at all.
-        """
-        if self.factory.policy.partialTTL == 0 or upload.received == 0:
-            return False
-        return self._writer is None or self._writer.error is None
-
+    def connectionLost(self) -> None:
+        if self._abortLater is not None and self._abortLater.active():
+            self._abortLater.cancel()
+        self.backpressure.connectionLost()

@@ -4,16 +4,18 @@ The ftx server: a line protocol with length-framed bodies.
 One L{FtxServerProtocol} serves one connection and runs one command at a
 time. While a command waits on a thread (listing, hashing) or streams a
 body, the protocol stops reading from its transport, so a client that
-sends ahead cannot make the server buffer without bound.
+sends ahead cannot make the server buffer without bound. Sending,
+receiving and the connection's limits are parts it owns
+(L{ftx.server.downloads}, L{ftx.server.uploads}, L{ftx.server.limits});
+what they may ask of it is L{ftx.server.connection.IConnection}.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
-from typing import Deque, Optional
+from typing import Callable, Dict, Optional
 
-from twisted.internet import interfaces
+from twisted.internet import defer, interfaces
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.protocol import Factory
 from twisted.internet.threads import deferToThreadPool
@@ -23,9 +25,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ftx._io import bodyreads, internals
-from ftx._io.background import BackgroundWriter
-from ftx._io.filebody import BodySender
+from ftx._io import internals
 from ftx.errors import (
     BadRequest,
     FtxError,
@@ -38,11 +38,13 @@ from ftx.errors import (
 from ftx.protocol import checksums, wire
 from ftx.protocol.wire import decodeName, encodeName, nameText
 from ftx.server.accounts import AccessControl, Account
-from ftx.server.downloads import DownloadCommands
-from ftx.server.limits import Admission, ConnectionLimits, WriteBackpressure
+from ftx.server.connection import IConnection, checkArity
+from ftx.server.downloads import Downloads
+from ftx.server.limits import Admission, ConnectionLimits
 from ftx.server.logins import LoginAttempts
+from ftx.server.readgate import COMMAND, ReadGate
 from ftx.server.storage import IStorage
-from ftx.server.uploads import UploadCommands
+from ftx.server.uploads import Uploads
 
 FEATURES = ("list", "sget", "mget", "hash", "cget", "put", "resume", "delete", "df", "quit")
 # Each checksum besides SHA-1 is a feature of its own: the client may ask
@@ -50,6 +52,8 @@ FEATURES = ("list", "sget", "mget", "hash", "cget", "put", "resume", "delete", "
 CHECKSUM_FEATURES = tuple(name for name in checksums.available() if name != checksums.SHA1)
 
 RECEIVE_SIZE = 1 << 20
+# The commands a client may send before it logs in.
+_WITHOUT_LOGIN = ("login", "quit", "checksum")
 
 
 class ServerPolicy:
@@ -80,15 +84,29 @@ class ServerPolicy:
         self.shutdownGrace = shutdownGrace
 
 
-@implementer(interfaces.IHandshakeListener)
-class FtxServerProtocol(DownloadCommands, UploadCommands, ConnectionLimits, LineReceiver, TimeoutMixin):
+@implementer(interfaces.IHandshakeListener, IConnection)
+class FtxServerProtocol(LineReceiver, TimeoutMixin):
     """
     One client connection.
 
+    It keeps the connection, the dispatch of commands and the small
+    commands; sending, receiving and the limits are parts it owns
+    (L{downloads}, L{uploads}, L{limits}), each with its own state, which
+    reach it through L{IConnection}. Embedders may subclass it and set it
+    as L{FtxServerFactory.protocol}.
+
     Reading from the client stops while a command runs, while the disk is
     behind an upload, and while the client leaves too many replies unread
-    (L{WriteBackpressure}); so what one connection holds in memory is
-    bounded whatever the client does.
+    (L{ftx.server.limits.WriteBackpressure}): each is a reason held by
+    L{gate}, the one place reading is paused and resumed (nothing calls
+    C{LineReceiver}'s C{pauseProducing}/C{resumeProducing} but the gate),
+    so what one connection holds in memory is bounded whatever the client
+    does.
+
+    @ivar gate: the L{ReadGate} of this connection.
+    @ivar limits: the L{ConnectionLimits} part.
+    @ivar downloads: the L{Downloads} part.
+    @ivar uploads: the L{Uploads} part.
     """
 
     _log = Logger()
@@ -101,27 +119,36 @@ class FtxServerProtocol(DownloadCommands, UploadCommands, ConnectionLimits, Line
 
     def __init__(self) -> None:
         self.peer = "?"
-        self._busy = False
-        self._upload = None
-        self._uploadRemaining = 0
-        self._writer: Optional[BackgroundWriter] = None
-        self._awaitingTrailer = False
-        self._uploadDone: Optional[Deferred] = None
-        self._sender: Optional[BodySender] = None
         self.disconnected = False
         self._address = "?"
-        self._refused = False
-        self._closing = False
-        self._writeBlocked = False
-        self._backpressure = WriteBackpressure(self)
-        self._abortLater = None
-        self._pending: Deque[memoryview] = deque()
-        self._bodyBuffers = bodyreads.sharedPool
-        self._directBody: Optional[bodyreads.DirectBody] = None
-        self._pendingSize = 0
-        self._feeding = False
-        #: What body trailers on this connection carry (L{do_checksum}).
+        #: What body trailers on this connection carry (the C{checksum} command).
         self.checksum = checksums.SHA1
+        # From a command's line to its answer, body included.
+        self._commandRunning = False
+        self.gate = ReadGate(self._stopReading, self._startReading)
+        self.limits = ConnectionLimits(self, self.gate)
+        self.downloads = Downloads(self, self.limits.backpressure)
+        self.uploads = Uploads(self, self.gate)
+        self._commands = self._commandTable()
+
+    def _commandTable(self) -> Dict[str, Callable]:
+        """
+        The handler of each verb: C{handler(args)} returns a result or a
+        Deferred; an L{FtxError} it raises or fails with is the reply.
+        """
+        table: Dict[str, Callable] = {
+            "list": self._list,
+            "hash": self._hash,
+            "delete": self._delete,
+            "df": self._df,
+            "login": self._login,
+            "checksum": self._checksum,
+            "quit": self._quit,
+            "noop": self._noop,
+        }
+        table.update(self.downloads.commands())
+        table.update(self.uploads.commands())
+        return table
 
     # -- connection -----------------------------------------------------
 
@@ -142,16 +169,12 @@ class FtxServerProtocol(DownloadCommands, UploadCommands, ConnectionLimits, Line
         self._address = str(getattr(peer, "host", peer))
         refusal = self.factory.admission.admit(self, self._address)
         if refusal is not None:
-            self._refused = True
-            self._log.info("{peer} refused: {reason}", peer=self.peer, reason=refusal)
-            self.transport.write(wire.formatError(Unavailable(refusal)) + self.delimiter)
-            self.transport.loseConnection()
-            self._closeSoon()
+            self.limits.refuse(refusal)
             return
         self._log.info("{peer} connected", peer=self.peer)
         self.setTimeout(self.factory.policy.idleTimeout)
         if not interfaces.ISSLTransport.providedBy(self.transport):
-            self._backpressure.attach()
+            self.limits.backpressure.attach()
         access = self.factory.access
         self.account = access.anonymous
         self._logins = LoginAttempts(
@@ -168,7 +191,7 @@ class FtxServerProtocol(DownloadCommands, UploadCommands, ConnectionLimits, Line
         """
         if self.disconnected:
             return
-        self._backpressure.attach()
+        self.limits.backpressure.attach()
         certificate = self.transport.getPeerCertificate()
         if certificate is not None:
             subject = certificate.to_cryptography().subject.rfc4514_string()
@@ -176,67 +199,84 @@ class FtxServerProtocol(DownloadCommands, UploadCommands, ConnectionLimits, Line
 
     def connectionLost(self, reason=None) -> None:
         self.disconnected = True
-        if self._directBody is not None:
-            self._directBody.uninstall()
         self.setTimeout(None)
-        if self._abortLater is not None and self._abortLater.active():
-            self._abortLater.cancel()
-        self._backpressure.attached = False
-        self._backpressure._wake()
-        if self._refused:
+        self.limits.connectionLost()
+        if self.limits.refused:
             return
         self.factory.admission.release(self, self._address)
-        if self._uploadDone is not None:
-            # do_put waits on this; it drains the writer and keeps the
-            # partial file for a resume.
-            d, self._uploadDone = self._uploadDone, None
-            d.errback(ConnectionError("connection lost during upload"))
-        if self._sender is not None and self._sender.transport is not None:
-            self._sender.stopProducing()
+        self.uploads.connectionLost()
+        self.downloads.connectionLost()
         self._log.info("{peer} disconnected", peer=self.peer)
+
+    def shutdownRequested(self) -> None:
+        """
+        The server is stopping (L{ftx.server.lifecycle.drain}): close now
+        if idle, else once the running command has finished.
+        """
+        self.limits.shutdownRequested(idle=not self._commandRunning)
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self._log.warn("{peer} sent a line longer than {limit} bytes; closing", peer=self.peer, limit=self.MAX_LENGTH)
         self.transport.write(wire.formatError(BadRequest("line too long")) + self.delimiter)
         self.transport.loseConnection()
 
+    def timeoutConnection(self) -> None:
+        # TimeoutMixin: idle for --idle-timeout seconds.
+        self.limits.closeIdle(self.timeOut, midBody=self.downloads.sending)
+
+    def callLater(self, period, f):
+        # TimeoutMixin's timer, on the factory's reactor (a Clock in tests).
+        return self.factory.reactor.callLater(period, f)
+
+    # -- reading --------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        self.limits.received(data)
+
+    def rawDataReceived(self, data: bytes) -> None:
+        self.uploads.rawDataReceived(data)
+
+    def parse(self, data: bytes) -> None:
+        LineReceiver.dataReceived(self, data)
+
+    def inputHeld(self) -> int:
+        return self.limits.held + internals.lineBuffered(self)
+
+    def _stopReading(self) -> None:
+        # Only the gate calls this and _startReading.
+        LineReceiver.pauseProducing(self)
+
+    def _startReading(self) -> None:
+        if self.disconnected or self.transport is None or self.transport.disconnecting:
+            return
+        LineReceiver.resumeProducing(self)
+
     # -- dispatch -------------------------------------------------------
 
     def lineReceived(self, line: bytes) -> None:
-        if self._awaitingTrailer:
-            self._trailerReceived(line)
+        if self.uploads.awaitingTrailer:
+            self.uploads.trailerReceived(line)
             return
-        if self._closing:
-            self._sayGoodbye()
+        if self.limits.closing:
+            self.limits.sayGoodbye()
             return
         try:
             verb, args = wire.parseCommand(line)
         except FtxError as e:
-            self._reply(wire.formatError(e))
+            self.reply(wire.formatError(e))
             return
-        handler = getattr(self, "do_" + verb, None) if verb.isalpha() else None
+        handler = self._commands.get(verb)
         if handler is None:
-            self._reply(wire.formatError(BadRequest("unknown command: {}".format(verb[:40]))))
+            self.reply(wire.formatError(BadRequest("unknown command: {}".format(verb[:40]))))
             return
-        if self.account is None and verb not in ("login", "quit", "checksum"):
-            self._reply(wire.formatError(LoginRequired("log in first: login USER PASSWORD")))
+        if self.account is None and verb not in _WITHOUT_LOGIN:
+            self.reply(wire.formatError(LoginRequired("log in first: login USER PASSWORD")))
             return
-        self._busy = True
-        self.pauseProducing()
+        self._commandRunning = True
+        self.gate.pause(COMMAND)
         started = time.monotonic()
-        d = self._runHandler(handler, args)
+        d = defer.maybeDeferred(handler, args)
         d.addBoth(self._commandDone, verb, started)
-
-    def _runHandler(self, handler, args) -> Deferred:
-        try:
-            result = handler(args)
-        except Exception:
-            return _failed()
-        if isinstance(result, Deferred):
-            return result
-        d: Deferred = Deferred()
-        d.callback(result)
-        return d
 
     def _commandDone(self, result, verb: str, started: float) -> None:
         elapsed = time.monotonic() - started
@@ -253,18 +293,38 @@ class FtxServerProtocol(DownloadCommands, UploadCommands, ConnectionLimits, Line
                     "{peer} {verb} refused: {code} {error} ({duration:.3f}s)",
                     peer=self.peer, verb=verb, code=error.code, error=error.message, duration=elapsed,
                 )
-            self._reply(wire.formatError(error))
-        self._busy = False
-        if self._closing and not self.disconnected:
-            self._sayGoodbye()
-        if not self.disconnected and not self.transport.disconnecting:
-            self.resumeProducing()
+            self.reply(wire.formatError(error))
+        self._commandRunning = False
+        if self.limits.closing and not self.disconnected:
+            self.limits.sayGoodbye()
+        self.gate.resume(COMMAND)
 
-    def _reply(self, line: bytes) -> None:
+    # -- what the parts may ask (IConnection) -----------------------------
+
+    @property
+    def log(self) -> Logger:
+        return self._log
+
+    @property
+    def reactor(self):
+        return self.factory.reactor
+
+    @property
+    def policy(self) -> "ServerPolicy":
+        return self.factory.policy
+
+    @property
+    def storage(self) -> IStorage:
+        account = self.account
+        if account is not None and account.storage is not None:
+            return account.storage
+        return self.factory.storage
+
+    def reply(self, line: bytes) -> None:
         if not self.disconnected:
             self.sendLine(line)
 
-    def _threaded(self, f, *args) -> Deferred:
+    def threaded(self, f, *args) -> Deferred:
         reactor = self.factory.reactor
         # Work in a thread is the server being busy, not the client idle.
         self.setTimeout(None)
@@ -276,14 +336,7 @@ class FtxServerProtocol(DownloadCommands, UploadCommands, ConnectionLimits, Line
             self.setTimeout(self.factory.policy.idleTimeout)
         return result
 
-    @property
-    def storage(self) -> IStorage:
-        account = self.account
-        if account is not None and account.storage is not None:
-            return account.storage
-        return self.factory.storage
-
-    def _permit(self, action: str, name: Optional[bytes]) -> None:
+    def permit(self, action: str, name: Optional[bytes]) -> None:
         """
         Refuse C{action} (read, write, delete) to this client: not logged
         in, lacking the right, or a read-only server. The one place where
@@ -293,26 +346,21 @@ class FtxServerProtocol(DownloadCommands, UploadCommands, ConnectionLimits, Line
         if action in ("write", "delete") and self.factory.policy.readOnly:
             raise PermissionDenied("the server is read-only")
 
-    def _logged(self, verb: str, name: bytes, size: int, started: float, outcome: str = "ok") -> None:
+    def logged(self, verb: str, name: bytes, size: int, started: float, outcome: str = "ok") -> None:
         self._log.info(
             "{peer} {verb} {path} {size} bytes in {duration:.3f}s: {outcome}",
             peer=self.peer, verb=verb, path=nameText(name), size=size,
             duration=time.monotonic() - started, outcome=outcome,
         )
 
-    # -- commands -------------------------------------------------------
-
-    @staticmethod
-    def _arity(args, least: int, most: int, usage: str) -> None:
-        if not least <= len(args) <= most:
-            raise BadRequest("usage: {}".format(usage))
+    # -- the small commands ---------------------------------------------
 
     @inlineCallbacks
-    def do_list(self, args):
-        self._arity(args, 0, 1, "list [MASK]")
+    def _list(self, args):
+        checkArity(args, 0, 1, "list [MASK]")
         mask = decodeName(args[0]) if args else None
-        self._permit("read", mask)
-        entries = yield self._threaded(self.storage.listFiles, mask)
+        self.permit("read", mask)
+        entries = yield self.threaded(self.storage.listFiles, mask)
         lines = [wire.formatLine(wire.LIST_ENTRY, encodeName(e.name), e.size, e.mtime) for e in entries]
         lines.append(wire.formatLine(wire.LIST_END, len(entries)))
         if not self.disconnected:
@@ -321,32 +369,32 @@ class FtxServerProtocol(DownloadCommands, UploadCommands, ConnectionLimits, Line
         self._log.info("{peer} list {mask}: {count} entries", peer=self.peer, mask=nameText(mask or b"*"), count=len(entries))
 
     @inlineCallbacks
-    def do_hash(self, args):
-        self._arity(args, 1, 2, "hash NAME [LENGTH]")
+    def _hash(self, args):
+        checkArity(args, 1, 2, "hash NAME [LENGTH]")
         name = decodeName(args[0])
         length = wire.optionalInt(args, 1, "length")
-        self._permit("read", name)
+        self.permit("read", name)
         started = time.monotonic()
-        digest, count = yield self._threaded(self.storage.digest, name, length)
-        self._reply(wire.formatLine(wire.DIGEST, digest, count))
-        self._logged("hash", name, count, started)
+        digest, count = yield self.threaded(self.storage.digest, name, length)
+        self.reply(wire.formatLine(wire.DIGEST, digest, count))
+        self.logged("hash", name, count, started)
 
-    def do_delete(self, args):
-        self._arity(args, 1, 1, "delete NAME")
+    def _delete(self, args):
+        checkArity(args, 1, 1, "delete NAME")
         name = decodeName(args[0])
-        self._permit("delete", name)
+        self.permit("delete", name)
         self.storage.delete(name)
-        self._reply(wire.formatLine(wire.OK, "deleted", encodeName(name)))
-        self._logged("delete", name, 0, time.monotonic())
+        self.reply(wire.formatLine(wire.OK, "deleted", encodeName(name)))
+        self.logged("delete", name, 0, time.monotonic())
 
-    def do_df(self, args):
-        self._arity(args, 0, 0, "df")
+    def _df(self, args):
+        checkArity(args, 0, 0, "df")
         total, free = self.storage.diskSpace()
-        self._reply(wire.formatLine(wire.DISK_SPACE, total, free))
+        self.reply(wire.formatLine(wire.DISK_SPACE, total, free))
 
     @inlineCallbacks
-    def do_login(self, args):
-        self._arity(args, 2, 2, "login USER PASSWORD")
+    def _login(self, args):
+        checkArity(args, 2, 2, "login USER PASSWORD")
         logins = self._logins
         try:
             account = yield logins.attempt(decodeName(args[0]), decodeName(args[1]))
@@ -354,51 +402,45 @@ class FtxServerProtocol(DownloadCommands, UploadCommands, ConnectionLimits, Line
             if not logins.exhausted:
                 raise
             # Out of tries: answer, then hang up (docs/protocol.rst).
-            self._reply(wire.formatError(e))
+            self.reply(wire.formatError(e))
             self.transport.loseConnection()
             return
         self.account = account
-        self._reply(wire.formatLine(wire.LOGGED_IN, encodeName(account.name)))
+        self.reply(wire.formatLine(wire.LOGGED_IN, encodeName(account.name)))
 
-    def do_checksum(self, args):
-        self._arity(args, 1, 1, "checksum NAME")
+    def _checksum(self, args):
+        checkArity(args, 1, 1, "checksum NAME")
         if args[0] != checksums.SHA1 and args[0] not in CHECKSUM_FEATURES:
             raise BadRequest(
                 "unknown checksum {!r}; this server offers {}".format(args[0][:40], ", ".join((checksums.SHA1,) + CHECKSUM_FEATURES))
             )
         self.checksum = args[0]
-        self._reply(wire.formatLine(wire.OK, "checksum", self.checksum))
+        self.reply(wire.formatLine(wire.OK, "checksum", self.checksum))
 
-    def do_quit(self, args):
-        self._reply(wire.formatLine(wire.BYE, "bye"))
+    def _quit(self, args):
+        self.reply(wire.formatLine(wire.BYE, "bye"))
         self.transport.loseConnection()
 
-    def do_noop(self, args):
-        self._reply(wire.formatLine(wire.OK, "ok"))
-
-
-def _failed() -> Deferred:
-    d: Deferred = Deferred()
-    d.errback(Failure())
-    return d
+    def _noop(self, args):
+        self.reply(wire.formatLine(wire.OK, "ok"))
 
 
 class FtxServerFactory(Factory):
     """
     Makes one L{FtxServerProtocol} per connection, sharing storage, policy
     and the reactor (whose thread pool runs the slow storage calls).
+
+    C{storage} may be any L{IStorage}; the reactor is always given (tests
+    pass a clock-driven one). To change how connections behave, subclass
+    L{FtxServerProtocol} and set it as C{protocol}, the Twisted way.
     """
 
     protocol = FtxServerProtocol
     noisy = False
 
     def __init__(
-        self, storage: IStorage, reactor=None, policy: Optional[ServerPolicy] = None, access: Optional[AccessControl] = None
+        self, storage: IStorage, reactor, policy: Optional[ServerPolicy] = None, access: Optional[AccessControl] = None
     ) -> None:
-        if reactor is None:
-            from twisted.internet import reactor as _reactor
-
-            reactor = _reactor
         self.storage = storage
         self.reactor = reactor
         self.policy = policy or ServerPolicy()

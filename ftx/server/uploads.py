@@ -10,6 +10,7 @@ matches (L{ftx.server.partial.Upload.finish}).
 from __future__ import annotations
 
 import time
+from typing import Callable, Dict, Optional
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 
@@ -18,23 +19,65 @@ from ftx._io.background import BackgroundWriter
 from ftx.errors import BadOffset, BadRequest, FtxError, TooLarge
 from ftx.protocol import checksums, wire
 from ftx.protocol.wire import decodeName, encodeName, parseDigest, parseNumber
+from ftx.server.connection import checkArity
+from ftx.server.readgate import COMMAND, DISK_BEHIND, ReadGate
 
 
-class UploadCommands:
+class Uploads:
     """
-    The receiving commands of L{ftx.server.protocol.FtxServerProtocol}.
+    The receiving part of one server connection: C{put} and C{partial}.
+
+    It talks to the protocol through L{ftx.server.connection.IConnection}
+    and pauses reading only through the connection's L{ReadGate}: the
+    command's pause is lifted while the body is read, and the disk's
+    (L{DISK_BEHIND}) is set and lifted by the upload's L{BackgroundWriter}.
     """
+
+    def __init__(self, connection, gate: ReadGate) -> None:
+        self._connection = connection
+        self._gate = gate
+        self._remaining = 0
+        self._writer: Optional[BackgroundWriter] = None
+        self._awaitingTrailer = False
+        self._done: Optional[Deferred] = None
+        self._buffers = bodyreads.sharedPool
+        self._directBody: Optional[bodyreads.DirectBody] = None
+
+    def commands(self) -> Dict[str, Callable]:
+        """
+        The verbs this part answers, for the protocol's dispatch table.
+        """
+        return {"put": self.put, "partial": self.partial}
+
+    @property
+    def awaitingTrailer(self) -> bool:
+        """
+        Whether the next line is an upload's trailer rather than a command.
+        """
+        return self._awaitingTrailer
+
+    def connectionLost(self) -> None:
+        """
+        Give the transport's reads back, and end a running C{put}: it
+        drains the writer and keeps the partial file for a resume.
+        """
+        if self._directBody is not None:
+            self._directBody.uninstall()
+        if self._done is not None:
+            d, self._done = self._done, None
+            d.errback(ConnectionError("connection lost during upload"))
 
     @inlineCallbacks
-    def do_partial(self, args):
-        self._arity(args, 1, 1, "partial NAME")
+    def partial(self, args):
+        checkArity(args, 1, 1, "partial NAME")
         name = decodeName(args[0])
-        self._permit("write", name)
-        held, digest = yield self._threaded(self.storage.partialUpload, name)
-        self._reply(wire.formatLine(wire.PARTIAL, held, digest))
+        connection = self._connection
+        connection.permit("write", name)
+        held, digest = yield connection.threaded(connection.storage.partialUpload, name)
+        connection.reply(wire.formatLine(wire.PARTIAL, held, digest))
 
     @inlineCallbacks
-    def do_put(self, args):
+    def put(self, args):
         if len(args) not in (2, 4):
             raise BadRequest("usage: put NAME SIZE [OFFSET PREFIX-SHA1]")
         name = decodeName(args[0])
@@ -45,79 +88,89 @@ class UploadCommands:
             prefix = parseDigest(args[3])
             if offset > size:
                 raise BadOffset("offset {} is beyond the size {}".format(offset, size))
-        self._permit("write", name)
-        limit = self.factory.policy.maxUploadSize
+        connection = self._connection
+        connection.permit("write", name)
+        limit = connection.policy.maxUploadSize
         if limit is not None and size > limit:
             raise TooLarge("{} bytes is more than this server accepts ({} bytes)".format(size, limit))
-        quota = getattr(self.storage, "quota", None)
+        storage = connection.storage
+        quota = getattr(storage, "quota", None)
         if quota is not None and not quota.counted:
             yield quota.whenCounted()
         if offset:
-            upload = yield self._threaded(self.storage.beginUpload, name, size, offset, prefix, self.checksum)
+            upload = yield connection.threaded(storage.beginUpload, name, size, offset, prefix, connection.checksum)
         else:
-            upload = self.storage.beginUpload(name, size, 0, None, self.checksum)
-        if self.disconnected:
+            upload = storage.beginUpload(name, size, 0, None, connection.checksum)
+        if connection.disconnected:
             upload.abort(keep=self._keepPartial(upload))
             return
         started = time.monotonic()
-        self._upload = upload
         self._writer = BackgroundWriter(
-            upload, self.factory.reactor, self.pauseProducing, self._writerCaughtUp, upload.hasher,
+            upload, connection.reactor, self._diskBehind, self._diskCaughtUp, upload.hasher,
             cheapHash=checksums.cheap(upload.checksum),
         )
-        self._uploadRemaining = size - offset
-        self._uploadDone = Deferred()
-        self._reply(wire.formatLine(wire.SEND_BODY, offset))
+        self._remaining = size - offset
+        self._done = Deferred()
+        connection.reply(wire.formatLine(wire.SEND_BODY, offset))
         self._beginBody()
         try:
-            digest = yield self._uploadDone
+            digest = yield self._done
         except BaseException:
             yield self._writer.whenDrained()
-            upload.abort(keep=self.disconnected and self._keepPartial(upload))
+            upload.abort(keep=connection.disconnected and self._keepPartial(upload))
             raise
-        finally:
-            self._upload = None
         yield self._writer.whenDrained()
         error, self._writer = self._writer.error, None
         if error is not None:
             upload.abort(keep=False)
             raise error
         upload.finish(digest)
-        self._reply(wire.formatLine(wire.STORED, encodeName(name), size, digest))
-        self._logged("put", name, size - offset, started)
+        connection.reply(wire.formatLine(wire.STORED, encodeName(name), size, digest))
+        connection.logged("put", name, size - offset, started)
+
+    def _keepPartial(self, upload) -> bool:
+        """
+        Whether a cut-off upload's partial file stays for a resume: only if
+        it holds bytes, no write failed, and partial files are kept at all.
+        """
+        if self._connection.policy.partialTTL == 0 or upload.received == 0:
+            return False
+        return self._writer is None or self._writer.error is None
 
     def _beginBody(self) -> None:
         """
         Switch to raw mode for the upload body. Reading was paused for the
         command; it resumes here because the body is what comes next.
         """
-        self._busy = False
-        if self._uploadRemaining == 0:
+        if self._remaining == 0:
             self._awaitingTrailer = True
         else:
-            self.setRawMode()
-        self.resumeProducing()
+            self._connection.setRawMode()
+        self._gate.resume(COMMAND)
         self._readDirectly()
 
-    def _writerCaughtUp(self) -> None:
+    def _diskBehind(self) -> None:
+        self._gate.pause(DISK_BEHIND)
+
+    def _diskCaughtUp(self) -> None:
         """
         The disk caught up with the body: read more, unless the upload has
-        reached its trailer and the command is finishing.
+        reached its trailer and the command is finishing (then the gate
+        still holds the command's pause).
         """
-        if not self._busy and not self.disconnected:
-            self.resumeProducing()
+        self._gate.resume(DISK_BEHIND)
 
     def rawDataReceived(self, data: bytes) -> None:
-        take = min(len(data), self._uploadRemaining)
+        take = min(len(data), self._remaining)
         if take:
             # After a write error the writer drops the rest, but the bytes
             # are still counted so that the body's framing holds; the error
             # is the reply to the trailer.
             self._writer.write(data[:take] if take < len(data) else data)
-            self._uploadRemaining -= take
-        if self._uploadRemaining == 0:
+            self._remaining -= take
+        if self._remaining == 0:
             self._awaitingTrailer = True
-            self.setLineMode(data[take:])
+            self._connection.setLineMode(data[take:])
         else:
             self._readDirectly()
 
@@ -126,38 +179,43 @@ class UploadCommands:
         Once nothing of the body is buffered here, read the rest of it
         straight into reused buffers (L{ftx._io.bodyreads}) on a plain socket.
         """
-        if self.line_mode or self._uploadRemaining == 0 or self._pending or internals.lineBuffered(self) or self.disconnected:
+        connection = self._connection
+        if connection.line_mode or self._remaining == 0 or connection.inputHeld() or connection.disconnected:
             return
-        sock = internals.socketOf(self.transport)
-        if sock is None or self._uploadRemaining < bodyreads.DIRECT_MIN:
+        sock = internals.socketOf(connection.transport)
+        if sock is None or self._remaining < bodyreads.DIRECT_MIN:
             return
         self._directBody = bodyreads.DirectBody(
-            self.transport, sock, self._uploadRemaining, self._bodyBuffers, self._directData, self._directDone,
-            clock=self.factory.reactor,
+            connection.transport, sock, self._remaining, self._buffers, self._directData, self._directDone,
+            clock=connection.reactor,
         )
         self._directBody.install()
 
     def _directData(self, view, release) -> None:
-        self.resetTimeout()
-        self._uploadRemaining -= len(view)
+        self._connection.resetTimeout()
+        self._remaining -= len(view)
         self._writer.write(view, release)
 
     def _directDone(self) -> None:
         self._directBody = None
         self._awaitingTrailer = True
-        self.setLineMode()
+        self._connection.setLineMode()
 
-    def _trailerReceived(self, line: bytes) -> None:
+    def trailerReceived(self, line: bytes) -> None:
+        """
+        The line after the body: the client's digest of it. Reading stops
+        again until C{put} has answered.
+        """
         self._awaitingTrailer = False
-        self.pauseProducing()
-        self._busy = True
-        d, self._uploadDone = self._uploadDone, None
+        self._gate.pause(COMMAND)
+        d, self._done = self._done, None
+        checksum = self._connection.checksum
         fields = line.split(b" ")
         try:
-            word = self.checksum.encode("ascii")
+            word = checksum.encode("ascii")
             if len(fields) != 2 or fields[0] != word:
-                raise BadRequest("expected the trailer '{} DIGEST' after the body".format(self.checksum))
-            digest = parseDigest(fields[1].decode("ascii", "replace"), self.checksum)
+                raise BadRequest("expected the trailer '{} DIGEST' after the body".format(checksum))
+            digest = parseDigest(fields[1].decode("ascii", "replace"), checksum)
         except FtxError as e:
             d.errback(e)
             return
