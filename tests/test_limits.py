@@ -16,9 +16,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from ftx.server import tap
 from ftx.server.filesystem import FilesystemStorage
-from ftx.server.limits import Quota, parseDuration
+from ftx.server.limits import Quota
 from ftx.server.partial import Upload
 from ftx.server.protocol import FtxServerFactory, ServerPolicy
+from ftx.server.tap import parseDuration
 from tests.reliability import TempDirs, leftovers
 from tests.support import InlineReactor
 

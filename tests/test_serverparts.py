@@ -21,7 +21,7 @@ from ftx.server.filesystem import FilesystemStorage
 from ftx.server.limits import LINE_PIECE, MAX_BUFFERED_INPUT, ConnectionLimits
 from ftx.server.protocol import FtxServerFactory, FtxServerProtocol
 from ftx.server.readgate import CLIENT_BEHIND, COMMAND, DISK_BEHIND, ReadGate
-from ftx.server.storage import Entry, IStorage
+from ftx.server.storage import IStorage, StoredFile
 from tests.reliability import TempDirs
 from tests.support import InlineReactor
 
@@ -318,7 +318,7 @@ class ComposedProtocolTests(TempDirs, SynchronousTestCase):
         @implementer(IStorage)
         class Listing:
             def listFiles(self, mask):
-                return [Entry(b"only.txt", 3, 1700000000)]
+                return [StoredFile(b"only.txt", 3, 1700000000)]
 
         class Counting(FtxServerProtocol):
             lines = 0

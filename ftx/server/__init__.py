@@ -11,6 +11,6 @@ The ftx server: L{FtxServerFactory} over an L{IStorage}, run by
 
 from ftx.server.filesystem import FilesystemStorage
 from ftx.server.protocol import FtxServerFactory, FtxServerProtocol, ServerPolicy
-from ftx.server.storage import Entry, IStorage
+from ftx.server.storage import IStorage, StoredFile
 
-__all__ = ["FtxServerFactory", "FtxServerProtocol", "ServerPolicy", "IStorage", "Entry", "FilesystemStorage"]
+__all__ = ["FtxServerFactory", "FtxServerProtocol", "ServerPolicy", "IStorage", "StoredFile", "FilesystemStorage"]

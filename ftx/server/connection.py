@@ -14,11 +14,14 @@ hands it when it makes them; no part reads another's private state.
 
 from __future__ import annotations
 
-from typing import List
+from typing import TYPE_CHECKING, List
 
 from zope.interface import Attribute, Interface
 
 from ftx.errors import BadRequest
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
 
 __all__ = ["IConnection", "checkArity"]
 

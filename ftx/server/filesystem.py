@@ -29,7 +29,13 @@ from ftx.server.digestreads import DigestReader
 from ftx.server.digests import DigestCache
 from ftx.server.oserrors import errorFromOS
 from ftx.server.partial import Upload, partialName, sweepTree
-from ftx.server.storage import Entry, IStorage, QuotaReservation, SweepResult, UploadClaims
+from ftx.server.storage import (
+    IStorage,
+    QuotaReservation,
+    StoredFile,
+    SweepResult,
+    UploadClaims,
+)
 
 __all__ = ["FilesystemStorage"]
 
@@ -177,7 +183,7 @@ class FilesystemStorage:
 
     # -- reading --------------------------------------------------------
 
-    def listFiles(self, mask: Optional[bytes] = None) -> List[Entry]:
+    def listFiles(self, mask: Optional[bytes] = None) -> List[StoredFile]:
         maskSegments: Optional[List[bytes]] = None
         prefix = b""
         startFd = None
@@ -209,7 +215,7 @@ class FilesystemStorage:
                         continue
                     st = self._listedStat(dirFd, filename)
                     if st is not None:
-                        entries.append(Entry(name, st.st_size, int(st.st_mtime)))
+                        entries.append(StoredFile(name, st.st_size, int(st.st_mtime)))
         finally:
             os.close(startFd)
         entries.sort(key=lambda e: e.name)

@@ -16,7 +16,6 @@ from typing import Deque, List, Optional
 
 from twisted.internet import interfaces
 from twisted.internet.defer import Deferred, succeed
-from twisted.python import usage
 from zope.interface import implementer
 
 from ftx._io import internals
@@ -25,7 +24,7 @@ from ftx.protocol import wire
 from ftx.protocol.wire import nameText
 from ftx.server.readgate import CLIENT_BEHIND, ReadGate
 
-__all__ = ["parseDuration", "Quota", "Admission", "WriteBackpressure", "ConnectionLimits", "MAX_BUFFERED_INPUT"]
+__all__ = ["Quota", "Admission", "WriteBackpressure", "ConnectionLimits", "MAX_BUFFERED_INPUT"]
 
 #: Bytes a connection may have read but not yet handled while the server is
 #: not reading from it. A paused TCP transport stops reading, so this only
@@ -34,24 +33,6 @@ MAX_BUFFERED_INPUT = 4 << 20
 #: Bytes handed to LineReceiver at a time in line mode (see
 #: L{ConnectionLimits.received}).
 LINE_PIECE = 4096
-
-
-def parseDuration(text: str) -> float:
-    """
-    Seconds from C{90}, C{90s}, C{15m}, C{24h} or C{7d}.
-    """
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    value = text.strip().lower()
-    factor = units.get(value[-1:], None)
-    number = value[:-1] if factor else value
-    factor = factor or 1
-    try:
-        seconds = float(number) * factor
-    except ValueError:
-        raise usage.UsageError("not a duration: {!r} (examples: 30, 30s, 15m, 24h, 7d)".format(text))
-    if seconds < 0 or seconds != seconds or seconds == float("inf"):
-        raise usage.UsageError("not a duration: {!r}".format(text))
-    return seconds
 
 
 class Quota:

@@ -1,7 +1,7 @@
 """
 The storage contract of the server: L{IStorage}, everything the server asks
 of the place it keeps files, and L{IUpload}, one file being received; with
-L{Entry} (one listed file), L{SweepResult} (what a sweep found) and
+L{StoredFile} (one listed file), L{SweepResult} (what a sweep found) and
 L{UploadClaims} (the names being uploaded right now), which every backend
 may use.
 
@@ -27,10 +27,10 @@ from zope.interface import Attribute, Interface
 from ftx.errors import Conflict
 from ftx.protocol.wire import nameText
 
-__all__ = ["IStorage", "IUpload", "Entry", "SweepResult", "UploadClaims", "QuotaReservation"]
+__all__ = ["IStorage", "IUpload", "StoredFile", "SweepResult", "UploadClaims", "QuotaReservation"]
 
 
-class Entry(NamedTuple):
+class StoredFile(NamedTuple):
     """
     One regular file under the root.
     """
@@ -218,7 +218,7 @@ class IStorage(Interface):
 
     location = Attribute("Where the files are, as text for people and logs (the server logs 'serving LOCATION').")
 
-    def listFiles(mask: Optional[bytes] = None) -> List[Entry]:
+    def listFiles(mask: Optional[bytes] = None) -> List[StoredFile]:
         """
         The files whose names match C{mask}, sorted by name: every file
         when C{mask} is L{None} or empty; everything below a folder when

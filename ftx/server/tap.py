@@ -18,8 +18,26 @@ from ftx.errors import FtxError
 from ftx.server import accounts as auth
 from ftx.server.filesystem import FilesystemStorage
 from ftx.server.lifecycle import SweepService, drain
-from ftx.server.limits import Quota, parseDuration
+from ftx.server.limits import Quota
 from ftx.server.protocol import FtxServerFactory, ServerPolicy
+
+
+def parseDuration(text: str) -> float:
+    """
+    Seconds from C{90}, C{90s}, C{15m}, C{24h} or C{7d}.
+    """
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    value = text.strip().lower()
+    factor = units.get(value[-1:], None)
+    number = value[:-1] if factor else value
+    factor = factor or 1
+    try:
+        seconds = float(number) * factor
+    except ValueError:
+        raise usage.UsageError("not a duration: {!r} (examples: 30, 30s, 15m, 24h, 7d)".format(text))
+    if seconds < 0 or seconds != seconds or seconds == float("inf"):
+        raise usage.UsageError("not a duration: {!r}".format(text))
+    return seconds
 
 
 def parseSize(text: str) -> int:

@@ -24,7 +24,14 @@ from ftx.protocol import checksums
 from ftx.protocol.checksums import SHA1
 from ftx.protocol.names import PARTIAL_SUFFIX, matches, splitName
 from ftx.protocol.wire import EMPTY_SHA1, nameText
-from ftx.server.storage import Entry, IStorage, IUpload, QuotaReservation, SweepResult, UploadClaims
+from ftx.server.storage import (
+    IStorage,
+    IUpload,
+    QuotaReservation,
+    StoredFile,
+    SweepResult,
+    UploadClaims,
+)
 
 __all__ = ["MemoryStorage", "MemoryFile"]
 
@@ -293,7 +300,7 @@ class MemoryStorage:
 
     # -- reading --------------------------------------------------------
 
-    def listFiles(self, mask: Optional[bytes] = None) -> List[Entry]:
+    def listFiles(self, mask: Optional[bytes] = None) -> List[StoredFile]:
         memory = self._memory
         maskSegments = splitName(mask) if mask else None
         below = None
@@ -310,7 +317,7 @@ class MemoryStorage:
                 continue
             if maskSegments is not None and not matches(maskSegments, name.split(b"/")):
                 continue
-            entries.append(Entry(name, len(stored.data), int(stored.mtime)))
+            entries.append(StoredFile(name, len(stored.data), int(stored.mtime)))
         entries.sort(key=lambda e: e.name)
         return entries
 
