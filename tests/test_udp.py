@@ -10,10 +10,10 @@ import select
 import socket
 import time
 
-from twisted.internet import reactor
+from twisted.internet.udp import Port as UDPPort
 from twisted.internet.task import Clock
 from twisted.python import usage
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 from ftx.cli import status as cli
 from ftx.client import udp as clientudp
@@ -180,24 +180,36 @@ class NoUdpAddressTests(SynchronousTestCase):
         self.assertIn(b"HOST:PORT", result.stderr)
 
 
-class _ClockedReactor:
+class _ClockedUDPReactor(Clock):
     """
-    The real reactor for sockets and a L{Clock} for timers: the retries of
-    L{clientudp.queryDiskSpace} go out as real datagrams, when the test
-    advances the clock.
+    A clock that opens real UDP ports: L{clientudp.queryDiskSpace} sends its
+    datagrams over a real socket on loopback, and its waits, and the closing
+    of its port, happen when the test advances the clock. Nothing reads from
+    the port (it is only registered as a reader): the tests are about a
+    port that never answers. The global reactor is not used, so the test
+    runs the same under trial and under pytest, whatever else has run.
     """
 
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
+    def __init__(self) -> None:
+        super().__init__()
+        self.readers: set = set()
 
-    def listenUDP(self, *args, **kwargs):
-        return reactor.listenUDP(*args, **kwargs)
+    def listenUDP(self, port, protocol, interface="", maxPacketSize=8192):
+        listening = UDPPort(port, protocol, interface, maxPacketSize, self)
+        listening.startListening()
+        return listening
 
-    def callLater(self, *args, **kwargs):
-        return self.clock.callLater(*args, **kwargs)
+    def addReader(self, reader) -> None:
+        self.readers.add(reader)
+
+    def removeReader(self, reader) -> None:
+        self.readers.discard(reader)
+
+    def removeWriter(self, writer) -> None:
+        pass
 
 
-class RetryScheduleTests(TestCase):
+class RetryScheduleTests(SynchronousTestCase):
     """
     L{clientudp.queryDiskSpace} against a real UDP port that never answers,
     its waits driven by a clock.
@@ -210,21 +222,22 @@ class RetryScheduleTests(TestCase):
     def assertNothingSent(self, silent: socket.socket) -> None:
         self.assertFalse(_waiting(silent, 0.02), "a datagram came early")
 
-    def giveUp(self, clock: Clock, asked):
+    def giveUp(self, clock: Clock, asked) -> None:
         """
         Let a query a failed test left waiting spend its tries, so that its
-        port is closed before the test ends.
+        socket is closed.
         """
         for _ in range(5):
             clock.advance(10)
-        return asked.addErrback(lambda _: None)
+        asked.addErrback(lambda _: None)
 
-    async def test_retriesAfterEachWaitThenGivesUp(self) -> None:
+    def test_retriesAfterEachWaitThenGivesUp(self) -> None:
         silent = _silentPort(self)
         host, port = silent.getsockname()
-        clock = Clock()
-        asked = clientudp.queryDiskSpace(_ClockedReactor(clock), host, port)
+        clock = _ClockedUDPReactor()
+        asked = clientudp.queryDiskSpace(clock, host, port)
         self.addCleanup(self.giveUp, clock, asked)
+        [listening] = clock.readers
         requests = [self.receive(silent)]  # the first try goes at once
         for wait in (0.5, 1.0):
             clock.advance(wait - 0.01)
@@ -235,13 +248,15 @@ class RetryScheduleTests(TestCase):
         self.assertNothingSent(silent)
         self.assertNoResult(asked)
         clock.advance(0.01)
-        failure = await self.assertFailure(asked, clientudp.NoAnswer)
+        failure = self.failureResultOf(asked, clientudp.NoAnswer)
         self.assertEqual(
-            str(failure),
+            failure.getErrorMessage(),
             "no answer from {}:{} over UDP after 3 tries (is the server started with --udp-port?)".format(host, port),
         )
         self.assertNothingSent(silent)
         self.assertEqual(clock.getDelayedCalls(), [])
+        # The query's socket is closed once it gives up.
+        self.assertEqual((clock.readers, listening.connected), (set(), 0))
         # Every try asks the same question, so an answer to any one counts.
         self.assertEqual(len(set(requests)), 1)
         self.assertEqual(len(requests[0]), diskspace.REQUEST_SIZE)
