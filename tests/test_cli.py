@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import socket
+import subprocess
 
-import pytest
+from twisted.trial.unittest import SynchronousTestCase
 
 from ftx.cli import status as cli
 from ftx.cli.parser import buildParser
-from tests.support import sha1
-from tests.test_cli_helpers import connections, ftx, startServer, waitFor
+from tests.clitools import FTX, SharedServer, connections, ftx, serverFor, temporaryFolder, waitFor
+from tests.support import runFtx, sha1
 
 FILES = {
     "a.txt": b"hello\n",
@@ -23,134 +25,16 @@ FILES = {
     "photos/y.jpg": b"JPEG" * 50,
 }
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server, root = startServer(tmp_path_factory, files=FILES)
-    server.rootPath = root
-    try:
-        yield server
-    finally:
-        server.stop()
+SERVER = SharedServer(files=FILES)
 
 
-def test_listAligned(server, tmp_path):
-    result = ftx(server, "list", cwd=tmp_path)
-    assert result.returncode == 0
-    lines = result.out.splitlines()
-    assert [line.split()[-1] for line in lines] == sorted(FILES)
-    assert "1.0 MiB" in lines[1] and " 1048576 " in lines[1]
-    # Names start in the same column.
-    assert len({line.index(line.split()[-1]) for line in lines}) == 1
-    assert "4 files" in result.err
-
-
-def test_listMaskAndJson(server, tmp_path):
-    result = ftx(server, "list", "photos/*.jpg", "--json", cwd=tmp_path)
-    entries = json.loads(result.out)
-    assert [(e["name"], e["size"]) for e in entries] == [("photos/x.jpg", 400), ("photos/y.jpg", 200)]
-    assert all(isinstance(e["mtime"], int) for e in entries)
-    folder = json.loads(ftx(server, "list", "photos/", "--json", cwd=tmp_path).out)
-    assert [e["name"] for e in folder] == ["photos/x.jpg", "photos/y.jpg"]
-
-
-def test_sgetAndOutput(server, tmp_path):
-    result = ftx(server, "sget", "photos/x.jpg", cwd=tmp_path)
-    assert result.returncode == 0, result.err
-    assert (tmp_path / "x.jpg").read_bytes() == FILES["photos/x.jpg"]
-    assert "received photos/x.jpg" in result.err
-    (tmp_path / "out").mkdir()
-    assert ftx(server, "sget", "b.bin", "-o", "out/renamed.bin", cwd=tmp_path).returncode == 0
-    assert (tmp_path / "out" / "renamed.bin").read_bytes() == FILES["b.bin"]
-    assert ftx(server, "--dir", str(tmp_path / "out"), "sget", "a.txt").returncode == 0
-    assert (tmp_path / "out" / "a.txt").read_bytes() == FILES["a.txt"]
-    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".ftx-partial")]
-
-
-def test_checksumOption(server, tmp_path):
-    """
-    By default a transfer is checked by XXH3-128 (the server has it);
-    --checksum sha1 keeps SHA-1, and the note says which one checked it.
-    """
-    import xxhash
-
-    result = ftx(server, "sget", "b.bin", "-o", "fast.bin", cwd=tmp_path)
-    assert result.returncode == 0, result.err
-    assert "XXH3-128 " + xxhash.xxh3_128(FILES["b.bin"]).hexdigest()[:12] in result.err
-    result = ftx(server, "--checksum", "sha1", "sget", "b.bin", "-o", "sha.bin", cwd=tmp_path)
-    assert result.returncode == 0, result.err
-    assert "SHA-1 " + hashlib.sha1(FILES["b.bin"]).hexdigest()[:12] in result.err
-    (tmp_path / "up.bin").write_bytes(FILES["b.bin"][::-1])
-    result = ftx(server, "put", "up.bin", "--checksum", "sha1", cwd=tmp_path)
-    assert result.returncode == 0, result.err
-    assert "SHA-1 " + hashlib.sha1(FILES["b.bin"][::-1]).hexdigest()[:12] in result.err
-    assert (server.rootPath / "up.bin").read_bytes() == FILES["b.bin"][::-1]
-    assert ftx(server, "delete", "up.bin", cwd=tmp_path).returncode == 0
-    assert ftx(server, "--checksum", "md5", "list", cwd=tmp_path).returncode == 2
-
-
-def test_mgetKeepsFolders(server, tmp_path):
-    result = ftx(server, "--quiet", "mget", "photos/*", "a.txt", cwd=tmp_path)
-    assert result.returncode == 0, result.err
-    assert result.err == ""
-    for name in ("photos/x.jpg", "photos/y.jpg", "a.txt"):
-        assert (tmp_path / name).read_bytes() == FILES[name]
-
-
-def test_hashLikeSha1sum(server, tmp_path):
-    digest = hashlib.sha1(FILES["b.bin"]).hexdigest()
-    assert ftx(server, "hash", "b.bin", cwd=tmp_path).out == "{}  b.bin\n".format(digest)
-    prefix = hashlib.sha1(FILES["b.bin"][:1000]).hexdigest()
-    assert ftx(server, "hash", "b.bin", "1000", cwd=tmp_path).out.split()[0] == prefix
-    assert ftx(server, "hash", "b.bin:1000", cwd=tmp_path).out.split()[0] == prefix
-
-
-def test_putFilesFoldersAndGlobs(server, tmp_path):
-    (tmp_path / "one.txt").write_bytes(b"one")
-    tree = tmp_path / "tree"
-    (tree / "sub").mkdir(parents=True)
-    (tree / "top.txt").write_bytes(b"top")
-    (tree / "sub" / "deep.txt").write_bytes(b"deep")
-    (tmp_path / "log1.log").write_bytes(b"1")
-    (tmp_path / "log2.log").write_bytes(b"22")
-    before = connections(server)
-    result = ftx(server, "put", "one.txt", "tree", "*.log", cwd=tmp_path)
-    assert result.returncode == 0, result.err
-    assert "put: 5 sent, 0 failed" in result.err
-    assert waitFor(lambda: connections(server) == before + 1, 5, 0.05)
-    root = server.rootPath
-    assert (root / "one.txt").read_bytes() == b"one"
-    assert (root / "tree" / "sub" / "deep.txt").read_bytes() == b"deep"
-    assert (root / "tree" / "top.txt").read_bytes() == b"top"
-    assert (root / "log2.log").read_bytes() == b"22"
-    assert ftx(server, "put", "one.txt", "--as", "renamed/one.txt", cwd=tmp_path).returncode == 0
-    assert (root / "renamed" / "one.txt").read_bytes() == b"one"
-    assert sha1(str(root / "one.txt")) == hashlib.sha1(b"one").hexdigest()
-
-
-def test_putMissingUploadsNothing(server, tmp_path):
-    (tmp_path / "real.txt").write_bytes(b"x")
-    result = ftx(server, "put", "real.txt", "missing.txt", cwd=tmp_path)
-    assert result.returncode == cli.EXIT_NOT_FOUND
-    assert result.err == "ftx: error: no such local file: missing.txt\n"
-    assert not (server.rootPath / "real.txt").exists()
-
-
-def test_delete(server, tmp_path):
-    (server.rootPath / "gone.txt").write_bytes(b"bye")
-    result = ftx(server, "delete", "gone.txt", cwd=tmp_path)
-    assert result.returncode == 0 and "deleted gone.txt" in result.err
-    assert not (server.rootPath / "gone.txt").exists()
-    result = ftx(server, "delete", "gone.txt", cwd=tmp_path)
-    assert result.returncode == cli.EXIT_NOT_FOUND
-
-
-def test_df(server, tmp_path):
-    text = ftx(server, "df", cwd=tmp_path).out.splitlines()
-    assert [line.split()[0] for line in text] == ["total", "used", "free"]
-    figures = json.loads(ftx(server, "df", "--json", cwd=tmp_path).out)
-    assert figures["total"] >= figures["free"] > 0
-    assert figures["used"] == figures["total"] - figures["free"]
+def _removeFromRoot(server, *names: str) -> None:
+    for name in names:
+        path = server.rootPath / name
+        if path.is_dir():
+            shutil.rmtree(str(path))
+        elif path.exists():
+            path.unlink()
 
 
 def _freePort() -> int:
@@ -161,84 +45,247 @@ def _freePort() -> int:
     return port
 
 
-@pytest.mark.parametrize(
-    "args, status, words",
-    [
-        (["--server", "no-such-host.invalid:1234", "list"], cli.EXIT_CONNECT, "unknown host"),
-        (["--server", "127.0.0.1:{free}", "list"], cli.EXIT_CONNECT, "connection refused"),
-        (["sget", "nothing.txt"], cli.EXIT_NOT_FOUND, "no such file"),
-        (["sget", "../etc/passwd"], cli.EXIT_PERMISSION, "root"),
-        (["hash", "a.txt", "99"], cli.EXIT_USAGE, "fewer than"),
-        (["frobnicate"], cli.EXIT_USAGE, "invalid choice"),
-        (["sget"], cli.EXIT_USAGE, "required"),
-        (["put", "a", "b", "--as", "c"], cli.EXIT_USAGE, "--as"),
-        (["--server", "not an address", "list"], cli.EXIT_USAGE, "address"),
-        (["--user", "bob", "list"], cli.EXIT_USAGE, "password"),
-    ],
-)
-def test_errorsAreOneLine(server, tmp_path, args, status, words):
-    for name in ("a", "b"):
-        (tmp_path / name).write_bytes(b"x")
-    args = [a.replace("{free}", str(_freePort())) for a in args]
-    result = ftx(server, *args, cwd=tmp_path)
-    assert result.returncode == status, result.err
-    assert result.err.count("\n") == 1 and result.err.startswith("ftx: error: "), result.err
-    assert words in result.err
+@SERVER.serves
+class CommandTests(SynchronousTestCase):
+    """
+    Every command against one server holding L{FILES}, each test from an
+    empty local folder of its own.
+    """
+
+    def setUp(self) -> None:
+        self.server = SERVER(self)
+        self.local = temporaryFolder(self)
+
+    def test_listAligned(self) -> None:
+        result = ftx(self.server, "list", cwd=self.local)
+        self.assertEqual(result.returncode, 0)
+        lines = result.out.splitlines()
+        self.assertEqual([line.split()[-1] for line in lines], sorted(FILES))
+        self.assertIn("1.0 MiB", lines[1])
+        self.assertIn(" 1048576 ", lines[1])
+        # Names start in the same column.
+        self.assertEqual(len({line.index(line.split()[-1]) for line in lines}), 1)
+        self.assertIn("4 files", result.err)
+
+    def test_listMaskAndJson(self) -> None:
+        result = ftx(self.server, "list", "photos/*.jpg", "--json", cwd=self.local)
+        entries = json.loads(result.out)
+        self.assertEqual([(e["name"], e["size"]) for e in entries], [("photos/x.jpg", 400), ("photos/y.jpg", 200)])
+        self.assertTrue(all(isinstance(e["mtime"], int) for e in entries), entries)
+        folder = json.loads(ftx(self.server, "list", "photos/", "--json", cwd=self.local).out)
+        self.assertEqual([e["name"] for e in folder], ["photos/x.jpg", "photos/y.jpg"])
+
+    def test_sgetAndOutput(self) -> None:
+        local = self.local
+        result = ftx(self.server, "sget", "photos/x.jpg", cwd=local)
+        self.assertEqual(result.returncode, 0, result.err)
+        self.assertEqual((local / "x.jpg").read_bytes(), FILES["photos/x.jpg"])
+        self.assertIn("received photos/x.jpg", result.err)
+        (local / "out").mkdir()
+        self.assertEqual(ftx(self.server, "sget", "b.bin", "-o", "out/renamed.bin", cwd=local).returncode, 0)
+        self.assertEqual((local / "out" / "renamed.bin").read_bytes(), FILES["b.bin"])
+        self.assertEqual(ftx(self.server, "--dir", str(local / "out"), "sget", "a.txt").returncode, 0)
+        self.assertEqual((local / "out" / "a.txt").read_bytes(), FILES["a.txt"])
+        self.assertEqual([p for p in local.rglob("*") if p.name.endswith(".ftx-partial")], [])
+
+    def test_checksumOption(self) -> None:
+        """
+        By default a transfer is checked by XXH3-128 (the server has it);
+        --checksum sha1 keeps SHA-1, and the note says which one checked it.
+        """
+        import xxhash
+
+        server, local = self.server, self.local
+        self.addCleanup(_removeFromRoot, server, "up.bin")
+        result = ftx(server, "sget", "b.bin", "-o", "fast.bin", cwd=local)
+        self.assertEqual(result.returncode, 0, result.err)
+        self.assertIn("XXH3-128 " + xxhash.xxh3_128(FILES["b.bin"]).hexdigest()[:12], result.err)
+        result = ftx(server, "--checksum", "sha1", "sget", "b.bin", "-o", "sha.bin", cwd=local)
+        self.assertEqual(result.returncode, 0, result.err)
+        self.assertIn("SHA-1 " + hashlib.sha1(FILES["b.bin"]).hexdigest()[:12], result.err)
+        (local / "up.bin").write_bytes(FILES["b.bin"][::-1])
+        result = ftx(server, "put", "up.bin", "--checksum", "sha1", cwd=local)
+        self.assertEqual(result.returncode, 0, result.err)
+        self.assertIn("SHA-1 " + hashlib.sha1(FILES["b.bin"][::-1]).hexdigest()[:12], result.err)
+        self.assertEqual((server.rootPath / "up.bin").read_bytes(), FILES["b.bin"][::-1])
+        self.assertEqual(ftx(server, "delete", "up.bin", cwd=local).returncode, 0)
+        self.assertEqual(ftx(server, "--checksum", "md5", "list", cwd=local).returncode, 2)
+
+    def test_mgetKeepsFolders(self) -> None:
+        result = ftx(self.server, "--quiet", "mget", "photos/*", "a.txt", cwd=self.local)
+        self.assertEqual(result.returncode, 0, result.err)
+        self.assertEqual(result.err, "")
+        for name in ("photos/x.jpg", "photos/y.jpg", "a.txt"):
+            self.assertEqual((self.local / name).read_bytes(), FILES[name])
+
+    def test_hashLikeSha1sum(self) -> None:
+        digest = hashlib.sha1(FILES["b.bin"]).hexdigest()
+        self.assertEqual(ftx(self.server, "hash", "b.bin", cwd=self.local).out, "{}  b.bin\n".format(digest))
+        prefix = hashlib.sha1(FILES["b.bin"][:1000]).hexdigest()
+        self.assertEqual(ftx(self.server, "hash", "b.bin", "1000", cwd=self.local).out.split()[0], prefix)
+        self.assertEqual(ftx(self.server, "hash", "b.bin:1000", cwd=self.local).out.split()[0], prefix)
+
+    def test_putFilesFoldersAndGlobs(self) -> None:
+        server, local = self.server, self.local
+        self.addCleanup(_removeFromRoot, server, "one.txt", "tree", "log1.log", "log2.log", "renamed")
+        (local / "one.txt").write_bytes(b"one")
+        tree = local / "tree"
+        (tree / "sub").mkdir(parents=True)
+        (tree / "top.txt").write_bytes(b"top")
+        (tree / "sub" / "deep.txt").write_bytes(b"deep")
+        (local / "log1.log").write_bytes(b"1")
+        (local / "log2.log").write_bytes(b"22")
+        before = connections(server)
+        result = ftx(server, "put", "one.txt", "tree", "*.log", cwd=local)
+        self.assertEqual(result.returncode, 0, result.err)
+        self.assertIn("put: 5 sent, 0 failed", result.err)
+        self.assertTrue(waitFor(lambda: connections(server) == before + 1, 5, 0.05), server.output())
+        root = server.rootPath
+        self.assertEqual((root / "one.txt").read_bytes(), b"one")
+        self.assertEqual((root / "tree" / "sub" / "deep.txt").read_bytes(), b"deep")
+        self.assertEqual((root / "tree" / "top.txt").read_bytes(), b"top")
+        self.assertEqual((root / "log2.log").read_bytes(), b"22")
+        self.assertEqual(ftx(server, "put", "one.txt", "--as", "renamed/one.txt", cwd=local).returncode, 0)
+        self.assertEqual((root / "renamed" / "one.txt").read_bytes(), b"one")
+        self.assertEqual(sha1(str(root / "one.txt")), hashlib.sha1(b"one").hexdigest())
+
+    def test_putMissingUploadsNothing(self) -> None:
+        self.addCleanup(_removeFromRoot, self.server, "real.txt")
+        (self.local / "real.txt").write_bytes(b"x")
+        result = ftx(self.server, "put", "real.txt", "missing.txt", cwd=self.local)
+        self.assertEqual(result.returncode, cli.EXIT_NOT_FOUND)
+        self.assertEqual(result.err, "ftx: error: no such local file: missing.txt\n")
+        self.assertFalse((self.server.rootPath / "real.txt").exists())
+
+    def test_delete(self) -> None:
+        root = self.server.rootPath
+        self.addCleanup(_removeFromRoot, self.server, "gone.txt")
+        (root / "gone.txt").write_bytes(b"bye")
+        result = ftx(self.server, "delete", "gone.txt", cwd=self.local)
+        self.assertEqual(result.returncode, 0, result.err)
+        self.assertIn("deleted gone.txt", result.err)
+        self.assertFalse((root / "gone.txt").exists())
+        result = ftx(self.server, "delete", "gone.txt", cwd=self.local)
+        self.assertEqual(result.returncode, cli.EXIT_NOT_FOUND)
+
+    def test_df(self) -> None:
+        text = ftx(self.server, "df", cwd=self.local).out.splitlines()
+        self.assertEqual([line.split()[0] for line in text], ["total", "used", "free"])
+        figures = json.loads(ftx(self.server, "df", "--json", cwd=self.local).out)
+        self.assertGreaterEqual(figures["total"], figures["free"])
+        self.assertGreater(figures["free"], 0)
+        self.assertEqual(figures["used"], figures["total"] - figures["free"])
+
+    def test_integrityMismatchLeavesLocalFile(self) -> None:
+        (self.local / "b.bin").write_bytes(b"not the same start")
+        result = ftx(self.server, "cget", "b.bin", cwd=self.local)
+        self.assertEqual(result.returncode, cli.EXIT_INTEGRITY)
+        self.assertIn("does not match", result.err)
+        self.assertEqual(result.err.count("\n"), 1, result.err)
+        self.assertEqual((self.local / "b.bin").read_bytes(), b"not the same start")
+
+    def test_cgetOfCompleteFile(self) -> None:
+        (self.local / "a.txt").write_bytes(FILES["a.txt"])
+        result = ftx(self.server, "cget", "a.txt", cwd=self.local)
+        self.assertEqual(result.returncode, 0, result.err)
+        self.assertIn("already complete", result.err)
 
 
-def test_integrityMismatchLeavesLocalFile(server, tmp_path):
-    (tmp_path / "b.bin").write_bytes(b"not the same start")
-    result = ftx(server, "cget", "b.bin", cwd=tmp_path)
-    assert result.returncode == cli.EXIT_INTEGRITY
-    assert "does not match" in result.err and result.err.count("\n") == 1
-    assert (tmp_path / "b.bin").read_bytes() == b"not the same start"
+@SERVER.serves
+class OneLineErrorTests(SynchronousTestCase):
+    """
+    Each error is one line starting "ftx: error: ", with its own exit
+    status and the words that say what went wrong.
+    """
+
+    def setUp(self) -> None:
+        self.server = SERVER(self)
+        self.local = temporaryFolder(self)
+        for name in ("a", "b"):
+            (self.local / name).write_bytes(b"x")
+
+    def assertOneLineError(self, args, status: int, words: str) -> None:
+        result = ftx(self.server, *args, cwd=self.local)
+        self.assertEqual(result.returncode, status, result.err)
+        self.assertEqual(result.err.count("\n"), 1, result.err)
+        self.assertTrue(result.err.startswith("ftx: error: "), result.err)
+        self.assertIn(words, result.err)
+
+    def test_unknownHost(self) -> None:
+        self.assertOneLineError(["--server", "no-such-host.invalid:1234", "list"], cli.EXIT_CONNECT, "unknown host")
+
+    def test_connectionRefused(self) -> None:
+        address = "127.0.0.1:{}".format(_freePort())
+        self.assertOneLineError(["--server", address, "list"], cli.EXIT_CONNECT, "connection refused")
+
+    def test_noSuchFile(self) -> None:
+        self.assertOneLineError(["sget", "nothing.txt"], cli.EXIT_NOT_FOUND, "no such file")
+
+    def test_outsideTheRoot(self) -> None:
+        self.assertOneLineError(["sget", "../etc/passwd"], cli.EXIT_PERMISSION, "root")
+
+    def test_hashLongerThanTheFile(self) -> None:
+        self.assertOneLineError(["hash", "a.txt", "99"], cli.EXIT_USAGE, "fewer than")
+
+    def test_unknownCommand(self) -> None:
+        self.assertOneLineError(["frobnicate"], cli.EXIT_USAGE, "invalid choice")
+
+    def test_missingArgument(self) -> None:
+        self.assertOneLineError(["sget"], cli.EXIT_USAGE, "required")
+
+    def test_asWithManyFiles(self) -> None:
+        self.assertOneLineError(["put", "a", "b", "--as", "c"], cli.EXIT_USAGE, "--as")
+
+    def test_badAddress(self) -> None:
+        self.assertOneLineError(["--server", "not an address", "list"], cli.EXIT_USAGE, "address")
+
+    def test_userWithoutPassword(self) -> None:
+        self.assertOneLineError(["--user", "bob", "list"], cli.EXIT_USAGE, "password")
 
 
-def test_cgetOfCompleteFile(server, tmp_path):
-    (tmp_path / "a.txt").write_bytes(FILES["a.txt"])
-    result = ftx(server, "cget", "a.txt", cwd=tmp_path)
-    assert result.returncode == 0 and "already complete" in result.err
+class ReadOnlyServerTests(SynchronousTestCase):
+    def test_readOnlyServerRefusesPermission(self) -> None:
+        server = serverFor(self, "--read-only", files={"keep.txt": b"k"})
+        root, local = server.rootPath, temporaryFolder(self)
+        (local / "new.txt").write_bytes(b"n")
+        (local / "other.txt").write_bytes(b"o")
+        put = ftx(server, "put", "new.txt", cwd=local)
+        putMany = ftx(server, "--quiet", "put", "new.txt", "other.txt", cwd=local)
+        delete = ftx(server, "delete", "keep.txt", cwd=local)
+        for result in (put, putMany, delete):
+            self.assertEqual(result.returncode, cli.EXIT_PERMISSION, result.err)
+        for result in (put, delete):
+            self.assertEqual(result.err.count("\n"), 1, result.err)
+            self.assertTrue(result.err.startswith("ftx: error: "), result.err)
+        lines = putMany.err.splitlines()
+        self.assertEqual(len(lines), 3, putMany.err)
+        self.assertTrue(lines[0].startswith("ftx: error: new.txt: "), lines)
+        self.assertTrue(lines[1].startswith("ftx: error: other.txt: "), lines)
+        self.assertTrue(lines[2].startswith("ftx: error: 2 of 2 files failed (the first: "), lines)
+        self.assertTrue((root / "keep.txt").exists())
+        self.assertFalse((root / "new.txt").exists())
 
 
-def test_readOnlyServerRefusesPermission(tmp_path_factory, tmp_path):
-    server, root = startServer(tmp_path_factory, "--read-only", files={"keep.txt": b"k"})
-    try:
-        (tmp_path / "new.txt").write_bytes(b"n")
-        (tmp_path / "other.txt").write_bytes(b"o")
-        put = ftx(server, "put", "new.txt", cwd=tmp_path)
-        putMany = ftx(server, "--quiet", "put", "new.txt", "other.txt", cwd=tmp_path)
-        delete = ftx(server, "delete", "keep.txt", cwd=tmp_path)
-    finally:
-        server.stop()
-    assert put.returncode == putMany.returncode == delete.returncode == cli.EXIT_PERMISSION
-    for result in (put, delete):
-        assert result.err.count("\n") == 1 and result.err.startswith("ftx: error: "), result.err
-    lines = putMany.err.splitlines()
-    assert lines[0].startswith("ftx: error: new.txt: ") and lines[1].startswith("ftx: error: other.txt: ")
-    assert lines[2].startswith("ftx: error: 2 of 2 files failed (the first: ") and len(lines) == 3
-    assert (root / "keep.txt").exists() and not (root / "new.txt").exists()
+class NoServerTests(SynchronousTestCase):
+    """
+    What the command says before it needs a server.
+    """
 
+    def test_helpEverywhere(self) -> None:
+        top = subprocess.run([FTX, "--help"], capture_output=True, timeout=30)
+        text = top.stdout.decode()
+        self.assertEqual(top.returncode, 0)
+        self.assertIn("exit status:", text)
+        for code, _ in cli.EXIT_CODES:
+            self.assertIn("\n  {:>3}  ".format(code), text)
+        parser = buildParser()
+        for name, sub in parser.commands.items():
+            self.assertIn("examples:", sub.format_help(), name)
+        sget = subprocess.run([FTX, "sget", "--help"], capture_output=True, timeout=30)
+        self.assertEqual(sget.returncode, 0)
+        self.assertIn(b"--rename", sget.stdout)
 
-def test_helpEverywhere(tmp_path):
-    import subprocess
-
-    from tests.test_cli_helpers import FTX
-
-    top = subprocess.run([FTX, "--help"], capture_output=True, timeout=30)
-    text = top.stdout.decode()
-    assert top.returncode == 0 and "exit status:" in text
-    for code, _ in cli.EXIT_CODES:
-        assert "\n  {:>3}  ".format(code) in text
-    parser = buildParser()
-    for name, sub in parser.commands.items():
-        assert "examples:" in sub.format_help(), name
-    sget = subprocess.run([FTX, "sget", "--help"], capture_output=True, timeout=30)
-    assert sget.returncode == 0 and b"--rename" in sget.stdout
-
-
-def test_noCommandWithoutTerminal(tmp_path):
-    from tests.support import runFtx
-
-    result = runFtx([], cwd=str(tmp_path))
-    assert result.returncode == cli.EXIT_USAGE
-    assert result.stderr.startswith(b"ftx: error: no command")
+    def test_noCommandWithoutTerminal(self) -> None:
+        result = runFtx([], cwd=str(temporaryFolder(self)))
+        self.assertEqual(result.returncode, cli.EXIT_USAGE)
+        self.assertTrue(result.stderr.startswith(b"ftx: error: no command"), result.stderr)

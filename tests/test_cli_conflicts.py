@@ -5,114 +5,122 @@ A download never overwrites a local file silently: --overwrite, --rename,
 
 from __future__ import annotations
 
-import pytest
+from twisted.trial.unittest import SynchronousTestCase
 
 from ftx.cli import status as cli
 from ftx.cli.conflicts import renamed
-from tests.test_cli_helpers import ftx, spawn, startServer
+from tests.clitools import SharedServer, ftx, spawn, temporaryFolder
 
-SERVER = b"the server's copy\n"
+SERVER_COPY = b"the server's copy\n"
 LOCAL = b"my local copy\n"
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server, _ = startServer(tmp_path_factory, files={"a.txt": SERVER, "b.txt": b"b\n", "c.txt": b"c\n"})
-    try:
-        yield server
-    finally:
-        server.stop()
+SERVER = SharedServer(files={"a.txt": SERVER_COPY, "b.txt": b"b\n", "c.txt": b"c\n"})
 
 
-@pytest.fixture
-def local(tmp_path):
-    (tmp_path / "a.txt").write_bytes(LOCAL)
-    return tmp_path
+@SERVER.serves
+class ConflictTests(SynchronousTestCase):
+    """
+    Each test starts from a local folder holding its own C{a.txt}, which
+    differs from the server's.
+    """
+
+    def setUp(self) -> None:
+        self.server = SERVER(self)
+        self.local = temporaryFolder(self)
+        (self.local / "a.txt").write_bytes(LOCAL)
+
+    def localNames(self):
+        return sorted(p.name for p in self.local.iterdir())
+
+    def test_refusedWithoutTerminal(self) -> None:
+        result = ftx(self.server, "sget", "a.txt", cwd=self.local)
+        self.assertEqual(result.returncode, cli.EXIT_CONFLICT)
+        self.assertEqual(
+            result.err,
+            "ftx: error: a.txt already exists here; nothing was changed (use --overwrite, --rename or --skip)\n",
+        )
+        self.assertEqual((self.local / "a.txt").read_bytes(), LOCAL)
+        self.assertEqual(self.localNames(), ["a.txt"])
+
+    def test_mgetRefusesBeforeDownloadingAnything(self) -> None:
+        result = ftx(self.server, "mget", "*.txt", cwd=self.local)
+        self.assertEqual(result.returncode, cli.EXIT_CONFLICT)
+        self.assertEqual(self.localNames(), ["a.txt"])
+        self.assertEqual((self.local / "a.txt").read_bytes(), LOCAL)
+
+    def test_overwrite(self) -> None:
+        result = ftx(self.server, "sget", "a.txt", "--overwrite", cwd=self.local)
+        self.assertEqual(result.returncode, 0, result.err)
+        self.assertEqual((self.local / "a.txt").read_bytes(), SERVER_COPY)
+
+    def test_skip(self) -> None:
+        result = ftx(self.server, "mget", "*.txt", "--skip", cwd=self.local)
+        self.assertEqual(result.returncode, 0, result.err)
+        self.assertEqual((self.local / "a.txt").read_bytes(), LOCAL)
+        self.assertEqual((self.local / "b.txt").read_bytes(), b"b\n")
+        self.assertIn("kept the existing a.txt", result.err)
+
+    def test_renameCounts(self) -> None:
+        for expected in ("a (1).txt", "a (2).txt"):
+            result = ftx(self.server, "sget", "a.txt", "--rename", cwd=self.local)
+            self.assertEqual(result.returncode, 0, result.err)
+            self.assertEqual((self.local / expected).read_bytes(), SERVER_COPY)
+        self.assertEqual((self.local / "a.txt").read_bytes(), LOCAL)
+
+    def test_identicalIsSkippedWithoutAsking(self) -> None:
+        (self.local / "a.txt").write_bytes(SERVER_COPY)
+        result = ftx(self.server, "sget", "a.txt", cwd=self.local)
+        self.assertEqual(result.returncode, 0, result.err)
+        self.assertIn("already here and identical", result.err)
+
+    def askOnTerminal(self, answer: str, content: bytes, extra=None) -> None:
+        """
+        Run ``ftx sget a.txt`` on a terminal, answer its question with
+        C{answer}, and check what C{a.txt} (and C{extra}, if given, a
+        renamed download) holds afterwards.
+        """
+        import pexpect
+
+        child = spawn(["--server", self.server.address, "sget", "a.txt"], cwd=self.local)
+        child.expect(r"a\.txt already exists\. Overwrite it\? \[y\]es, \[n\]o \(skip\), \[r\]ename, \[a\]ll")
+        child.sendline(answer)
+        child.expect(pexpect.EOF)
+        child.close()
+        self.assertEqual(child.exitstatus, 0)
+        self.assertEqual((self.local / "a.txt").read_bytes(), content)
+        if extra:
+            self.assertEqual((self.local / extra).read_bytes(), SERVER_COPY)
+
+    def test_askedOnTerminalNo(self) -> None:
+        self.askOnTerminal("n", LOCAL)
+
+    def test_askedOnTerminalYes(self) -> None:
+        self.askOnTerminal("y", SERVER_COPY)
+
+    def test_askedOnTerminalRename(self) -> None:
+        self.askOnTerminal("r", LOCAL, "a (1).txt")
+
+    def test_allOverwritesTheRest(self) -> None:
+        import pexpect
+
+        (self.local / "b.txt").write_bytes(b"old b\n")
+        (self.local / "c.txt").write_bytes(b"old c\n")
+        child = spawn(["--server", self.server.address, "mget", "*.txt"], cwd=self.local)
+        child.expect("Overwrite it")
+        child.sendline("a")
+        child.expect(pexpect.EOF)
+        child.close()
+        self.assertEqual(child.exitstatus, 0)
+        self.assertEqual((self.local / "a.txt").read_bytes(), SERVER_COPY)
+        self.assertEqual((self.local / "c.txt").read_bytes(), b"c\n")
 
 
-def test_refusedWithoutTerminal(server, local):
-    result = ftx(server, "sget", "a.txt", cwd=local)
-    assert result.returncode == cli.EXIT_CONFLICT
-    assert result.err == (
-        "ftx: error: a.txt already exists here; nothing was changed (use --overwrite, --rename or --skip)\n"
-    )
-    assert (local / "a.txt").read_bytes() == LOCAL
-    assert sorted(p.name for p in local.iterdir()) == ["a.txt"]
-
-
-def test_mgetRefusesBeforeDownloadingAnything(server, local):
-    result = ftx(server, "mget", "*.txt", cwd=local)
-    assert result.returncode == cli.EXIT_CONFLICT
-    assert sorted(p.name for p in local.iterdir()) == ["a.txt"]
-    assert (local / "a.txt").read_bytes() == LOCAL
-
-
-def test_overwrite(server, local):
-    result = ftx(server, "sget", "a.txt", "--overwrite", cwd=local)
-    assert result.returncode == 0, result.err
-    assert (local / "a.txt").read_bytes() == SERVER
-
-
-def test_skip(server, local):
-    result = ftx(server, "mget", "*.txt", "--skip", cwd=local)
-    assert result.returncode == 0, result.err
-    assert (local / "a.txt").read_bytes() == LOCAL
-    assert (local / "b.txt").read_bytes() == b"b\n"
-    assert "kept the existing a.txt" in result.err
-
-
-def test_renameCounts(server, local):
-    for expected in ("a (1).txt", "a (2).txt"):
-        result = ftx(server, "sget", "a.txt", "--rename", cwd=local)
-        assert result.returncode == 0, result.err
-        assert (local / expected).read_bytes() == SERVER
-    assert (local / "a.txt").read_bytes() == LOCAL
-
-
-def test_identicalIsSkippedWithoutAsking(server, tmp_path):
-    (tmp_path / "a.txt").write_bytes(SERVER)
-    result = ftx(server, "sget", "a.txt", cwd=tmp_path)
-    assert result.returncode == 0
-    assert "already here and identical" in result.err
-
-
-def test_renamedNames(tmp_path):
-    (tmp_path / "x.tar.gz").write_bytes(b"")
-    (tmp_path / ".noext").write_bytes(b"")
-    assert renamed(str(tmp_path / "x.tar.gz")) == str(tmp_path / "x (1).tar.gz")
-    assert renamed(str(tmp_path / ".noext")) == str(tmp_path / ".noext (1)")
-    (tmp_path / ".x (1).tar.gz.ftx-partial").write_bytes(b"")
-    assert renamed(str(tmp_path / "x.tar.gz")) == str(tmp_path / "x (2).tar.gz")
-
-
-@pytest.mark.parametrize(
-    "answer, content, extra",
-    [("n", LOCAL, None), ("y", SERVER, None), ("r", LOCAL, "a (1).txt")],
-)
-def test_askedOnTerminal(server, local, answer, content, extra):
-    import pexpect
-
-    child = spawn(["--server", server.address, "sget", "a.txt"], cwd=local)
-    child.expect(r"a\.txt already exists\. Overwrite it\? \[y\]es, \[n\]o \(skip\), \[r\]ename, \[a\]ll")
-    child.sendline(answer)
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
-    assert (local / "a.txt").read_bytes() == content
-    if extra:
-        assert (local / extra).read_bytes() == SERVER
-
-
-def test_allOverwritesTheRest(server, local):
-    import pexpect
-
-    (local / "b.txt").write_bytes(b"old b\n")
-    (local / "c.txt").write_bytes(b"old c\n")
-    child = spawn(["--server", server.address, "mget", "*.txt"], cwd=local)
-    child.expect("Overwrite it")
-    child.sendline("a")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
-    assert (local / "a.txt").read_bytes() == SERVER
-    assert (local / "c.txt").read_bytes() == b"c\n"
+class RenamedNameTests(SynchronousTestCase):
+    def test_renamedNames(self) -> None:
+        folder = temporaryFolder(self)
+        (folder / "x.tar.gz").write_bytes(b"")
+        (folder / ".noext").write_bytes(b"")
+        self.assertEqual(renamed(str(folder / "x.tar.gz")), str(folder / "x (1).tar.gz"))
+        self.assertEqual(renamed(str(folder / ".noext")), str(folder / ".noext (1)"))
+        (folder / ".x (1).tar.gz.ftx-partial").write_bytes(b"")
+        self.assertEqual(renamed(str(folder / "x.tar.gz")), str(folder / "x (2).tar.gz"))

@@ -8,98 +8,94 @@ from __future__ import annotations
 import os
 import signal
 
-import pytest
+from twisted.trial.unittest import SynchronousTestCase
 
 from ftx.cli import status as cli
+from tests.clitools import SharedServer, ftx, interruptMidway, spawn, temporaryFolder
 from tests.support import sha1, writeRandom
-from tests.test_cli_helpers import ftx, interruptMidway, spawn, startServer
 
 HUGE = 200 << 20
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server, root = startServer(tmp_path_factory, files={"a-small.txt": b"a" * 1000, "c-small.txt": b"c" * 2000})
-    server.digest = writeRandom(str(root / "b-huge.bin"), HUGE, seed=3)
-    server.rootPath = root
-    try:
-        yield server
-    finally:
-        server.stop()
+def _writeHugeFile(server) -> None:
+    server.digest = writeRandom(str(server.rootPath / "b-huge.bin"), HUGE, seed=3)
 
 
-def test_killedSgetThenCget(server, tmp_path):
-    partial = tmp_path / ".b-huge.bin.ftx-partial"
-    process, _ = interruptMidway(server, ["sget", "b-huge.bin"], tmp_path, partial)
-    assert process.returncode == -signal.SIGKILL
-    assert 0 < partial.stat().st_size < HUGE
-    assert not (tmp_path / "b-huge.bin").exists()
-    result = ftx(server, "cget", "b-huge.bin", cwd=tmp_path)
-    assert result.returncode == 0, result.err
-    assert "continued b-huge.bin" in result.err
-    assert sha1(str(tmp_path / "b-huge.bin")) == server.digest
-    assert not partial.exists()
+SERVER = SharedServer(files={"a-small.txt": b"a" * 1000, "c-small.txt": b"c" * 2000}, prepare=_writeHugeFile)
 
 
-def test_interruptedMgetRerun(server, tmp_path):
-    partial = tmp_path / ".b-huge.bin.ftx-partial"
-    interruptMidway(server, ["mget", "*"], tmp_path, partial)
-    assert (tmp_path / "a-small.txt").exists() and not (tmp_path / "c-small.txt").exists()
-    result = ftx(server, "mget", "*", cwd=tmp_path)
-    assert result.returncode == 0, result.err
-    assert "a-small.txt is already here and identical; skipped" in result.err
-    assert "continued b-huge.bin" in result.err
-    assert "received c-small.txt" in result.err
-    assert "mget: 2 fetched, 1 skipped, 0 failed" in result.err
-    assert sha1(str(tmp_path / "b-huge.bin")) == server.digest
-    assert (tmp_path / "c-small.txt").read_bytes() == b"c" * 2000
-    assert not partial.exists()
+@SERVER.serves
+class ResumeTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.server = SERVER(self)
+        self.local = temporaryFolder(self)
+        self.partial = self.local / ".b-huge.bin.ftx-partial"
 
+    def test_killedSgetThenCget(self) -> None:
+        process, _ = interruptMidway(self.server, ["sget", "b-huge.bin"], self.local, self.partial)
+        self.assertEqual(process.returncode, -signal.SIGKILL)
+        self.assertTrue(0 < self.partial.stat().st_size < HUGE, self.partial.stat().st_size)
+        self.assertFalse((self.local / "b-huge.bin").exists())
+        result = ftx(self.server, "cget", "b-huge.bin", cwd=self.local)
+        self.assertEqual(result.returncode, 0, result.err)
+        self.assertIn("continued b-huge.bin", result.err)
+        self.assertEqual(sha1(str(self.local / "b-huge.bin")), self.server.digest)
+        self.assertFalse(self.partial.exists())
 
-def test_ctrlCExitsWithPartialKept(server, tmp_path):
-    partial = tmp_path / ".b-huge.bin.ftx-partial"
-    process, err = interruptMidway(server, ["sget", "b-huge.bin"], tmp_path, partial, sig=signal.SIGINT)
-    assert process.returncode == cli.EXIT_INTERRUPTED
-    assert err == "ftx: interrupted; the partial download is kept ('ftx cget b-huge.bin' continues it)\n"
-    assert partial.stat().st_size > 0
+    def test_interruptedMgetRerun(self) -> None:
+        interruptMidway(self.server, ["mget", "*"], self.local, self.partial)
+        self.assertTrue((self.local / "a-small.txt").exists())
+        self.assertFalse((self.local / "c-small.txt").exists())
+        result = ftx(self.server, "mget", "*", cwd=self.local)
+        self.assertEqual(result.returncode, 0, result.err)
+        self.assertIn("a-small.txt is already here and identical; skipped", result.err)
+        self.assertIn("continued b-huge.bin", result.err)
+        self.assertIn("received c-small.txt", result.err)
+        self.assertIn("mget: 2 fetched, 1 skipped, 0 failed", result.err)
+        self.assertEqual(sha1(str(self.local / "b-huge.bin")), self.server.digest)
+        self.assertEqual((self.local / "c-small.txt").read_bytes(), b"c" * 2000)
+        self.assertFalse(self.partial.exists())
 
+    def test_ctrlCExitsWithPartialKept(self) -> None:
+        process, err = interruptMidway(self.server, ["sget", "b-huge.bin"], self.local, self.partial, sig=signal.SIGINT)
+        self.assertEqual(process.returncode, cli.EXIT_INTERRUPTED)
+        self.assertEqual(err, "ftx: interrupted; the partial download is kept ('ftx cget b-huge.bin' continues it)\n")
+        self.assertGreater(self.partial.stat().st_size, 0)
 
-def test_progressOnTerminal(server, tmp_path):
-    import pexpect
+    def test_progressOnTerminal(self) -> None:
+        import pexpect
 
-    child = spawn(["--server", server.address, "sget", "b-huge.bin"], cwd=tmp_path)
-    child.expect(pexpect.EOF)
-    child.close()
-    output = child.before.decode("utf-8", "replace")
-    assert child.exitstatus == 0
-    assert "%" in output and "MiB" in output and "\x1b[" in output
-    assert "received b-huge.bin" in output
+        child = spawn(["--server", self.server.address, "sget", "b-huge.bin"], cwd=self.local)
+        child.expect(pexpect.EOF)
+        child.close()
+        output = child.before.decode("utf-8", "replace")
+        self.assertEqual(child.exitstatus, 0, output)
+        for mark in ("%", "MiB", "\x1b[", "received b-huge.bin"):
+            self.assertIn(mark, output)
 
+    def test_batchProgressOnTerminal(self) -> None:
+        import pexpect
 
-def test_batchProgressOnTerminal(server, tmp_path):
-    import pexpect
+        child = spawn(["--server", self.server.address, "mget", "*-small.txt"], cwd=self.local)
+        child.expect(pexpect.EOF)
+        child.close()
+        self.assertEqual(child.exitstatus, 0)
+        self.assertIn("mget (2 files)", child.before.decode("utf-8", "replace"))
 
-    child = spawn(["--server", server.address, "mget", "*-small.txt"], cwd=tmp_path)
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
-    assert "mget (2 files)" in child.before.decode("utf-8", "replace")
+    def test_noProgressWhenQuiet(self) -> None:
+        import pexpect
 
+        child = spawn(["--server", self.server.address, "--quiet", "sget", "a-small.txt"], cwd=self.local)
+        child.expect(pexpect.EOF)
+        child.close()
+        self.assertEqual(child.exitstatus, 0)
+        self.assertEqual(child.before, b"")
+        self.assertTrue((self.local / "a-small.txt").exists())
 
-def test_noProgressWhenQuiet(server, tmp_path):
-    import pexpect
-
-    child = spawn(["--server", server.address, "--quiet", "sget", "a-small.txt"], cwd=tmp_path)
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
-    assert child.before == b""
-    assert (tmp_path / "a-small.txt").exists()
-
-
-def test_noProgressInAPipe(server, tmp_path):
-    result = ftx(server, "sget", "b-huge.bin", cwd=tmp_path)
-    assert result.returncode == 0
-    assert "%" not in result.err and "\r" not in result.err and "\x1b" not in result.err
-    assert result.err.startswith("received b-huge.bin")
-    assert os.path.getsize(tmp_path / "b-huge.bin") == HUGE
+    def test_noProgressInAPipe(self) -> None:
+        result = ftx(self.server, "sget", "b-huge.bin", cwd=self.local)
+        self.assertEqual(result.returncode, 0, result.err)
+        for mark in ("%", "\r", "\x1b"):
+            self.assertNotIn(mark, result.err)
+        self.assertTrue(result.err.startswith("received b-huge.bin"), result.err)
+        self.assertEqual(os.path.getsize(self.local / "b-huge.bin"), HUGE)
