@@ -28,7 +28,7 @@ from twisted.internet.task import react
 
 
 def _connect(reactor, port: int):
-    from ftx.client.api import connect
+    from ftx.client import connect
 
     return connect(reactor, clientFromString(reactor, f"tcp:127.0.0.1:{port}"))
 

@@ -16,7 +16,7 @@ import sys
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import react
 
-from ftx.client.api import connect
+from ftx.client import connect
 from ftx.errors import FtxError
 
 

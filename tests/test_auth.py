@@ -18,7 +18,6 @@ from twisted.python import usage
 
 from ftx import errors
 from ftx.client.api import connect
-from ftx.client.session import openSession
 from ftx.server.accounts import AccessRules
 from ftx.server.logins import LoginThrottle
 from ftx.server.tap import Options, makeFactory
@@ -104,7 +103,7 @@ async def test_eachPermissionEnforcedForEveryCommand(site):
             (root / "victim.txt").write_bytes(b"x")
             if (root / "up.txt").exists():
                 os.remove(root / "up.txt")
-            client = await openSession(reactor, address, user=user, password=user + "-pw")
+            client = await connect(reactor, address, credentials=(user, user + "-pw"))
             try:
                 for verb, run in _operations(client, local).items():
                     expected = "ok" if verb in allowed else errors.PermissionDenied
@@ -136,7 +135,7 @@ async def test_loginSuccessAndFailure(site):
         finally:
             await client.quit()
         with pytest.raises(errors.LoginFailed, match="wrong user name or password"):
-            await openSession(reactor, address, user="reader", password="nope")
+            await connect(reactor, address, credentials=("reader", "nope"))
     finally:
         await port.stopListening()
 
@@ -151,10 +150,10 @@ async def test_everyAuthSourceIsConsulted(site):
     port, address = await _serve(root, *args[:2], "--auth", "memory:carol:carol-pw")
     try:
         for user in ("reader", "carol"):
-            client = await openSession(reactor, address, user=user, password=user + "-pw")
+            client = await connect(reactor, address, credentials=(user, user + "-pw"))
             await client.quit()
         with pytest.raises(errors.LoginFailed):
-            await openSession(reactor, address, user="carol", password="reader-pw")
+            await connect(reactor, address, credentials=("carol", "reader-pw"))
     finally:
         await port.stopListening()
 
@@ -169,7 +168,7 @@ async def test_homeDirectoryConfinesTheAccount(site):
     os.symlink(str(root / "file.txt"), str(root / "alice" / "escape.txt"))
     port, address = await _serve(root, *args)
     try:
-        client = await openSession(reactor, address, user="alice", password="alice-pw")
+        client = await connect(reactor, address, credentials=("alice", "alice-pw"))
         try:
             assert sorted(e.name for e in await client.list()) == ["file.txt"]
             await client.sget("file.txt", str(local / "a.txt"))
@@ -249,7 +248,7 @@ async def test_withoutAuthEveryoneIsAnonymousAsBefore(site):
         finally:
             await client.quit()
         with pytest.raises(errors.LoginFailed, match="no accounts"):
-            await openSession(reactor, address, user="bob", password="pw")
+            await connect(reactor, address, credentials=("bob", "pw"))
     finally:
         await port.stopListening()
 
@@ -291,7 +290,7 @@ async def test_bruteForceIsSlowedAndCutOff(site):
             await client.df()
 
         with pytest.raises(errors.Unavailable, match="too many failed logins"):
-            await openSession(reactor, address, user="alice", password="alice-pw")
+            await connect(reactor, address, credentials=("alice", "alice-pw"))
     finally:
         await port.stopListening()
 
@@ -394,11 +393,11 @@ def test_accessFileNamingAccountsNeedsAuth(tmp_path):
 
 def test_publicNamesExported():
     import ftx._io.tls
-    import ftx.client.session
+    import ftx.client.api
     import ftx.server.accounts
     import ftx.server.logins
 
-    for module in (ftx.server.accounts, ftx.server.logins, ftx.client.session, ftx._io.tls):
+    for module in (ftx.server.accounts, ftx.server.logins, ftx.client.api, ftx._io.tls):
         assert module.__all__
         for name in module.__all__:
             assert hasattr(module, name), (module.__name__, name)

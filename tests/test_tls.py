@@ -17,8 +17,7 @@ from twisted.python import usage
 
 from ftx import errors
 from ftx._io import tls
-from ftx.client.api import connect
-from ftx.client.session import openSession
+from ftx.client.api import ClientTLS, connect
 from ftx.server.filesystem import FilesystemStorage
 from ftx.server.protocol import FtxServerFactory
 from tests.support import (
@@ -85,10 +84,10 @@ async def _listenTLS(root, certificate, clientCA=None):
 
 async def _refused(address, **options):
     """
-    The error openSession fails with; the test fails if it connects.
+    The error connect fails with; the test fails if it connects.
     """
     try:
-        client = await openSession(reactor, address, **options)
+        client = await connect(reactor, address, **options)
     except errors.FtxError as e:
         return e
     await client.quit()
@@ -106,7 +105,7 @@ async def test_roundTripOverTLSIsByteIdentical(tmp_path, pki, root):
     local.mkdir()
     port, number = await _listenTLS(root, pki.server)
     try:
-        client = await openSession(reactor, "ssl:host=127.0.0.1:port={}".format(number), cafile=pki.serverCA)
+        client = await connect(reactor, "ssl:host=127.0.0.1:port={}".format(number), tls=ClientTLS(cafile=pki.serverCA))
         try:
             for name in ("random.bin", "hello.txt"):
                 transfer = await client.sget(name, str(local / name))
@@ -119,7 +118,7 @@ async def test_roundTripOverTLSIsByteIdentical(tmp_path, pki, root):
             assert sha1(str(root / "back" / "random.bin")) == digest
         finally:
             await client.quit()
-        client = await openSession(reactor, "localhost:{}".format(number), tls=True, cafile=pki.serverCA)
+        client = await connect(reactor, "localhost:{}".format(number), tls=ClientTLS(cafile=pki.serverCA))
         try:
             assert [e.name for e in await client.list("hello.txt")] == ["hello.txt"]
             assert interfacesOf(client) is True
@@ -139,7 +138,7 @@ def interfacesOf(client):
 async def test_wrongHostNameIsRefusedClearly(pki, root):
     port, number = await _listenTLS(root, pki.otherName)
     try:
-        error = await _refused("127.0.0.1:{}".format(number), tls=True, cafile=pki.serverCA)
+        error = await _refused("127.0.0.1:{}".format(number), tls=ClientTLS(cafile=pki.serverCA))
         assert isinstance(error, errors.CertificateError)
         assert "not valid for the host name 127.0.0.1" in str(error)
     finally:
@@ -154,7 +153,7 @@ async def test_untrustedAuthorityIsRefusedClearly(pki, root):
     """
     port, number = await _listenTLS(root, pki.server)
     try:
-        for options in (dict(cafile=pki.strangerCA), dict()):
+        for options in (dict(tls=ClientTLS(cafile=pki.strangerCA)), dict()):
             error = await _refused("ssl:host=127.0.0.1:port={}".format(number), **options)
             assert isinstance(error, errors.CertificateError), error
             assert "could not be verified" in str(error) and "--cafile" in str(error)
@@ -170,7 +169,7 @@ async def test_connectWithAnSSLAddressVerifiesToo(pki, root):
     """
     port, number = await _listenTLS(root, pki.server)
     try:
-        with pytest.raises(errors.ConnectionLost):
+        with pytest.raises(errors.CertificateError):
             await connect(reactor, "ssl:host=127.0.0.1:port={}".format(number))
         client = await connect(
             reactor, "ssl:host=127.0.0.1:port={}:caCertsDir={}".format(number, os.path.dirname(pki.serverCA))
@@ -185,7 +184,7 @@ async def test_connectWithAnSSLAddressVerifiesToo(pki, root):
 async def test_insecureSkipsVerification(pki, root):
     port, number = await _listenTLS(root, pki.otherName)
     try:
-        client = await openSession(reactor, "127.0.0.1:{}".format(number), insecure=True)
+        client = await connect(reactor, "127.0.0.1:{}".format(number), tls=ClientTLS(insecure=True))
         try:
             assert [e.name for e in await client.list()] == ["hello.txt"]
             assert interfacesOf(client) is True
@@ -199,7 +198,7 @@ async def test_insecureSkipsVerification(pki, root):
 async def test_tlsClientAgainstPlainServer(pki, root):
     port = await listenInProcess(reactor, str(root))
     try:
-        error = await _refused("127.0.0.1:{}".format(port.getHost().port), tls=True, cafile=pki.serverCA)
+        error = await _refused("127.0.0.1:{}".format(port.getHost().port), tls=ClientTLS(cafile=pki.serverCA))
         assert isinstance(error, errors.TLSError) and not isinstance(error, errors.CertificateError)
         assert "did not answer in TLS" in str(error)
     finally:
@@ -207,17 +206,14 @@ async def test_tlsClientAgainstPlainServer(pki, root):
 
 
 @pytest_twisted.ensureDeferred
-async def test_plainClientAgainstTLSServerGivesUpWithAHint(pki, root, monkeypatch):
+async def test_plainClientAgainstTLSServerGivesUpWithAHint(pki, root):
     """
     Without TLS the client would wait for a greeting the TLS server never
     sends in the clear; it gives up after the greeting timeout and says why.
     """
-    import ftx.client.session
-
-    monkeypatch.setattr(ftx.client.session, "GREETING_TIMEOUT", 0.3)
     port, number = await _listenTLS(root, pki.server)
     try:
-        error = await _refused("127.0.0.1:{}".format(number))
+        error = await _refused("127.0.0.1:{}".format(number), timeout=0.3)
         assert isinstance(error, errors.ConnectionLost) and "--tls" in str(error)
     finally:
         await port.stopListening()
@@ -233,11 +229,11 @@ async def test_clientCertificateRequiredAcceptedAndRefused(pki, root):
     address = "127.0.0.1:{}".format(number)
     try:
         for certificate in (None, pki.strangerClient):
-            error = await _refused(address, cafile=pki.serverCA, certificate=certificate)
+            error = await _refused(address, tls=ClientTLS(cafile=pki.serverCA, certificate=certificate))
             assert type(error) is errors.TLSError, error
             assert "certificate" in str(error)
         with capturedLogs() as events:
-            client = await openSession(reactor, address, cafile=pki.serverCA, certificate=pki.client)
+            client = await connect(reactor, address, tls=ClientTLS(cafile=pki.serverCA, certificate=pki.client))
             try:
                 assert await client.hash("hello.txt") == sha1(str(root / "hello.txt"))
             finally:
@@ -259,8 +255,9 @@ async def test_noWarningForPasswordsOverTLS(pki, root):
     port = await tls.serverEndpoint(reactor, "ssl:0:interface=127.0.0.1:privateKey=" + pki.server).listen(factory)
     try:
         with capturedLogs() as events:
-            client = await openSession(
-                reactor, "127.0.0.1:{}".format(port.getHost().port), cafile=pki.serverCA, user="alice", password="secret"
+            client = await connect(
+                reactor, "127.0.0.1:{}".format(port.getHost().port), tls=ClientTLS(cafile=pki.serverCA),
+                credentials=("alice", "secret"),
             )
             await client.quit()
         assert not [e for e in events if e.get("log_level") == LogLevel.warn]
@@ -277,30 +274,17 @@ async def test_twistdServesTLSWithClientCertificatesAndAccounts(tmp_path, pki, r
     port = "ssl:0:interface=127.0.0.1:privateKey=" + pki.server
     local = tmp_path / "got.txt"
     with ServerProcess(str(root), "--client-ca", pki.clientCA, "--auth", "memory:alice:secret", port=port) as server:
-        client = await openSession(
+        client = await connect(
             reactor, "ssl:host=127.0.0.1:port={}".format(server.port),
-            cafile=pki.serverCA, certificate=pki.client, user="alice", password="secret",
+            tls=ClientTLS(cafile=pki.serverCA, certificate=pki.client), credentials=("alice", "secret"),
         )
         try:
             await client.sget("hello.txt", str(local))
         finally:
             await client.quit()
-        error = await _refused(server.address, cafile=pki.serverCA, user="alice", password="secret")
+        error = await _refused(server.address, tls=ClientTLS(cafile=pki.serverCA), credentials=("alice", "secret"))
     assert local.read_bytes() == (root / "hello.txt").read_bytes()
     assert type(error) is errors.TLSError
-
-
-def test_addressesTakenApart():
-    assert tls.parseAddress("ssl:host=files.example.org:port=990:caCertsDir=/ca") == tls.Address(
-        "ssl", "files.example.org", 990, {"caCertsDir": "/ca"}
-    )
-    assert tls.parseAddress("tls:example.org:443") == tls.Address("tls", "example.org", 443, {})
-    assert tls.parseAddress("tcp6:host=\\:\\:1:port=7") == tls.Address("tcp", "::1", 7, {})
-    assert tls.parseAddress("[::1]:7") == tls.Address("tcp", "::1", 7, {})
-    assert tls.parseAddress("1234").host == "localhost"
-    assert tls.parseAddress("unix:path=/run/ftx.sock").kind is None
-    with pytest.raises(errors.FtxError):
-        tls.parseAddress("ssl:host=x")
 
 
 def test_clientCANeedsAnSSLPort(pki, tmp_path):

@@ -10,19 +10,15 @@ absent, and Twisted then builds its transports without it.
 
 Only whole programs may do this (C{twistd ftx}, the C{ftx} command): a
 library or a test suite that builds a server in-process cannot know what
-else in its process wants TLS.
+else in its process wants TLS. Whether an address asks for TLS is
+L{ftx._io.endpoints.isTLS}.
 """
 
 from __future__ import annotations
 
 import sys
 
-#: Endpoint schemes that mean TLS.
-TLS_SCHEMES = ("ssl", "tls")
-
-
-def schemeIsTLS(endpoint: str) -> bool:
-    return endpoint.split(":", 1)[0].lower() in TLS_SCHEMES
+__all__ = ["leaveOutTLS"]
 
 
 def leaveOutTLS() -> bool:

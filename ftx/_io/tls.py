@@ -14,83 +14,13 @@ imported when TLS is actually used, so plain ftx works without them.
 from __future__ import annotations
 
 import os
-from typing import Dict, List, NamedTuple, Optional, Tuple
+import sys
+from typing import Optional
 
-from ftx.errors import CertificateError, FtxError, TLSError
+from ftx._io.endpoints import parseAddress, parseServerAddress
+from ftx.errors import CertificateError, TLSError
 
-__all__ = ["Address", "parseAddress", "clientEndpoint", "serverEndpoint", "errorFromFailure"]
-
-_TLS_KINDS = ("ssl", "tls")
-_TCP_KINDS = ("tcp", "tcp4", "tcp6")
-
-
-class Address(NamedTuple):
-    """
-    A client address taken apart: C{kind} is C{"tcp"}, C{"ssl"}, C{"tls"}
-    or C{None} for endpoint strings ftx leaves to Twisted (C{unix:}, ...).
-    """
-
-    kind: Optional[str]
-    host: str
-    port: int
-    params: Dict[str, str]
-
-
-def _split(description: str) -> Tuple[List[str], Dict[str, str]]:
-    """
-    Split a Twisted endpoint description into positional and keyword
-    fields, honouring backslash escapes as C{clientFromString} does.
-    """
-    fields: List[str] = []
-    current: List[str] = []
-    chars = iter(description)
-    for c in chars:
-        if c == "\\":
-            current.append(next(chars, ""))
-        elif c == ":":
-            fields.append("".join(current))
-            current = []
-        else:
-            current.append(c)
-    fields.append("".join(current))
-    # Escapes were resolved above, so an "=" inside a value that was written
-    # as "\=" is indistinguishable here; endpoint values never need one.
-    args, kwargs = [], {}
-    for field in fields[1:]:
-        key, sep, value = field.partition("=")
-        if sep:
-            kwargs[key] = value
-        else:
-            args.append(field)
-    return [fields[0]] + args, kwargs
-
-
-def parseAddress(address: str) -> Address:
-    """
-    Take apart C{HOST:PORT}, a bare port, or a C{tcp:}, C{ssl:} or C{tls:}
-    client endpoint string. Other endpoint strings come back with kind
-    L{None}.
-
-    @raise FtxError: the address cannot be understood.
-    """
-    if address.isdigit():
-        return Address("tcp", "localhost", int(address), {})
-    head = address.split(":", 1)[0]
-    if head in _TCP_KINDS + _TLS_KINDS:
-        args, kwargs = _split(address)
-        positional = args[1:]
-        host = kwargs.pop("host", positional[0] if positional else "")
-        port = kwargs.pop("port", positional[1] if len(positional) > 1 else "")
-        if not host or not port.isdigit():
-            raise FtxError("not an address: {!r} (expected {}:host=HOST:port=PORT)".format(address, head))
-        return Address("tcp" if head in _TCP_KINDS else head, host, int(port), kwargs)
-    if ":" in address and head.isalpha() and not address.rpartition(":")[2].isdigit():
-        return Address(None, "", 0, {})
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]")
-    if not host or not port.isdigit():
-        raise FtxError("not an address: {!r} (expected HOST:PORT or an endpoint string)".format(address))
-    return Address("tcp", host, int(port), {})
+__all__ = ["clientEndpoint", "serverEndpoint", "errorFromFailure"]
 
 
 def _ssl():
@@ -166,10 +96,12 @@ def clientEndpoint(
 
     Returns C{(endpoint, hostname)}.
 
+    @raise ValueError: the address cannot be understood
+        (L{ftx._io.endpoints.parseAddress}).
     @raise TLSError: the address cannot carry TLS, or a file is unusable.
     """
     parsed = parseAddress(address)
-    if parsed.kind is None:
+    if not parsed.isTCP:
         raise TLSError("TLS works over TCP only; {!r} is not a TCP address".format(address))
     if insecure and cafile:
         raise TLSError("choose either a CA file to verify the server, or insecure mode; not both")
@@ -211,8 +143,9 @@ def serverEndpoint(reactor, description: str, clientCA: Optional[str] = None):
 
     if clientCA is None:
         return serverFromString(reactor, description)
-    args, kwargs = _split(description)
-    if args[0] != "ssl" or len(args) != 2 or not args[1].isdigit():
+    parsed = parseServerAddress(description)
+    kwargs = parsed.params
+    if parsed.kind != "ssl" or parsed.port is None:
         raise TLSError("--client-ca needs an ssl: port, like ssl:1234:privateKey=key.pem:certKey=cert.pem")
     known = {"privateKey", "certKey", "interface", "backlog", "extraCertChain", "dhParameters"}
     unknown = set(kwargs) - known
@@ -240,7 +173,7 @@ def serverEndpoint(reactor, description: str, clientCA: Optional[str] = None):
     )
     backlog = kwargs.get("backlog", "50")
     return SSL4ServerEndpoint(
-        reactor, int(args[1]), options, backlog=int(backlog) if backlog.isdigit() else 50, interface=kwargs.get("interface", "")
+        reactor, parsed.port, options, backlog=int(backlog) if backlog.isdigit() else 50, interface=kwargs.get("interface", "")
     )
 
 
@@ -263,6 +196,10 @@ def errorFromFailure(failure, hostname: str = "the server") -> Optional[TLSError
     The L{TLSError} a user should see for a connection that ended with
     C{failure}, or L{None} when the failure is not about TLS.
     """
+    if sys.modules.get("OpenSSL") is None:
+        # No TLS stack loaded (or left out, L{ftx._io.notls}): the failure
+        # cannot be a TLS one, and a plain connection should not load it.
+        return None
     value = getattr(failure, "value", failure)
     try:
         from OpenSSL import SSL

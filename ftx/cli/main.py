@@ -14,6 +14,7 @@ import sys
 from typing import List, Optional, Tuple
 
 from ftx._io import notls
+from ftx._io.endpoints import isTLS
 from ftx.cli.parser import DEFAULT_SERVER, buildParser
 from ftx.cli.progress import isTerminal
 from ftx.cli.status import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, describe
@@ -23,51 +24,58 @@ __all__ = ["main", "run"]
 
 def sessionOptions(args) -> Tuple[str, dict]:
     """
-    The address and the L{openSession} keywords the options ask for.
+    The address and the L{ftx.client.connect} keywords the options ask for.
 
     @raise UsageError: the address is malformed or no password is at hand.
     """
     address = getattr(args, "server", None) or os.environ.get("FTX_SERVER") or DEFAULT_SERVER
-    wantsTLS = notls.schemeIsTLS(address) or any(
-        getattr(args, option, None) for option in ("tls", "cafile", "insecure", "cert")
-    )
+    tlsOptions = {option: getattr(args, option, None) for option in ("tls", "cafile", "insecure", "cert")}
+    wantsTLS = isTLS(address) or any(tlsOptions.values())
     if not wantsTLS:
         # Before the reactor is imported: a plain connection starts faster
         # without the TLS libraries (ftx._io.notls).
         notls.leaveOutTLS()
     from twisted.internet import reactor
 
-    from ftx.client.api import endpointFromAddress
+    from ftx.client.api import ClientTLS, endpointFromAddress
 
     try:
         endpointFromAddress(reactor, address)
     except ValueError as e:
         raise UsageError("bad --server address: {}".format(e))
     user = getattr(args, "user", None)
-    password = None
+    options: dict = {}
     if user is not None:
-        passwordFile = getattr(args, "password_file", None)
-        if passwordFile is not None:
-            try:
-                with open(passwordFile, encoding="utf-8") as f:
-                    password = f.readline().rstrip("\r\n")
-            except OSError as e:
-                raise UsageError("cannot read --password-file {}: {}".format(passwordFile, e.strerror))
-        elif "FTX_PASSWORD" in os.environ:
-            password = os.environ["FTX_PASSWORD"]
-        elif isTerminal(sys.stdin):
-            password = getpass.getpass("Password for {}: ".format(user))
-        else:
-            raise UsageError("--user needs a password: --password-file, $FTX_PASSWORD, or run on a terminal")
-    options = dict(
-        tls=bool(getattr(args, "tls", False)), cafile=getattr(args, "cafile", None),
-        insecure=bool(getattr(args, "insecure", False)), certificate=getattr(args, "cert", None),
-        user=user, password=password,
-    )
+        options["credentials"] = (user, _password(args, user))
+    if any(tlsOptions.values()):
+        options["tls"] = ClientTLS(
+            cafile=tlsOptions["cafile"], insecure=bool(tlsOptions["insecure"]), certificate=tlsOptions["cert"]
+        )
     checksum = getattr(args, "checksum", "auto")
     if checksum != "auto":
         options["checksum"] = checksum
     return address, options
+
+
+def _password(args, user: str) -> str:
+    """
+    The password for C{user}: from C{--password-file}, else
+    C{$FTX_PASSWORD}, else asked on the terminal.
+
+    @raise UsageError: none of them is at hand.
+    """
+    passwordFile = getattr(args, "password_file", None)
+    if passwordFile is not None:
+        try:
+            with open(passwordFile, encoding="utf-8") as f:
+                return f.readline().rstrip("\r\n")
+        except OSError as e:
+            raise UsageError("cannot read --password-file {}: {}".format(passwordFile, e.strerror))
+    if "FTX_PASSWORD" in os.environ:
+        return os.environ["FTX_PASSWORD"]
+    if isTerminal(sys.stdin):
+        return getpass.getpass("Password for {}: ".format(user))
+    raise UsageError("--user needs a password: --password-file, $FTX_PASSWORD, or run on a terminal")
 
 
 def _interrupted(ctx) -> None:

@@ -18,8 +18,8 @@ from typing import Optional
 
 from twisted.internet.threads import blockingCallFromThread
 
-from ftx.client.api import FtxClient
-from ftx.client.session import openSession
+from ftx.client.api import connect
+from ftx.client.client import FtxClient
 from ftx.errors import ConnectionLost
 
 __all__ = ["ReactorThread", "Connection"]
@@ -56,8 +56,9 @@ class ReactorThread:
 
 class Connection:
     """
-    One session with the server, opened through L{openSession} on first use
-    and reopened on the next use after it was lost or aborted.
+    One session with the server, opened through L{ftx.client.connect} on
+    first use and reopened on the next use after it was lost or aborted;
+    C{options} are C{connect}'s keywords.
     """
 
     def __init__(self, runner: ReactorThread, address: str, **options) -> None:
@@ -72,7 +73,7 @@ class Connection:
             # The server closed it meanwhile (idle timeout, restart).
             self._client = None
         if self._client is None:
-            self._client = self.runner.call(lambda: openSession(self.runner.reactor, self.address, **self.options))
+            self._client = self.runner.call(lambda: connect(self.runner.reactor, self.address, **self.options))
         return self._client
 
     @property

@@ -1,472 +1,243 @@
 """
-The ftx client: a protocol, a facade whose methods return Deferreds, and
-L{connect}.
+Connecting to an ftx server: L{connect}, the factory it uses, the TLS
+settings it takes, and the endpoint it builds from an address.
 
-Requests run one at a time over one connection, in the order they were
-made; the server answers them in that order anyway, and an upload body must
-not interleave with anything. Every method returns a fresh Deferred. If the
-connection drops, every pending request fails with L{ConnectionLost}.
+There is one way to connect, for programs and for the C{ftx} command
+alike: L{connect} waits for the server's greeting (and gives up after
+L{GREETING_TIMEOUT} seconds), reports a failed TLS handshake as
+L{ftx.errors.CertificateError} or L{ftx.errors.TLSError}, and logs in
+when given credentials.
 """
 
 from __future__ import annotations
 
-import os
-from collections import deque
-from typing import Callable, Deque, List, Optional
+from typing import Optional, Tuple, Union
 
-from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import clientFromString
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.endpoints import HostnameEndpoint, clientFromString
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory
-from twisted.internet.threads import deferToThreadPool
-from twisted.logger import Logger
-from twisted.protocols.basic import LineReceiver
 
-from ftx._io import internals
-from ftx._io.fileio import hashPrefix
-from ftx.client import localfiles
-from ftx.client.exchanges import DownloadRequest, ListRequest, Request, UploadRequest
-from ftx.client.replies import ReplyStream
-from ftx.client.results import DiskSpace, Entry, Transfer
-from ftx.errors import ConnectionLost, FtxError, errorFromReply
-from ftx.protocol import checksums, wire
-from ftx.protocol.wire import encodeName, nameText
+from ftx._io import endpoints
+from ftx.client.client import FtxClient
+from ftx.client.protocol import FtxClientProtocol
+from ftx.errors import ConnectionLost, FtxError, LoginFailed
 
-__all__ = [
-    "connect",
-    "endpointFromAddress",
-    "FtxClient",
-    "FtxClientProtocol",
-    "Entry",
-    "DiskSpace",
-    "Transfer",
-    "Progress",
-]
+__all__ = ["connect", "ClientTLS", "FtxClientFactory", "endpointFromAddress", "GREETING_TIMEOUT"]
 
-#: C{progress(name, bytesDone, bytesTotal)}; bytesDone counts a resumed
-#: prefix as done.
-Progress = Callable[[str, int, int], None]
-
-# The read size of the client's socket. Twisted reads 64 KiB at a time by
-# default; a 1 MiB read lets one dataReceived carry 16 times as much and
-# lifted a 1 GiB download from ~600 to ~950 MB/s on a 2-core machine.
-READ_SIZE = 1 << 20
+#: Seconds L{connect} waits for the server's greeting once connected. A
+#: plain client talking to a TLS server (or the reverse, with some servers)
+#: would otherwise wait in silence: each side waits for the other.
+GREETING_TIMEOUT = 15.0
 
 
-def endpointFromAddress(reactor, address: str):
+class ClientTLS:
     """
-    A client endpoint for C{host:port}, a bare port, or any Twisted client
-    endpoint string (C{tcp:host=...:port=...}, C{tls:...}, C{unix:path=...}).
-    """
-    if ":" not in address and address.isdigit():
-        address = "localhost:" + address
-    head = address.split(":", 1)[0]
-    if head in ("ssl", "tls"):
-        # Twisted's own ssl: client checks no certificate unless given
-        # caCertsDir; ftx always verifies the server (ftx._io.tls).
-        from ftx._io import tls
+    How a client connection uses TLS. Passing one to L{connect} turns TLS
+    on, even for a C{HOST:PORT} address; an C{ssl:} or C{tls:} address
+    turns it on with these defaults.
 
-        try:
-            return tls.clientEndpoint(reactor, address)[0]
-        except FtxError as e:
-            raise ValueError(str(e))
-    if head in ("tcp", "tcp6", "unix", "tor", "tcp4"):
-        return clientFromString(reactor, address)
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]")
-    if not host or not port.isdigit():
-        raise ValueError("not an address: {!r} (expected HOST:PORT or an endpoint string)".format(address))
-    from twisted.internet.endpoints import HostnameEndpoint
+    The server's certificate is always checked, against C{cafile} or else
+    the system's trust store, and so is its host name, unless C{insecure}.
 
-    return HostnameEndpoint(reactor, host, int(port))
-
-
-class FtxClientProtocol(ReplyStream, LineReceiver):
-    """
-    The client side of one connection. Most code wants L{FtxClient}.
+    @ivar cafile: a PEM file, or a folder of them, holding the authorities
+        that may sign the server's certificate; L{None} for the system's
+        trust store (or the address's C{caCertsDir=}).
+    @ivar insecure: encrypt without checking who answers: for tests and
+        labs only. Cannot be combined with C{cafile}.
+    @ivar certificate: a PEM file holding a client certificate and its
+        private key, for servers that ask for one.
     """
 
-    _log = Logger()
-    MAX_LENGTH = wire.MAX_LINE_LENGTH
-    delimiter = b"\r\n"
-    #: The checksum to ask for (L{ftx.protocol.checksums}); L{None} takes the
-    #: fastest one both ends have.
-    preferredChecksum: Optional[str] = None
+    def __init__(self, cafile: Optional[str] = None, insecure: bool = False, certificate: Optional[str] = None) -> None:
+        self.cafile = cafile
+        self.insecure = insecure
+        self.certificate = certificate
 
-    def __init__(self, reactor=None) -> None:
-        if reactor is None:
-            from twisted.internet import reactor as _reactor
-
-            reactor = _reactor
-        #: Whose thread pool writes received files; L{FtxClient} sets it.
-        self.reactor = reactor
-        self.greeted: Deferred = Deferred()
-        self.features: List[str] = []
-        self.version: Optional[str] = None
-        #: What body trailers carry on this connection, agreed on after
-        #: the greeting: SHA-1 unless both ends have a faster checksum.
-        self.checksum = checksums.SHA1
-        self._queue: Deque[Request] = deque()
-        self._active: Optional[Request] = None
-        ReplyStream.__init__(self)
-        self._lost = False
-
-    def connectionMade(self) -> None:
-        if hasattr(self.transport, "setTcpNoDelay"):
-            try:
-                self.transport.setTcpNoDelay(True)
-            except Exception:
-                pass
-        internals.setReadSize(self.transport, READ_SIZE)
-
-    def lineReceived(self, line: bytes) -> None:
-        try:
-            reply = wire.parseReply(line)
-        except FtxError as e:
-            self._protocolError(e)
-            return
-        if self.greeted is not None:
-            greeted, self.greeted = self.greeted, None
-            if reply.code != wire.GREETING:
-                greeted.errback(errorFromReply(reply.code, reply.errorMessage()))
-                self.transport.loseConnection()
-                return
-            self.version = reply.fields[0] if reply.fields else None
-            self.features = reply.fields[1].split(",") if len(reply.fields) > 1 else []
-            checksum = self._chooseChecksum()
-            if checksum == checksums.SHA1:
-                greeted.callback(self)
-            else:
-                self._agreeOn(checksum, greeted)
-            return
-        if self._active is None:
-            self._log.warn("unexpected reply from server: {line}", line=reply.text[:200])
-            return
-        try:
-            self._active.replyReceived(reply)
-        except FtxError as e:
-            self._protocolError(e)
-
-    def _chooseChecksum(self) -> str:
-        wanted = self.preferredChecksum
-        candidates = checksums.available() if wanted is None else (wanted,)
-        for name in candidates:
-            if name == checksums.SHA1 or (name in self.features and name in checksums.available()):
-                return name
-        return checksums.SHA1
-
-    def _agreeOn(self, checksum: str, greeted: Deferred) -> None:
-        """
-        Ask the server to end bodies with C{checksum}; only then is the
-        connection ready. A server that refuses leaves SHA-1 in place.
-        """
-
-        def agreed(_):
-            self.checksum = checksum
-            greeted.callback(self)
-
-        def refused(failure):
-            if isinstance(failure.value, ConnectionLost):
-                greeted.errback(failure)
-            else:
-                self._log.warn("the server refused checksum {checksum}: {error}", checksum=checksum, error=failure.value)
-                greeted.callback(self)
-
-        self.request(Request(wire.formatCommand("checksum", checksum))).addCallbacks(agreed, refused)
-
-    def _protocolError(self, error: FtxError) -> None:
-        self._log.error("protocol error: {error}", error=error)
-        self.transport.abortConnection()
-
-    def request(self, request: Request) -> Deferred:
-        if self._lost:
-            return _failure(ConnectionLost("not connected to the server"))
-        self._queue.append(request)
-        self._next()
-        return request.deferred
-
-    def _next(self) -> None:
-        if self._active is None and self._queue:
-            self._active = self._queue.popleft()
-            self._active.start(self)
-
-    def _requestDone(self, request: Request) -> None:
-        if self._active is request:
-            self._active = None
-            self._next()
-
-    def connectionLost(self, reason=None) -> None:
-        self._lost = True
-        if self._directBody is not None:
-            self._directBody.uninstall()
-        pending = ([self._active] if self._active else []) + list(self._queue)
-        self._active = None
-        self._queue.clear()
-        error = ConnectionLost("connection to the server lost")
-        if self.greeted is not None:
-            greeted, self.greeted = self.greeted, None
-            greeted.errback(ConnectionLost("the server closed the connection before greeting"))
-        for request in pending:
-            request.connectionLost()
-            if not request.deferred.called:
-                request.deferred.errback(ConnectionLost(str(error)))
+    def __repr__(self) -> str:
+        return "ClientTLS(cafile={!r}, insecure={!r}, certificate={!r})".format(self.cafile, self.insecure, self.certificate)
 
 
-def _failure(error: Exception) -> Deferred:
-    d: Deferred = Deferred()
-    d.errback(error)
-    return d
-
-
-class FtxClient:
+class FtxClientFactory(Factory):
     """
-    A connection to an ftx server. Every method returns a new Deferred
-    that fires with the documented result or fails with an
-    L{ftx.errors.FtxError} subclass (L{ftx.errors.NotFound},
-    L{ftx.errors.PermissionDenied}, ...).
+    Builds the client protocol of each connection: an instance of the
+    class named by C{protocol} (L{FtxClientProtocol}, or a subclass a
+    program sets by subclassing this factory), given the reactor, the
+    checksum to ask for and the name errors call the server by.
     """
 
-    def __init__(self, protocol: FtxClientProtocol, reactor=None) -> None:
-        self.protocol = protocol
-        if reactor is None:
-            from twisted.internet import reactor as _reactor
-
-            reactor = _reactor
-        self._reactor = reactor
-        protocol.reactor = reactor
-
-    def _threaded(self, f, *args) -> Deferred:
-        return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), f, *args)
-
-    def list(self, mask: Optional[str] = None) -> "Deferred[List[Entry]]":
-        """
-        Files on the server matching C{mask} (all files when L{None}).
-        """
-        fields = [encodeName(mask)] if mask else []
-        return self.protocol.request(ListRequest(wire.formatCommand("list", *fields)))
-
-    def sget(self, name: str, path: Optional[str] = None, progress: Optional[Progress] = None) -> "Deferred[Transfer]":
-        """
-        Download C{name} to C{path} (default: its base name in the current
-        folder). The file appears at C{path} only once complete and checked;
-        if the transfer is cut off, the part received is kept for L{cget}.
-        """
-        target = path if path is not None else os.path.basename(name)
-        request = DownloadRequest(wire.formatCommand("sget", encodeName(name)), lambda n, s: target, progress)
-        return self.protocol.request(request)
-
-    def cget(self, name: str, path: Optional[str] = None, progress: Optional[Progress] = None) -> "Deferred[Transfer]":
-        """
-        Continue a download of C{name} into C{path}: from the partial file an
-        interrupted L{sget} left, or else from a shorter file at C{path}.
-        The server first checks that its prefix matches; a mismatch fails
-        with L{IntegrityError} and leaves local files as they were.
-        """
-        target = path if path is not None else os.path.basename(name)
-        partial = localfiles.partialPath(target)
-        if not os.path.exists(partial) and os.path.exists(target):
-            os.replace(target, partial)
-            restore = True
-        else:
-            restore = False
-
-        def hashed(result):
-            offset, prefix, whole = result
-            request = DownloadRequest(
-                wire.formatCommand("cget", encodeName(name), offset, prefix.hexdigest()),
-                lambda n, s: target, progress, offset=offset, hasher=whole.copy(),
-            )
-            return self.protocol.request(request)
-
-        def failed(failure):
-            if restore and os.path.exists(partial) and not os.path.exists(target):
-                os.replace(partial, target)
-            return failure
-
-        return self._threaded(_hashLocal, partial, self.protocol.checksum).addCallback(hashed).addErrback(failed)
-
-    def mget(
-        self,
-        mask: str,
-        directory: str = ".",
-        progress: Optional[Progress] = None,
-        accept: Optional[Callable[[str, int], "bool | str"]] = None,
-        received: Optional[Callable[[Transfer], None]] = None,
-    ) -> "Deferred[List[Transfer]]":
-        """
-        Download every file matching C{mask} into C{directory}, keeping the
-        server's relative names, over one request. C{accept(name, size)}
-        may decline a file (L{False}: its body is read and dropped) or name
-        another local path for it (a string). C{received(transfer)} is
-        called as each file is in place. Fires with the transfers made; if
-        a file fails its check, the rest of the batch is still received and
-        the Deferred fails at the end with the first error.
-        """
-
-        def destination(name: bytes, size: int):
-            path = localfiles.localPath(directory, name)
-            if accept is None:
-                return path
-            verdict = accept(nameText(name), size)
-            if isinstance(verdict, str):
-                return verdict
-            return path if verdict else None
-
-        request = DownloadRequest(
-            wire.formatCommand("mget", encodeName(mask)), destination, progress, batch=True, received=received
-        )
-        return self.protocol.request(request)
-
-    def hash(self, name: str, length: Optional[int] = None) -> "Deferred[str]":
-        """
-        The SHA-1 hex digest of C{name}, or of its first C{length} bytes.
-        """
-        fields = [encodeName(name)] + ([length] if length is not None else [])
-        request = Request(wire.formatCommand("hash", *fields))
-        request.parse = lambda reply: reply.fields[0]
-        return self.protocol.request(request)
-
-    def put(
-        self, path: str, name: Optional[str] = None, progress: Optional[Progress] = None, resume: bool = False
-    ) -> "Deferred[Transfer]":
-        """
-        Upload the local file C{path} as C{name} (default: its base name).
-        The server keeps it under C{name} only once every byte arrived and
-        the digest matches. With C{resume}, first ask the server how much of
-        an interrupted upload it holds and send only the rest if that part
-        matches the local file.
-        """
-        name = name if name is not None else os.path.basename(path)
-        try:
-            f = open(path, "rb", buffering=0)
-            size = os.fstat(f.fileno()).st_size
-        except OSError as e:
-            return _failure(localfiles.localError(e, path))
-        checksum = self.protocol.checksum
-        if not resume:
-            request = UploadRequest(
-                wire.formatCommand("put", encodeName(name), size), name, f, size, 0, checksums.new(checksum), progress
-            )
-            return self.protocol.request(request)
-
-        def held(reply):
-            offset, digest = int(reply.fields[0]), reply.fields[1]
-            fresh = (0, None, checksums.new(checksum))
-            if offset == 0 or offset > size:
-                return fresh
-            return self._threaded(_hashPrefix, path, offset, checksum).addCallback(
-                lambda hashers: (offset,) + hashers if hashers[0].hexdigest() == digest else fresh
-            )
-
-        def send(result):
-            offset, prefix, whole = result
-            fields = [encodeName(name), size] + ([offset, prefix.hexdigest()] if offset else [])
-            request = UploadRequest(wire.formatCommand("put", *fields), name, f, size, offset, whole, progress)
-            return self.protocol.request(request)
-
-        def closeOnError(failure):
-            f.close()
-            return failure
-
-        ask = Request(wire.formatCommand("partial", encodeName(name)))
-        return self.protocol.request(ask).addCallback(held).addCallback(send).addErrback(closeOnError)
-
-    def partial(self, name: str) -> "Deferred[tuple]":
-        """
-        How many bytes of an interrupted upload of C{name} the server holds,
-        and their SHA-1.
-        """
-        request = Request(wire.formatCommand("partial", encodeName(name)))
-        request.parse = lambda reply: (int(reply.fields[0]), reply.fields[1])
-        return self.protocol.request(request)
-
-    def delete(self, name: str) -> "Deferred[None]":
-        """
-        Remove C{name} on the server.
-        """
-        request = Request(wire.formatCommand("delete", encodeName(name)))
-        request.parse = lambda reply: None
-        return self.protocol.request(request)
-
-    def df(self) -> "Deferred[DiskSpace]":
-        """
-        Total and free bytes of the disk that holds the server's files.
-        """
-        request = Request(wire.formatCommand("df"))
-        request.parse = lambda reply: DiskSpace(int(reply.fields[0]), int(reply.fields[1]))
-        return self.protocol.request(request)
-
-    def login(self, user: str, password: str) -> "Deferred[str]":
-        """
-        Log in; fails with L{ftx.errors.LoginFailed}.
-        """
-        request = Request(wire.formatCommand("login", encodeName(user), encodeName(password)))
-        request.parse = lambda reply: user
-        return self.protocol.request(request)
-
-    def quit(self) -> "Deferred[None]":
-        """
-        Say goodbye and close the connection; fires once it is closed.
-        """
-        request = Request(wire.formatCommand("quit"))
-        request.parse = lambda reply: None
-        d = self.protocol.request(request)
-
-        def close(_):
-            self.protocol.transport.loseConnection()
-
-        return d.addCallback(close)
-
-
-def _hashLocal(path: str, checksum: str):
-    """
-    Size of a local partial file, its SHA-1 hasher (for C{cget}) and a
-    hasher of C{checksum} over the same bytes (to go on with); run in a
-    thread.
-    """
-    size = localfiles.existingSize(path) or 0
-    if not size:
-        return (0, checksums.new(checksums.SHA1), checksums.new(checksum))
-    return (size,) + _hashPrefix(path, size, checksum)
-
-
-def _hashPrefix(path: str, count: int, checksum: str):
-    """
-    SHA-1 hasher and C{checksum} hasher over the first C{count} bytes of a
-    local file, in one pass (run in a thread); the same chunked loop the
-    server uses. With SHA-1 as the checksum both are the same object.
-    """
-    whole = checksums.new(checksum) if checksum != checksums.SHA1 else None
-    with open(path, "rb", buffering=0) as f:
-        prefix = hashPrefix(f, count, os.fsencode(path), whole)
-    return prefix, whole or prefix
-
-
-class _ClientFactory(Factory):
     protocol = FtxClientProtocol
     noisy = False
-    checksum: Optional[str] = None
 
-    def buildProtocol(self, addr):
-        protocol = Factory.buildProtocol(self, addr)
+    def __init__(self, reactor, checksum: Optional[str] = None, serverName: str = "the server") -> None:
+        """
+        @param reactor: the reactor the protocols use (its thread pool
+            writes received files).
+        @param checksum: what guards each transfer: L{None} for the fastest
+            both ends have, C{"sha1"} to keep SHA-1 (L{ftx.protocol.checksums}).
+        @param serverName: how TLS errors name the server: the host name
+            its certificate is checked against.
+        """
+        self.reactor = reactor
+        self.checksum = checksum
+        self.serverName = serverName
+
+    def buildProtocol(self, addr) -> FtxClientProtocol:
+        protocol = self.protocol(self.reactor)
+        protocol.factory = self
         protocol.preferredChecksum = self.checksum
+        protocol.serverName = self.serverName
         return protocol
 
 
-def connect(reactor, endpoint, checksum: Optional[str] = None) -> "Deferred[FtxClient]":
+def _endpoint(reactor, address: str, tls: Optional[ClientTLS]) -> Tuple[IStreamClientEndpoint, Optional[str]]:
     """
-    Connect to an ftx server and wait for its greeting. C{endpoint} is an
-    C{IStreamClientEndpoint} or an address string (see
-    L{endpointFromAddress}). Fires with an L{FtxClient}.
+    The endpoint for C{address} and, when it speaks TLS, the host name its
+    certificate is checked against (else L{None}).
 
-    C{checksum} chooses what guards each transfer: L{None} for the fastest
-    both ends have (XXH3-128 where available), C{"sha1"} to keep SHA-1.
+    @raise ValueError: the address cannot be understood.
+    @raise TLSError: the address cannot carry TLS, or a file is unusable.
     """
-    if isinstance(endpoint, str):
-        endpoint = endpointFromAddress(reactor, endpoint)
-    factory = _ClientFactory()
-    factory.checksum = checksum
+    parsed = endpoints.parseAddress(address)
+    if tls is not None or parsed.isTLS:
+        # Twisted's own ssl: client checks no certificate unless given
+        # caCertsDir; ftx always verifies the server (ftx._io.tls).
+        from ftx._io import tls as _tls
 
-    def connected(protocol: FtxClientProtocol):
-        return protocol.greeted.addCallback(lambda _: FtxClient(protocol, reactor))
+        settings = tls or ClientTLS()
+        return _tls.clientEndpoint(
+            reactor, address, cafile=settings.cafile, insecure=settings.insecure, certificate=settings.certificate
+        )
+    if parsed.kind is None:
+        return HostnameEndpoint(reactor, parsed.host, parsed.port), None
+    try:
+        return clientFromString(reactor, address), None
+    except (TypeError, ValueError) as e:
+        # Twisted's word on the types ftx has always handed it; for any
+        # other, the address was most likely not meant as an endpoint.
+        if parsed.kind in ("tcp", "tcp4", "tcp6", "unix", "tor") and isinstance(e, ValueError):
+            raise
+        raise ValueError("not an address: {!r} (expected HOST:PORT or an endpoint string)".format(address))
 
-    return endpoint.connect(factory).addCallback(connected)
+
+def endpointFromAddress(reactor, address: str, tls: Optional[ClientTLS] = None) -> IStreamClientEndpoint:
+    """
+    The client endpoint L{connect} uses for C{address}: C{HOST:PORT}, a
+    bare port (on localhost), C{[IPV6]:PORT}, or a Twisted client endpoint
+    string (C{tcp:host=...:port=...}, C{ssl:...}, C{tls:...},
+    C{unix:path=...}). C{ssl:} and C{tls:} addresses, and any address
+    given C{tls} settings, verify the server (L{ClientTLS}).
+
+    @raise ValueError: the address cannot be understood, or cannot be used
+        as asked (a TLS file that cannot be read, TLS over a Unix socket).
+    """
+    try:
+        return _endpoint(reactor, address, tls)[0]
+    except FtxError as e:
+        raise ValueError(str(e))
+
+
+def connect(
+    reactor,
+    endpointOrAddress: Union[str, IStreamClientEndpoint],
+    *,
+    checksum: Optional[str] = None,
+    credentials: Optional[Tuple[str, str]] = None,
+    tls: Optional[ClientTLS] = None,
+    timeout: Optional[float] = GREETING_TIMEOUT,
+    factory: Optional[FtxClientFactory] = None,
+) -> "Deferred[FtxClient]":
+    """
+    Connect to an ftx server, wait for its greeting and, given
+    C{credentials}, log in. Fires with an L{FtxClient} ready for commands.
+
+    @param endpointOrAddress: an address (see L{endpointFromAddress}) or
+        any C{IStreamClientEndpoint}.
+    @param checksum: what guards each transfer: L{None} for the fastest
+        both ends have (XXH3-128 where available), C{"sha1"} to keep SHA-1.
+    @param credentials: C{(user, password)} to log in with.
+    @param tls: L{ClientTLS} settings, which also turn TLS on for a
+        C{HOST:PORT} address; L{None} connects in the clear unless the
+        address is C{ssl:} or C{tls:}. Not for an endpoint object, which
+        carries its own.
+    @param timeout: seconds to wait for the greeting once connected;
+        L{None} waits as long as the connection lasts.
+    @param factory: the L{FtxClientFactory} (or a subclass, for a protocol
+        of your own) to build the connection's protocol; its own checksum
+        then applies, so C{checksum} must not be given too.
+
+    Fails with L{ValueError} for an address that cannot be understood,
+    L{ftx.errors.CertificateError} when the server cannot be verified,
+    L{ftx.errors.TLSError} when TLS cannot be set up,
+    L{ftx.errors.ConnectionLost} when no greeting came (with a hint when a
+    plain client may have reached a TLS server),
+    L{ftx.errors.LoginFailed} for a refused login (the connection is then
+    closed), or the error the server gave.
+    """
+    if factory is not None and checksum is not None:
+        raise TypeError("give the checksum to the factory, not to connect, when passing a factory")
+    if credentials is not None and credentials[1] is None:
+        return fail(LoginFailed("a password is needed to log in as {}".format(credentials[0])))
+    serverName = None
+    if isinstance(endpointOrAddress, str):
+        try:
+            endpoint, serverName = _endpoint(reactor, endpointOrAddress, tls)
+        except (ValueError, FtxError) as e:
+            return fail(e)
+    elif tls is not None:
+        raise TypeError("TLS settings go with an address; an endpoint object carries its own")
+    else:
+        endpoint = endpointOrAddress
+    if factory is None:
+        factory = FtxClientFactory(reactor, checksum, serverName or FtxClientProtocol.serverName)
+    d = endpoint.connect(factory).addCallback(_greeted, reactor, timeout, secure=serverName is not None)
+    if credentials is not None:
+        d.addCallback(_logIn, *credentials)
+    return d
+
+
+def _greeted(protocol: FtxClientProtocol, reactor, timeout: Optional[float], secure: bool) -> "Deferred[FtxClient]":
+    """
+    Wait for C{protocol}'s greeting, at most C{timeout} seconds, and wrap
+    it in an L{FtxClient}.
+    """
+    greeted = protocol.greeted
+    if timeout is None:
+        return greeted.addCallback(lambda _: FtxClient(protocol, reactor))
+    timer = reactor.callLater(timeout, protocol.transport.abortConnection)
+
+    def done(result):
+        if timer.active():
+            timer.cancel()
+        elif isinstance(getattr(result, "value", None), ConnectionLost):
+            hint = "" if secure else "; if it is a TLS server, connect with --tls or an ssl: address"
+            return fail(ConnectionLost("no greeting from the server within {:g} s{}".format(timeout, hint)))
+        return result
+
+    return greeted.addBoth(done).addCallback(lambda _: FtxClient(protocol, reactor))
+
+
+def _logIn(client: FtxClient, user: str, password: str) -> "Deferred[FtxClient]":
+    """
+    Log in on a fresh connection; on any failure, close it before passing
+    the error on, so a refused session leaves nothing open.
+    """
+
+    def close(failure):
+        transport = client.protocol.transport
+        if transport is not None:
+            transport.loseConnection()
+        return failure
+
+    if "login" not in client.protocol.features:
+        return fail(LoginFailed("the server has no accounts; connect without a user name")).addErrback(close)
+
+    def explain(failure):
+        # After too many failures the server answers and hangs up at once;
+        # the answer is what the user needs to see.
+        failure.trap(FtxError)
+        if isinstance(failure.value, ConnectionLost):
+            return fail(LoginFailed("the server closed the connection during login"))
+        return failure
+
+    return client.login(user, password).addCallbacks(lambda _: client, explain).addErrback(close)

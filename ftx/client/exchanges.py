@@ -2,7 +2,7 @@
 The requests the client sends: one class per kind of reply sequence.
 
 Each request object receives the reply lines (and body bytes) for its own
-command and fires its Deferred; L{ftx.client.api.FtxClientProtocol} only routes
+command and fires its Deferred; L{ftx.client.protocol.FtxClientProtocol} only routes
 lines to the request in flight.
 """
 
@@ -20,6 +20,8 @@ from ftx.client.smallfiles import SmallFile, SmallFileStore
 from ftx.errors import IntegrityError, errorFromReply
 from ftx.protocol import checksums, wire
 from ftx.protocol.wire import nameText
+
+__all__ = ["Request", "ListRequest", "DownloadRequest", "UploadRequest"]
 
 
 class Request:

@@ -18,6 +18,17 @@ from ftx._io.fileio import writeAll
 from ftx.errors import PermissionDenied
 from ftx.protocol.names import splitName
 
+__all__ = [
+    "PARTIAL_SUFFIX",
+    "PartialFile",
+    "discard",
+    "existingSize",
+    "localError",
+    "localPath",
+    "makeParents",
+    "partialPath",
+]
+
 PARTIAL_SUFFIX = ".ftx-partial"
 
 
@@ -70,13 +81,10 @@ class PartialFile:
             self._file.seek(offset)
             self._file.truncate(offset)
 
-    def write(self, data: bytes) -> None:
-        self.store(data)
-        self.hasher.update(data)
-
     def store(self, data: bytes) -> None:
         """
-        Append without hashing, for a caller that feeds C{hasher} itself.
+        Append without hashing: the caller feeds C{hasher} itself (in a
+        worker thread, L{ftx._io.background.BackgroundWriter}).
         """
         writeAll(self._file, data)
         self.received += len(data)
@@ -107,13 +115,6 @@ def discard(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
-
-
-def checkInside(directory: str, path: str) -> None:
-    real = os.path.realpath(path)
-    base = os.path.realpath(directory)
-    if real != base and not real.startswith(base.rstrip(os.sep) + os.sep):
-        raise PermissionDenied("refusing to write outside {}: {}".format(directory, path))
 
 
 def localError(error: OSError, path: str):

@@ -2,7 +2,7 @@
 The client's side of the reply stream: reply lines and the bodies between
 them, split apart without copying the bodies.
 
-L{ReplyStream} is a mixin of L{ftx.client.api.FtxClientProtocol}, kept apart
+L{ReplyStream} is a mixin of L{ftx.client.protocol.FtxClientProtocol}, kept apart
 because it is the hot path of every download and has its own reasons:
 LineReceiver's buffer handling is replaced, and large bodies are read
 straight into reused buffers (L{ftx._io.bodyreads}).
@@ -14,6 +14,8 @@ from typing import Optional
 
 from ftx._io import bodyreads, internals
 from ftx.errors import FtxError
+
+__all__ = ["ReplyStream"]
 
 
 class ReplyStream:

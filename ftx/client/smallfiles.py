@@ -27,6 +27,9 @@ from ftx.errors import IntegrityError
 from ftx.protocol import checksums
 from ftx.protocol.wire import nameText
 
+__all__ = ["SmallFile", "SmallFileStore"]
+
+
 class SmallFile:
     """
     One received small file waiting to be stored.

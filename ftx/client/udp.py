@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.protocol import DatagramProtocol
 
-from ftx._io.endpoints import endpointFields
+from ftx._io.endpoints import parseAddress
 from ftx.client.results import DiskSpace
 from ftx.errors import FtxError
 from ftx.protocol.diskspace import formatRequest, parseAnswer
@@ -39,18 +39,13 @@ def hostAndPort(address: str) -> Tuple[str, int]:
 
     @raise ValueError: the address has no host and port (a Unix socket).
     """
-    if address.isdigit():
-        return "localhost", int(address)
-    kind, positional, keywords = endpointFields(address)
-    if kind in ("tcp", "tcp4", "tcp6", "tls", "ssl"):
-        host = keywords.get("host") or (positional[0] if positional else "")
-        port = keywords.get("port") or (positional[1] if len(positional) > 1 else "")
-    else:
-        host, _, port = address.rpartition(":")
-        host = host.strip("[]")
-    if not host or not port.isdigit():
+    try:
+        parsed = parseAddress(address)
+    except ValueError:
+        parsed = None
+    if parsed is None or not parsed.isTCP:
         raise ValueError("cannot use UDP with {!r}: it needs a HOST:PORT address".format(address))
-    return host, int(port)
+    return parsed.host, parsed.port
 
 
 class _Query(DatagramProtocol):

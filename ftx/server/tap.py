@@ -14,6 +14,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from ftx._io import tls
+from ftx._io.endpoints import parseServerAddress
 from ftx.errors import FtxError
 from ftx.server import accounts as auth
 from ftx.server.filesystem import FilesystemStorage
@@ -150,8 +151,8 @@ def withBacklog(description: str) -> str:
     C{description} with a C{backlog} of L{LISTEN_BACKLOG} where the
     endpoint takes one and the description does not set it.
     """
-    scheme = description.split(":", 1)[0]
-    if scheme in ("tcp", "tcp6", "ssl", "unix") and "backlog=" not in description:
+    address = parseServerAddress(description)
+    if address.kind in ("tcp", "tcp6", "ssl", "unix") and "backlog" not in address.params:
         return description + ":backlog={}".format(LISTEN_BACKLOG)
     return description
 

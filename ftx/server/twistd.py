@@ -8,6 +8,7 @@ that build a server in-process use L{ftx.server.tap} and may want TLS elsewhere.
 from __future__ import annotations
 
 from ftx._io import notls
+from ftx._io.endpoints import isTLS
 from ftx.server.tap import Options as _Options
 from ftx.server.tap import makeService
 
@@ -17,5 +18,5 @@ __all__ = ["Options", "makeService"]
 class Options(_Options):
     def postOptions(self) -> None:
         super().postOptions()
-        if not notls.schemeIsTLS(self["port"]) and self.get("client-ca") is None:
+        if not isTLS(self["port"]) and self.get("client-ca") is None:
             notls.leaveOutTLS()

@@ -10,7 +10,7 @@ from twisted.application.service import Service
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
-from ftx._io.endpoints import endpointFields
+from ftx._io.endpoints import parseServerAddress
 from ftx.protocol.diskspace import formatAnswer, parseRequest
 
 __all__ = ["DiskSpaceProtocol", "DiskSpaceService", "interfaceOf"]
@@ -85,9 +85,7 @@ def interfaceOf(description: str) -> str:
     port beside it: C{""} (all IPv4 interfaces) unless it names one; a Unix
     socket gives the loopback interface.
     """
-    if description.isdigit():
-        return ""
-    kind, _, keywords = endpointFields(description)
-    if kind == "unix":
+    address = parseServerAddress(description)
+    if address.kind == "unix":
         return "127.0.0.1"
-    return keywords.get("interface", "::" if kind == "tcp6" else "")
+    return address.params.get("interface", "::" if address.kind == "tcp6" else "")

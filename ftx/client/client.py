@@ -1,0 +1,261 @@
+"""
+L{FtxClient}: one connection to an ftx server, one method per command,
+each returning a fresh Deferred. L{ftx.client.connect} makes one.
+
+If the connection drops, every pending request fails with
+L{ftx.errors.ConnectionLost}.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, List, Optional
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.threads import deferToThreadPool
+
+from ftx._io.fileio import hashPrefix
+from ftx.client import localfiles
+from ftx.client.exchanges import DownloadRequest, ListRequest, Request, UploadRequest
+from ftx.client.protocol import FtxClientProtocol
+from ftx.client.results import DiskSpace, Entry, Transfer
+from ftx.protocol import checksums, wire
+from ftx.protocol.wire import encodeName, nameText
+
+__all__ = ["FtxClient", "Progress"]
+
+#: C{progress(name, bytesDone, bytesTotal)}; bytesDone counts a resumed
+#: prefix as done.
+Progress = Callable[[str, int, int], None]
+
+
+class FtxClient:
+    """
+    A connection to an ftx server. Every method returns a new Deferred
+    that fires with the documented result or fails with an
+    L{ftx.errors.FtxError} subclass (L{ftx.errors.NotFound},
+    L{ftx.errors.PermissionDenied}, ...).
+    """
+
+    def __init__(self, protocol: FtxClientProtocol, reactor=None) -> None:
+        """
+        @param protocol: a connected L{FtxClientProtocol}, greeted or not.
+        @param reactor: whose thread pool hashes local files; by default
+            the protocol's. A protocol built without a reactor is given
+            this one.
+        @raise TypeError: neither has a reactor.
+        """
+        if reactor is None:
+            reactor = protocol.reactor
+        if reactor is None:
+            raise TypeError("FtxClient needs a reactor: give it one, or give one to its protocol")
+        if protocol.reactor is None:
+            protocol.reactor = reactor
+        self.protocol = protocol
+        self._reactor = reactor
+
+    def _threaded(self, f, *args) -> Deferred:
+        return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), f, *args)
+
+    def list(self, mask: Optional[str] = None) -> "Deferred[List[Entry]]":
+        """
+        Files on the server matching C{mask} (all files when L{None}).
+        """
+        fields = [encodeName(mask)] if mask else []
+        return self.protocol.request(ListRequest(wire.formatCommand("list", *fields)))
+
+    def sget(self, name: str, path: Optional[str] = None, progress: Optional[Progress] = None) -> "Deferred[Transfer]":
+        """
+        Download C{name} to C{path} (default: its base name in the current
+        folder). The file appears at C{path} only once complete and checked;
+        if the transfer is cut off, the part received is kept for L{cget}.
+        """
+        target = path if path is not None else os.path.basename(name)
+        request = DownloadRequest(wire.formatCommand("sget", encodeName(name)), lambda n, s: target, progress)
+        return self.protocol.request(request)
+
+    def cget(self, name: str, path: Optional[str] = None, progress: Optional[Progress] = None) -> "Deferred[Transfer]":
+        """
+        Continue a download of C{name} into C{path}: from the partial file an
+        interrupted L{sget} left, or else from a shorter file at C{path}.
+        The server first checks that its prefix matches; a mismatch fails
+        with L{IntegrityError} and leaves local files as they were.
+        """
+        target = path if path is not None else os.path.basename(name)
+        partial = localfiles.partialPath(target)
+        if not os.path.exists(partial) and os.path.exists(target):
+            os.replace(target, partial)
+            restore = True
+        else:
+            restore = False
+
+        def hashed(result):
+            offset, prefix, whole = result
+            request = DownloadRequest(
+                wire.formatCommand("cget", encodeName(name), offset, prefix.hexdigest()),
+                lambda n, s: target, progress, offset=offset, hasher=whole.copy(),
+            )
+            return self.protocol.request(request)
+
+        def failed(failure):
+            if restore and os.path.exists(partial) and not os.path.exists(target):
+                os.replace(partial, target)
+            return failure
+
+        return self._threaded(_hashLocal, partial, self.protocol.checksum).addCallback(hashed).addErrback(failed)
+
+    def mget(
+        self,
+        mask: str,
+        directory: str = ".",
+        progress: Optional[Progress] = None,
+        accept: Optional[Callable[[str, int], "bool | str"]] = None,
+        received: Optional[Callable[[Transfer], None]] = None,
+    ) -> "Deferred[List[Transfer]]":
+        """
+        Download every file matching C{mask} into C{directory}, keeping the
+        server's relative names, over one request. C{accept(name, size)}
+        may decline a file (L{False}: its body is read and dropped) or name
+        another local path for it (a string). C{received(transfer)} is
+        called as each file is in place. Fires with the transfers made; if
+        a file fails its check, the rest of the batch is still received and
+        the Deferred fails at the end with the first error.
+        """
+
+        def destination(name: bytes, size: int):
+            path = localfiles.localPath(directory, name)
+            if accept is None:
+                return path
+            verdict = accept(nameText(name), size)
+            if isinstance(verdict, str):
+                return verdict
+            return path if verdict else None
+
+        request = DownloadRequest(
+            wire.formatCommand("mget", encodeName(mask)), destination, progress, batch=True, received=received
+        )
+        return self.protocol.request(request)
+
+    def hash(self, name: str, length: Optional[int] = None) -> "Deferred[str]":
+        """
+        The SHA-1 hex digest of C{name}, or of its first C{length} bytes.
+        """
+        fields = [encodeName(name)] + ([length] if length is not None else [])
+        request = Request(wire.formatCommand("hash", *fields))
+        request.parse = lambda reply: reply.fields[0]
+        return self.protocol.request(request)
+
+    def put(
+        self, path: str, name: Optional[str] = None, progress: Optional[Progress] = None, resume: bool = False
+    ) -> "Deferred[Transfer]":
+        """
+        Upload the local file C{path} as C{name} (default: its base name).
+        The server keeps it under C{name} only once every byte arrived and
+        the digest matches. With C{resume}, first ask the server how much of
+        an interrupted upload it holds and send only the rest if that part
+        matches the local file.
+        """
+        name = name if name is not None else os.path.basename(path)
+        try:
+            f = open(path, "rb", buffering=0)
+            size = os.fstat(f.fileno()).st_size
+        except OSError as e:
+            return fail(localfiles.localError(e, path))
+        checksum = self.protocol.checksum
+        if not resume:
+            request = UploadRequest(
+                wire.formatCommand("put", encodeName(name), size), name, f, size, 0, checksums.new(checksum), progress
+            )
+            return self.protocol.request(request)
+
+        def held(reply):
+            offset, digest = int(reply.fields[0]), reply.fields[1]
+            fresh = (0, None, checksums.new(checksum))
+            if offset == 0 or offset > size:
+                return fresh
+            return self._threaded(_hashPrefix, path, offset, checksum).addCallback(
+                lambda hashers: (offset,) + hashers if hashers[0].hexdigest() == digest else fresh
+            )
+
+        def send(result):
+            offset, prefix, whole = result
+            fields = [encodeName(name), size] + ([offset, prefix.hexdigest()] if offset else [])
+            request = UploadRequest(wire.formatCommand("put", *fields), name, f, size, offset, whole, progress)
+            return self.protocol.request(request)
+
+        def closeOnError(failure):
+            f.close()
+            return failure
+
+        ask = Request(wire.formatCommand("partial", encodeName(name)))
+        return self.protocol.request(ask).addCallback(held).addCallback(send).addErrback(closeOnError)
+
+    def partial(self, name: str) -> "Deferred[tuple]":
+        """
+        How many bytes of an interrupted upload of C{name} the server holds,
+        and their SHA-1.
+        """
+        request = Request(wire.formatCommand("partial", encodeName(name)))
+        request.parse = lambda reply: (int(reply.fields[0]), reply.fields[1])
+        return self.protocol.request(request)
+
+    def delete(self, name: str) -> "Deferred[None]":
+        """
+        Remove C{name} on the server.
+        """
+        request = Request(wire.formatCommand("delete", encodeName(name)))
+        request.parse = lambda reply: None
+        return self.protocol.request(request)
+
+    def df(self) -> "Deferred[DiskSpace]":
+        """
+        Total and free bytes of the disk that holds the server's files.
+        """
+        request = Request(wire.formatCommand("df"))
+        request.parse = lambda reply: DiskSpace(int(reply.fields[0]), int(reply.fields[1]))
+        return self.protocol.request(request)
+
+    def login(self, user: str, password: str) -> "Deferred[str]":
+        """
+        Log in; fails with L{ftx.errors.LoginFailed}.
+        """
+        request = Request(wire.formatCommand("login", encodeName(user), encodeName(password)))
+        request.parse = lambda reply: user
+        return self.protocol.request(request)
+
+    def quit(self) -> "Deferred[None]":
+        """
+        Say goodbye and close the connection; fires once it is closed.
+        """
+        request = Request(wire.formatCommand("quit"))
+        request.parse = lambda reply: None
+        d = self.protocol.request(request)
+
+        def close(_):
+            self.protocol.transport.loseConnection()
+
+        return d.addCallback(close)
+
+
+def _hashLocal(path: str, checksum: str):
+    """
+    Size of a local partial file, its SHA-1 hasher (for C{cget}) and a
+    hasher of C{checksum} over the same bytes (to go on with); run in a
+    thread.
+    """
+    size = localfiles.existingSize(path) or 0
+    if not size:
+        return (0, checksums.new(checksums.SHA1), checksums.new(checksum))
+    return (size,) + _hashPrefix(path, size, checksum)
+
+
+def _hashPrefix(path: str, count: int, checksum: str):
+    """
+    SHA-1 hasher and C{checksum} hasher over the first C{count} bytes of a
+    local file, in one pass (run in a thread); the same chunked loop the
+    server uses. With SHA-1 as the checksum both are the same object.
+    """
+    whole = checksums.new(checksum) if checksum != checksums.SHA1 else None
+    with open(path, "rb", buffering=0) as f:
+        prefix = hashPrefix(f, count, os.fsencode(path), whole)
+    return prefix, whole or prefix
