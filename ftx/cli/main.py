@@ -125,12 +125,16 @@ def _run(argv: Optional[List[str]]) -> int:
         sys.stderr.write("ftx: error: {}\n".format(e))
         return EXIT_USAGE
 
+    # The reactor only now: sessionOptions has decided whether the TLS
+    # stack may be left out (ftx._io.notls).
+    from twisted.internet import reactor
+
     from ftx.cli.commands import COMMANDS, Context
     from ftx.cli.progress import Reporter
     from ftx.cli.reactorthread import Connection, ReactorThread
 
     reporter = Reporter(quiet=bool(getattr(args, "quiet", False)))
-    runner = ReactorThread()
+    runner = ReactorThread(reactor)
     connection = Connection(runner, address, **options)
     ctx = Context(connection, reporter, numbered=command == "shell")
     try:

@@ -29,12 +29,11 @@ _QUIT_TIMEOUT = 5.0
 
 class ReactorThread:
     """
-    Runs the global reactor in a daemon thread until L{stop}.
+    Runs C{reactor} (the command line's global reactor) in a daemon thread
+    until L{stop}.
     """
 
-    def __init__(self, reactor=None) -> None:
-        if reactor is None:
-            from twisted.internet import reactor
+    def __init__(self, reactor) -> None:
         self.reactor = reactor
         self.thread = threading.Thread(
             target=reactor.run, kwargs={"installSignalHandlers": False}, name="ftx-reactor", daemon=True

@@ -49,7 +49,7 @@ class DiskSpaceService(Service):
 
     _log = Logger()
 
-    def __init__(self, port: int, interface: str, storage, reactor=None) -> None:
+    def __init__(self, port: int, interface: str, storage, reactor) -> None:
         self.portNumber = port
         self.interface = interface
         self.storage = storage
@@ -57,10 +57,6 @@ class DiskSpaceService(Service):
         self.port = None
 
     def privilegedStartService(self) -> None:
-        if self.reactor is None:
-            from twisted.internet import reactor
-
-            self.reactor = reactor
         self.port = self.reactor.listenUDP(self.portNumber, DiskSpaceProtocol(self.storage), interface=self.interface)
         self._log.info(
             "ftx answering df over UDP on {interface} (port {port})",
