@@ -20,6 +20,7 @@ from twisted.internet.endpoints import serverFromString
 from ftx.protocol import checksums
 from ftx.server.filesystem import FilesystemStorage
 from ftx.server.protocol import FtxServerFactory, ServerPolicy
+from ftx.testing import InlineReactor  # noqa: F401 (tests import it from here)
 
 BIN = os.path.dirname(sys.executable)
 LISTENING = re.compile(r"ftx listening on .* \(port (\d+)\)")
@@ -145,43 +146,3 @@ def runFtx(args: List[str], cwd: Optional[str] = None, timeout: float = 120, env
         input=input,
         stdin=None if input is not None else subprocess.DEVNULL,
     )
-
-
-class _InlineThreadPool:
-    """
-    Runs "threaded" work at once, on the calling thread, so protocol tests
-    stay synchronous and deterministic.
-    """
-
-    def callInThreadWithCallback(self, onResult, f, *args, **kwargs):
-        try:
-            result = f(*args, **kwargs)
-        except BaseException:
-            from twisted.python.failure import Failure
-
-            onResult(False, Failure())
-        else:
-            onResult(True, result)
-
-
-class InlineReactor:
-    """
-    Just enough of a reactor for L{FtxServerFactory} in a
-    SynchronousTestCase: its thread pool runs work inline.
-    """
-
-    def __init__(self) -> None:
-        self._pool = _InlineThreadPool()
-
-    def getThreadPool(self):
-        return self._pool
-
-    def callFromThread(self, f, *args, **kwargs):
-        f(*args, **kwargs)
-
-    def callLater(self, delay, f, *args, **kwargs):
-        from twisted.internet.task import Clock
-
-        if not hasattr(self, "clock"):
-            self.clock = Clock()
-        return self.clock.callLater(delay, f, *args, **kwargs)

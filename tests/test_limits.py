@@ -90,15 +90,15 @@ class IdleTimeoutTests(TempDirs, _Server, SynchronousTestCase):
 
     def test_idleConnectionClosed(self):
         proto, transport = self.connect()
-        self.reactor.clock.advance(9)
+        self.reactor.advance(9)
         self.send(proto, transport, b"noop\r\n")
-        self.reactor.clock.advance(9)
+        self.reactor.advance(9)
         self.assertFalse(transport.disconnecting)
-        self.reactor.clock.advance(1.5)
+        self.reactor.advance(1.5)
         self.assertTrue(transport.disconnecting)
         self.assertIn(b"\r\n503 unavailable idle", transport.value())
         proto.connectionLost(None)
-        self.assertEqual(self.reactor.clock.getDelayedCalls(), [])
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
 
     def test_movingTransferIsNotIdle(self):
         """
@@ -109,11 +109,11 @@ class IdleTimeoutTests(TempDirs, _Server, SynchronousTestCase):
         self.send(proto, transport, b"sget big.bin\r\n", pumps=0)
         producer = transport.producer
         for _ in range(6):
-            self.reactor.clock.advance(8)
+            self.reactor.advance(8)
             producer.resumeProducing()
         self.assertFalse(transport.disconnecting)
         # The client stops reading: nothing moves for the timeout.
-        self.reactor.clock.advance(10.5)
+        self.reactor.advance(10.5)
         self.assertTrue(transport.disconnecting)
         proto.connectionLost(None)
 
