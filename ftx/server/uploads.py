@@ -126,7 +126,7 @@ class UploadCommands:
         Once nothing of the body is buffered here, read the rest of it
         straight into reused buffers (L{ftx._io.bodyreads}) on a plain socket.
         """
-        if self.line_mode or self._uploadRemaining == 0 or self._pending or internals.lineBuffered(self) or self.disconnected:
+        if self.line_mode or self._uploadRemaining == 0 or self._pending or not internals.lineBufferEmpty(self) or self.disconnected:
             return
         sock = internals.socketOf(self.transport)
         if sock is None or self._uploadRemaining < bodyreads.DIRECT_MIN:
