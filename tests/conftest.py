@@ -33,3 +33,19 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("ftx reliability figures")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+def pytest_collection_modifyitems(items):
+    """
+    Run trial TestCases that spin the reactor before pytest-twisted tests:
+    once pytest-twisted has started the reactor in its greenlet, trial's
+    TestCase can no longer run it (ReactorAlreadyRunning). Needed only
+    while both kinds remain in the suite.
+    """
+    from twisted.trial.unittest import TestCase
+
+    def spinsReactor(item) -> bool:
+        cls = getattr(item, "cls", None)
+        return cls is not None and issubclass(cls, TestCase)
+
+    items.sort(key=lambda item: not spinsReactor(item))

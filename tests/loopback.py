@@ -7,10 +7,12 @@ finds the reactor clean).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
 import tempfile
+import termios
 import threading
 
 from twisted.internet.defer import Deferred, DeferredList
@@ -116,6 +118,13 @@ def drain(sock: socket.socket) -> bytes:
             break
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def queued(sock) -> int:
+    """
+    Bytes waiting to be read in C{sock} (C{FIONREAD}).
+    """
+    return int.from_bytes(fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"), "little", signed=True)
 
 
 def whenLost(protocol) -> Deferred:

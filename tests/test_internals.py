@@ -12,13 +12,11 @@ arrive intact.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
 import socket
 import tempfile
-import termios
 
 import twisted
 from twisted.internet import reactor, tcp
@@ -60,13 +58,6 @@ async def turns(count: int = 5, delay: float = 0.01) -> None:
     """
     for _ in range(count):
         await deferLater(reactor, delay, lambda: None)
-
-
-def queued(sock) -> int:
-    """
-    Bytes waiting to be read in C{sock}.
-    """
-    return int.from_bytes(fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"), "little", signed=True)
 
 
 class RealTransportTests(TestCase):
@@ -166,7 +157,7 @@ class RealTransportTests(TestCase):
         client.transport.write(data)
         sock = internals.socketOf(server.transport)
         for _ in range(500):
-            if queued(sock) >= len(data):
+            if loopback.queued(sock) >= len(data):
                 break
             await turns(1)
         server.transport.resumeProducing()
