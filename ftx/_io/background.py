@@ -161,6 +161,13 @@ class BackgroundWriter:
         self._counted = 0
 
     @property
+    def paused(self) -> bool:
+        """
+        Whether this writer has paused its connection and not resumed it.
+        """
+        return self._paused
+
+    @property
     def error(self) -> Optional[BaseException]:
         for lane in self._lanes:
             if lane.error is not None:

@@ -19,7 +19,6 @@ ordinary path throughout (L{ftx._io.internals.socketOf}).
 from __future__ import annotations
 
 import socket
-import time
 from typing import Callable, List, Optional
 
 from twisted.internet import main
@@ -115,9 +114,11 @@ class DirectBody:
     a short read, a copy and L{None}. C{done()} runs after the last byte,
     with the transport back on its ordinary reads.
 
-    Given a C{clock} (the reactor), it raises the socket's low-water mark
-    while bytes stream in fast (L{LOW_WATER}) and lowers it again as soon
-    as they stop (L{LOW_WATER_STALL}).
+    Given a C{clock} (the reactor, or a L{twisted.internet.task.Clock} in
+    tests), it raises the socket's low-water mark while bytes stream in
+    fast (L{LOW_WATER}) and lowers it again as soon as they stop
+    (L{LOW_WATER_STALL}); rates and stalls are measured in
+    C{clock.seconds()}. Without one the mark stays at one byte.
     """
 
     def __init__(
@@ -139,12 +140,21 @@ class DirectBody:
         self.clock = clock
         self._lowWater = 1
         self._stallCheck = None
-
-    def install(self) -> None:
-        internals.takeOverReads(self.transport, self.doRead)
-        self.pool.active += 1
-        self._started = self._lastRead = time.monotonic()
         self._read = 0
+        self._started = self._lastRead = 0.0
+
+    def install(self) -> bool:
+        """
+        Take over the transport's reads. Returns whether it did: a
+        transport that L{internals.socketOf} accepted always lets it; any
+        other keeps its ordinary reads and this body is never used.
+        """
+        if not internals.takeOverReads(self.transport, self.doRead):
+            return False
+        self.pool.active += 1
+        if self.clock is not None:
+            self._started = self._lastRead = self.clock.seconds()
+        return True
 
     def uninstall(self) -> None:
         if not internals.giveBackReads(self.transport, self.doRead):
@@ -166,11 +176,10 @@ class DirectBody:
         """
         if self.clock is None:
             return
-        now = time.monotonic()
+        now = self.clock.seconds()
         self._read += got
         rate = min(got / max(now - self._lastRead, 0.001), self._read / max(now - self._started, 0.01))
         self._lastRead = now
-        self._lastReadAt = self.clock.seconds()
         wanted = min(int(rate * LOW_WATER_WAIT), LOW_WATER, self.remaining)
         value = 1 << (wanted.bit_length() - 1) if wanted >= 16 << 10 else 1
         if value != self._lowWater:
@@ -180,7 +189,7 @@ class DirectBody:
 
     def _checkStall(self) -> None:
         self._stallCheck = None
-        quiet = self.clock.seconds() - self._lastReadAt
+        quiet = self.clock.seconds() - self._lastRead
         if quiet >= LOW_WATER_STALL:
             self._setLowWater(1)
         elif self._lowWater > 1:

@@ -8,6 +8,7 @@ another core where the connection allows it.
 
 from __future__ import annotations
 
+import io
 import os
 from typing import Callable, Optional
 
@@ -70,6 +71,19 @@ class AsideHasher:
             os.close(self._fd)
 
 
+def _descriptorOf(f) -> Optional[int]:
+    """
+    The operating-system file descriptor behind C{f}, or L{None} when it
+    has none (an in-memory file: C{io.BytesIO.fileno} raises
+    C{io.UnsupportedOperation}), so that its bytes take the copying path.
+    """
+    try:
+        fd = f.fileno()
+    except (AttributeError, io.UnsupportedOperation, OSError, ValueError):
+        return None
+    return fd if isinstance(fd, int) and fd >= 0 else None
+
+
 @implementer(interfaces.IPullProducer)
 class BodySender:
     """
@@ -77,9 +91,11 @@ class BodySender:
     each time the transport has room, and fires with the digest the trailer
     needs. Like Twisted's C{FileSender}, but bounded by a byte count.
 
-    On a plain socket the bytes go by C{sendfile} (L{ftx._io.zerocopy}) and the
-    digest comes from the cache or from an L{AsideHasher} on another core;
-    otherwise they are read, hashed and written in L{SEND_CHUNK} pieces.
+    On a plain socket, from a file with a descriptor, the bytes go by
+    C{sendfile} (L{ftx._io.zerocopy}) and the digest comes from the cache or
+    from an L{AsideHasher} on another core; otherwise (TLS, in-memory
+    transports or files, no C{reactor}) they are read, hashed and written
+    in L{SEND_CHUNK} pieces.
     Either way a client that stops reading stops the sending, and nothing
     but the socket's own buffer holds the file's bytes.
     """
@@ -97,6 +113,7 @@ class BodySender:
         self.deferred: Deferred = Deferred()
         self.transport = None
         self._socket = None
+        self._fd: Optional[int] = None
         self._aside: Optional[AsideHasher] = None
         self._asideDigest: Optional[Deferred] = None
 
@@ -104,12 +121,14 @@ class BodySender:
         self.transport = transport
         d = self.deferred
         sock = internals.socketOf(transport)
-        if sock is not None and self.reactor is not None and (
+        fd = _descriptorOf(self.file) if sock is not None else None
+        if fd is not None and self.reactor is not None and (
             self.knownDigest is not None or self.remaining >= HASH_ASIDE_MIN
         ):
             self._socket = sock
+            self._fd = fd
             if self.knownDigest is None:
-                self._aside = AsideHasher(self.file.fileno(), self.position, self.remaining, self.hasher)
+                self._aside = AsideHasher(fd, self.position, self.remaining, self.hasher)
                 self._asideDigest = self._aside.start(self.reactor)
         else:
             self.file.seek(self.position)
@@ -136,7 +155,7 @@ class BodySender:
             # once it has written it.
             return
         try:
-            sent = zerocopy.sendSome(self._socket, self.file.fileno(), self.position, self.remaining)
+            sent = zerocopy.sendSome(self._socket, self._fd, self.position, self.remaining)
         except EOFError:
             self._finish(Failure(IntegrityError("the file shrank while it was being sent")))
             return

@@ -21,7 +21,7 @@ from twisted.python.threadpool import ThreadPool
 STORE = "store"
 HASH = "hash"
 
-_pools: Dict[Tuple[int, str], ThreadPool] = {}
+_pools: Dict[Tuple[int, str], Tuple[ThreadPool, object]] = {}
 
 
 def poolFor(reactor, kind: str):
@@ -34,15 +34,31 @@ def poolFor(reactor, kind: str):
     if not (IReactorCore.providedBy(reactor) and IReactorThreads.providedBy(reactor)):
         return reactor.getThreadPool()
     key = (id(reactor), kind)
-    pool = _pools.get(key)
-    if pool is None:
+    entry = _pools.get(key)
+    if entry is None:
         size = max(1, (os.cpu_count() or 2) // 2)
-        pool = _pools[key] = ThreadPool(1, size, name="ftx-" + kind)
+        pool = ThreadPool(1, size, name="ftx-" + kind)
         pool.start()
+        trigger = reactor.addSystemEventTrigger("during", "shutdown", _stop, key)
+        entry = _pools[key] = (pool, trigger)
+    return entry[0]
 
-        def stop() -> None:
-            _pools.pop(key, None)
-            pool.stop()
 
-        reactor.addSystemEventTrigger("during", "shutdown", stop)
-    return pool
+def stopPools(reactor) -> None:
+    """
+    Stop C{reactor}'s pools now, as its shutdown would; a later transfer
+    starts new ones. For a process that goes on running C{reactor} but
+    will not shut it down (a test runner), so that no worker thread keeps
+    the process from exiting.
+    """
+    for kind in (STORE, HASH):
+        entry = _pools.get((id(reactor), kind))
+        if entry is not None:
+            reactor.removeSystemEventTrigger(entry[1])
+            _stop((id(reactor), kind))
+
+
+def _stop(key: Tuple[int, str]) -> None:
+    entry = _pools.pop(key, None)
+    if entry is not None:
+        entry[0].stop()

@@ -180,7 +180,15 @@ class Uploads:
         straight into reused buffers (L{ftx._io.bodyreads}) on a plain socket.
         """
         connection = self._connection
-        if connection.line_mode or self._remaining == 0 or connection.inputHeld() or connection.disconnected:
+        # lineBufferEmpty, not a count of zero: should a Twisted release drop
+        # the buffer attribute, the count says 0 while bytes may be there.
+        if (
+            connection.line_mode
+            or self._remaining == 0
+            or connection.inputHeld()
+            or not internals.lineBufferEmpty(connection)
+            or connection.disconnected
+        ):
             return
         sock = internals.socketOf(connection.transport)
         if sock is None or self._remaining < bodyreads.DIRECT_MIN:
