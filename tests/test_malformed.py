@@ -232,9 +232,9 @@ class MalformedBodyTests(TempDirs, _Server, SynchronousTestCase):
         with capturedLogs() as events:
             self.assertEqual(self.send(proto, transport, b"put stuck.bin 1000\r\n"), b"350 0\r\n")
             self.send(proto, transport, b"x" * 400)
-            self.reactor.clock.advance(59)
+            self.reactor.advance(59)
             self.assertFalse(transport.disconnecting)
-            self.reactor.clock.advance(2)
+            self.reactor.advance(2)
             self.assertTrue(transport.disconnecting)
             self.assertTrue(transport.value().startswith(b"503 unavailable"))
             proto.connectionLost(None)
