@@ -25,7 +25,7 @@ from ftx.protocol.checksums import SHA1
 from ftx.protocol.names import PARTIAL_SUFFIX
 from ftx.protocol.wire import nameText
 from ftx.server.oserrors import errorFromOS
-from ftx.server.storage import IUpload, QuotaReservation, SweepResult, UploadClaims
+from ftx.server.storage import IUpload, QuotaReservation, SweepResult, UploadClaims, checkComplete
 
 __all__ = ["Upload", "partialName", "sweepTree"]
 
@@ -127,14 +127,7 @@ class Upload:
 
         @raise IntegrityError: the digest differs; the partial file is removed.
         """
-        if self.received != self.size:
-            self.abort(keep=False)
-            raise IntegrityError("received {} bytes, expected {}".format(self.received, self.size))
-        if self.hasher.hexdigest() != digest:
-            self.abort(keep=False)
-            raise IntegrityError(
-                "{} mismatch: the upload of {} was corrupted".format(checksums.label(self.checksum), nameText(self.name))
-            )
+        checkComplete(self, digest)
         try:
             self._file.close()
             replaced = self._regularSize(self._leaf)

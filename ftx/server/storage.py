@@ -24,10 +24,11 @@ from typing import Callable, List, NamedTuple, Optional, Tuple
 
 from zope.interface import Attribute, Interface
 
-from ftx.errors import Conflict
+from ftx.errors import Conflict, IntegrityError
+from ftx.protocol import checksums
 from ftx.protocol.wire import nameText
 
-__all__ = ["IStorage", "IUpload", "StoredFile", "SweepResult", "UploadClaims", "QuotaReservation"]
+__all__ = ["IStorage", "IUpload", "StoredFile", "SweepResult", "UploadClaims", "QuotaReservation", "checkComplete"]
 
 
 class StoredFile(NamedTuple):
@@ -144,6 +145,25 @@ class QuotaReservation:
         if self._quota is not None and self._left:
             self._quota.release(self._left)
             self._left = 0
+
+
+def checkComplete(upload: "IUpload", digest: str) -> None:
+    """
+    The check every L{IUpload.finish} makes before the file takes its name:
+    all C{size} bytes arrived and the hasher gives C{digest}. On failure
+    the received bytes are removed (C{abort(keep=False)}): they are wrong,
+    not merely short.
+
+    @raise IntegrityError: the count or the digest differs.
+    """
+    if upload.received != upload.size:
+        upload.abort(keep=False)
+        raise IntegrityError("received {} bytes, expected {}".format(upload.received, upload.size))
+    if upload.hasher.hexdigest() != digest:
+        upload.abort(keep=False)
+        raise IntegrityError(
+            "{} mismatch: the upload of {} was corrupted".format(checksums.label(upload.checksum), nameText(upload.name))
+        )
 
 
 class IUpload(Interface):

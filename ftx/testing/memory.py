@@ -31,6 +31,7 @@ from ftx.server.storage import (
     StoredFile,
     SweepResult,
     UploadClaims,
+    checkComplete,
 )
 
 __all__ = ["MemoryStorage", "MemoryFile"]
@@ -202,14 +203,7 @@ class _MemoryUpload:
         self._reservation.wrote(count)
 
     def finish(self, digest: str) -> None:
-        if self.received != self.size:
-            self.abort(keep=False)
-            raise IntegrityError("received {} bytes, expected {}".format(self.received, self.size))
-        if self.hasher.hexdigest() != digest:
-            self.abort(keep=False)
-            raise IntegrityError(
-                "{} mismatch: the upload of {} was corrupted".format(checksums.label(self.checksum), nameText(self.name))
-            )
+        checkComplete(self, digest)
         memory = self._memory
         with memory.lock:
             inTheWay = self._full in memory.folders
