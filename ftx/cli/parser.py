@@ -66,6 +66,12 @@ overwritten silently; an interrupted download is kept for 'ftx cget'."""
 
 
 def buildParser() -> argparse.ArgumentParser:
+    """
+    The parser of the C{ftx} command and of each shell line. It is long
+    because it is a table: one block per command with its summary,
+    examples and options, read top to bottom as C{ftx --help} shows them;
+    split up, the help text would be scattered over functions.
+    """
     common = _commonOptions()
     raw = argparse.RawDescriptionHelpFormatter
     codes = "\n".join("  {:>3}  {}".format(code, text) for code, text in EXIT_CODES)
