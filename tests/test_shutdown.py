@@ -12,26 +12,22 @@ import os
 import signal
 import time
 
-import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.protocol import Protocol
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ftx.client.api import connect
+from tests.connections import Connections, tempDir, waitUntil
 from tests.reliability import leftovers
 from tests.support import ServerProcess, sha1
 
 MiB = 1 << 20
 # twistd exits through the signal that stopped it, after a clean shutdown.
 STOPPED = (0, -signal.SIGTERM)
-
-
-def _sleep(seconds):
-    d = Deferred()
-    reactor.callLater(seconds, d.callback, None)
-    return d
 
 
 class _RawClient(Protocol):
@@ -51,128 +47,178 @@ class _RawClient(Protocol):
         self.closed.callback(None)
 
     async def waitFor(self, marker, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while marker not in self.buffer:
-            assert time.monotonic() < deadline, (marker, self.buffer[-200:])
-            if self.closed.called:
-                break
-            await _sleep(0.01)
+        """
+        Whether C{marker} arrived before the connection closed; fails the
+        test if neither happens within C{timeout} seconds.
+        """
+        done = await waitUntil(reactor, lambda: marker in self.buffer or self.closed.called, timeout, 0.01)
+        if not done:
+            raise AssertionError((marker, self.buffer[-200:]))
         return marker in self.buffer
 
+    async def waitClosed(self, timeout=10.0):
+        if not await waitUntil(reactor, lambda: self.closed.called, timeout, 0.01):
+            raise AssertionError("the connection is still open after {} s".format(timeout))
 
-async def _raw(server):
+
+async def _raw(case, server):
+    """
+    A L{_RawClient} connected to C{server} and greeted; aborted, and its
+    close waited for, if still open when the test ends.
+    """
     client = _RawClient()
     await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", server.port), client)
+
+    async def close():
+        if not client.closed.called:
+            client.transport.abortConnection()
+            await client.waitClosed()
+
+    case.addCleanup(lambda: Deferred.fromCoroutine(close()))
     await client.waitFor(b"220 ")
     return client
 
 
 async def _waitExit(server, timeout):
-    deadline = time.monotonic() + timeout
-    while server.process.poll() is None and time.monotonic() < deadline:
-        await _sleep(0.02)
+    await waitUntil(reactor, lambda: server.process.poll() is not None, timeout)
     return server.process.poll()
 
 
-@pytest_twisted.ensureDeferred
-async def test_runningUploadFinishesThenServerExits(tmp_path):
-    root = tmp_path / "root"
-    root.mkdir()
-    server = ServerProcess(str(root), "--shutdown-grace", "10")
+def _sizeOf(path):
+    """
+    The size of the file at C{path}, -1 while there is none.
+    """
     try:
-        idle = await _raw(server)
-        uploader = await _raw(server)
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return -1
+
+
+async def _received(path, size):
+    """
+    Wait until the server has written C{size} bytes of an upload to its
+    partial file C{path}; fails the test after 10 s.
+    """
+    arrived = await waitUntil(reactor, lambda: _sizeOf(path) >= size, 10.0, 0.005)
+    if not arrived:
+        raise AssertionError("the server has {} bytes of {}, not {}".format(_sizeOf(path), path, size))
+
+
+def _root(case, *names):
+    """
+    Fresh folders C{names} under one temporary folder, by absolute path
+    (the server subprocess keeps its log beside them).
+    """
+    base = tempDir(case, "ftx-shutdown-")
+    made = [os.path.join(base, name) for name in names]
+    for path in made:
+        os.mkdir(path)
+    return made
+
+
+class GracefulShutdownTests(TestCase):
+    """
+    SIGTERM to a C{twistd ftx} subprocess while raw clients are connected.
+    """
+
+    async def test_runningUploadFinishesThenServerExits(self):
+        (root,) = _root(self, "root")
+        server = ServerProcess(root, "--shutdown-grace", "10")
+        self.addCleanup(server.stop)
+        Connections(self, reactor)
+        partial = os.path.join(root, ".slow.bin.ftx-partial")
+        idle = await _raw(self, server)
+        uploader = await _raw(self, server)
         body = os.urandom(2 * MiB)
         uploader.transport.write(b"put slow.bin %d\r\n" % len(body))
         await uploader.waitFor(b"350 0")
         piece = 128 * 1024
         uploader.transport.write(body[:piece])
-        await _sleep(0.1)
+        await _received(partial, piece)
         stopAsked = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         # The idle client is told and closed; newcomers are refused.
-        assert await idle.waitFor(b"503 unavailable the server is shutting down")
-        await idle.closed
+        self.assertTrue(await idle.waitFor(b"503 unavailable the server is shutting down"))
+        await idle.waitClosed()
         for _ in range(100):
             try:
-                await connect(reactor, server.address)
+                client = await connect(reactor, server.address)
             except ConnectionRefusedError:
                 break
-            await _sleep(0.05)
+            client.protocol.transport.loseConnection()
+            await deferLater(reactor, 0.05, lambda: None)
         else:
-            raise AssertionError("the server still accepts connections")
-        # The upload goes on at its own pace and completes.
+            self.fail("the server still accepts connections")
+        # The upload goes on, a piece once the server has stored the one
+        # before, and completes.
         for start in range(piece, len(body), piece):
             uploader.transport.write(body[start : start + piece])
-            await _sleep(0.05)
+            await _received(partial, min(start + piece, len(body)))
         uploader.transport.write(b"sha1 " + hashlib.sha1(body).hexdigest().encode() + b"\r\n")
-        assert await uploader.waitFor(b"226 slow.bin")
-        await uploader.closed
-        assert await _waitExit(server, 10) in STOPPED
-        assert time.monotonic() - stopAsked < 10
-        assert sha1(str(root / "slow.bin")) == hashlib.sha1(body).hexdigest()
-        assert leftovers(str(root)) == []
-        assert "Traceback" not in server.output()
-    finally:
-        server.stop()
+        self.assertTrue(await uploader.waitFor(b"226 slow.bin"))
+        await uploader.waitClosed()
+        self.assertIn(await _waitExit(server, 10), STOPPED)
+        self.assertLess(time.monotonic() - stopAsked, 10)
+        self.assertEqual(sha1(os.path.join(root, "slow.bin")), hashlib.sha1(body).hexdigest())
+        self.assertEqual(leftovers(root), [])
+        self.assertNotIn("Traceback", server.output())
 
-
-@pytest_twisted.ensureDeferred
-async def test_stalledUploadCutAfterGraceAndResumable(tmp_path):
-    root, local = tmp_path / "root", tmp_path / "local"
-    root.mkdir()
-    local.mkdir()
-    server = ServerProcess(str(root), "--shutdown-grace", "1")
-    try:
+    async def test_stalledUploadCutAfterGraceAndResumable(self):
+        root, local = _root(self, "root", "local")
+        server = ServerProcess(root, "--shutdown-grace", "1")
+        self.addCleanup(server.stop)
+        Connections(self, reactor)
         body = os.urandom(MiB)
-        (local / "big.bin").write_bytes(body)
-        stalled = await _raw(server)
+        with open(os.path.join(local, "big.bin"), "wb") as f:
+            f.write(body)
+        stalled = await _raw(self, server)
         stalled.transport.write(b"put big.bin %d\r\n" % len(body))
         await stalled.waitFor(b"350 0")
         stalled.transport.write(body[:300000])
-        empty = await _raw(server)
+        empty = await _raw(self, server)
         empty.transport.write(b"put empty-start.bin 1000\r\n")
         await empty.waitFor(b"350 0")
-        await _sleep(0.2)
+        await _received(os.path.join(root, ".big.bin.ftx-partial"), 300000)
         stopAsked = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
-        assert await _waitExit(server, 8) in STOPPED
-        assert 0.9 < time.monotonic() - stopAsked < 6
-    finally:
+        self.assertIn(await _waitExit(server, 8), STOPPED)
+        elapsed = time.monotonic() - stopAsked
+        self.assertTrue(0.9 < elapsed < 6, elapsed)
         server.stop()
-    # Never under the final name; the received part kept for a resume; an
-    # upload that had received nothing leaves nothing.
-    assert sorted(os.listdir(root)) == [".big.bin.ftx-partial"]
-    assert (root / ".big.bin.ftx-partial").read_bytes() == body[:300000]
-    again = ServerProcess(str(root))
-    try:
+        # Never under the final name; the received part kept for a resume; an
+        # upload that had received nothing leaves nothing.
+        self.assertEqual(sorted(os.listdir(root)), [".big.bin.ftx-partial"])
+        with open(os.path.join(root, ".big.bin.ftx-partial"), "rb") as f:
+            self.assertEqual(f.read(), body[:300000])
+        again = ServerProcess(root)
+        self.addCleanup(again.stop)
         client = await connect(reactor, again.address)
-        transfer = await client.put(str(local / "big.bin"), "big.bin", resume=True)
-        assert transfer.transferred == len(body) - 300000
+        transfer = await client.put(os.path.join(local, "big.bin"), "big.bin", resume=True)
+        self.assertEqual(transfer.transferred, len(body) - 300000)
         await client.quit()
-    finally:
         again.stop()
-    assert sha1(str(root / "big.bin")) == hashlib.sha1(body).hexdigest()
-    assert leftovers(str(root)) == []
+        self.assertEqual(sha1(os.path.join(root, "big.bin")), hashlib.sha1(body).hexdigest())
+        self.assertEqual(leftovers(root), [])
 
 
-def test_startupSweepExpiresAbandonedPartials(tmp_path):
-    root = tmp_path / "root"
-    root.mkdir()
-    (root / "sub").mkdir()
-    old = root / "sub" / ".gone.bin.ftx-partial"
-    fresh = root / ".kept.bin.ftx-partial"
-    old.write_bytes(b"x" * 10)
-    fresh.write_bytes(b"y" * 10)
-    past = time.time() - 2 * 3600
-    os.utime(old, (past, past))
-    server = ServerProcess(str(root), "--partial-ttl", "1h")
-    try:
+class StartupSweepTests(SynchronousTestCase):
+    def test_startupSweepExpiresAbandonedPartials(self):
+        (root,) = _root(self, "root")
+        os.mkdir(os.path.join(root, "sub"))
+        old = os.path.join(root, "sub", ".gone.bin.ftx-partial")
+        fresh = os.path.join(root, ".kept.bin.ftx-partial")
+        with open(old, "wb") as f:
+            f.write(b"x" * 10)
+        with open(fresh, "wb") as f:
+            f.write(b"y" * 10)
+        past = time.time() - 2 * 3600
+        os.utime(old, (past, past))
+        server = ServerProcess(root, "--partial-ttl", "1h")
+        self.addCleanup(server.stop)
         deadline = time.monotonic() + 10
-        while old.exists() and time.monotonic() < deadline:
+        while os.path.exists(old) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert not old.exists()
-        assert fresh.exists()
-    finally:
-        assert server.stop() in STOPPED
-    assert "removed 1 abandoned partial uploads" in server.output()
+        self.assertFalse(os.path.exists(old))
+        self.assertTrue(os.path.exists(fresh))
+        self.assertIn(server.stop(), STOPPED)
+        self.assertIn("removed 1 abandoned partial uploads", server.output())

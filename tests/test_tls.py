@@ -8,26 +8,25 @@ import os
 import subprocess
 import sys
 
-import pytest
-import pytest_twisted
 import trustme
+from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.internet import reactor
+from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import LogLevel, capturedLogs
 from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ftx import errors
 from ftx._io import tls
 from ftx.client.api import ClientTLS, connect
+from ftx.server.accounts import AccessControl
 from ftx.server.filesystem import FilesystemStorage
 from ftx.server.protocol import FtxServerFactory
-from tests.support import (
-    ServerProcess,
-    digestOf,
-    listenInProcess,
-    runFtx,
-    sha1,
-    writeRandom,
-)
+from ftx.server.tap import Options
+from tests.connections import Connections, tempDir
+from tests.support import ServerProcess, digestOf, runFtx, sha1, writeRandom
+
+HELLO = b"hello\r\n\x00world"
 
 
 class PKI:
@@ -37,7 +36,7 @@ class PKI:
     stranger CA that signed nothing we trust.
     """
 
-    def __init__(self, folder):
+    def __init__(self, folder: str) -> None:
         self.folder = folder
         serverCA, clientCA, stranger = trustme.CA(), trustme.CA(), trustme.CA()
         self.serverCA = self._write("server-ca.pem", serverCA.cert_pem)
@@ -54,35 +53,37 @@ class PKI:
             "stranger-client.pem", stranger.issue_cert("client.example").private_key_and_cert_chain_pem
         )
 
-    def _write(self, name, blob):
-        path = str(self.folder / name)
+    def _write(self, name: str, blob) -> str:
+        path = os.path.join(self.folder, name)
         blob.write_to_path(path)
         return path
 
 
-@pytest.fixture
-def pki(tmp_path):
-    folder = tmp_path / "pki"
-    folder.mkdir()
-    return PKI(folder)
+def workspace(case: SynchronousTestCase):
+    """
+    A temporary folder holding a L{PKI} (in C{pki/}, alone, as a
+    C{caCertsDir}) and a server root (C{root/}) with C{hello.txt}; returns
+    the folder, the PKI and the root, by absolute path.
+    """
+    base = tempDir(case, "ftx-tls-")
+    os.mkdir(os.path.join(base, "pki"))
+    root = os.path.join(base, "root")
+    os.mkdir(root)
+    with open(os.path.join(root, "hello.txt"), "wb") as f:
+        f.write(HELLO)
+    return base, PKI(os.path.join(base, "pki")), root
 
 
-@pytest.fixture
-def root(tmp_path):
-    path = tmp_path / "root"
-    path.mkdir()
-    (path / "hello.txt").write_bytes(b"hello\r\n\x00world")
-    return path
+def readBytes(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
-async def _listenTLS(root, certificate, clientCA=None):
-    factory = FtxServerFactory(FilesystemStorage(str(root)), reactor)
-    endpoint = tls.serverEndpoint(reactor, "ssl:0:interface=127.0.0.1:privateKey=" + certificate, clientCA)
-    port = await endpoint.listen(factory)
-    return port, port.getHost().port
+def interfacesOf(client) -> bool:
+    return ISSLTransport.providedBy(client.protocol.transport)
 
 
-async def _refused(address, **options):
+async def refused(address, **options):
     """
     The error connect fails with; the test fails if it connects.
     """
@@ -94,240 +95,217 @@ async def _refused(address, **options):
     raise AssertionError("connected although it should have been refused")
 
 
-@pytest_twisted.ensureDeferred
-async def test_roundTripOverTLSIsByteIdentical(tmp_path, pki, root):
+class InProcessTLSTests(TestCase):
     """
-    sget and put through an ssl: address verified against the CA come back
-    byte for byte, and so does a tls=True session to HOST:PORT.
+    A server in this process, over TLS unless said otherwise, and clients
+    through L{connect}.
     """
-    digest = writeRandom(str(root / "random.bin"), 3 << 20, seed=7)
-    local = tmp_path / "local"
-    local.mkdir()
-    port, number = await _listenTLS(root, pki.server)
-    try:
+
+    def setUp(self) -> None:
+        self.base, self.pki, self.root = workspace(self)
+        self.connections = Connections(self, reactor)
+
+    async def test_roundTripOverTLSIsByteIdentical(self):
+        """
+        sget and put through an ssl: address verified against the CA come back
+        byte for byte, and so does a tls=True session to HOST:PORT.
+        """
+        root, pki = self.root, self.pki
+        digest = writeRandom(os.path.join(root, "random.bin"), 3 << 20, seed=7)
+        local = os.path.join(self.base, "local")
+        os.mkdir(local)
+        port, number = await self.connections.listenTLS(root, pki.server)
         client = await connect(reactor, "ssl:host=127.0.0.1:port={}".format(number), tls=ClientTLS(cafile=pki.serverCA))
         try:
             for name in ("random.bin", "hello.txt"):
-                transfer = await client.sget(name, str(local / name))
-                assert sha1(str(local / name)) == sha1(str(root / name))
-                assert transfer.checksum == "xxh128"
-                assert transfer.digest == digestOf(str(local / name), "xxh128")
-                await client.put(str(local / name), "back/" + name)
-                assert (root / "back" / name).read_bytes() == (root / name).read_bytes()
-            assert transfer.transferred == os.path.getsize(root / "hello.txt")
-            assert sha1(str(root / "back" / "random.bin")) == digest
+                transfer = await client.sget(name, os.path.join(local, name))
+                self.assertEqual(sha1(os.path.join(local, name)), sha1(os.path.join(root, name)))
+                self.assertEqual(transfer.checksum, "xxh128")
+                self.assertEqual(transfer.digest, digestOf(os.path.join(local, name), "xxh128"))
+                await client.put(os.path.join(local, name), "back/" + name)
+                self.assertEqual(readBytes(os.path.join(root, "back", name)), readBytes(os.path.join(root, name)))
+            self.assertEqual(transfer.transferred, os.path.getsize(os.path.join(root, "hello.txt")))
+            self.assertEqual(sha1(os.path.join(root, "back", "random.bin")), digest)
         finally:
             await client.quit()
         client = await connect(reactor, "localhost:{}".format(number), tls=ClientTLS(cafile=pki.serverCA))
         try:
-            assert [e.name for e in await client.list("hello.txt")] == ["hello.txt"]
-            assert interfacesOf(client) is True
+            self.assertEqual([e.name for e in await client.list("hello.txt")], ["hello.txt"])
+            self.assertIs(interfacesOf(client), True)
         finally:
             await client.quit()
-    finally:
-        await port.stopListening()
 
+    async def test_wrongHostNameIsRefusedClearly(self):
+        port, number = await self.connections.listenTLS(self.root, self.pki.otherName)
+        error = await refused("127.0.0.1:{}".format(number), tls=ClientTLS(cafile=self.pki.serverCA))
+        self.assertIsInstance(error, errors.CertificateError)
+        self.assertIn("not valid for the host name 127.0.0.1", str(error))
 
-def interfacesOf(client):
-    from twisted.internet.interfaces import ISSLTransport
+    async def test_untrustedAuthorityIsRefusedClearly(self):
+        """
+        A certificate from a CA the client was not given is refused, whether
+        the client trusts another CA or (by default) the system's store.
+        """
+        port, number = await self.connections.listenTLS(self.root, self.pki.server)
+        for options in (dict(tls=ClientTLS(cafile=self.pki.strangerCA)), dict()):
+            error = await refused("ssl:host=127.0.0.1:port={}".format(number), **options)
+            self.assertIsInstance(error, errors.CertificateError, error)
+            self.assertIn("could not be verified", str(error))
+            self.assertIn("--cafile", str(error))
 
-    return ISSLTransport.providedBy(client.protocol.transport)
-
-
-@pytest_twisted.ensureDeferred
-async def test_wrongHostNameIsRefusedClearly(pki, root):
-    port, number = await _listenTLS(root, pki.otherName)
-    try:
-        error = await _refused("127.0.0.1:{}".format(number), tls=ClientTLS(cafile=pki.serverCA))
-        assert isinstance(error, errors.CertificateError)
-        assert "not valid for the host name 127.0.0.1" in str(error)
-    finally:
-        await port.stopListening()
-
-
-@pytest_twisted.ensureDeferred
-async def test_untrustedAuthorityIsRefusedClearly(pki, root):
-    """
-    A certificate from a CA the client was not given is refused, whether
-    the client trusts another CA or (by default) the system's store.
-    """
-    port, number = await _listenTLS(root, pki.server)
-    try:
-        for options in (dict(tls=ClientTLS(cafile=pki.strangerCA)), dict()):
-            error = await _refused("ssl:host=127.0.0.1:port={}".format(number), **options)
-            assert isinstance(error, errors.CertificateError), error
-            assert "could not be verified" in str(error) and "--cafile" in str(error)
-    finally:
-        await port.stopListening()
-
-
-@pytest_twisted.ensureDeferred
-async def test_connectWithAnSSLAddressVerifiesToo(pki, root):
-    """
-    ftx.client.api.connect with an ssl: string verifies the server, unlike
-    Twisted's own ssl: client, and trusts the CAs of caCertsDir.
-    """
-    port, number = await _listenTLS(root, pki.server)
-    try:
-        with pytest.raises(errors.CertificateError):
-            await connect(reactor, "ssl:host=127.0.0.1:port={}".format(number))
+    async def test_connectWithAnSSLAddressVerifiesToo(self):
+        """
+        ftx.client.api.connect with an ssl: string verifies the server, unlike
+        Twisted's own ssl: client, and trusts the CAs of caCertsDir.
+        """
+        port, number = await self.connections.listenTLS(self.root, self.pki.server)
+        await self.assertFailure(connect(reactor, "ssl:host=127.0.0.1:port={}".format(number)), errors.CertificateError)
         client = await connect(
-            reactor, "ssl:host=127.0.0.1:port={}:caCertsDir={}".format(number, os.path.dirname(pki.serverCA))
+            reactor, "ssl:host=127.0.0.1:port={}:caCertsDir={}".format(number, os.path.dirname(self.pki.serverCA))
         )
-        assert await client.hash("hello.txt") == sha1(str(root / "hello.txt"))
+        self.assertEqual(await client.hash("hello.txt"), sha1(os.path.join(self.root, "hello.txt")))
         await client.quit()
-    finally:
-        await port.stopListening()
 
-
-@pytest_twisted.ensureDeferred
-async def test_insecureSkipsVerification(pki, root):
-    port, number = await _listenTLS(root, pki.otherName)
-    try:
+    async def test_insecureSkipsVerification(self):
+        port, number = await self.connections.listenTLS(self.root, self.pki.otherName)
         client = await connect(reactor, "127.0.0.1:{}".format(number), tls=ClientTLS(insecure=True))
         try:
-            assert [e.name for e in await client.list()] == ["hello.txt"]
-            assert interfacesOf(client) is True
+            self.assertEqual([e.name for e in await client.list()], ["hello.txt"])
+            self.assertIs(interfacesOf(client), True)
         finally:
             await client.quit()
-    finally:
-        await port.stopListening()
 
+    async def test_tlsClientAgainstPlainServer(self):
+        port = await self.connections.listen(self.root)
+        error = await refused("127.0.0.1:{}".format(port.getHost().port), tls=ClientTLS(cafile=self.pki.serverCA))
+        self.assertIsInstance(error, errors.TLSError)
+        self.assertNotIsInstance(error, errors.CertificateError)
+        self.assertIn("did not answer in TLS", str(error))
 
-@pytest_twisted.ensureDeferred
-async def test_tlsClientAgainstPlainServer(pki, root):
-    port = await listenInProcess(reactor, str(root))
-    try:
-        error = await _refused("127.0.0.1:{}".format(port.getHost().port), tls=ClientTLS(cafile=pki.serverCA))
-        assert isinstance(error, errors.TLSError) and not isinstance(error, errors.CertificateError)
-        assert "did not answer in TLS" in str(error)
-    finally:
-        await port.stopListening()
+    async def test_plainClientAgainstTLSServerGivesUpWithAHint(self):
+        """
+        Without TLS the client would wait for a greeting the TLS server never
+        sends in the clear; it gives up after the greeting timeout and says why.
+        """
+        port, number = await self.connections.listenTLS(self.root, self.pki.server)
+        error = await refused("127.0.0.1:{}".format(number), timeout=0.3)
+        self.assertIsInstance(error, errors.ConnectionLost)
+        self.assertIn("--tls", str(error))
 
-
-@pytest_twisted.ensureDeferred
-async def test_plainClientAgainstTLSServerGivesUpWithAHint(pki, root):
-    """
-    Without TLS the client would wait for a greeting the TLS server never
-    sends in the clear; it gives up after the greeting timeout and says why.
-    """
-    port, number = await _listenTLS(root, pki.server)
-    try:
-        error = await _refused("127.0.0.1:{}".format(number), timeout=0.3)
-        assert isinstance(error, errors.ConnectionLost) and "--tls" in str(error)
-    finally:
-        await port.stopListening()
-
-
-@pytest_twisted.ensureDeferred
-async def test_clientCertificateRequiredAcceptedAndRefused(pki, root):
-    """
-    With a client CA, a client without a certificate or with one from
-    another CA is refused with a TLSError; one signed by that CA works.
-    """
-    port, number = await _listenTLS(root, pki.server, clientCA=pki.clientCA)
-    address = "127.0.0.1:{}".format(number)
-    try:
+    async def test_clientCertificateRequiredAcceptedAndRefused(self):
+        """
+        With a client CA, a client without a certificate or with one from
+        another CA is refused with a TLSError; one signed by that CA works.
+        """
+        pki = self.pki
+        port, number = await self.connections.listenTLS(self.root, pki.server, clientCA=pki.clientCA)
+        address = "127.0.0.1:{}".format(number)
         for certificate in (None, pki.strangerClient):
-            error = await _refused(address, tls=ClientTLS(cafile=pki.serverCA, certificate=certificate))
-            assert type(error) is errors.TLSError, error
-            assert "certificate" in str(error)
+            error = await refused(address, tls=ClientTLS(cafile=pki.serverCA, certificate=certificate))
+            self.assertIs(type(error), errors.TLSError, error)
+            self.assertIn("certificate", str(error))
         with capturedLogs() as events:
             client = await connect(reactor, address, tls=ClientTLS(cafile=pki.serverCA, certificate=pki.client))
             try:
-                assert await client.hash("hello.txt") == sha1(str(root / "hello.txt"))
+                self.assertEqual(await client.hash("hello.txt"), sha1(os.path.join(self.root, "hello.txt")))
             finally:
                 await client.quit()
-        assert any(e.get("log_format", "").endswith("TLS client certificate {subject}") for e in events)
-    finally:
-        await port.stopListening()
+        self.assertTrue(any(e.get("log_format", "").endswith("TLS client certificate {subject}") for e in events))
 
-
-@pytest_twisted.ensureDeferred
-async def test_noWarningForPasswordsOverTLS(pki, root):
-    from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
-
-    from ftx.server.accounts import AccessControl
-
-    storage = FilesystemStorage(str(root))
-    access = AccessControl(storage, checkers=[InMemoryUsernamePasswordDatabaseDontUse(alice=b"secret")], reactor=reactor)
-    factory = FtxServerFactory(storage, reactor, access=access)
-    port = await tls.serverEndpoint(reactor, "ssl:0:interface=127.0.0.1:privateKey=" + pki.server).listen(factory)
-    try:
+    async def test_noWarningForPasswordsOverTLS(self):
+        storage = FilesystemStorage(self.root)
+        access = AccessControl(
+            storage, checkers=[InMemoryUsernamePasswordDatabaseDontUse(alice=b"secret")], reactor=reactor
+        )
+        factory = self.connections.serve(FtxServerFactory(storage, reactor, access=access))
+        port, number = await self.connections.listenTLS(self.root, self.pki.server, factory=factory)
         with capturedLogs() as events:
             client = await connect(
-                reactor, "127.0.0.1:{}".format(port.getHost().port), tls=ClientTLS(cafile=pki.serverCA),
+                reactor, "127.0.0.1:{}".format(number), tls=ClientTLS(cafile=self.pki.serverCA),
                 credentials=("alice", "secret"),
             )
             await client.quit()
-        assert not [e for e in events if e.get("log_level") == LogLevel.warn]
-        assert any("logged in as" in e.get("log_format", "") for e in events)
-    finally:
-        await port.stopListening()
+        self.assertEqual([e for e in events if e.get("log_level") == LogLevel.warn], [])
+        self.assertTrue(any("logged in as" in e.get("log_format", "") for e in events))
 
 
-@pytest_twisted.ensureDeferred
-async def test_twistdServesTLSWithClientCertificatesAndAccounts(tmp_path, pki, root):
+class TwistdTLSTests(TestCase):
     """
-    The plugin as a user runs it: an ssl: port, --client-ca and --auth.
+    The plugin as a user runs it, in a C{twistd ftx} subprocess on an
+    ssl: port.
     """
-    port = "ssl:0:interface=127.0.0.1:privateKey=" + pki.server
-    local = tmp_path / "got.txt"
-    with ServerProcess(str(root), "--client-ca", pki.clientCA, "--auth", "memory:alice:secret", port=port) as server:
-        client = await connect(
-            reactor, "ssl:host=127.0.0.1:port={}".format(server.port),
-            tls=ClientTLS(cafile=pki.serverCA, certificate=pki.client), credentials=("alice", "secret"),
+
+    def setUp(self) -> None:
+        self.base, self.pki, self.root = workspace(self)
+        self.port = "ssl:0:interface=127.0.0.1:privateKey=" + self.pki.server
+
+    async def test_twistdServesTLSWithClientCertificatesAndAccounts(self):
+        """
+        The plugin as a user runs it: an ssl: port, --client-ca and --auth.
+        """
+        Connections(self, reactor)
+        pki = self.pki
+        local = os.path.join(self.base, "got.txt")
+        with ServerProcess(self.root, "--client-ca", pki.clientCA, "--auth", "memory:alice:secret", port=self.port) as server:
+            client = await connect(
+                reactor, "ssl:host=127.0.0.1:port={}".format(server.port),
+                tls=ClientTLS(cafile=pki.serverCA, certificate=pki.client), credentials=("alice", "secret"),
+            )
+            try:
+                await client.sget("hello.txt", local)
+            finally:
+                await client.quit()
+            error = await refused(server.address, tls=ClientTLS(cafile=pki.serverCA), credentials=("alice", "secret"))
+        self.assertEqual(readBytes(local), HELLO)
+        self.assertIs(type(error), errors.TLSError)
+
+    def test_commandLineOverTLS(self):
+        """
+        The ftx command, which leaves the TLS libraries out of a plain
+        connection (ftx._io.notls), still loads them when TLS is asked for: a
+        listing and a download over an ssl: twistd work from the command line.
+        """
+        local = os.path.join(self.base, "local")
+        os.mkdir(local)
+        cafile = self.pki.serverCA
+        with ServerProcess(self.root, port=self.port) as server:
+            listed = runFtx(["--server", server.address, "--tls", "--cafile", cafile, "--quiet", "list"])
+            fetched = runFtx(
+                ["--server", server.address, "--tls", "--cafile", cafile, "--dir", local, "--quiet", "sget", "hello.txt"]
+            )
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+        self.assertIn(b"hello.txt", listed.stdout)
+        self.assertEqual(fetched.returncode, 0, fetched.stderr)
+        self.assertEqual(readBytes(os.path.join(local, "hello.txt")), HELLO)
+
+
+class ConfigurationTests(SynchronousTestCase):
+    def test_clientCANeedsAnSSLPort(self):
+        base, pki, root = workspace(self)
+        error = self.assertRaises(
+            usage.UsageError,
+            Options().parseOptions, ["--root", base, "--port", "tcp:0", "--client-ca", pki.clientCA],
         )
-        try:
-            await client.sget("hello.txt", str(local))
-        finally:
-            await client.quit()
-        error = await _refused(server.address, tls=ClientTLS(cafile=pki.serverCA), credentials=("alice", "secret"))
-    assert local.read_bytes() == (root / "hello.txt").read_bytes()
-    assert type(error) is errors.TLSError
-
-
-def test_clientCANeedsAnSSLPort(pki, tmp_path):
-    from ftx.server.tap import Options
-
-    with pytest.raises(usage.UsageError, match="needs an ssl: port"):
-        Options().parseOptions(["--root", str(tmp_path), "--port", "tcp:0", "--client-ca", pki.clientCA])
-    with pytest.raises(usage.UsageError, match="cannot read"):
+        self.assertRegex(str(error), "needs an ssl: port")
         port = "ssl:0:privateKey=" + pki.server
-        Options().parseOptions(["--root", str(tmp_path), "--port", port, "--client-ca", str(tmp_path / "missing.pem")])
-    with pytest.raises(errors.TLSError, match="TCP only"):
-        tls.clientEndpoint(reactor, "unix:path=/run/ftx.sock")
-
-
-def test_commandLineOverTLS(tmp_path, pki, root):
-    """
-    The ftx command, which leaves the TLS libraries out of a plain
-    connection (ftx._io.notls), still loads them when TLS is asked for: a
-    listing and a download over an ssl: twistd work from the command line.
-    """
-    port = "ssl:0:interface=127.0.0.1:privateKey=" + pki.server
-    local = tmp_path / "local"
-    local.mkdir()
-    with ServerProcess(str(root), port=port) as server:
-        listed = runFtx(["--server", server.address, "--tls", "--cafile", pki.serverCA, "--quiet", "list"])
-        fetched = runFtx(
-            ["--server", server.address, "--tls", "--cafile", pki.serverCA, "--dir", str(local), "--quiet", "sget", "hello.txt"]
+        error = self.assertRaises(
+            usage.UsageError,
+            Options().parseOptions,
+            ["--root", base, "--port", port, "--client-ca", os.path.join(base, "missing.pem")],
         )
-    assert listed.returncode == 0, listed.stderr
-    assert b"hello.txt" in listed.stdout
-    assert fetched.returncode == 0, fetched.stderr
-    assert (local / "hello.txt").read_bytes() == (root / "hello.txt").read_bytes()
+        self.assertRegex(str(error), "cannot read")
+        error = self.assertRaises(errors.TLSError, tls.clientEndpoint, reactor, "unix:path=/run/ftx.sock")
+        self.assertRegex(str(error), "TCP only")
 
-
-def test_plainProcessLeavesTheTLSStackOut():
-    """
-    After leaveOutTLS, importing the reactor does not import pyOpenSSL.
-    """
-    code = (
-        "import sys; from ftx._io import notls; assert notls.leaveOutTLS(); "
-        "import twisted.internet.reactor; "
-        "print(sys.modules.get('OpenSSL', 'absent'), 'cryptography' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["None", "False"]
+    def test_plainProcessLeavesTheTLSStackOut(self):
+        """
+        After leaveOutTLS, importing the reactor does not import pyOpenSSL.
+        """
+        code = (
+            "import sys; from ftx._io import notls; assert notls.leaveOutTLS(); "
+            "import twisted.internet.reactor; "
+            "print(sys.modules.get('OpenSSL', 'absent'), 'cryptography' in sys.modules)"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout.split(), ["None", "False"])
