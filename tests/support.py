@@ -8,14 +8,18 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from typing import List, Optional
 
 import xxhash
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.task import deferLater
 
 from ftx.protocol import checksums
 from ftx.server.filesystem import FilesystemStorage
@@ -185,3 +189,49 @@ class InlineReactor:
         if not hasattr(self, "clock"):
             self.clock = Clock()
         return self.clock.callLater(delay, f, *args, **kwargs)
+
+
+def temporaryFolder(case) -> str:
+    """
+    A new empty folder for C{case}, removed after it. (Trial's C{mktemp}
+    names a folder under the current directory, which under pytest is the
+    checkout.)
+    """
+    path = tempfile.mkdtemp(prefix="ftx-test-")
+    case.addCleanup(shutil.rmtree, path, True)
+    return path
+
+
+async def waitUntil(reactor, condition, timeout: float = 10.0, interval: float = 0.01) -> bool:
+    """
+    Poll C{condition} on the running C{reactor} until it is true or
+    C{timeout} seconds have passed; returns its last value. For what only
+    real time can show: a real socket, a thread or another process.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return bool(condition())
+        await deferLater(reactor, interval, lambda: None)
+    return True
+
+
+def _sockets(reactor) -> set:
+    # Connections and listening ports; not the reactor's own wakers, which
+    # come and go as trial starts and stops it.
+    return {s for s in set(reactor.getReaders()) | set(reactor.getWriters()) if hasattr(s, "getHost")}
+
+
+def closeSocketsAfter(case, reactor, timeout: float = 10.0) -> None:
+    """
+    Register, first, a cleanup that runs after all the others: it waits
+    (bounded) until every socket opened during C{case} has closed, so that
+    trial finds a clean reactor. A connection closed on one end goes away
+    on the other only after a few turns of the reactor.
+    """
+    before = _sockets(reactor)
+
+    def settle():
+        return Deferred.fromCoroutine(waitUntil(reactor, lambda: _sockets(reactor) <= before, timeout))
+
+    case.addCleanup(settle)
