@@ -225,13 +225,21 @@ def _sockets(reactor) -> set:
 def closeSocketsAfter(case, reactor, timeout: float = 10.0) -> None:
     """
     Register, first, a cleanup that runs after all the others: it waits
-    (bounded) until every socket opened during C{case} has closed, so that
-    trial finds a clean reactor. A connection closed on one end goes away
-    on the other only after a few turns of the reactor.
+    (bounded) until every socket opened during C{case} has closed and no
+    timer set during it is due within a second, so that trial finds a
+    clean reactor. A connection closed on one end goes away on the other
+    only after a few turns of the reactor, and some timers (the body
+    reader's stall check) end on their own shortly after a connection.
     """
-    before = _sockets(reactor)
+    sockets = _sockets(reactor)
+    timers = set(reactor.getDelayedCalls())
+
+    def quiet() -> bool:
+        soon = reactor.seconds() + 1.0
+        late = [call for call in reactor.getDelayedCalls() if call not in timers and call.getTime() <= soon]
+        return _sockets(reactor) <= sockets and not late
 
     def settle():
-        return Deferred.fromCoroutine(waitUntil(reactor, lambda: _sockets(reactor) <= before, timeout))
+        return Deferred.fromCoroutine(waitUntil(reactor, quiet, timeout))
 
     case.addCleanup(settle)
