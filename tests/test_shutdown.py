@@ -11,17 +11,19 @@ import hashlib
 import os
 import signal
 import time
+from pathlib import Path
 
-import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.protocol import Protocol
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ftx.client.api import connect
 from tests.reliability import leftovers
-from tests.support import ServerProcess, sha1
+from tests.support import ServerProcess, closeSocketsAfter, sha1, temporaryFolder, waitUntil
 
 MiB = 1 << 20
 # twistd exits through the signal that stopped it, after a clean shutdown.
@@ -29,9 +31,7 @@ STOPPED = (0, -signal.SIGTERM)
 
 
 def _sleep(seconds):
-    d = Deferred()
-    reactor.callLater(seconds, d.callback, None)
-    return d
+    return deferLater(reactor, seconds, lambda: None)
 
 
 class _RawClient(Protocol):
@@ -51,12 +51,7 @@ class _RawClient(Protocol):
         self.closed.callback(None)
 
     async def waitFor(self, marker, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while marker not in self.buffer:
-            assert time.monotonic() < deadline, (marker, self.buffer[-200:])
-            if self.closed.called:
-                break
-            await _sleep(0.01)
+        await waitUntil(reactor, lambda: marker in self.buffer or self.closed.called, timeout)
         return marker in self.buffer
 
 
@@ -68,111 +63,127 @@ async def _raw(server):
 
 
 async def _waitExit(server, timeout):
-    deadline = time.monotonic() + timeout
-    while server.process.poll() is None and time.monotonic() < deadline:
-        await _sleep(0.02)
+    await waitUntil(reactor, lambda: server.process.poll() is not None, timeout, 0.02)
     return server.process.poll()
 
 
-@pytest_twisted.ensureDeferred
-async def test_runningUploadFinishesThenServerExits(tmp_path):
-    root = tmp_path / "root"
-    root.mkdir()
-    server = ServerProcess(str(root), "--shutdown-grace", "10")
+def _size(path) -> int:
     try:
+        return os.path.getsize(path)
+    except OSError:
+        return -1
+
+
+class ShutdownTests(TestCase):
+    """
+    SIGTERM to a twistd subprocess: its grace period is a real timer in
+    another process, so these tests wait for it in real time, each wait
+    polled with a deadline.
+    """
+
+    def setUp(self):
+        closeSocketsAfter(self, reactor)
+        self.top = Path(temporaryFolder(self))
+
+    async def test_runningUploadFinishesThenServerExits(self):
+        root = self.top / "root"
+        root.mkdir()
+        server = ServerProcess(str(root), "--shutdown-grace", "10")
+        self.addCleanup(server.stop)
         idle = await _raw(server)
         uploader = await _raw(server)
         body = os.urandom(2 * MiB)
         uploader.transport.write(b"put slow.bin %d\r\n" % len(body))
-        await uploader.waitFor(b"350 0")
+        self.assertTrue(await uploader.waitFor(b"350 0"))
         piece = 128 * 1024
         uploader.transport.write(body[:piece])
-        await _sleep(0.1)
+        # The server has the first piece before it is asked to stop.
+        self.assertTrue(await waitUntil(reactor, lambda: _size(root / ".slow.bin.ftx-partial") == piece, 5))
         stopAsked = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         # The idle client is told and closed; newcomers are refused.
-        assert await idle.waitFor(b"503 unavailable the server is shutting down")
+        self.assertTrue(await idle.waitFor(b"503 unavailable the server is shutting down"))
         await idle.closed
         for _ in range(100):
             try:
-                await connect(reactor, server.address)
+                client = await connect(reactor, server.address)
             except ConnectionRefusedError:
                 break
+            await client.quit()
             await _sleep(0.05)
         else:
-            raise AssertionError("the server still accepts connections")
-        # The upload goes on at its own pace and completes.
+            self.fail("the server still accepts connections")
+        # The upload goes on at its own (slow) pace and completes.
         for start in range(piece, len(body), piece):
             uploader.transport.write(body[start : start + piece])
             await _sleep(0.05)
         uploader.transport.write(b"sha1 " + hashlib.sha1(body).hexdigest().encode() + b"\r\n")
-        assert await uploader.waitFor(b"226 slow.bin")
+        self.assertTrue(await uploader.waitFor(b"226 slow.bin"))
         await uploader.closed
-        assert await _waitExit(server, 10) in STOPPED
-        assert time.monotonic() - stopAsked < 10
-        assert sha1(str(root / "slow.bin")) == hashlib.sha1(body).hexdigest()
-        assert leftovers(str(root)) == []
-        assert "Traceback" not in server.output()
-    finally:
-        server.stop()
+        self.assertIn(await _waitExit(server, 10), STOPPED)
+        self.assertLess(time.monotonic() - stopAsked, 10)
+        self.assertEqual(sha1(str(root / "slow.bin")), hashlib.sha1(body).hexdigest())
+        self.assertEqual(leftovers(str(root)), [])
+        self.assertNotIn("Traceback", server.output())
 
-
-@pytest_twisted.ensureDeferred
-async def test_stalledUploadCutAfterGraceAndResumable(tmp_path):
-    root, local = tmp_path / "root", tmp_path / "local"
-    root.mkdir()
-    local.mkdir()
-    server = ServerProcess(str(root), "--shutdown-grace", "1")
-    try:
+    async def test_stalledUploadCutAfterGraceAndResumable(self):
+        root, local = self.top / "root", self.top / "local"
+        root.mkdir()
+        local.mkdir()
+        server = ServerProcess(str(root), "--shutdown-grace", "1")
+        self.addCleanup(server.stop)
         body = os.urandom(MiB)
         (local / "big.bin").write_bytes(body)
         stalled = await _raw(server)
         stalled.transport.write(b"put big.bin %d\r\n" % len(body))
-        await stalled.waitFor(b"350 0")
+        self.assertTrue(await stalled.waitFor(b"350 0"))
         stalled.transport.write(body[:300000])
         empty = await _raw(server)
         empty.transport.write(b"put empty-start.bin 1000\r\n")
-        await empty.waitFor(b"350 0")
-        await _sleep(0.2)
+        self.assertTrue(await empty.waitFor(b"350 0"))
+        # The server has stored what was sent before it is asked to stop.
+        self.assertTrue(await waitUntil(reactor, lambda: _size(root / ".big.bin.ftx-partial") == 300000, 5))
         stopAsked = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
-        assert await _waitExit(server, 8) in STOPPED
-        assert 0.9 < time.monotonic() - stopAsked < 6
-    finally:
+        self.assertIn(await _waitExit(server, 8), STOPPED)
+        self.assertTrue(0.9 < time.monotonic() - stopAsked < 6)
         server.stop()
-    # Never under the final name; the received part kept for a resume; an
-    # upload that had received nothing leaves nothing.
-    assert sorted(os.listdir(root)) == [".big.bin.ftx-partial"]
-    assert (root / ".big.bin.ftx-partial").read_bytes() == body[:300000]
-    again = ServerProcess(str(root))
-    try:
+        await stalled.closed
+        await empty.closed
+        # Never under the final name; the received part kept for a resume; an
+        # upload that had received nothing leaves nothing.
+        self.assertEqual(sorted(os.listdir(root)), [".big.bin.ftx-partial"])
+        self.assertEqual((root / ".big.bin.ftx-partial").read_bytes(), body[:300000])
+        again = ServerProcess(str(root))
+        self.addCleanup(again.stop)
         client = await connect(reactor, again.address)
         transfer = await client.put(str(local / "big.bin"), "big.bin", resume=True)
-        assert transfer.transferred == len(body) - 300000
+        self.assertEqual(transfer.transferred, len(body) - 300000)
         await client.quit()
-    finally:
         again.stop()
-    assert sha1(str(root / "big.bin")) == hashlib.sha1(body).hexdigest()
-    assert leftovers(str(root)) == []
+        self.assertEqual(sha1(str(root / "big.bin")), hashlib.sha1(body).hexdigest())
+        self.assertEqual(leftovers(str(root)), [])
 
 
-def test_startupSweepExpiresAbandonedPartials(tmp_path):
-    root = tmp_path / "root"
-    root.mkdir()
-    (root / "sub").mkdir()
-    old = root / "sub" / ".gone.bin.ftx-partial"
-    fresh = root / ".kept.bin.ftx-partial"
-    old.write_bytes(b"x" * 10)
-    fresh.write_bytes(b"y" * 10)
-    past = time.time() - 2 * 3600
-    os.utime(old, (past, past))
-    server = ServerProcess(str(root), "--partial-ttl", "1h")
-    try:
-        deadline = time.monotonic() + 10
-        while old.exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert not old.exists()
-        assert fresh.exists()
-    finally:
-        assert server.stop() in STOPPED
-    assert "removed 1 abandoned partial uploads" in server.output()
+class StartupSweepTests(SynchronousTestCase):
+    def test_startupSweepExpiresAbandonedPartials(self):
+        root = Path(temporaryFolder(self)) / "root"
+        root.mkdir()
+        (root / "sub").mkdir()
+        old = root / "sub" / ".gone.bin.ftx-partial"
+        fresh = root / ".kept.bin.ftx-partial"
+        old.write_bytes(b"x" * 10)
+        fresh.write_bytes(b"y" * 10)
+        past = time.time() - 2 * 3600
+        os.utime(old, (past, past))
+        server = ServerProcess(str(root), "--partial-ttl", "1h")
+        try:
+            # Another process sweeps: poll, bounded.
+            deadline = time.monotonic() + 10
+            while old.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.assertFalse(old.exists())
+            self.assertTrue(fresh.exists())
+        finally:
+            self.assertIn(server.stop(), STOPPED)
+        self.assertIn("removed 1 abandoned partial uploads", server.output())

@@ -7,14 +7,15 @@ unknown authority, plain server), insecure mode, and client certificates.
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-import pytest
-import pytest_twisted
 import trustme
 from twisted.internet import reactor
 from twisted.logger import LogLevel, capturedLogs
 from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+import ftx.client.session
 from ftx import errors
 from ftx._io import tls
 from ftx.client.api import connect
@@ -23,10 +24,12 @@ from ftx.server.filesystem import FilesystemStorage
 from ftx.server.protocol import FtxServerFactory
 from tests.support import (
     ServerProcess,
+    closeSocketsAfter,
     digestOf,
     listenInProcess,
     runFtx,
     sha1,
+    temporaryFolder,
     writeRandom,
 )
 
@@ -61,72 +64,27 @@ class PKI:
         return path
 
 
-@pytest.fixture
-def pki(tmp_path):
-    folder = tmp_path / "pki"
-    folder.mkdir()
-    return PKI(folder)
-
-
-@pytest.fixture
-def root(tmp_path):
-    path = tmp_path / "root"
-    path.mkdir()
-    (path / "hello.txt").write_bytes(b"hello\r\n\x00world")
-    return path
-
-
-async def _listenTLS(root, certificate, clientCA=None):
-    factory = FtxServerFactory(FilesystemStorage(str(root)), reactor)
-    endpoint = tls.serverEndpoint(reactor, "ssl:0:interface=127.0.0.1:privateKey=" + certificate, clientCA)
-    port = await endpoint.listen(factory)
-    return port, port.getHost().port
-
-
-async def _refused(address, **options):
+def _makeFolders(case):
     """
-    The error openSession fails with; the test fails if it connects.
+    A PKI, and a root holding hello.txt, in a temporary folder.
     """
-    try:
-        client = await openSession(reactor, address, **options)
-    except errors.FtxError as e:
-        return e
-    await client.quit()
-    raise AssertionError("connected although it should have been refused")
+    top = Path(temporaryFolder(case))
+    (top / "pki").mkdir()
+    root = top / "root"
+    root.mkdir()
+    (root / "hello.txt").write_bytes(b"hello\r\n\x00world")
+    return top, PKI(top / "pki"), root
 
 
-@pytest_twisted.ensureDeferred
-async def test_roundTripOverTLSIsByteIdentical(tmp_path, pki, root):
+def _cutWhatQuitLeftOpen(factory):
     """
-    sget and put through an ssl: address verified against the CA come back
-    byte for byte, and so does a tls=True session to HOST:PORT.
+    Abort the server's connections still open. After C{quit} over TLS the
+    server's connection does not close: its write producer stays
+    registered, so TLS waits for it before closing, and the client waits
+    for the server's close_notify. (Over plain TCP it closes.)
     """
-    digest = writeRandom(str(root / "random.bin"), 3 << 20, seed=7)
-    local = tmp_path / "local"
-    local.mkdir()
-    port, number = await _listenTLS(root, pki.server)
-    try:
-        client = await openSession(reactor, "ssl:host=127.0.0.1:port={}".format(number), cafile=pki.serverCA)
-        try:
-            for name in ("random.bin", "hello.txt"):
-                transfer = await client.sget(name, str(local / name))
-                assert sha1(str(local / name)) == sha1(str(root / name))
-                assert transfer.checksum == "xxh128"
-                assert transfer.digest == digestOf(str(local / name), "xxh128")
-                await client.put(str(local / name), "back/" + name)
-                assert (root / "back" / name).read_bytes() == (root / name).read_bytes()
-            assert transfer.transferred == os.path.getsize(root / "hello.txt")
-            assert sha1(str(root / "back" / "random.bin")) == digest
-        finally:
-            await client.quit()
-        client = await openSession(reactor, "localhost:{}".format(number), tls=True, cafile=pki.serverCA)
-        try:
-            assert [e.name for e in await client.list("hello.txt")] == ["hello.txt"]
-            assert interfacesOf(client) is True
-        finally:
-            await client.quit()
-    finally:
-        await port.stopListening()
+    for protocol in list(factory.admission.active):
+        protocol.transport.abortConnection()
 
 
 def interfacesOf(client):
@@ -135,215 +93,245 @@ def interfacesOf(client):
     return ISSLTransport.providedBy(client.protocol.transport)
 
 
-@pytest_twisted.ensureDeferred
-async def test_wrongHostNameIsRefusedClearly(pki, root):
-    port, number = await _listenTLS(root, pki.otherName)
-    try:
-        error = await _refused("127.0.0.1:{}".format(number), tls=True, cafile=pki.serverCA)
-        assert isinstance(error, errors.CertificateError)
-        assert "not valid for the host name 127.0.0.1" in str(error)
-    finally:
-        await port.stopListening()
-
-
-@pytest_twisted.ensureDeferred
-async def test_untrustedAuthorityIsRefusedClearly(pki, root):
+class TLSTests(TestCase):
     """
-    A certificate from a CA the client was not given is refused, whether
-    the client trusts another CA or (by default) the system's store.
+    TLS servers in this process and as twistd, on loopback ports.
     """
-    port, number = await _listenTLS(root, pki.server)
-    try:
-        for options in (dict(cafile=pki.strangerCA), dict()):
-            error = await _refused("ssl:host=127.0.0.1:port={}".format(number), **options)
-            assert isinstance(error, errors.CertificateError), error
-            assert "could not be verified" in str(error) and "--cafile" in str(error)
-    finally:
-        await port.stopListening()
 
+    def setUp(self):
+        closeSocketsAfter(self, reactor)
+        self.top, self.pki, self.root = _makeFolders(self)
 
-@pytest_twisted.ensureDeferred
-async def test_connectWithAnSSLAddressVerifiesToo(pki, root):
-    """
-    ftx.client.api.connect with an ssl: string verifies the server, unlike
-    Twisted's own ssl: client, and trusts the CAs of caCertsDir.
-    """
-    port, number = await _listenTLS(root, pki.server)
-    try:
-        with pytest.raises(errors.ConnectionLost):
-            await connect(reactor, "ssl:host=127.0.0.1:port={}".format(number))
-        client = await connect(
-            reactor, "ssl:host=127.0.0.1:port={}:caCertsDir={}".format(number, os.path.dirname(pki.serverCA))
-        )
-        assert await client.hash("hello.txt") == sha1(str(root / "hello.txt"))
-        await client.quit()
-    finally:
-        await port.stopListening()
+    async def listenTLS(self, certificate, clientCA=None):
+        factory = FtxServerFactory(FilesystemStorage(str(self.root)), reactor)
+        endpoint = tls.serverEndpoint(reactor, "ssl:0:interface=127.0.0.1:privateKey=" + certificate, clientCA)
+        port = await endpoint.listen(factory)
+        self.addCleanup(port.stopListening)
+        self.addCleanup(_cutWhatQuitLeftOpen, factory)
+        return port.getHost().port
 
-
-@pytest_twisted.ensureDeferred
-async def test_insecureSkipsVerification(pki, root):
-    port, number = await _listenTLS(root, pki.otherName)
-    try:
-        client = await openSession(reactor, "127.0.0.1:{}".format(number), insecure=True)
+    async def refused(self, address, **options):
+        """
+        The error openSession fails with; the test fails if it connects.
+        """
         try:
-            assert [e.name for e in await client.list()] == ["hello.txt"]
-            assert interfacesOf(client) is True
+            client = await openSession(reactor, address, **options)
+        except errors.FtxError as e:
+            return e
+        await client.quit()
+        self.fail("connected although it should have been refused")
+
+    async def test_roundTripOverTLSIsByteIdentical(self):
+        """
+        sget and put through an ssl: address verified against the CA come back
+        byte for byte, and so does a tls=True session to HOST:PORT.
+        """
+        pki, root = self.pki, self.root
+        digest = writeRandom(str(root / "random.bin"), 3 << 20, seed=7)
+        local = self.top / "local"
+        local.mkdir()
+        number = await self.listenTLS(pki.server)
+        client = await openSession(reactor, "ssl:host=127.0.0.1:port={}".format(number), cafile=pki.serverCA)
+        try:
+            for name in ("random.bin", "hello.txt"):
+                transfer = await client.sget(name, str(local / name))
+                self.assertEqual(sha1(str(local / name)), sha1(str(root / name)))
+                self.assertEqual(transfer.checksum, "xxh128")
+                self.assertEqual(transfer.digest, digestOf(str(local / name), "xxh128"))
+                await client.put(str(local / name), "back/" + name)
+                self.assertEqual((root / "back" / name).read_bytes(), (root / name).read_bytes())
+            self.assertEqual(transfer.transferred, os.path.getsize(root / "hello.txt"))
+            self.assertEqual(sha1(str(root / "back" / "random.bin")), digest)
         finally:
             await client.quit()
-    finally:
-        await port.stopListening()
+        client = await openSession(reactor, "localhost:{}".format(number), tls=True, cafile=pki.serverCA)
+        try:
+            self.assertEqual([e.name for e in await client.list("hello.txt")], ["hello.txt"])
+            self.assertIs(interfacesOf(client), True)
+        finally:
+            await client.quit()
 
+    async def test_wrongHostNameIsRefusedClearly(self):
+        number = await self.listenTLS(self.pki.otherName)
+        error = await self.refused("127.0.0.1:{}".format(number), tls=True, cafile=self.pki.serverCA)
+        self.assertIsInstance(error, errors.CertificateError)
+        self.assertIn("not valid for the host name 127.0.0.1", str(error))
 
-@pytest_twisted.ensureDeferred
-async def test_tlsClientAgainstPlainServer(pki, root):
-    port = await listenInProcess(reactor, str(root))
-    try:
-        error = await _refused("127.0.0.1:{}".format(port.getHost().port), tls=True, cafile=pki.serverCA)
-        assert isinstance(error, errors.TLSError) and not isinstance(error, errors.CertificateError)
-        assert "did not answer in TLS" in str(error)
-    finally:
-        await port.stopListening()
+    async def test_untrustedAuthorityIsRefusedClearly(self):
+        """
+        A certificate from a CA the client was not given is refused, whether
+        the client trusts another CA or (by default) the system's store.
+        """
+        number = await self.listenTLS(self.pki.server)
+        for options in (dict(cafile=self.pki.strangerCA), dict()):
+            error = await self.refused("ssl:host=127.0.0.1:port={}".format(number), **options)
+            self.assertIsInstance(error, errors.CertificateError)
+            self.assertTrue("could not be verified" in str(error) and "--cafile" in str(error), error)
 
+    async def test_connectWithAnSSLAddressVerifiesToo(self):
+        """
+        ftx.client.api.connect with an ssl: string verifies the server, unlike
+        Twisted's own ssl: client, and trusts the CAs of caCertsDir.
+        """
+        number = await self.listenTLS(self.pki.server)
+        await self.assertFailure(connect(reactor, "ssl:host=127.0.0.1:port={}".format(number)), errors.ConnectionLost)
+        client = await connect(
+            reactor, "ssl:host=127.0.0.1:port={}:caCertsDir={}".format(number, os.path.dirname(self.pki.serverCA))
+        )
+        self.assertEqual(await client.hash("hello.txt"), sha1(str(self.root / "hello.txt")))
+        await client.quit()
 
-@pytest_twisted.ensureDeferred
-async def test_plainClientAgainstTLSServerGivesUpWithAHint(pki, root, monkeypatch):
-    """
-    Without TLS the client would wait for a greeting the TLS server never
-    sends in the clear; it gives up after the greeting timeout and says why.
-    """
-    import ftx.client.session
+    async def test_insecureSkipsVerification(self):
+        number = await self.listenTLS(self.pki.otherName)
+        client = await openSession(reactor, "127.0.0.1:{}".format(number), insecure=True)
+        try:
+            self.assertEqual([e.name for e in await client.list()], ["hello.txt"])
+            self.assertIs(interfacesOf(client), True)
+        finally:
+            await client.quit()
 
-    monkeypatch.setattr(ftx.client.session, "GREETING_TIMEOUT", 0.3)
-    port, number = await _listenTLS(root, pki.server)
-    try:
-        error = await _refused("127.0.0.1:{}".format(number))
-        assert isinstance(error, errors.ConnectionLost) and "--tls" in str(error)
-    finally:
-        await port.stopListening()
+    async def test_tlsClientAgainstPlainServer(self):
+        port = await listenInProcess(reactor, str(self.root))
+        self.addCleanup(port.stopListening)
+        error = await self.refused("127.0.0.1:{}".format(port.getHost().port), tls=True, cafile=self.pki.serverCA)
+        self.assertTrue(isinstance(error, errors.TLSError) and not isinstance(error, errors.CertificateError), error)
+        self.assertIn("did not answer in TLS", str(error))
 
+    async def test_plainClientAgainstTLSServerGivesUpWithAHint(self):
+        """
+        Without TLS the client would wait for a greeting the TLS server never
+        sends in the clear; it gives up after the greeting timeout and says why.
+        """
+        # openSession takes one reactor for its connection and its timer, so
+        # the timeout is shortened rather than passed on a Clock.
+        self.patch(ftx.client.session, "GREETING_TIMEOUT", 0.3)
+        number = await self.listenTLS(self.pki.server)
+        error = await self.refused("127.0.0.1:{}".format(number))
+        self.assertTrue(isinstance(error, errors.ConnectionLost) and "--tls" in str(error), error)
 
-@pytest_twisted.ensureDeferred
-async def test_clientCertificateRequiredAcceptedAndRefused(pki, root):
-    """
-    With a client CA, a client without a certificate or with one from
-    another CA is refused with a TLSError; one signed by that CA works.
-    """
-    port, number = await _listenTLS(root, pki.server, clientCA=pki.clientCA)
-    address = "127.0.0.1:{}".format(number)
-    try:
+    async def test_clientCertificateRequiredAcceptedAndRefused(self):
+        """
+        With a client CA, a client without a certificate or with one from
+        another CA is refused with a TLSError; one signed by that CA works.
+        """
+        pki = self.pki
+        number = await self.listenTLS(pki.server, clientCA=pki.clientCA)
+        address = "127.0.0.1:{}".format(number)
         for certificate in (None, pki.strangerClient):
-            error = await _refused(address, cafile=pki.serverCA, certificate=certificate)
-            assert type(error) is errors.TLSError, error
-            assert "certificate" in str(error)
+            error = await self.refused(address, cafile=pki.serverCA, certificate=certificate)
+            self.assertIs(type(error), errors.TLSError, error)
+            self.assertIn("certificate", str(error))
         with capturedLogs() as events:
             client = await openSession(reactor, address, cafile=pki.serverCA, certificate=pki.client)
             try:
-                assert await client.hash("hello.txt") == sha1(str(root / "hello.txt"))
+                self.assertEqual(await client.hash("hello.txt"), sha1(str(self.root / "hello.txt")))
             finally:
                 await client.quit()
-        assert any(e.get("log_format", "").endswith("TLS client certificate {subject}") for e in events)
-    finally:
-        await port.stopListening()
+        self.assertTrue(any(e.get("log_format", "").endswith("TLS client certificate {subject}") for e in events))
 
+    async def test_noWarningForPasswordsOverTLS(self):
+        from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 
-@pytest_twisted.ensureDeferred
-async def test_noWarningForPasswordsOverTLS(pki, root):
-    from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
+        from ftx.server.accounts import AccessControl
 
-    from ftx.server.accounts import AccessControl
-
-    storage = FilesystemStorage(str(root))
-    access = AccessControl(storage, checkers=[InMemoryUsernamePasswordDatabaseDontUse(alice=b"secret")], reactor=reactor)
-    factory = FtxServerFactory(storage, reactor, access=access)
-    port = await tls.serverEndpoint(reactor, "ssl:0:interface=127.0.0.1:privateKey=" + pki.server).listen(factory)
-    try:
+        storage = FilesystemStorage(str(self.root))
+        access = AccessControl(storage, checkers=[InMemoryUsernamePasswordDatabaseDontUse(alice=b"secret")], reactor=reactor)
+        factory = FtxServerFactory(storage, reactor, access=access)
+        port = await tls.serverEndpoint(reactor, "ssl:0:interface=127.0.0.1:privateKey=" + self.pki.server).listen(factory)
+        self.addCleanup(port.stopListening)
+        self.addCleanup(_cutWhatQuitLeftOpen, factory)
         with capturedLogs() as events:
             client = await openSession(
-                reactor, "127.0.0.1:{}".format(port.getHost().port), cafile=pki.serverCA, user="alice", password="secret"
+                reactor, "127.0.0.1:{}".format(port.getHost().port), cafile=self.pki.serverCA, user="alice", password="secret"
             )
             await client.quit()
-        assert not [e for e in events if e.get("log_level") == LogLevel.warn]
-        assert any("logged in as" in e.get("log_format", "") for e in events)
-    finally:
-        await port.stopListening()
+        self.assertEqual([e for e in events if e.get("log_level") == LogLevel.warn], [])
+        self.assertTrue(any("logged in as" in e.get("log_format", "") for e in events))
+
+    async def test_twistdServesTLSWithClientCertificatesAndAccounts(self):
+        """
+        The plugin as a user runs it: an ssl: port, --client-ca and --auth.
+        """
+        pki, root = self.pki, self.root
+        port = "ssl:0:interface=127.0.0.1:privateKey=" + pki.server
+        local = self.top / "got.txt"
+        with ServerProcess(str(root), "--client-ca", pki.clientCA, "--auth", "memory:alice:secret", port=port) as server:
+            client = await openSession(
+                reactor, "ssl:host=127.0.0.1:port={}".format(server.port),
+                cafile=pki.serverCA, certificate=pki.client, user="alice", password="secret",
+            )
+            try:
+                await client.sget("hello.txt", str(local))
+            finally:
+                await client.quit()
+            error = await self.refused(server.address, cafile=pki.serverCA, user="alice", password="secret")
+        self.assertEqual(local.read_bytes(), (root / "hello.txt").read_bytes())
+        self.assertIs(type(error), errors.TLSError)
 
 
-@pytest_twisted.ensureDeferred
-async def test_twistdServesTLSWithClientCertificatesAndAccounts(tmp_path, pki, root):
+class AddressAndOptionTests(SynchronousTestCase):
     """
-    The plugin as a user runs it: an ssl: port, --client-ca and --auth.
+    Addresses, options and the command line; no reactor in this process.
     """
-    port = "ssl:0:interface=127.0.0.1:privateKey=" + pki.server
-    local = tmp_path / "got.txt"
-    with ServerProcess(str(root), "--client-ca", pki.clientCA, "--auth", "memory:alice:secret", port=port) as server:
-        client = await openSession(
-            reactor, "ssl:host=127.0.0.1:port={}".format(server.port),
-            cafile=pki.serverCA, certificate=pki.client, user="alice", password="secret",
+
+    def test_addressesTakenApart(self):
+        self.assertEqual(
+            tls.parseAddress("ssl:host=files.example.org:port=990:caCertsDir=/ca"),
+            tls.Address("ssl", "files.example.org", 990, {"caCertsDir": "/ca"}),
         )
-        try:
-            await client.sget("hello.txt", str(local))
-        finally:
-            await client.quit()
-        error = await _refused(server.address, cafile=pki.serverCA, user="alice", password="secret")
-    assert local.read_bytes() == (root / "hello.txt").read_bytes()
-    assert type(error) is errors.TLSError
+        self.assertEqual(tls.parseAddress("tls:example.org:443"), tls.Address("tls", "example.org", 443, {}))
+        self.assertEqual(tls.parseAddress("tcp6:host=\\:\\:1:port=7"), tls.Address("tcp", "::1", 7, {}))
+        self.assertEqual(tls.parseAddress("[::1]:7"), tls.Address("tcp", "::1", 7, {}))
+        self.assertEqual(tls.parseAddress("1234").host, "localhost")
+        self.assertIsNone(tls.parseAddress("unix:path=/run/ftx.sock").kind)
+        self.assertRaises(errors.FtxError, tls.parseAddress, "ssl:host=x")
 
+    def test_clientCANeedsAnSSLPort(self):
+        from ftx.server.tap import Options
 
-def test_addressesTakenApart():
-    assert tls.parseAddress("ssl:host=files.example.org:port=990:caCertsDir=/ca") == tls.Address(
-        "ssl", "files.example.org", 990, {"caCertsDir": "/ca"}
-    )
-    assert tls.parseAddress("tls:example.org:443") == tls.Address("tls", "example.org", 443, {})
-    assert tls.parseAddress("tcp6:host=\\:\\:1:port=7") == tls.Address("tcp", "::1", 7, {})
-    assert tls.parseAddress("[::1]:7") == tls.Address("tcp", "::1", 7, {})
-    assert tls.parseAddress("1234").host == "localhost"
-    assert tls.parseAddress("unix:path=/run/ftx.sock").kind is None
-    with pytest.raises(errors.FtxError):
-        tls.parseAddress("ssl:host=x")
-
-
-def test_clientCANeedsAnSSLPort(pki, tmp_path):
-    from ftx.server.tap import Options
-
-    with pytest.raises(usage.UsageError, match="needs an ssl: port"):
-        Options().parseOptions(["--root", str(tmp_path), "--port", "tcp:0", "--client-ca", pki.clientCA])
-    with pytest.raises(usage.UsageError, match="cannot read"):
+        top, pki, root = _makeFolders(self)
+        error = self.assertRaises(
+            usage.UsageError, Options().parseOptions, ["--root", str(top), "--port", "tcp:0", "--client-ca", pki.clientCA]
+        )
+        self.assertIn("needs an ssl: port", str(error))
         port = "ssl:0:privateKey=" + pki.server
-        Options().parseOptions(["--root", str(tmp_path), "--port", port, "--client-ca", str(tmp_path / "missing.pem")])
-    with pytest.raises(errors.TLSError, match="TCP only"):
-        tls.clientEndpoint(reactor, "unix:path=/run/ftx.sock")
-
-
-def test_commandLineOverTLS(tmp_path, pki, root):
-    """
-    The ftx command, which leaves the TLS libraries out of a plain
-    connection (ftx._io.notls), still loads them when TLS is asked for: a
-    listing and a download over an ssl: twistd work from the command line.
-    """
-    port = "ssl:0:interface=127.0.0.1:privateKey=" + pki.server
-    local = tmp_path / "local"
-    local.mkdir()
-    with ServerProcess(str(root), port=port) as server:
-        listed = runFtx(["--server", server.address, "--tls", "--cafile", pki.serverCA, "--quiet", "list"])
-        fetched = runFtx(
-            ["--server", server.address, "--tls", "--cafile", pki.serverCA, "--dir", str(local), "--quiet", "sget", "hello.txt"]
+        missing = str(top / "missing.pem")
+        error = self.assertRaises(
+            usage.UsageError, Options().parseOptions, ["--root", str(top), "--port", port, "--client-ca", missing]
         )
-    assert listed.returncode == 0, listed.stderr
-    assert b"hello.txt" in listed.stdout
-    assert fetched.returncode == 0, fetched.stderr
-    assert (local / "hello.txt").read_bytes() == (root / "hello.txt").read_bytes()
+        self.assertIn("cannot read", str(error))
+        error = self.assertRaises(errors.TLSError, tls.clientEndpoint, reactor, "unix:path=/run/ftx.sock")
+        self.assertIn("TCP only", str(error))
 
+    def test_commandLineOverTLS(self):
+        """
+        The ftx command, which leaves the TLS libraries out of a plain
+        connection (ftx._io.notls), still loads them when TLS is asked for: a
+        listing and a download over an ssl: twistd work from the command line.
+        """
+        top, pki, root = _makeFolders(self)
+        port = "ssl:0:interface=127.0.0.1:privateKey=" + pki.server
+        local = top / "local"
+        local.mkdir()
+        with ServerProcess(str(root), port=port) as server:
+            listed = runFtx(["--server", server.address, "--tls", "--cafile", pki.serverCA, "--quiet", "list"])
+            fetched = runFtx(
+                ["--server", server.address, "--tls", "--cafile", pki.serverCA, "--dir", str(local), "--quiet", "sget", "hello.txt"]
+            )
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+        self.assertIn(b"hello.txt", listed.stdout)
+        self.assertEqual(fetched.returncode, 0, fetched.stderr)
+        self.assertEqual((local / "hello.txt").read_bytes(), (root / "hello.txt").read_bytes())
 
-def test_plainProcessLeavesTheTLSStackOut():
-    """
-    After leaveOutTLS, importing the reactor does not import pyOpenSSL.
-    """
-    code = (
-        "import sys; from ftx._io import notls; assert notls.leaveOutTLS(); "
-        "import twisted.internet.reactor; "
-        "print(sys.modules.get('OpenSSL', 'absent'), 'cryptography' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["None", "False"]
+    def test_plainProcessLeavesTheTLSStackOut(self):
+        """
+        After leaveOutTLS, importing the reactor does not import pyOpenSSL.
+        """
+        code = (
+            "import sys; from ftx._io import notls; assert notls.leaveOutTLS(); "
+            "import twisted.internet.reactor; "
+            "print(sys.modules.get('OpenSSL', 'absent'), 'cryptography' in sys.modules)"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout.split(), ["None", "False"])
