@@ -13,33 +13,18 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(line)
 
 
-def pytest_collection_modifyitems(items):
+def pytest_sessionfinish(session):
     """
-    Run trial TestCases that spin the reactor before pytest-twisted tests:
-    once pytest-twisted has started the reactor in its greenlet, trial's
-    TestCase can no longer run it (ReactorAlreadyRunning). Needed only
-    while both kinds remain in the suite.
-    """
-    from twisted.trial.unittest import TestCase
-
-    def spinsReactor(item) -> bool:
-        cls = getattr(item, "cls", None)
-        return cls is not None and issubclass(cls, TestCase)
-
-    items.sort(key=lambda item: not spinsReactor(item))
-
-
-def pytest_unconfigure(config):
-    """
-    Stop ftx's worker pools on the global reactor. trial's own runner shuts
-    the reactor down at the end, which stops them; pytest never does, and
-    their threads would keep the process from exiting.
+    Shut the global reactor down at the end, as trial's own runner does.
+    Trial's TestCase only crashes the reactor between tests, so under
+    pytest its shutdown never comes, and the threads it would stop (the
+    reactor's pool, ftx's worker pools in L{ftx._io.workers}) would keep the
+    process from exiting.
     """
     import sys
 
-    if "ftx._io.workers" in sys.modules and "twisted.internet.reactor" in sys.modules:
+    if "twisted.internet.reactor" in sys.modules:
         from twisted.internet import reactor
 
-        from ftx._io import workers
-
-        workers.stopPools(reactor)
+        if not reactor.running:
+            reactor.fireSystemEvent("shutdown")

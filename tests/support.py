@@ -8,14 +8,18 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from typing import List, Optional
 
 import xxhash
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.task import deferLater
 
 from ftx.protocol import checksums
 from ftx.server.filesystem import FilesystemStorage
@@ -146,3 +150,57 @@ def runFtx(args: List[str], cwd: Optional[str] = None, timeout: float = 120, env
         input=input,
         stdin=None if input is not None else subprocess.DEVNULL,
     )
+
+
+def temporaryFolder(case) -> str:
+    """
+    A new empty folder for C{case}, removed after it. (Trial's C{mktemp}
+    names a folder under the current directory, which under pytest is the
+    checkout.)
+    """
+    path = tempfile.mkdtemp(prefix="ftx-test-")
+    case.addCleanup(shutil.rmtree, path, True)
+    return path
+
+
+async def waitUntil(reactor, condition, timeout: float = 10.0, interval: float = 0.01) -> bool:
+    """
+    Poll C{condition} on the running C{reactor} until it is true or
+    C{timeout} seconds have passed; returns its last value. For what only
+    real time can show: a real socket, a thread or another process.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return bool(condition())
+        await deferLater(reactor, interval, lambda: None)
+    return True
+
+
+def _sockets(reactor) -> set:
+    # Connections and listening ports; not the reactor's own wakers, which
+    # come and go as trial starts and stops it.
+    return {s for s in set(reactor.getReaders()) | set(reactor.getWriters()) if hasattr(s, "getHost")}
+
+
+def closeSocketsAfter(case, reactor, timeout: float = 10.0) -> None:
+    """
+    Register, first, a cleanup that runs after all the others: it waits
+    (bounded) until every socket opened during C{case} has closed and no
+    timer set during it is due within a second, so that trial finds a
+    clean reactor. A connection closed on one end goes away on the other
+    only after a few turns of the reactor, and some timers (the body
+    reader's stall check) end on their own shortly after a connection.
+    """
+    sockets = _sockets(reactor)
+    timers = set(reactor.getDelayedCalls())
+
+    def quiet() -> bool:
+        soon = reactor.seconds() + 1.0
+        late = [call for call in reactor.getDelayedCalls() if call not in timers and call.getTime() <= soon]
+        return _sockets(reactor) <= sockets and not late
+
+    def settle():
+        return Deferred.fromCoroutine(waitUntil(reactor, quiet, timeout))
+
+    case.addCleanup(settle)

@@ -10,13 +10,13 @@ import random
 import time
 
 import psutil
-import pytest_twisted
 from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, DeferredList
+from twisted.trial.unittest import TestCase
 
 from ftx.client.api import connect
 from tests.reliability import measure, record
-from tests.support import ServerProcess, digestOf, sha1, writeRandom
+from tests.support import ServerProcess, closeSocketsAfter, digestOf, sha1, temporaryFolder, writeRandom
 
 CLIENTS = 100
 MiB = 1 << 20
@@ -80,50 +80,56 @@ async def _oneClient(n, address, files, local, barrier):
     return errors
 
 
-@pytest_twisted.ensureDeferred
-async def test_hundredConcurrentClients(tmp_path):
-    root, local = tmp_path / "root", tmp_path / "local"
-    local.mkdir()
-    files = {}
-    for i in range(8):
-        name = "f{}.bin".format(i)
-        size = [0, 1, 1000, 100000, MiB, 2 * MiB, 300000, 4096][i]
-        files[name] = (size, writeRandom(str(root / name), size, seed=i))
-    for i in range(3):
-        name = "m/{}.txt".format(i)
-        files[name] = (5000 * i, writeRandom(str(root / name), 5000 * i, seed=100 + i))
-    server = ServerProcess(str(root), "--max-connections", "200")
-    process = psutil.Process(server.process.pid)
-    peak = [process.memory_info().rss]
-    baseline = peak[0]
+class LoadTests(TestCase):
+    """
+    One twistd server, many clients of this process at once.
+    """
 
-    def sample():
+    async def test_hundredConcurrentClients(self):
+        closeSocketsAfter(self, reactor)
+        top = temporaryFolder(self)
+        root, local = os.path.join(top, "root"), os.path.join(top, "local")
+        os.mkdir(local)
+        files = {}
+        for i in range(8):
+            name = "f{}.bin".format(i)
+            size = [0, 1, 1000, 100000, MiB, 2 * MiB, 300000, 4096][i]
+            files[name] = (size, writeRandom(os.path.join(root, name), size, seed=i))
+        for i in range(3):
+            name = "m/{}.txt".format(i)
+            files[name] = (5000 * i, writeRandom(os.path.join(root, name), 5000 * i, seed=100 + i))
+        server = ServerProcess(root, "--max-connections", "200")
+        process = psutil.Process(server.process.pid)
+        peak = [process.memory_info().rss]
+        baseline = peak[0]
+
+        def sample():
+            try:
+                peak[0] = max(peak[0], process.memory_info().rss)
+            except psutil.Error:
+                pass
+
+        sampler = task.LoopingCall(sample)
+        sampler.start(0.02)
+        started = time.monotonic()
+        barrier = _Barrier(CLIENTS)
         try:
-            peak[0] = max(peak[0], process.memory_info().rss)
-        except psutil.Error:
-            pass
-
-    sampler = task.LoopingCall(sample)
-    sampler.start(0.02)
-    started = time.monotonic()
-    barrier = _Barrier(CLIENTS)
-    try:
-        results = await DeferredList(
-            [Deferred.fromCoroutine(_oneClient(n, server.address, files, str(local), barrier)) for n in range(CLIENTS)],
-            consumeErrors=True,
+            results = await DeferredList(
+                [Deferred.fromCoroutine(_oneClient(n, server.address, files, local, barrier)) for n in range(CLIENTS)],
+                consumeErrors=True,
+            )
+        finally:
+            sampler.stop()
+            elapsed = time.monotonic() - started
+            server.stop()
+        errors = []
+        for ok, value in results:
+            errors.extend(value if ok else [repr(value.value)])
+        record("load: concurrent clients", CLIENTS, len([1 for ok, v in results if not ok or v]), "held", "with errors")
+        measure(
+            "load: server peak memory",
+            "{:.1f} MiB RSS (idle {:.1f} MiB), {} clients in {:.1f}s".format(peak[0] / MiB, baseline / MiB, CLIENTS, elapsed),
         )
-    finally:
-        sampler.stop()
-        elapsed = time.monotonic() - started
-        server.stop()
-    errors = []
-    for ok, value in results:
-        errors.extend(value if ok else [repr(value.value)])
-    record("load: concurrent clients", CLIENTS, len([1 for ok, v in results if not ok or v]), "held", "with errors")
-    measure(
-        "load: server peak memory",
-        "{:.1f} MiB RSS (idle {:.1f} MiB), {} clients in {:.1f}s".format(peak[0] / MiB, baseline / MiB, CLIENTS, elapsed),
-    )
-    assert errors == []
-    assert "Traceback" not in server.output()
-    assert peak[0] < baseline + 200 * MiB
+        self.assertEqual(errors, [])
+        self.assertNotIn("Traceback", server.output())
+        self.assertLess(peak[0], baseline + 200 * MiB)
