@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, Optional
 
+from tests import support
 from tests.support import BIN, ServerProcess, runFtx
 
 FTX = os.path.join(BIN, "ftx")
@@ -25,13 +26,10 @@ UDP_LISTENING = re.compile(r"answering df over UDP on .* \(port (\d+)\)")
 
 def temporaryFolder(testCase) -> Path:
     """
-    An empty folder for C{testCase} outside the work tree, removed after it.
-    (trial's C{mktemp} is relative to the current directory, which is the
-    work tree under pytest.)
+    L{tests.support.temporaryFolder} as a C{Path}, which the command-line
+    tests build paths with.
     """
-    path = Path(tempfile.mkdtemp(prefix="ftx-cli-"))
-    testCase.addCleanup(shutil.rmtree, str(path), True)
-    return path
+    return Path(support.temporaryFolder(testCase, "ftx-cli-"))
 
 
 def startServer(*extra: str, files: Optional[Dict[str, bytes]] = None) -> ServerProcess:

@@ -7,11 +7,7 @@ waited for, when the test ends (trial finds the reactor clean).
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-
-from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.task import deferLater
+from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from ftx._io import tls, workers
@@ -19,33 +15,10 @@ from ftx.client.api import FtxClientFactory
 from ftx.server.filesystem import FilesystemStorage
 from ftx.server.protocol import FtxServerFactory
 from tests.loopback import whenLost
-from tests.support import listenInProcess
+from tests.support import listenInProcess, waitUntil
 
 #: Seconds a test's aborted connections get to close before it fails.
 CLOSE_WAIT = 10.0
-
-
-def tempDir(case: SynchronousTestCase, prefix: str = "ftx-test-") -> str:
-    """
-    A fresh folder, by absolute path, outside the working tree (servers in
-    subprocesses and the C{ftx} command are given paths in it), removed
-    after the test.
-    """
-    path = tempfile.mkdtemp(prefix=prefix)
-    case.addCleanup(shutil.rmtree, path, True)
-    return path
-
-
-async def waitUntil(reactor, condition, timeout: float, interval: float = 0.02) -> bool:
-    """
-    Poll C{condition} every C{interval} seconds until it holds or
-    C{timeout} seconds have passed; returns its last value.
-    """
-    for _ in range(max(1, int(timeout / interval))):
-        if condition():
-            return True
-        await deferLater(reactor, interval, lambda: None)
-    return bool(condition())
 
 
 class Connections:

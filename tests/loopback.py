@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 import socket
-import tempfile
 import termios
 import threading
 
@@ -25,20 +23,10 @@ from ftx._io import workers
 from ftx.client.api import connect
 from ftx.server.filesystem import FilesystemStorage
 from ftx.server.protocol import FtxServerFactory
-from tests.support import listenInProcess, writeRandom
+from tests.support import listenInProcess, temporaryFolder, writeRandom
 
 KiB = 1 << 10
 MiB = 1 << 20
-
-
-def tempDir(case: SynchronousTestCase) -> str:
-    """
-    A fresh folder outside the working tree (trial's C{mktemp} would put
-    it in the current directory under pytest), removed after the test.
-    """
-    path = tempfile.mkdtemp(prefix="ftx-fastpaths-")
-    case.addCleanup(shutil.rmtree, path, True)
-    return path
 
 
 def randomFile(case: SynchronousTestCase, size: int, seed: int = 0):
@@ -46,7 +34,7 @@ def randomFile(case: SynchronousTestCase, size: int, seed: int = 0):
     A temporary file of C{size} reproducible random bytes, open for reading
     without buffering, and its content.
     """
-    path = os.path.join(tempDir(case), "data.bin")
+    path = os.path.join(temporaryFolder(case, "ftx-fastpaths-"), "data.bin")
     writeRandom(path, size, seed)
     with open(path, "rb") as f:
         content = f.read()
@@ -149,7 +137,7 @@ def roots(case: SynchronousTestCase, *names: str):
     """
     Fresh empty folders C{names} under one temporary folder.
     """
-    base = tempDir(case)
+    base = temporaryFolder(case, "ftx-fastpaths-")
     made = []
     for name in names:
         path = os.path.join(base, name)

@@ -152,13 +152,13 @@ def runFtx(args: List[str], cwd: Optional[str] = None, timeout: float = 120, env
     )
 
 
-def temporaryFolder(case) -> str:
+def temporaryFolder(case, prefix: str = "ftx-test-") -> str:
     """
     A new empty folder for C{case}, removed after it. (Trial's C{mktemp}
     names a folder under the current directory, which under pytest is the
     checkout.)
     """
-    path = tempfile.mkdtemp(prefix="ftx-test-")
+    path = tempfile.mkdtemp(prefix=prefix)
     case.addCleanup(shutil.rmtree, path, True)
     return path
 

@@ -18,7 +18,6 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ftx import errors
-from ftx.client.api import connect
 from ftx.client import connect
 from ftx.server import accounts
 from ftx.server.accounts import AccessRules

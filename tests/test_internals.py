@@ -18,7 +18,6 @@ import shutil
 import socket
 import tempfile
 
-import twisted
 from twisted.internet import reactor, tcp
 from twisted.internet.interfaces import IPullProducer, ISSLTransport
 from twisted.internet.task import deferLater
@@ -29,6 +28,7 @@ from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
+import twisted
 from ftx._io import bodyreads, filebody, internals, zerocopy
 from ftx.client.api import FtxClient, FtxClientProtocol
 from ftx.server.filesystem import FilesystemStorage

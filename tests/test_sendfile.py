@@ -19,7 +19,6 @@ from ftx._io import filebody, internals, zerocopy
 from tests.loopback import KiB, MiB, Reader, drain, randomFile, socketPair, tcpConnection
 
 
-
 class SendSomeTests(SynchronousTestCase):
     """
     L{zerocopy.sendSome} moves exactly the asked-for range of a file to a

@@ -10,7 +10,16 @@ import hashlib
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.clitools import SharedServer, connectedTo, connections, disconnections, serverFor, spawn, temporaryFolder, waitFor
+from tests.clitools import (
+    SharedServer,
+    connectedTo,
+    connections,
+    disconnections,
+    serverFor,
+    spawn,
+    temporaryFolder,
+    waitFor,
+)
 
 FILES = {"alpha.txt": b"alpha\n", "beta.bin": b"\x00\x01" * 5000, "docs/gamma.md": b"# gamma\n"}
 PROMPT = "ftx> "

@@ -21,9 +21,9 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ftx.client.api import connect
-from tests.connections import Connections, tempDir, waitUntil
+from tests.connections import Connections
 from tests.reliability import leftovers
-from tests.support import ServerProcess, sha1
+from tests.support import ServerProcess, sha1, temporaryFolder, waitUntil
 
 MiB = 1 << 20
 # twistd exits through the signal that stopped it, after a clean shutdown.
@@ -109,7 +109,7 @@ def _root(case, *names):
     Fresh folders C{names} under one temporary folder, by absolute path
     (the server subprocess keeps its log beside them).
     """
-    base = tempDir(case, "ftx-shutdown-")
+    base = temporaryFolder(case, "ftx-shutdown-")
     made = [os.path.join(base, name) for name in names]
     for path in made:
         os.mkdir(path)

@@ -23,8 +23,8 @@ from ftx.server.accounts import AccessControl
 from ftx.server.filesystem import FilesystemStorage
 from ftx.server.protocol import FtxServerFactory
 from ftx.server.tap import Options
-from tests.connections import Connections, tempDir
-from tests.support import ServerProcess, digestOf, runFtx, sha1, writeRandom
+from tests.connections import Connections
+from tests.support import ServerProcess, digestOf, runFtx, sha1, temporaryFolder, writeRandom
 
 HELLO = b"hello\r\n\x00world"
 
@@ -65,7 +65,7 @@ def workspace(case: SynchronousTestCase):
     C{caCertsDir}) and a server root (C{root/}) with C{hello.txt}; returns
     the folder, the PKI and the root, by absolute path.
     """
-    base = tempDir(case, "ftx-tls-")
+    base = temporaryFolder(case, "ftx-tls-")
     os.mkdir(os.path.join(base, "pki"))
     root = os.path.join(base, "root")
     os.mkdir(root)

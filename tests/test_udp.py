@@ -10,8 +10,8 @@ import select
 import socket
 import time
 
-from twisted.internet.udp import Port as UDPPort
 from twisted.internet.task import Clock
+from twisted.internet.udp import Port as UDPPort
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
