@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from zope.interface import implementer
 
@@ -66,7 +66,19 @@ class FilesystemStorage:
     @ivar digests: the L{DigestCache} of whole-file digests.
     """
 
-    def __init__(self, root: "str | bytes", quota=None, *, _shared: Optional[_Shared] = None) -> None:
+    def __init__(
+        self,
+        root: "str | bytes",
+        quota=None,
+        *,
+        freeSpace: Optional[Callable[[], int]] = None,
+        _shared: Optional[_Shared] = None,
+    ) -> None:
+        """
+        @param freeSpace: returns the bytes free on the disk under the
+            root; by default the file system's count (C{statvfs}). Tests
+            pass their own to play a nearly full disk.
+        """
         if isinstance(root, str):
             root = os.fsencode(root)
         self.root = os.path.realpath(root)
@@ -74,6 +86,7 @@ class FilesystemStorage:
             raise ValueError("root is not a directory: {!r}".format(root))
         self._rootPrefix = self.root.rstrip(b"/") + b"/"
         self._shared = _Shared(quota) if _shared is None else _shared
+        self._freeSpace = freeSpace
         self.digests = self._shared.digests
         self._reads = DigestReader(self._openFile, self.digests)
 
@@ -105,7 +118,7 @@ class FilesystemStorage:
         real = os.path.realpath(folder)
         if not (real + b"/").startswith(self._rootPrefix):
             raise PermissionDenied("the home folder {} leads outside the root".format(nameText(path)))
-        return FilesystemStorage(real, _shared=self._shared)
+        return FilesystemStorage(real, freeSpace=self._freeSpace, _shared=self._shared)
 
     def sweep(self, ttl: float, now: float) -> SweepResult:
         result = sweepTree(self.root, self._shared.claims, ttl, now)
@@ -208,7 +221,9 @@ class FilesystemStorage:
                 here = prefix + (directory[2:] + b"/" if directory != b"." else b"")
                 dirnames.sort()
                 for filename in filenames:
-                    if filename.endswith(PARTIAL_SUFFIX) or filename.startswith(b".ftx-tmp-") or hasControl(filename):
+                    # Exactly the names an upload cannot take (splitName
+                    # refuses both): never hide what a client could store.
+                    if filename.endswith(PARTIAL_SUFFIX) or hasControl(filename):
                         continue
                     name = here + filename
                     if maskSegments is not None and not matches(maskSegments, name.split(b"/")):
@@ -269,7 +284,7 @@ class FilesystemStorage:
 
     def diskSpace(self) -> Tuple[int, int]:
         st = os.statvfs(self.root)
-        free = st.f_bavail * st.f_frsize
+        free = st.f_bavail * st.f_frsize if self._freeSpace is None else self._freeSpace()
         if self.quota is not None:
             free = min(free, self.quota.available())
         return st.f_blocks * st.f_frsize, free

@@ -16,9 +16,9 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 
 from ftx._io import bodyreads, internals
 from ftx._io.background import BackgroundWriter
-from ftx.errors import BadOffset, BadRequest, FtxError, TooLarge
+from ftx.errors import BadOffset, BadRequest, FtxError, NoSpace, TooLarge
 from ftx.protocol import checksums, wire
-from ftx.protocol.wire import decodeName, encodeName, parseDigest, parseNumber
+from ftx.protocol.wire import decodeName, encodeName, nameText, parseDigest, parseNumber
 from ftx.server.connection import checkArity
 from ftx.server.readgate import COMMAND, DISK_BEHIND, ReadGate
 
@@ -97,6 +97,9 @@ class Uploads:
         quota = getattr(storage, "quota", None)
         if quota is not None and not quota.counted:
             yield quota.whenCounted()
+        if quota is None or size - offset <= quota.available():
+            # (Beyond the quota, the reservation says so in its own words.)
+            self._checkRoom(storage, name, size - offset)
         if offset:
             upload = yield connection.threaded(storage.beginUpload, name, size, offset, prefix, connection.checksum)
         else:
@@ -127,6 +130,17 @@ class Uploads:
         upload.finish(digest)
         connection.reply(wire.formatLine(wire.STORED, encodeName(name), size, digest))
         connection.logged("put", name, size - offset, started)
+
+    def _checkRoom(self, storage, name: bytes, count: int) -> None:
+        """
+        Refuse at once an upload whose body cannot fit in the space free
+        now, rather than find the disk full after the client sent it. Two
+        uploads that each fit alone may still meet a full disk together:
+        that race ends as a write's C{ENOSPC} (also a C{507}).
+        """
+        free = storage.diskSpace()[1]
+        if count > free:
+            raise NoSpace("not enough space for {}: it needs {} bytes, the server has {} free".format(nameText(name), count, free))
 
     def _keepPartial(self, upload) -> bool:
         """

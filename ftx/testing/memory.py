@@ -304,9 +304,6 @@ class MemoryStorage:
             files = [(full[len(self._prefix) :], stored) for full, stored in memory.files.items() if self._mine(full)]
         entries = []
         for name, stored in files:
-            if name.rsplit(b"/", 1)[-1].startswith(b".ftx-tmp-"):
-                # The filesystem leaves these out too.
-                continue
             if below is not None and not name.startswith(below):
                 continue
             if maskSegments is not None and not matches(maskSegments, name.split(b"/")):
