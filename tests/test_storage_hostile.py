@@ -164,3 +164,86 @@ class FreeSpaceTests(TempDirs, _Wire, SynchronousTestCase):
         connection = self.connect()
         self.assertTrue(self.send(connection, b"put m.bin 101\r\n").startswith(b"507 "))
         self.assertTrue(self.put(connection, b"m.bin", b"z" * 100))
+
+
+class _Listing:
+    """
+    What C{os.scandir} returns, already read: iterable and a context
+    manager, as both the old and the new sweep use it.
+    """
+
+    def __init__(self, entries):
+        self._entries = entries
+
+    def __iter__(self):
+        return iter(self._entries)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def close(self):
+        pass
+
+
+class SweepSwapTests(TempDirs, SynchronousTestCase):
+    """
+    Item 7: a folder swapped for a symbolic link between the sweep's
+    listing of its parent and its descent never makes the sweep remove or
+    count anything outside the root.
+    """
+
+    def setUp(self):
+        base = os.path.abspath(self.mktemp())
+        self.root = os.path.join(base, "root")
+        self.outside = os.path.join(base, "outside")
+        os.makedirs(os.path.join(self.root, "sub"))
+        os.makedirs(self.outside)
+        self.victim = os.path.join(self.outside, ".victim.ftx-partial")
+        with open(self.victim, "wb") as f:
+            f.write(b"v" * 5000)
+        with open(os.path.join(self.outside, "big.bin"), "wb") as f:
+            f.write(b"b" * 100000)
+        with open(os.path.join(self.root, "sub", ".mine.ftx-partial"), "wb") as f:
+            f.write(b"m" * 7)
+        for path in (self.victim, os.path.join(self.root, "sub", ".mine.ftx-partial")):
+            os.utime(path, (1000, 1000))
+        self.storage = FilesystemStorage(self.root)
+
+    def swapAfterListingTheRoot(self):
+        """
+        Patch C{os.scandir} so that right after the root is listed, C{sub}
+        becomes a link to the outside folder.
+        """
+        realScandir = os.scandir
+        swapped = []
+        rootStat = os.stat(self.root)
+
+        def scandir(target):
+            with realScandir(target) as listing:
+                entries = list(listing)
+            listed = os.stat(target) if isinstance(target, int) else os.stat(target)
+            if not swapped and os.path.samestat(listed, rootStat):
+                swapped.append(True)
+                os.rename(os.path.join(self.root, "sub"), os.path.join(self.root, "moved"))
+                os.symlink(self.outside, os.path.join(self.root, "sub"))
+            return _Listing(entries)
+
+        self.patch(os, "scandir", scandir)
+        return swapped
+
+    def test_swappedFolderIsNotFollowed(self):
+        swapped = self.swapAfterListingTheRoot()
+        result = self.storage.sweep(60, 10000)
+        self.assertEqual(swapped, [True])
+        self.assertTrue(os.path.exists(self.victim), "the sweep removed a file outside the root")
+        self.assertEqual(result.expired, 0)
+        self.assertLess(result.used, 5000)
+
+    def test_linkedFolderAtRestIsNotFollowed(self):
+        os.symlink(self.outside, os.path.join(self.root, "link"))
+        result = self.storage.sweep(60, 10000)
+        self.assertTrue(os.path.exists(self.victim))
+        self.assertEqual((result.expired, result.used, result.folders), (1, 0, 1))

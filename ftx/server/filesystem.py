@@ -123,7 +123,7 @@ class FilesystemStorage:
     def sweep(self, ttl: float, now: float) -> SweepResult:
         result = sweepTree(self.root, self._shared.claims, ttl, now)
         if self.quota is not None:
-            self.quota.recount(result.used)
+            self.quota.recount(self.quota.charge(result.used, result.files, result.folders))
         return result
 
     # -- confinement ----------------------------------------------------
@@ -147,10 +147,11 @@ class FilesystemStorage:
     def _path(self, segments: List[bytes]) -> bytes:
         return os.path.join(self.root, *segments)
 
-    def _openDirectory(self, segments: List[bytes], create: bool) -> int:
+    def _openDirectory(self, segments: List[bytes], create: bool, made: Optional[List[bytes]] = None) -> int:
         """
         Open the directory holding a name (creating missing levels when
-        C{create}), checked to be inside the root. Returns a directory fd.
+        C{create}, each one it makes appended to C{made}), checked to be
+        inside the root. Returns a directory fd.
         """
         current = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         try:
@@ -162,6 +163,8 @@ class FilesystemStorage:
                         raise
                     try:
                         os.mkdir(segment, 0o755, dir_fd=current)
+                        if made is not None:
+                            made.append(segment)
                     except FileExistsError:
                         pass
                     nxt = os.open(segment, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=current)
@@ -300,12 +303,17 @@ class FilesystemStorage:
         symbolic link is replaced by the upload, never written through.
         """
         segments = splitName(name)
-        reservation = QuotaReservation(self.quota, size - offset, name)
+        folders = segments[:-1]
+        missing = self._missingFolders(folders) if self.quota is not None else 0
+        reservation = QuotaReservation(self.quota, size - offset, name, missing)
+        made: List[bytes] = []
         try:
             try:
-                dirFd = self._openDirectory(segments[:-1], create=True)
+                dirFd = self._openDirectory(folders, create=True, made=made)
             except OSError as e:
                 raise errorFromOS(e, name)
+            finally:
+                reservation.foldersCreated(len(made))
         except BaseException:
             reservation.settle()
             raise
@@ -336,6 +344,25 @@ class FilesystemStorage:
             release()
             os.close(dirFd)
             raise
+
+    def _missingFolders(self, segments: List[bytes]) -> int:
+        """
+        How many of the folders C{segments} lead through do not exist yet:
+        what an upload will create, to be reserved from the quota before
+        anything is created.
+        """
+        current = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for depth, segment in enumerate(segments):
+                try:
+                    nxt = os.open(segment, os.O_RDONLY | os.O_DIRECTORY, dir_fd=current)
+                except OSError:
+                    return len(segments) - depth
+                os.close(current)
+                current = nxt
+            return 0
+        finally:
+            os.close(current)
 
     def _refuseOutwardLink(self, dirFd: int, leaf: bytes, name: bytes) -> None:
         """
@@ -394,7 +421,7 @@ class FilesystemStorage:
                 raise Conflict("is a directory: {}".format(nameText(name)))
             os.unlink(segments[-1], dir_fd=dirFd)
             if self.quota is not None and stat.S_ISREG(st.st_mode):
-                self.quota.freed(st.st_size)
+                self.quota.freed(self.quota.charge(st.st_size, 1))
         except OSError as e:
             raise errorFromOS(e, name)
         finally:

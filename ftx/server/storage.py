@@ -43,12 +43,17 @@ class StoredFile(NamedTuple):
 
 class SweepResult(NamedTuple):
     """
-    What one L{IStorage.sweep} found: partial uploads removed, and the bytes
-    the storage holds after it (files and the partial uploads left).
+    What one L{IStorage.sweep} found: partial uploads removed, the bytes
+    the storage holds after it (files and the partial uploads left), how
+    many files that is (partial uploads included) and how many folders
+    there are below the root. A quota charges each file and each folder
+    on top of the bytes (L{ftx.server.limits.Quota.charge}).
     """
 
     expired: int
     used: int
+    files: int = 0
+    folders: int = 0
 
 
 class UploadClaims:
@@ -111,16 +116,25 @@ class QuotaReservation:
     or L{None}, then every call does nothing): reserved at once, so that
     uploads running side by side cannot overshoot together, turned into
     usage as they are written, and the rest given back by L{settle}.
+
+    Besides the body, the reservation holds the quota's charge for the
+    file the upload may create (its partial file, which becomes the file)
+    and for the C{folders} it will create; the backend turns them into
+    usage with L{fileCreated} and L{foldersCreated} when it does create
+    them, and gives a file's charge back with L{fileRemoved}.
     """
 
-    def __init__(self, quota, count: int, name: bytes) -> None:
+    def __init__(self, quota, count: int, name: bytes, folders: int = 0) -> None:
         """
-        @raise ftx.errors.NoSpace: C{count} bytes do not fit.
+        @raise ftx.errors.NoSpace: C{count} bytes, a file and C{folders}
+            folders do not fit.
         """
+        left = 0
         if quota is not None:
-            quota.reserve(count, name)
+            left = quota.charge(count, 1, folders)
+            quota.reserve(left, name)
         self._quota = quota
-        self._left = count if quota is not None else 0
+        self._left = left
 
     def wrote(self, count: int) -> None:
         """
@@ -131,12 +145,34 @@ class QuotaReservation:
             self._left -= used
             self._quota.wrote(used, count - used)
 
+    def fileCreated(self) -> None:
+        """
+        The upload created its (partial) file: charge it.
+        """
+        if self._quota is not None:
+            self.wrote(self._quota.perFile)
+
+    def foldersCreated(self, count: int) -> None:
+        """
+        The upload created C{count} folders on its way: charge them.
+        """
+        if self._quota is not None and count:
+            self.wrote(count * self._quota.perFolder)
+
     def freed(self, count: int) -> None:
         """
         C{count} bytes held before were removed or replaced.
         """
         if self._quota is not None and count:
             self._quota.freed(count)
+
+    def fileRemoved(self, size: int) -> None:
+        """
+        A file of C{size} bytes is gone (replaced by the upload, or the
+        upload's own partial file removed): its bytes and its charge.
+        """
+        if self._quota is not None:
+            self._quota.freed(self._quota.charge(size, 1))
 
     def settle(self) -> None:
         """
