@@ -78,7 +78,7 @@ class Downloads:
         # checksum of the whole file, so both hash the same prefix.
         checksum = connection.checksum
         whole = checksums.new(checksum) if checksum != checksums.SHA1 else None
-        f, prefix, size = yield connection.threaded(connection.storage.prefixHasher, name, offset, whole)
+        f, prefix, size = yield connection.hashed(connection.storage.prefixHasher, name, offset, whole)
         if prefix.hexdigest() != expected:
             f.close()
             raise IntegrityError(

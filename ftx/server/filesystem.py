@@ -26,7 +26,7 @@ from ftx.protocol.checksums import SHA1
 from ftx.protocol.names import PARTIAL_SUFFIX, hasControl, matches, splitName
 from ftx.protocol.wire import EMPTY_SHA1, nameText
 from ftx.server.digestreads import DigestReader
-from ftx.server.digests import DigestCache
+from ftx.server.digests import DigestCache, PrefixCheckpoints
 from ftx.server.oserrors import errorFromOS
 from ftx.server.partial import Upload, partialName, sweepTree
 from ftx.server.storage import (
@@ -49,6 +49,7 @@ class _Shared:
     def __init__(self, quota) -> None:
         self.claims = UploadClaims()
         self.digests = DigestCache()
+        self.checkpoints = PrefixCheckpoints()
         self.quota = quota
 
 
@@ -88,7 +89,7 @@ class FilesystemStorage:
         self._shared = _Shared(quota) if _shared is None else _shared
         self._freeSpace = freeSpace
         self.digests = self._shared.digests
-        self._reads = DigestReader(self._openFile, self.digests)
+        self._reads = DigestReader(self._openFile, self.digests, self._shared.checkpoints)
 
     @property
     def quota(self):

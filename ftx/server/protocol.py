@@ -40,6 +40,7 @@ from ftx.protocol.wire import decodeName, encodeName, nameText
 from ftx.server.accounts import AccessControl, Account
 from ftx.server.connection import IConnection, checkArity
 from ftx.server.downloads import Downloads
+from ftx.server.hashlane import HashLane
 from ftx.server.limits import Admission, ConnectionLimits
 from ftx.server.logins import LoginAttempts
 from ftx.server.readgate import COMMAND, ReadGate
@@ -331,6 +332,15 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         d = deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
         return d.addBoth(self._threadDone)
 
+    def hashed(self, f, *args) -> Deferred:
+        """
+        Run digest work C{f(*args)} in the server's L{HashLane}, in this
+        client address's turn; the idle timer is off meanwhile.
+        """
+        self.setTimeout(None)
+        d = self.factory.hashing.run(self._address, f, *args, wanted=lambda: not self.disconnected)
+        return d.addBoth(self._threadDone)
+
     def _threadDone(self, result):
         if not self.disconnected:
             self.setTimeout(self.factory.policy.idleTimeout)
@@ -375,7 +385,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         length = wire.optionalInt(args, 1, "length")
         self.permit("read", name)
         started = time.monotonic()
-        digest, count = yield self.threaded(self.storage.digest, name, length)
+        digest, count = yield self.hashed(self.storage.digest, name, length)
         self.reply(wire.formatLine(wire.DIGEST, digest, count))
         self.logged("hash", name, count, started)
 
@@ -445,5 +455,7 @@ class FtxServerFactory(Factory):
         self.reactor = reactor
         self.policy = policy or ServerPolicy()
         self.admission = Admission(self.policy.maxConnections, self.policy.maxPerAddress)
+        #: Where digest work (hash, cget, resumes) waits its turn.
+        self.hashing = HashLane(reactor)
         #: Accounts and permissions; without one, everyone is anonymous with full rights.
         self.access = access or AccessControl(reactor=reactor)

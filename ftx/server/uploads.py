@@ -73,7 +73,7 @@ class Uploads:
         name = decodeName(args[0])
         connection = self._connection
         connection.permit("write", name)
-        held, digest = yield connection.threaded(connection.storage.partialUpload, name)
+        held, digest = yield connection.hashed(connection.storage.partialUpload, name)
         connection.reply(wire.formatLine(wire.PARTIAL, held, digest))
 
     @inlineCallbacks
@@ -101,7 +101,7 @@ class Uploads:
             # (Beyond the quota, the reservation says so in its own words.)
             self._checkRoom(storage, name, size - offset)
         if offset:
-            upload = yield connection.threaded(storage.beginUpload, name, size, offset, prefix, connection.checksum)
+            upload = yield connection.hashed(storage.beginUpload, name, size, offset, prefix, connection.checksum)
         else:
             upload = storage.beginUpload(name, size, 0, None, connection.checksum)
         if connection.disconnected:
