@@ -288,3 +288,34 @@ class PrefixFloodTests(SynchronousTestCase):
         # Hashed once, and a few more times at most while the first
         # requests of each turn ran side by side: far from 80 reads.
         self.assertLess(spent, max(1.5, 10 * oneRead))
+
+
+class BeyondTheEndTests(SynchronousTestCase):
+    """
+    A prefix longer than the file is refused before it takes a turn in
+    the hash lane (here a lane that never runs anything).
+    """
+
+    def test_refusedWithoutATurn(self):
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.testing import StringTransport
+
+        from tests.support import InlineReactor
+
+        clock = InlineReactor()
+        factory = FtxServerFactory(MemoryStorage({b"f.bin": b"x" * 10}), clock)
+        pool = _HeldPool()
+        factory.hashing = HashLane(clock, pool=pool)
+        proto = factory.buildProtocol(None)
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 1))
+        proto.makeConnection(transport)
+        for line in (b"cget f.bin 11 " + b"0" * 40, b"hash f.bin 11"):
+            transport.clear()
+            proto.dataReceived(line + b"\r\n")
+            self.assertEqual(transport.value(), b"416 bad-offset f.bin has 10 bytes, fewer than 11\r\n")
+        self.assertEqual(pool.jobs, [])
+        transport.clear()
+        proto.dataReceived(b"hash f.bin 10\r\n")
+        self.assertEqual((transport.value(), len(pool.jobs)), (b"", 1))
+        pool.finish()
+        self.assertEqual(transport.value(), b"213 " + hashlib.sha1(b"x" * 10).hexdigest().encode() + b" 10\r\n")

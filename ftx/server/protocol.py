@@ -39,7 +39,7 @@ from ftx.protocol import checksums, wire
 from ftx.protocol.wire import decodeName, encodeName, nameText
 from ftx.server.accounts import AccessControl, Account
 from ftx.server.connection import IConnection, checkArity
-from ftx.server.downloads import Downloads
+from ftx.server.downloads import Downloads, refuseBeyondEnd
 from ftx.server.hashlane import HashLane
 from ftx.server.limits import Admission, ConnectionLimits
 from ftx.server.logins import LoginAttempts
@@ -384,6 +384,8 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         name = decodeName(args[0])
         length = wire.optionalInt(args, 1, "length")
         self.permit("read", name)
+        if length is not None:
+            refuseBeyondEnd(self.storage, name, length)
         started = time.monotonic()
         digest, count = yield self.hashed(self.storage.digest, name, length)
         self.reply(wire.formatLine(wire.DIGEST, digest, count))
