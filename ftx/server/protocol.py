@@ -72,6 +72,7 @@ class ServerPolicy:
         idleTimeout: Optional[float] = None,
         partialTTL: Optional[float] = None,
         shutdownGrace: float = 30.0,
+        uploadTakeover: Optional[float] = 10.0,
     ) -> None:
         self.readOnly = readOnly
         self.maxUploadSize = maxUploadSize
@@ -83,6 +84,9 @@ class ServerPolicy:
         #: L{None} keeps them until deleted by hand.
         self.partialTTL = partialTTL
         self.shutdownGrace = shutdownGrace
+        #: Seconds without a body byte after which an upload's name may be
+        #: taken over by another connection of the same user; None: never.
+        self.uploadTakeover = uploadTakeover
 
 
 @implementer(interfaces.IHandshakeListener, IConnection)
