@@ -93,6 +93,18 @@ class _StorageContract:
 
     # -- reading --------------------------------------------------------
 
+    def test_nothingStorableIsHidden(self):
+        """
+        Issue 12, item 8: a name that looks like a temporary file is
+        listed like any other once stored.
+        """
+        self.put(b".ftx-tmp-stash", b"kept")
+        self.put(b"sub/.ftx-tmp-x", b"also")
+        names = [e.name for e in self.storage.listFiles(None)]
+        self.assertIn(b".ftx-tmp-stash", names)
+        self.assertIn(b"sub/.ftx-tmp-x", names)
+        self.assertEqual([e.name for e in self.storage.listFiles(b".ftx-tmp-*")], [b".ftx-tmp-stash"])
+
     def test_openForRead(self):
         f, size = self.storage.openForRead(b"b.bin")
         try:

@@ -269,7 +269,9 @@ class IStorage(Interface):
 
     quota = Attribute(
         "An L{ftx.server.limits.Quota} that uploads reserve from and deletes give back to, or None. "
-        "Shared with every L{child} view. Its usage is counted by L{sweep}; uploads wait for the first count."
+        "Shared with every L{child} view. Its usage is counted by L{sweep}; uploads wait for the first count. "
+        "Usage is bytes plus the quota's charge for each file (partial uploads too) and each folder below "
+        "the root (L{ftx.server.limits.Quota.charge}), through L{QuotaReservation} for uploads."
     )
 
     location = Attribute("Where the files are, as text for people and logs (the server logs 'serving LOCATION').")
@@ -280,7 +282,8 @@ class IStorage(Interface):
         when C{mask} is L{None} or empty; everything below a folder when
         C{mask} names one and has no wildcard; otherwise the names that
         match it segment by segment (L{ftx.protocol.names.matches}).
-        Partial uploads are never listed. Worker thread.
+        Partial uploads are never listed, and nothing else is hidden:
+        every name an upload can store is listed. Worker thread.
 
         @raise ftx.errors.PermissionDenied: a malformed mask.
         """
@@ -359,8 +362,12 @@ class IStorage(Interface):
         kept from an interrupted upload (L{IUpload.abort} with C{keep}),
         which must have the SHA-1 C{prefixSha1}; with none, anything kept is
         dropped. Missing folders are created. With a L{quota},
-        C{size - offset} bytes are reserved first, so a refusal creates
-        nothing. The name is claimed (L{UploadClaims}) until the upload ends.
+        C{size - offset} bytes, a file's charge and a charge for each
+        folder to create are reserved first (L{QuotaReservation}), so a
+        refusal creates nothing; the charges become usage as the file and
+        the folders are created, and a replaced or removed file gives its
+        bytes and its charge back. The name is claimed (L{UploadClaims})
+        until the upload ends.
 
         Reactor thread without an offset (cheap); worker thread with one
         (it reads the kept bytes).
@@ -413,7 +420,10 @@ class IStorage(Interface):
         """
         Remove the partial uploads last written more than C{ttl} seconds
         before C{now} (a C{time.time()}) that no upload holds, count the
-        bytes held (files and the partial uploads left), and give that count
-        to the L{quota}. Worker thread: its cost grows with the tree. Meant
-        for the root storage, not a L{child} view.
+        bytes held (files and the partial uploads left), the files and the
+        folders below the root, and give the L{quota} their charge
+        (L{ftx.server.limits.Quota.charge}). Never acts on or counts
+        anything outside the root, whatever is renamed while it runs.
+        Worker thread: its cost grows with the tree. Meant for the root
+        storage, not a L{child} view.
         """
