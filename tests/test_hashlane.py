@@ -8,15 +8,17 @@ asking for a wrong prefix of one large file.
 
 import hashlib
 import os
-import resource
 import selectors
 import socket
 import threading
 import time
 
 from twisted.internet import reactor
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ftx import errors
@@ -28,7 +30,7 @@ from ftx.server.protocol import FtxServerFactory
 from ftx.testing import MemoryStorage
 from tests.connections import Connections
 from tests.reliability import measure
-from tests.support import ServerProcess, closeSocketsAfter, temporaryFolder, waitUntil
+from tests.support import InlineReactor, ServerProcess, closeSocketsAfter, temporaryFolder, waitUntil
 
 
 class _HeldPool:
@@ -100,8 +102,6 @@ class HashLaneTests(SynchronousTestCase):
         try:
             f()
         except errors.NotFound:
-            from twisted.python.failure import Failure
-
             onResult(False, Failure())
         self.failureResultOf(d, errors.NotFound)
         self.assertEqual(self.lane.running, 0)
@@ -297,11 +297,6 @@ class BeyondTheEndTests(SynchronousTestCase):
     """
 
     def test_refusedWithoutATurn(self):
-        from twisted.internet.address import IPv4Address
-        from twisted.internet.testing import StringTransport
-
-        from tests.support import InlineReactor
-
         clock = InlineReactor()
         factory = FtxServerFactory(MemoryStorage({b"f.bin": b"x" * 10}), clock)
         pool = _HeldPool()
