@@ -178,6 +178,19 @@ class DownloadTests(TestCase):
             self.assertEqual(response.code, code, headers)
             self.assertEqual(body, b"" if code == 304 else b"hello\n")
 
+    async def test_onlyReading(self) -> None:
+        """
+        The view is read-only: any method but GET and HEAD gets 405 and
+        changes nothing.
+        """
+        root = makeTree(self, FILES)
+        url = await serveWeb(self, reactor, root)
+        for method in (b"PUT", b"DELETE", b"POST"):
+            response, _ = await fetch(reactor, url + "/notes.txt", method)
+            self.assertEqual(response.code, http.NOT_ALLOWED, method)
+        with open(os.path.join(root, "notes.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"hello\n")
+
     async def test_head(self) -> None:
         url = await serveWeb(self, reactor, makeTree(self, FILES))
         response, body = await fetch(reactor, url + "/big.bin", b"HEAD")

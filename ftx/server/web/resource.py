@@ -24,6 +24,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from ftx.errors import Conflict, FtxError, NotFound, PermissionDenied
+from ftx.protocol.wire import nameText
 from ftx.server.web.listing import entriesBelow, renderListing
 from ftx.server.web.paths import WebPath, linkTo, parseRequestPath
 from ftx.server.web.ranges import RangeProducer, Unsatisfiable, parseRange
@@ -101,6 +102,12 @@ class StorageView(Resource):
         self.reactor = reactor
         self.who = who
 
+    def render(self, request):
+        if request.method not in (b"GET", b"HEAD"):
+            request.setHeader(b"allow", b"GET, HEAD")
+            return _plainError(request, http.NOT_ALLOWED, "the web view is read-only: GET and HEAD only")
+        return Resource.render(self, request)
+
     def render_GET(self, request):
         return self._render(request, head=False)
 
@@ -139,18 +146,17 @@ class StorageView(Resource):
             return
         if path.folder:
             f.close()
-            raise NotFound("not a folder: {}".format(path.name.decode("utf-8", "replace")))
+            raise NotFound("not a folder: {}".format(nameText(path.name)))
         yield self._file(request, path, f, size, head, gone)
 
     @inlineCallbacks
     def _listing(self, request, path: WebPath, head: bool, gone: list):
-        if any(c in path.name for c in _WILDCARDS):
-            # listFiles reads a name with wildcards as a mask; list from
-            # the root and keep what is below the folder instead.
-            files = yield self._inThread(self.storage.listFiles, None)
-        else:
-            files = yield self._inThread(self.storage.listFiles, path.name or None)
-        page = yield renderListing(path.segments, entriesBelow(files, path.name), self.who)
+        # A name with wildcards would be read as a mask by listFiles: list
+        # from the root and keep what is below the folder instead. Both
+        # the walk and the sorting out grow with the tree: in a thread.
+        mask = None if any(c in path.name for c in _WILDCARDS) else path.name or None
+        entries = yield self._inThread(lambda: entriesBelow(self.storage.listFiles(mask), path.name))
+        page = yield renderListing(path.segments, entries, self.who)
         if gone:
             return
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
@@ -221,14 +227,14 @@ class StorageView(Resource):
             f.close()
             request.finish()
             return
-        self._log.info("{who} web get {name} {first}+{count}", who=self.who, name=path.name, first=first, count=count)
+        self._log.info("{who} web get {name} {first}+{count}", who=self.who, name=nameText(path.name), first=first, count=count)
         RangeProducer(request, f, first, count).start()
 
     @staticmethod
     def _notModified(request, etag: Optional[bytes], mtime: Optional[int]) -> bool:
         match = request.getHeader(b"if-none-match")
         if match is not None:
-            return _etagMatches(match.encode("latin-1") if isinstance(match, str) else match, etag)
+            return _etagMatches(match, etag)
         since = request.getHeader(b"if-modified-since")
         if since is None or mtime is None:
             return False
