@@ -19,6 +19,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from ftx.server.tap import Options
+from tests.clitools import SharedServer
 from tests.support import ServerProcess, temporaryFolder
 
 CURL = shutil.which("curl")
@@ -49,23 +50,32 @@ def startWeb(case, root: str, *extra: str, http: str = "tcp:0:interface=127.0.0.
     return server, webPort(server)
 
 
+BIG = os.urandom(6 << 20)
+plainServer = SharedServer("--http-port", "tcp:0:interface=127.0.0.1", files={"big.bin": BIG})
+
+
+def _needCurl() -> None:
+    if CURL is None:
+        raise AssertionError("curl is needed for these tests (apt-get install -y curl)")
+
+
+@plainServer.serves
 class CurlTests(SynchronousTestCase):
+    """
+    One server without accounts, shared by these tests.
+    """
+
     def setUp(self) -> None:
-        if CURL is None:
-            raise AssertionError("curl is needed for these tests (apt-get install -y curl)")
+        _needCurl()
         self.folder = temporaryFolder(self, "ftx-webd-")
-        self.root = os.path.join(self.folder, "root")
-        os.mkdir(self.root)
-        self.data = os.urandom(6 << 20)
-        with open(os.path.join(self.root, "big.bin"), "wb") as f:
-            f.write(self.data)
+        self.data = BIG
 
     def test_resumeInterruptedDownload(self) -> None:
         """
         curl killed mid-body, then C{curl -C -} (which asks for the rest
         with a Range): the file is byte-identical.
         """
-        server, port = startWeb(self, self.root)
+        port = webPort(plainServer(self))
         url = "http://127.0.0.1:{}/big.bin".format(port)
         out = os.path.join(self.folder, "big.bin")
         first = subprocess.Popen([CURL, "-s", "--limit-rate", "1M", "-o", out, url], stdin=subprocess.DEVNULL)
@@ -88,7 +98,7 @@ class CurlTests(SynchronousTestCase):
         What C{curl -I} shows: the length, ranges accepted, the SHA-1 as
         ETag (the digest C{ftx hash} gives) and the date.
         """
-        server, port = startWeb(self, self.root)
+        port = webPort(plainServer(self))
         time.sleep(0.06)  # past the digest cache's freshness margin (SETTLED_NS)
         result = curl("-I", "http://127.0.0.1:{}/big.bin".format(port))
         headers = result.stdout.decode("latin-1").lower()
@@ -96,6 +106,16 @@ class CurlTests(SynchronousTestCase):
         self.assertIn("accept-ranges: bytes\r\n", headers)
         self.assertIn('etag: "{}"\r\n'.format(hashlib.sha1(self.data).hexdigest()), headers)
         self.assertIn("last-modified: ", headers)
+
+
+class AccountTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        _needCurl()
+        self.folder = temporaryFolder(self, "ftx-webd-")
+        self.root = os.path.join(self.folder, "root")
+        os.mkdir(self.root)
+        with open(os.path.join(self.root, "big.bin"), "wb") as f:
+            f.write(b"some bytes")
 
     def test_accountsOverPlainHTTP(self) -> None:
         """
