@@ -149,6 +149,21 @@ class PrefixCheckpointTests(SynchronousTestCase):
         self.assertEqual(hasher.hexdigest(), hashlib.sha1(b"changed" + self.data[7:30001]).hexdigest())
 
 
+class PrefixCheckpointBoundTests(SynchronousTestCase):
+    def test_statesAreBounded(self):
+        checkpoints = digests.PrefixCheckpoints(files=2, perFile=3)
+        files = [os.stat_result((0o100644, i, 1, 1, 0, 0, 1 << 30, 0, 0, 0)) for i in range(3)]
+        for st in files:
+            checkpoints.keep(st, [(offset, hashlib.sha1(b"%d" % offset)) for offset in range(1, 10)])
+        # The oldest file is forgotten; each other keeps its last six states.
+        self.assertEqual(checkpoints.nearest(files[0], 9), (0, None))
+        offset, hasher = checkpoints.nearest(files[2], 9)
+        self.assertEqual((offset, hasher.hexdigest()), (9, hashlib.sha1(b"9").hexdigest()))
+        self.assertEqual(checkpoints.nearest(files[1], 3), (0, None))
+        self.assertEqual(checkpoints.nearest(files[1], 4)[0], 4)
+        self.assertEqual(checkpoints.stride(1 << 40), (1 << 40) // 3 + 1)
+
+
 class _BlockingStorage(MemoryStorage):
     """
     A storage whose digests wait until the test lets them go (bounded).

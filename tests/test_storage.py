@@ -25,6 +25,7 @@ from ftx.server.lifecycle import SweepService
 from ftx.server.limits import Quota
 from ftx.server.storage import IStorage, IUpload, SweepResult
 from ftx.testing import MemoryFile, MemoryStorage
+from tests.reliability import measure
 from tests.storages import InMemory, OnFilesystem
 from tests.support import InlineReactor
 
@@ -408,6 +409,10 @@ class _StorageContract:
                 for entry in dirnames + filenames:
                     allocated += os.lstat(os.path.join(directory, entry)).st_blocks * 512
             self.assertLess(allocated, 256 << 10)
+            measure(
+                "quota: 1000 one-byte uploads into fresh folders, 64 KiB quota",
+                "{} stored, {} KiB of disk used, then 507".format(stored, allocated >> 10),
+            )
 
     # -- home folders ---------------------------------------------------
 
