@@ -28,11 +28,14 @@ DIGEST = "digest"
 _pools: Dict[Tuple[int, str], Tuple[ThreadPool, object]] = {}
 
 
-def poolWidth() -> int:
+def poolWidth(kind: str = STORE) -> int:
     """
-    The threads of each pool: half the cores, at least one.
+    The threads of a pool: half the cores, at least one; at least two for
+    L{DIGEST}, so that one client address, held to half of them
+    (L{ftx.server.hashlane.HashLane}), never holds them all.
     """
-    return max(1, (os.cpu_count() or 2) // 2)
+    width = max(1, (os.cpu_count() or 2) // 2)
+    return max(2, width) if kind == DIGEST else width
 
 
 def poolFor(reactor, kind: str):
@@ -47,7 +50,7 @@ def poolFor(reactor, kind: str):
     key = (id(reactor), kind)
     entry = _pools.get(key)
     if entry is None:
-        pool = ThreadPool(1, poolWidth(), name="ftx-" + kind)
+        pool = ThreadPool(1, poolWidth(kind), name="ftx-" + kind)
         pool.start()
         trigger = reactor.addSystemEventTrigger("during", "shutdown", _stop, key)
         entry = _pools[key] = (pool, trigger)

@@ -56,7 +56,7 @@ class HashLane:
     def __init__(self, reactor, width: Optional[int] = None, perAddress: Optional[int] = None, pool=None) -> None:
         self._reactor = reactor
         self._pool = pool
-        self.width = width or workers.poolWidth()
+        self.width = width or workers.poolWidth(workers.DIGEST)
         self.perAddress = perAddress or max(1, self.width // 2)
         self._waiting: "OrderedDict[str, Deque[_Job]]" = OrderedDict()
         self._running: Counter = Counter()
