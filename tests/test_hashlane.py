@@ -329,3 +329,23 @@ class BeyondTheEndTests(SynchronousTestCase):
         self.assertEqual((transport.value(), len(pool.jobs)), (b"", 1))
         pool.finish()
         self.assertEqual(transport.value(), b"213 " + hashlib.sha1(b"x" * 10).hexdigest().encode() + b" 10\r\n")
+
+    def test_oneJobAtATimePerConnection(self):
+        """
+        Digest commands sent ahead on one connection reach the lane one at
+        a time: the next is read only once the previous was answered.
+        """
+        clock = InlineReactor()
+        factory = FtxServerFactory(MemoryStorage({b"f.bin": b"x" * 10}), clock)
+        pool = _HeldPool()
+        factory.hashing = HashLane(clock, pool=pool)
+        proto = factory.buildProtocol(None)
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 1))
+        proto.makeConnection(transport)
+        transport.clear()
+        proto.dataReceived(b"hash f.bin\r\n" * 3 + b"cget f.bin 5 " + b"0" * 40 + b"\r\n")
+        for expected in (b"213 ", b"213 ", b"213 ", b"422 "):
+            self.assertEqual(len(pool.jobs), 1)
+            pool.finish()
+            self.assertTrue(transport.value().split(b"\r\n")[-2].startswith(expected), transport.value())
+        self.assertEqual(pool.jobs, [])
