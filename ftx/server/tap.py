@@ -73,6 +73,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["idle-timeout", None, "300", "Close a connection after this long without a byte moving (e.g. 90, 5m; 0: never)."],
         ["partial-ttl", None, "24h", "Remove interrupted uploads not resumed within this time (e.g. 24h, 7d; 0: keep none)."],
         ["shutdown-grace", None, "30", "On stop, seconds running transfers get to finish before they are cut."],
+        ["upload-takeover", None, "10", "Seconds an upload may stall before a new connection of the same user takes it over (0: never)."],
         ["udp-port", None, None, "Also answer disk-space queries over UDP on this port, same interface as --port."],
         ["http-port", None, None, "Also serve the root read-only over HTTP on this endpoint (e.g. tcp:8080, ssl:8443:...)."],
         # Accounts, access and TLS: docs/security.rst.
@@ -104,7 +105,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             if not str(self[key]).isdigit():
                 raise usage.UsageError("--{} must be a whole number: {!r}".format(key, self[key]))
             self[key] = int(self[key])
-        for key in ("idle-timeout", "partial-ttl", "shutdown-grace"):
+        for key in ("idle-timeout", "partial-ttl", "shutdown-grace", "upload-takeover"):
             self[key] = parseDuration(str(self[key]))
         if self["udp-port"] is not None:
             udp = self["udp-port"]
@@ -136,6 +137,7 @@ def makeFactory(options: Options, reactor) -> FtxServerFactory:
         idleTimeout=options["idle-timeout"],
         partialTTL=options["partial-ttl"],
         shutdownGrace=options["shutdown-grace"],
+        uploadTakeover=options["upload-takeover"] or None,
     )
     quota = Quota(options["quota"]) if options["quota"] is not None else None
     storage = FilesystemStorage(options["root"], quota)
