@@ -18,8 +18,9 @@ from typing import Dict, List, Optional, Set
 
 from ftx.cli.conflicts import RENAME, SKIP, Refused, Resolver
 from ftx.cli.progress import Reporter, humanSize, isTerminal
+from ftx.cli.terminal import printable
 from ftx.cli.uploadlist import collectUploads
-from ftx.client import localfiles
+from ftx.client import localfiles, safenames
 from ftx.client.results import Entry
 from ftx.errors import (
     BadOffset,
@@ -117,7 +118,7 @@ def doList(ctx: Context, args) -> int:
     nw = len(str(len(entries)))
     for i, (entry, h) in enumerate(zip(entries, human), 1):
         number = "{:>{}}  ".format(i, nw) if ctx.numbered else ""
-        print("{}{:>{}}  {:>{}}  {}".format(number, h, hw, entry.size, ew, entry.name))
+        print("{}{:>{}}  {:>{}}  {}".format(number, h, hw, entry.size, ew, printable(entry.name)))
     total = sum(e.size for e in entries)
     files = "1 file" if len(entries) == 1 else "{} files".format(len(entries))
     ctx.reporter.note("{}, {} ({} bytes)".format(files, humanSize(total), total))
@@ -135,7 +136,7 @@ def doHash(ctx: Context, args) -> int:
             raise BadRequest("LENGTH must be a whole number of bytes: {!r}".format(length))
         length = int(length)
     digest = ctx.call("hash", name, length)
-    print("{}  {}".format(digest, name))
+    print("{}  {}".format(printable(digest), printable(name)))
     return 0
 
 
@@ -266,11 +267,12 @@ def _noteReceived(ctx: Context, transfer) -> None:
 
 
 def _target(output: Optional[str], name: str) -> str:
-    base = os.path.basename(name)
+    # The name may come from a listing: the server's choice, checked.
+    base = [safenames.baseName(_raw(name))]
     if output is None:
-        return base
+        return safenames.confined("", base)
     if os.path.isdir(output) or output.endswith(os.sep):
-        return os.path.join(output, base)
+        return safenames.confined(output, base)
     return output
 
 
@@ -318,7 +320,7 @@ def _cgetStrict(ctx: Context, name: str, target: str) -> None:
 
 
 def doMget(ctx: Context, args) -> int:
-    entries, seen, matched = [], set(), []
+    entries, seen, matched, maskOf = [], set(), [], {}
     for mask in args.masks:
         serverMask = ctx.name(mask).rstrip("/") or None
         found = ctx.call("list", serverMask)
@@ -328,12 +330,14 @@ def doMget(ctx: Context, args) -> int:
         for entry in found:
             if entry.name not in seen:
                 seen.add(entry.name)
+                maskOf[entry.name] = serverMask
                 entries.append(entry)
     resolver = ctx.resolver(args)
     plans, failures = [], []
     for entry in entries:
         try:
-            target = localfiles.localPath("", entry.name.encode("utf-8", "surrogateescape"))
+            mask = maskOf[entry.name]
+            target = localfiles.localPath("", _raw(entry.name), _raw(mask) if mask else None)
             plan = _plan(ctx, resolver, entry.name, target, entry.size, resume=True)
         except Refused:
             raise
@@ -430,6 +434,10 @@ def _fetchTogether(ctx: Context, matched, plans) -> Set[str]:
             # Started but not finished: off the screen, not counted as done.
             ctx.reporter.transferDone(0)
     return fetched
+
+
+def _raw(name: str) -> bytes:
+    return name.encode("utf-8", "surrogateescape")
 
 
 def _raiseFirst(failures: List[FtxError], count: int) -> None:

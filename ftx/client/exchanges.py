@@ -17,7 +17,7 @@ from ftx._io.filebody import BodySender
 from ftx.client import localfiles
 from ftx.client.results import Entry, Transfer
 from ftx.client.smallfiles import SmallFile, SmallFileStore
-from ftx.errors import IntegrityError, errorFromReply
+from ftx.errors import IntegrityError, UnsafeName, errorFromReply
 from ftx.protocol import checksums, wire
 from ftx.protocol.wire import nameText
 
@@ -99,6 +99,8 @@ class DownloadRequest(Request):
         self.small: Optional[SmallFile] = None
         self.header: Optional[wire.FileHeader] = None
         self.discarding = False
+        #: Why the file being received is dropped: its name was refused.
+        self.refusal: Optional[BaseException] = None
         self.results: List[Transfer] = []
         self.writer: Optional[BackgroundWriter] = None
         self._holding = False
@@ -129,7 +131,15 @@ class DownloadRequest(Request):
     def _beginFile(self, header: wire.FileHeader) -> None:
         self.header = header
         name = nameText(header.name)
-        path = self.destination(header.name, header.size)
+        self.refusal = None
+        try:
+            path = self.destination(header.name, header.size)
+        except UnsafeName as e:
+            # The body is read and dropped, so the connection stays in step;
+            # the file fails (at its trailer, or at the end of a batch).
+            path, self.refusal = None, e
+            if self.batch:
+                self.batchError = self.batchError or e
         self.discarding = path is None
         checksum = self.protocol.checksum
         if path is not None and header.offset == 0 and header.bodyLength <= wire.SMALL_BODY:
@@ -190,6 +200,9 @@ class DownloadRequest(Request):
             return
         current, writer = self.current, self.writer
         if current is None:
+            refusal, self.refusal = self.refusal, None
+            if refusal is not None and not self.batch:
+                self.fail(refusal)
             return
         # Hold further lines until the file is complete on disk, so that
         # files of a batch finish in order and the next body cannot start
