@@ -12,12 +12,14 @@ non-zero, and nothing the server sent may reach stdout or stderr raw.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 
 from twisted.internet import reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from ftx.cli.progress import Reporter
 from ftx.cli.terminal import printable
 from ftx.client import connect, safenames
 from ftx.cli.status import EXIT_PERMISSION
@@ -166,6 +168,37 @@ class PrintableTests(SynchronousTestCase):
     def test_ordinaryTextKept(self) -> None:
         text = "été 東京 photo (1).jpg 🙂 tab-less"
         self.assertEqual(printable(text), text)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+class LiveDisplayTests(SynchronousTestCase):
+    """
+    On a terminal the bars are drawn by rich, which writes escape sequences
+    of its own: the server's must still not get through, nor its markup.
+    """
+
+    def test_barsAndNotes(self) -> None:
+        stream = _Terminal()
+        reporter = Reporter(stream=stream)
+        self.assertTrue(reporter.live)
+        evil = "a" + EVIL_TEXT + "[link=http://example.com]x[/link].jpg"
+        update = reporter.transfer(evil, 100)
+        update(evil, 50, 100)
+        reporter.note("received " + evil)
+        reporter.transferDone(100)
+        reporter.close()
+        shown = stream.getvalue()
+        # rich's own sequences (CSI colours, CR to redraw) are expected;
+        # the server's are not.
+        for raw in ("\x07", "\x1b]", "\x1b[2J", "\x9b", "\u202e"):
+            self.assertNotIn(raw, shown)
+        self.assertIn("received a\\x1b]0;pwned\\x07\\x1b[2J\\x0dgone", shown)
+        # Shortened to its end in the bar, markup left as text.
+        self.assertIn("x[/link].jpg \x1b[", shown)
 
 
 class HostileCliTests(TestCase):
