@@ -204,6 +204,11 @@ class UnsafeName(PermissionDenied):
     code = 0
     token = "unsafe-name"
 
+    def __init__(self, message: str = "", name: "bytes | None" = None) -> None:
+        super().__init__(message)
+        #: The refused name as the server sent it, when there is one.
+        self.name = name
+
 
 _byCode: Dict[int, Type[FtxError]] = {
     cls.code: cls

@@ -235,15 +235,17 @@ class HostileCliTests(TestCase):
     async def test_mgetRefusesWhatItDidNotList(self) -> None:
         """
         A server that lists only good files but sends others in the same
-        C{mget} gets only the listed ones written.
+        C{mget} gets only the listed ones written; the unsafe extras are
+        reported.
         """
         files = hostileJpgs(self.sandbox)
         address = self.serve([GOOD_A, GOOD_B], sent=files)
         self.sandbox.freeze()
         result = await runCli(self, reactor, address, "mget", "*.jpg", cwd=self.sandbox.local)
         self.sandbox.check(self, {"good-a.jpg", "good-b.jpg"}, refused=5)
-        self.assertEqual(result.code, 0, result.err)
         self.assertTrue(any(c.startswith(b"mget ") for c in self.factory.commands), self.factory.commands)
+        self.assertEqual(result.code, EXIT_PERMISSION, result.err)
+        self.assertEqual(refusals(result.err), 5, result.err)
         assertNoRawControls(self, result.out, result.err)
 
     async def test_mgetMatchingNamesThatClimbOut(self) -> None:
@@ -362,11 +364,12 @@ class HostileApiTests(TestCase):
         """
         client = await self.connected(hostileJpgs(self.sandbox))
         self.sandbox.freeze()
-        received = []
+        received, refused = [], []
         with self.assertRaises(UnsafeName):
-            await client.mget("*.jpg", self.sandbox.local, received=received.append)
+            await client.mget("*.jpg", self.sandbox.local, received=received.append, refused=refused.append)
         self.sandbox.check(self, {"good-a.jpg", "good-b.jpg"}, refused=5)
         self.assertEqual(sorted(t.name for t in received), ["good-a.jpg", "good-b.jpg"])
+        self.assertEqual([e.name for e in refused], [name for name, _ in hostileJpgs(self.sandbox)[1:-1]])
         self.assertEqual(len(await client.list()), 7)
 
     async def test_mgetDeepNames(self) -> None:

@@ -31,6 +31,7 @@ from ftx.errors import (
     NotFound,
 )
 from ftx.protocol import checksums
+from ftx.protocol.wire import nameText
 
 __all__ = ["Context", "COMMANDS"]
 
@@ -352,7 +353,7 @@ def doMget(ctx: Context, args) -> int:
             plans.append((entry, plan))
     planFailures = len(failures)
     ctx.reporter.startBatch("mget", len(plans), sum(e.size for e, _ in plans))
-    fetched = _fetchTogether(ctx, matched, plans)
+    fetched = _fetchTogether(ctx, matched, plans, failures)
     done = len(fetched)
     for entry, (action, path) in plans:
         if entry.name in fetched:
@@ -373,7 +374,7 @@ def doMget(ctx: Context, args) -> int:
     return 0
 
 
-def _fetchTogether(ctx: Context, matched, plans) -> Set[str]:
+def _fetchTogether(ctx: Context, matched, plans, failures: List[FtxError]) -> Set[str]:
     """
     Fetch the planned plain downloads of each mask with one server C{mget},
     rather than a request and an answer per file: for a thousand small
@@ -381,8 +382,11 @@ def _fetchTogether(ctx: Context, matched, plans) -> Set[str]:
     A mask is fetched this way only when nearly everything it matches is
     wanted, since the server sends every match and the rest is dropped.
     Returns the names fetched; anything else (resumes, files that failed
-    here) is left for the one-by-one path, which reports each failure.
+    here) is left for the one-by-one path, which reports each failure. A
+    name the server sends without having listed it is refused (and added
+    to C{failures}) when it is unsafe, and dropped when it is not.
     """
+    listed = {entry.name for _, found in matched for entry in found}
     planned = {entry.name: (entry, action, path) for entry, (action, path) in plans}
     fetched: Set[str] = set()
     for serverMask, found in matched:
@@ -420,8 +424,14 @@ def _fetchTogether(ctx: Context, matched, plans) -> Set[str]:
             ctx.reporter.transferDone(transfer.size)
             _noteReceived(ctx, transfer)
 
+        def refused(error) -> None:
+            # Listed names were checked, and reported, when planned.
+            if nameText(error.name or b"") not in listed:
+                ctx.reporter.error(str(error))
+                failures.append(error)
+
         try:
-            ctx.call("mget", serverMask or "*", ".", progress, accept, received)
+            ctx.call("mget", serverMask or "*", ".", progress, accept, received, refused)
         except ConnectionLost:
             raise
         except FtxError:

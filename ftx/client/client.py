@@ -118,6 +118,7 @@ class FtxClient:
         progress: Optional[Progress] = None,
         accept: Optional[Callable[[str, int], "bool | str"]] = None,
         received: Optional[Callable[[Transfer], None]] = None,
+        refused: Optional[Callable[[UnsafeName], None]] = None,
     ) -> "Deferred[List[Transfer]]":
         """
         Download every file matching C{mask} into C{directory}, keeping the
@@ -131,7 +132,8 @@ class FtxClient:
         Every name the server sends is checked before anything is written
         (L{ftx.client.safenames}): it must match C{mask} and stay inside
         C{directory}; a name that does not fails with
-        L{ftx.errors.UnsafeName}, and C{accept} never sees it.
+        L{ftx.errors.UnsafeName} (passed to C{refused(error)} as it
+        happens), and C{accept} never sees it.
         """
 
         wanted = mask.encode("utf-8", "surrogateescape")
@@ -145,7 +147,8 @@ class FtxClient:
             return safenames.confined(directory, segments) if verdict else None
 
         request = DownloadRequest(
-            wire.formatCommand("mget", encodeName(mask)), destination, progress, batch=True, received=received
+            wire.formatCommand("mget", encodeName(mask)), destination, progress, batch=True, received=received,
+            refused=refused,
         )
         return self.protocol.request(request)
 
@@ -263,7 +266,7 @@ def _fixedDestination(name: str, path: Optional[str]):
     def destination(sent: bytes, size: int) -> str:
         if sent != asked:
             raise UnsafeName("asked for {}, the server sent {}; it was not written".format(
-                ascii(name), ascii(nameText(sent))))
+                ascii(name), ascii(nameText(sent))), sent)
         return target
 
     return target, destination

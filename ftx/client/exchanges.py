@@ -85,9 +85,10 @@ class DownloadRequest(Request):
     local path for each file (L{None} discards it).
     """
 
-    def __init__(self, line, destination, progress, offset=0, hasher=None, batch=False, received=None):
+    def __init__(self, line, destination, progress, offset=0, hasher=None, batch=False, received=None, refused=None):
         super().__init__(line)
         self.received = received
+        self.refused = refused
         #: In a batch, the first failed file's error, raised at the end.
         self.batchError: Optional[BaseException] = None
         self.destination = destination
@@ -140,6 +141,8 @@ class DownloadRequest(Request):
             path, self.refusal = None, e
             if self.batch:
                 self.batchError = self.batchError or e
+            if self.refused is not None:
+                self.refused(e)
         self.discarding = path is None
         checksum = self.protocol.checksum
         if path is not None and header.offset == 0 and header.bodyLength <= wire.SMALL_BODY:

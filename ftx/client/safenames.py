@@ -47,7 +47,7 @@ def checkedSegments(name: bytes) -> List[bytes]:
     try:
         return splitName(name)
     except PermissionDenied as e:
-        raise UnsafeName("refused the name {}: {}".format(_shown(name), _reason(e)))
+        raise UnsafeName("refused the name {}: {}".format(_shown(name), _reason(e)), name)
 
 
 def _reason(error: PermissionDenied) -> str:
@@ -86,10 +86,12 @@ def confined(directory: str, segments: List[bytes]) -> str:
     for candidate in (path, partial):
         resolved = os.path.realpath(candidate)
         if os.path.commonpath([top, resolved]) != top or resolved == top:
+            name = b"/".join(segments)
             raise UnsafeName(
                 "refused the name {}: it leads outside {} through a local link".format(
-                    _shown(b"/".join(segments)), ascii(directory or ".")
-                )
+                    _shown(name), ascii(directory or ".")
+                ),
+                name,
             )
     return path
 
@@ -115,7 +117,7 @@ def checked(name: bytes, mask: Optional[bytes]) -> List[bytes]:
     segments = checkedSegments(name)
     if not matchesMask(mask, name):
         raise UnsafeName(
-            "refused the name {} from the server: it does not match {}".format(_shown(name), _shown(mask or b""))
+            "refused the name {} from the server: it does not match {}".format(_shown(name), _shown(mask or b"")), name
         )
     return segments
 
