@@ -4,8 +4,8 @@ Text from the server made safe to print on a terminal.
 File names, error messages and the greeting are the server's choice. Raw,
 an ESC or a C1 control starts a terminal sequence (set the window title,
 rewrite lines, answer back), CR and BEL rewrite or ring, LF forges a line,
-and the bidirectional overrides make C{gpj.exe} read as C{exe.jpg} (the
-class of scp's CVE-2019-6109). L{printable} writes each of them as a
+and a right-to-left override makes a name ending in C{gpj.exe} read as
+one ending in C{exe.jpg} (the class of scp's CVE-2019-6109). L{printable} writes each of them as a
 visible escape instead. C{--json} output needs none of this: JSON escapes
 control characters itself, and C{ensure_ascii} everything else.
 """
