@@ -69,6 +69,8 @@ class HostileProtocol(LineReceiver):
         self._send("211 {}".format(len(self.factory.listed)))
 
     def _body(self, name: bytes, data: bytes, offset: int = 0) -> None:
+        if self.factory.offset is not None:
+            offset = self.factory.offset
         self._send("150 {} {} {}".format(encodeName(name), len(data), offset))
         self.transport.write(data[offset:])
         self._send("250 {}".format(sha1(data)))
@@ -112,7 +114,8 @@ class HostileFactory(protocol.ServerFactory):
     """
     C{listed}: what C{list} answers; C{sent}: the files C{mget} sends (and
     C{sget} of one of their names); C{answers}: for C{sget}/C{cget} of a
-    name, the name and content sent back instead.
+    name, the name and content sent back instead; C{offset}: where every
+    body claims to start, whatever was asked.
     """
 
     protocol = HostileProtocol
@@ -123,7 +126,9 @@ class HostileFactory(protocol.ServerFactory):
         sent: Optional[Sequence[File]] = None,
         answers: Optional[Dict[bytes, File]] = None,
         version: str = "ftx/1",
+        offset: Optional[int] = None,
     ) -> None:
+        self.offset = offset
         self.listed = list(listed)
         self.sent = list(listed if sent is None else sent)
         self.answers = dict(answers or {})

@@ -307,6 +307,20 @@ class HostileCliTests(TestCase):
         self.assertIn("the server sent", result.err)
         assertNoRawControls(self, result.out, result.err)
 
+    async def test_bodyFromAnotherOffset(self) -> None:
+        """
+        An C{sget} or C{mget} answered with a body that claims to start
+        mid-file fails at once, leaves no partial file and never hangs.
+        """
+        address = self.serve([(b"x.jpg", b"0123456789"), (b"y.jpg", b"abcdefghij")], offset=5)
+        self.sandbox.freeze()
+        for args in (("sget", "x.jpg"), ("mget", "*.jpg")):
+            result = await runCli(self, reactor, address, *args, cwd=self.sandbox.local, timeout=30)
+            self.assertNotIn(result.code, (0, None), result.err)
+            self.assertIn("from byte 5, not 0 as asked", result.err)
+            self.assertEqual(os.listdir(self.sandbox.local), [])
+        self.sandbox.check(self, set(), refused=0)
+
     async def test_cgetDoesNotWriteThroughALocalLink(self) -> None:
         """
         C{cget NAME} where the local file is a link to a file elsewhere:

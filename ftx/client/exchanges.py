@@ -17,7 +17,7 @@ from ftx._io.filebody import BodySender
 from ftx.client import localfiles
 from ftx.client.results import Entry, Transfer
 from ftx.client.smallfiles import SmallFile, SmallFileStore
-from ftx.errors import IntegrityError, UnsafeName, errorFromReply
+from ftx.errors import FtxError, IntegrityError, UnsafeName, errorFromReply
 from ftx.protocol import checksums, wire
 from ftx.protocol.wire import nameText
 
@@ -109,6 +109,10 @@ class DownloadRequest(Request):
         self._smallPaused = False
 
     def replyReceived(self, reply: wire.Reply) -> None:
+        if self.deferred.called and self.protocol._active is self:
+            # Failed on a malformed answer: what the server goes on sending
+            # until the connection closes means nothing.
+            return
         if reply.code == wire.BODY_FOLLOWS:
             header = wire.parseFileHeader(reply)
             if header.bodyLength > wire.SMALL_BODY and self._smallFiles is not None and not self._smallFiles.idle:
@@ -130,6 +134,14 @@ class DownloadRequest(Request):
             super().replyReceived(reply)
 
     def _beginFile(self, header: wire.FileHeader) -> None:
+        if header.offset != self.offset:
+            # A body from elsewhere than asked cannot be checked nor framed
+            # against what is here: fail, and let the protocol close.
+            error = FtxError("the server sent {} from byte {}, not {} as asked; the connection was closed".format(
+                ascii(nameText(header.name)), header.offset, self.offset))
+            self.connectionLost()
+            self.deferred.errback(error)
+            raise error
         self.header = header
         name = nameText(header.name)
         self.refusal = None
