@@ -58,7 +58,10 @@ class HostileProtocol(LineReceiver):
         verb, *fields = line.decode("utf-8").split(" ")
         self.factory.commands.append(line)
         handler = getattr(self, "do_" + verb.lower(), None)
-        if handler is None:
+        if verb in self.factory.raw:
+            for reply in self.factory.raw[verb]:
+                self._send(reply)
+        elif handler is None:
             self._send("403 permission-denied {}".format(EVIL_TEXT))
         else:
             handler(fields)
@@ -115,7 +118,8 @@ class HostileFactory(protocol.ServerFactory):
     C{listed}: what C{list} answers; C{sent}: the files C{mget} sends (and
     C{sget} of one of their names); C{answers}: for C{sget}/C{cget} of a
     name, the name and content sent back instead; C{offset}: where every
-    body claims to start, whatever was asked.
+    body claims to start, whatever was asked; C{raw}: for a command, the
+    reply lines sent instead of an answer.
     """
 
     protocol = HostileProtocol
@@ -127,8 +131,10 @@ class HostileFactory(protocol.ServerFactory):
         answers: Optional[Dict[bytes, File]] = None,
         version: str = "ftx/1",
         offset: Optional[int] = None,
+        raw: Optional[Dict[str, List[str]]] = None,
     ) -> None:
         self.offset = offset
+        self.raw = dict(raw or {})
         self.listed = list(listed)
         self.sent = list(listed if sent is None else sent)
         self.answers = dict(answers or {})

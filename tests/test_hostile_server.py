@@ -22,7 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from ftx.cli.progress import Reporter
 from ftx.cli.terminal import printable
 from ftx.client import connect, safenames
-from ftx.cli.status import EXIT_PERMISSION
+from ftx.cli.status import EXIT_LOST, EXIT_PERMISSION
 from ftx.errors import UnsafeName
 from tests.hostile import EVIL_TEXT, RAW_CONTROLS, HostileFactory, listenHostile, runCli
 from tests.reliability import record, snapshot
@@ -316,10 +316,28 @@ class HostileCliTests(TestCase):
         self.sandbox.freeze()
         for args in (("sget", "x.jpg"), ("mget", "*.jpg")):
             result = await runCli(self, reactor, address, *args, cwd=self.sandbox.local, timeout=30)
-            self.assertNotIn(result.code, (0, None), result.err)
+            self.assertEqual(result.code, EXIT_LOST, result.err)
             self.assertIn("from byte 5, not 0 as asked", result.err)
             self.assertEqual(os.listdir(self.sandbox.local), [])
         self.sandbox.check(self, set(), refused=0)
+
+    async def test_malformedAnswers(self) -> None:
+        """
+        Answers that break the protocol (a list entry without a number, a
+        list or download answered with an unrelated success) end the
+        command with one clear line: no traceback, no hang.
+        """
+        address = self.serve([GOOD_A], raw={
+            "list": ["210 a.jpg big 0", "211 1"],
+            "sget": ["200 ok" + EVIL_TEXT.replace(" ", "")],
+        })
+        listed = await runCli(self, reactor, address, "list", cwd=self.sandbox.local, timeout=30)
+        fetched = await runCli(self, reactor, address, "sget", "good-a.jpg", cwd=self.sandbox.local, timeout=30)
+        for result in (listed, fetched):
+            self.assertEqual(result.code, EXIT_LOST, result.err)
+            self.assertIn("malformed answer from the server", result.err)
+            assertNoRawControls(self, result.out, result.err)
+        self.assertEqual(os.listdir(self.sandbox.local), [])
 
     async def test_cgetDoesNotWriteThroughALocalLink(self) -> None:
         """

@@ -17,7 +17,7 @@ from ftx._io.filebody import BodySender
 from ftx.client import localfiles
 from ftx.client.results import Entry, Transfer
 from ftx.client.smallfiles import SmallFile, SmallFileStore
-from ftx.errors import FtxError, IntegrityError, UnsafeName, errorFromReply
+from ftx.errors import ConnectionLost, FtxError, IntegrityError, UnsafeName, errorFromReply
 from ftx.protocol import checksums, wire
 from ftx.protocol.wire import nameText
 
@@ -62,6 +62,28 @@ class Request:
         Release what the request holds (open files); called on any failure.
         """
 
+    @property
+    def broken(self) -> bool:
+        """
+        Whether the request failed on a malformed answer (L{malformed}) and
+        ignores what the server goes on sending until the connection closes.
+        """
+        return self.deferred.called and self.protocol is not None and self.protocol._active is self
+
+    def malformed(self, text: str) -> None:
+        """
+        Fail on an answer that breaks the protocol, with a message that says
+        so, and raise it so that the protocol closes the connection: what
+        follows can no longer be framed.
+        """
+        # ConnectionLost, since the connection goes: a batch that carries on
+        # after a failed file must stop here.
+        error = ConnectionLost("malformed answer from the server: {}; the connection was closed".format(text))
+        if not self.deferred.called:
+            self.connectionLost()
+            self.deferred.errback(error)
+        raise error
+
 
 class ListRequest(Request):
     def __init__(self, line: bytes) -> None:
@@ -69,13 +91,23 @@ class ListRequest(Request):
         self.entries: List[Entry] = []
 
     def replyReceived(self, reply: wire.Reply) -> None:
-        if reply.code == wire.LIST_ENTRY and len(reply.fields) == 3:
-            name = nameText(wire.decodeName(reply.fields[0]))
-            self.entries.append(Entry(name, int(reply.fields[1]), int(reply.fields[2])))
+        if self.broken:
+            return
+        if reply.code == wire.LIST_ENTRY:
+            try:
+                if len(reply.fields) != 3:
+                    raise FtxError("wrong number of fields")
+                name = nameText(wire.decodeName(reply.fields[0]))
+                entry = Entry(name, wire.parseNumber(reply.fields[1], "size"), wire.parseNumber(reply.fields[2], "mtime"))
+            except FtxError as e:
+                self.malformed("{} in {}".format(e, ascii(reply.text[:80])))
+            self.entries.append(entry)
         elif reply.code == wire.LIST_END:
             self.complete(self.entries)
-        else:
+        elif reply.isError:
             super().replyReceived(reply)
+        else:
+            self.malformed("{} {} in answer to list".format(reply.code, ascii(reply.text[:80])))
 
 
 class DownloadRequest(Request):
@@ -109,12 +141,13 @@ class DownloadRequest(Request):
         self._smallPaused = False
 
     def replyReceived(self, reply: wire.Reply) -> None:
-        if self.deferred.called and self.protocol._active is self:
-            # Failed on a malformed answer: what the server goes on sending
-            # until the connection closes means nothing.
+        if self.broken:
             return
         if reply.code == wire.BODY_FOLLOWS:
-            header = wire.parseFileHeader(reply)
+            try:
+                header = wire.parseFileHeader(reply)
+            except FtxError as e:
+                self.malformed(str(e))
             if header.bodyLength > wire.SMALL_BODY and self._smallFiles is not None and not self._smallFiles.idle:
                 # Small files received earlier go into place before a large
                 # one starts: if the large one is cut off, everything before
@@ -130,18 +163,17 @@ class DownloadRequest(Request):
             self._whenSmallFilesStored().addCallback(lambda _: self._batchEnded())
         elif reply.code == wire.SKIPPED and self.batch:
             pass
-        else:
+        elif reply.isError:
             super().replyReceived(reply)
+        else:
+            self.malformed("{} {} in answer to a download".format(reply.code, ascii(reply.text[:80])))
 
     def _beginFile(self, header: wire.FileHeader) -> None:
         if header.offset != self.offset:
-            # A body from elsewhere than asked cannot be checked nor framed
-            # against what is here: fail, and let the protocol close.
-            error = FtxError("the server sent {} from byte {}, not {} as asked; the connection was closed".format(
+            # A body from elsewhere than asked cannot be checked against
+            # what is here.
+            self.malformed("{} from byte {}, not {} as asked".format(
                 ascii(nameText(header.name)), header.offset, self.offset))
-            self.connectionLost()
-            self.deferred.errback(error)
-            raise error
         self.header = header
         name = nameText(header.name)
         self.refusal = None
