@@ -52,7 +52,7 @@ def checkedSegments(name: bytes) -> List[bytes]:
 
 def _reason(error: PermissionDenied) -> str:
     # splitName's message ends with the name itself; ours already shows it.
-    return str(error).split(":", 1)[0].replace("the root", "the folder")
+    return str(error).split(":", 1)[0]
 
 
 def matchesMask(mask: Optional[bytes], name: bytes) -> bool:
