@@ -324,16 +324,20 @@ class HostileCliTests(TestCase):
     async def test_malformedAnswers(self) -> None:
         """
         Answers that break the protocol (a list entry without a number, a
-        list or download answered with an unrelated success) end the
-        command with one clear line: no traceback, no hang.
+        download answered with an unrelated success, C{df} without
+        figures) end the command with one clear line: no traceback, no
+        hang.
         """
         address = self.serve([GOOD_A], raw={
             "list": ["210 a.jpg big 0", "211 1"],
             "sget": ["200 ok" + EVIL_TEXT.replace(" ", "")],
+            "df": ["212 plenty"],
         })
-        listed = await runCli(self, reactor, address, "list", cwd=self.sandbox.local, timeout=30)
-        fetched = await runCli(self, reactor, address, "sget", "good-a.jpg", cwd=self.sandbox.local, timeout=30)
-        for result in (listed, fetched):
+        results = [
+            await runCli(self, reactor, address, *args, cwd=self.sandbox.local, timeout=30)
+            for args in (("list",), ("sget", "good-a.jpg"), ("df",))
+        ]
+        for result in results:
             self.assertEqual(result.code, EXIT_LOST, result.err)
             self.assertIn("malformed answer from the server", result.err)
             assertNoRawControls(self, result.out, result.err)

@@ -40,10 +40,17 @@ class Request:
         protocol.sendLine(self.line)
 
     def replyReceived(self, reply: wire.Reply) -> None:
+        if self.broken:
+            return
         if reply.isError:
             self.fail(errorFromReply(reply.code, reply.errorMessage()))
-        else:
-            self.complete(self.parse(reply))
+            return
+        try:
+            result = self.parse(reply)
+        except (IndexError, ValueError, FtxError) as e:
+            # A field missing or not a number: the server's fault.
+            self.malformed("{} in {}".format(e.__class__.__name__, ascii(reply.text[:80])))
+        self.complete(result)
 
     def parse(self, reply: wire.Reply):
         return reply
@@ -386,8 +393,10 @@ class UploadRequest(Request):
             self.complete(
                 Transfer(self.name, self.file.name, self.size, digest, self.size - self.offset, self.protocol.checksum)
             )
-        else:
+        elif reply.isError:
             super().replyReceived(reply)
+        else:
+            self.malformed("{} {} in answer to put".format(reply.code, ascii(reply.text[:80])))
 
     def _sentSome(self, count: int) -> None:
         self.sent += count
