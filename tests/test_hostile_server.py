@@ -23,7 +23,8 @@ from ftx.cli.progress import Reporter
 from ftx.cli.terminal import printable
 from ftx.client import connect, safenames
 from ftx.cli.status import EXIT_LOST, EXIT_PERMISSION
-from ftx.errors import UnsafeName
+from ftx.errors import FtxError, UnsafeName
+from ftx.protocol import wire
 from tests.hostile import EVIL_TEXT, RAW_CONTROLS, HostileFactory, listenHostile, runCli
 from tests.reliability import record, snapshot
 from tests.support import temporaryFolder
@@ -445,3 +446,25 @@ class HostileApiTests(TestCase):
             await client.sget("good-a.jpg", target)
         self.sandbox.check(self, set(), refused=1)
         self.assertEqual(len(await client.list()), 1)
+
+    async def test_neverThroughALinkedPartialFile(self) -> None:
+        """
+        A program that names the local path itself is still protected from
+        a link planted in place of the partial file: small and large
+        downloads fail with a local error, the linked file is untouched,
+        the connection goes on.
+        """
+        large = b"L" * (wire.SMALL_BODY + 1)
+        client = await self.connected([(b"small.jpg", b"small"), (b"large.jpg", large)])
+        for name in ("small.jpg", "large.jpg"):
+            victim = os.path.join(self.sandbox.outside, "victim-" + name)
+            with open(victim, "wb") as f:
+                f.write(b"victim")
+            os.symlink(victim, os.path.join(self.sandbox.local, "." + name + ".ftx-partial"))
+        self.sandbox.freeze()
+        for name in ("small.jpg", "large.jpg"):
+            with self.assertRaises(FtxError):
+                await client.sget(name, os.path.join(self.sandbox.local, name))
+        self.sandbox.check(self, set(), refused=2)
+        self.assertEqual(len(await client.list()), 2)
+

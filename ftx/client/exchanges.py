@@ -187,33 +187,47 @@ class DownloadRequest(Request):
         try:
             path = self.destination(header.name, header.size)
         except UnsafeName as e:
-            # The body is read and dropped, so the connection stays in step;
-            # the file fails (at its trailer, or at the end of a batch).
-            path, self.refusal = None, e
-            if self.batch:
-                self.batchError = self.batchError or e
+            path = None
+            self._dropFile(e)
             if self.refused is not None:
                 self.refused(e)
-        self.discarding = path is None
         checksum = self.protocol.checksum
         if path is not None and header.offset == 0 and header.bodyLength <= wire.SMALL_BODY:
             self.small = SmallFile(header.name, path, header.size, checksum)
         elif path is not None:
             hasher = self.prefixHasher if header.offset else checksums.new(checksum)
-            self.current = localfiles.PartialFile(path, header.offset, hasher)
-            # Writing and hashing run in worker threads while this thread
-            # receives (XXH3 right after the write in the same worker,
-            # SHA-1 in one of its own): on two cores that overlaps the costs.
-            self.writer = BackgroundWriter(
-                self.current, self.protocol.reactor, self.protocol.pauseProducing, self._writerCaughtUp, hasher,
-                cheapHash=checksums.cheap(checksum),
-            )
+            try:
+                self.current = localfiles.PartialFile(path, header.offset, hasher)
+            except OSError as e:
+                # A local problem (a link in place of the partial file, a
+                # folder that cannot be written) fails this file only.
+                self._dropFile(localfiles.localError(e, localfiles.partialPath(path)))
+            else:
+                # Writing and hashing run in worker threads while this
+                # thread receives (XXH3 right after the write in the same
+                # worker, SHA-1 in one of its own): on two cores that
+                # overlaps the costs.
+                self.writer = BackgroundWriter(
+                    self.current, self.protocol.reactor, self.protocol.pauseProducing, self._writerCaughtUp, hasher,
+                    cheapHash=checksums.cheap(checksum),
+                )
+        self.discarding = self.small is None and self.current is None
         self._done = header.offset
         self._reportEvery = max(header.size // 1000, 1 << 20)
         self._nextReport = header.offset
         if self.progress:
             self.progress(name, header.offset, header.size)
         self.protocol._receiveBody(header.bodyLength, self)
+
+    def _dropFile(self, error: BaseException) -> None:
+        """
+        Read the coming body and drop it, so the connection stays in step;
+        the file fails with C{error} at its trailer, or at the end of a
+        batch.
+        """
+        self.refusal = error
+        if self.batch:
+            self.batchError = self.batchError or error
 
     def _beginAfterSmallFiles(self, header: wire.FileHeader) -> None:
         self._holding = False
