@@ -17,6 +17,7 @@ import json
 import os
 
 from twisted.internet import reactor
+from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ftx.cli.progress import Reporter
@@ -25,6 +26,7 @@ from ftx.client import connect, safenames
 from ftx.cli.status import EXIT_LOST, EXIT_PERMISSION
 from ftx.errors import FtxError, UnsafeName
 from ftx.protocol import wire
+from tests.clitools import spawn
 from tests.hostile import EVIL_TEXT, RAW_CONTROLS, HostileFactory, listenHostile, runCli
 from tests.reliability import record, snapshot
 from tests.support import temporaryFolder
@@ -375,6 +377,42 @@ class HostileCliTests(TestCase):
         self.sandbox.check(self, {"good-a.jpg"}, refused=4)
         self.assertEqual(refusals(result.err), 4, result.err)
         assertNoRawControls(self, result.out, result.err)
+
+
+    async def test_onATerminal(self) -> None:
+        """
+        On a terminal (bars, a conflict question) a name with bidi controls
+        is shown escaped in the question, the bars and the notes, and
+        nothing of the server's reaches the screen raw.
+        """
+        existing, fresh = "\u202egpj.exe", "\u2066new\u2069.jpg"
+        address = self.serve([(existing.encode(), b"new copy"), (fresh.encode(), b"N" * 5000), GOOD_A])
+        with open(os.path.join(self.sandbox.local, existing), "wb") as f:
+            f.write(b"old copy")
+
+        def onTerminal():
+            import pexpect
+
+            child = spawn(["--server", address, "mget", "*"], cwd=self.sandbox.local)
+            try:
+                child.expect("Overwrite it")
+                shown = child.before + child.after
+                child.sendline("n")
+                child.expect(pexpect.EOF)
+                shown += child.before
+            finally:
+                child.close(force=True)
+            return shown, child.exitstatus
+
+        shown, status = await deferToThread(onTerminal)
+        self.assertEqual(status, 0, shown)
+        text = shown.decode("utf-8", "replace")
+        self.assertIn("\\u202egpj.exe already exists", text)
+        self.assertIn("\\u2066new\\u2069.jpg", text)
+        for raw in ("\u202e", "\u2066", "\u2069", "\x07", "\x1b]"):
+            self.assertNotIn(raw, text)
+        with open(os.path.join(self.sandbox.local, existing), "rb") as f:
+            self.assertEqual(f.read(), b"old copy")
 
 
 class HostileApiTests(TestCase):
