@@ -8,7 +8,7 @@ lines to the request in flight.
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, NoReturn, Optional
 
 from twisted.internet.defer import Deferred, succeed
 
@@ -77,7 +77,7 @@ class Request:
         """
         return self.deferred.called and self.protocol is not None and self.protocol._active is self
 
-    def malformed(self, text: str) -> None:
+    def malformed(self, text: str) -> NoReturn:
         """
         Fail on an answer that breaks the protocol, with a message that says
         so, and raise it so that the protocol closes the connection: what
