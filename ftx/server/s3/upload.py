@@ -54,6 +54,11 @@ class S3Upload:
 
     _log = Logger()
 
+    #: L{finish} composes the object with network calls whose number grows
+    #: with the file: the server runs it in a worker thread, not the
+    #: reactor's (a 64 MiB compose took 2.9 s on SeaweedFS here).
+    finishesInThread = True
+
     def __init__(self, bucket: Bucket, key: str, area: str, name: bytes, size: int, lease: Lease, reservation, checksum: str, shared) -> None:
         self.name = name
         self.size = size
