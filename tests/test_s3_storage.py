@@ -5,6 +5,7 @@ metadata, chunked partial uploads, leases across front ends.
 """
 
 import hashlib
+import os
 import time
 
 import xxhash
@@ -52,3 +53,88 @@ class S3StorageTests(OnS3, _StorageContract, SynchronousTestCase):
 
         e = self.assertRaises(ValueError, openBucket, seaweed.engine().endpoint, "no-such-bucket-here")
         self.assertIn("the bucket no-such-bucket-here does not exist", str(e))
+
+
+class _Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class S3OnlyTests(OnS3, SynchronousTestCase):
+    """
+    What only the object store has: chunks, leases between front ends
+    (two storages over one prefix stand for two processes).
+    """
+
+    def setUp(self):
+        self.makeStorage({})
+        self.clock = _Clock(time.time())
+        self.first = S3Storage(self.s3, self.s3Prefix, leaseSeconds=30, now=self.clock)
+        self.second = S3Storage(self.s3, self.s3Prefix, leaseSeconds=30, now=self.clock)
+
+    def test_chunkSizes(self):
+        self.assertEqual(partials.chunkSizeFor(0), 8 << 20)
+        self.assertEqual(partials.chunkSizeFor(80_000 << 20), 8 << 20)
+        big = partials.chunkSizeFor(1 << 40)
+        self.assertEqual(big % (1 << 20), 0)
+        self.assertLessEqual(-(-(1 << 40) // big), partials.MAX_PARTS)
+
+    def test_chunkedUploadResumedElsewhereMidChunk(self):
+        """
+        20 MiB kept as two full chunks and a short one; a resume through
+        another storage at an offset inside the second chunk keeps the
+        first chunk as it is, and the finish composes the object.
+        """
+        data = os.urandom(20 << 20)
+        upload = self.first.beginUpload(b"big.bin", len(data))
+        for start in range(0, len(data), 1 << 20):
+            upload.store(data[start : start + (1 << 20)])
+        upload.abort(keep=True)
+        state = partials.readState(self.s3, self._area(b"big.bin"))
+        self.assertEqual([c.size for c in state.chunks], [8 << 20, 8 << 20, 4 << 20])
+        self.assertEqual(self.second.partialUpload(b"big.bin"), (len(data), _sha1(data)))
+        offset = 10 << 20
+        upload = self.second.beginUpload(b"big.bin", len(data), offset, _sha1(data[:offset]), checksums.XXH128)
+        self.assertEqual(self.first.partialUpload(b"big.bin"), (offset, _sha1(data[:offset])))
+        upload.store(data[offset:])
+        upload.hasher.update(data[offset:])
+        upload.finish(xxhash.xxh3_128(data).hexdigest())
+        self.assertEqual(hashlib.sha1(self.storedContent(b"big.bin")).hexdigest(), _sha1(data))
+        self.assertEqual(self.first.digest(b"big.bin"), (_sha1(data), len(data)))
+        keys = [o["Key"] for o in self.s3.client.list_objects_v2(Bucket=self.s3.name, Prefix=self.s3Prefix).get("Contents", ())]
+        self.assertEqual(keys, [self.s3Prefix + "big.bin"])
+
+    def test_leaseBetweenFrontEnds(self):
+        upload = self.first.beginUpload(b"x.bin", 4)
+        upload.store(b"ab")
+        e = self.assertRaises(errors.Conflict, self.second.beginUpload, b"x.bin", 4)
+        self.assertEqual(e.message, "an upload to x.bin is already in progress")
+        self.clock.now += 31
+        taken = self.second.beginUpload(b"x.bin", 4)
+        e = self.assertRaises(errors.Conflict, upload.store, b"cd")
+        self.assertEqual(e.message, "the upload of x.bin was taken over by another server after a stall")
+        upload.abort(keep=True)
+        taken.store(b"wxyz")
+        taken.hasher.update(b"wxyz")
+        taken.finish(_sha1(b"wxyz"))
+        self.assertEqual(self.storedContent(b"x.bin"), b"wxyz")
+
+    def test_lostLeaseFinishesNothing(self):
+        upload = self.first.beginUpload(b"y.bin", 2)
+        upload.store(b"ab")
+        upload.hasher.update(b"ab")
+        self.clock.now += 31
+        taken = self.second.beginUpload(b"y.bin", 2)
+        e = self.assertRaises(errors.Conflict, upload.finish, _sha1(b"ab"))
+        self.assertEqual(e.message, "the upload of y.bin was taken over by another server after a stall")
+        self.assertIsNone(self.storedContent(b"y.bin"))
+        taken.abort(keep=False)
+
+    def test_sweepFromTwoFrontEnds(self):
+        self.storePartial(b"old.bin", b"o" * 10, time.time() - 7200)
+        results = [self.first.sweep(3600, time.time()), self.second.sweep(3600, time.time())]
+        self.assertEqual(sorted(r.expired for r in results), [0, 1])
+        self.assertIsNone(self.partialContent(b"old.bin"))
