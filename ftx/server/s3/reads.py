@@ -26,9 +26,11 @@ __all__ = ["S3File", "WHOLE_AT_OPEN"]
 #: L{ftx.protocol.wire.SMALL_BODY}: readSmall must not touch the network.
 WHOLE_AT_OPEN = 1 << 20
 
-#: The read-ahead: pieces of this size, at most AHEAD of them waiting.
-PIECE = 1 << 20
-AHEAD = 16
+#: The read-ahead: pieces of this size, at most AHEAD of them waiting
+#: (16 MiB). The size of the server's reads of a body (SEND_CHUNK), so that
+#: a piece usually goes out as it came, without a copy.
+PIECE = 256 << 10
+AHEAD = 64
 
 # How long a read waits for the engine before it gives up.
 READ_TIMEOUT = 120.0
@@ -82,6 +84,8 @@ class _ReadAhead:
                 return b""
             if isinstance(item, BaseException):
                 raise item
+            if len(item) <= n:
+                return item
             self._left = memoryview(item)
         data, self._left = self._left[:n], self._left[n:]
         return bytes(data)
