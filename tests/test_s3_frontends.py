@@ -7,6 +7,7 @@ command and, where a test must stop mid-body, a raw socket.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import shutil
@@ -76,30 +77,58 @@ class RawUpload:
         self.socket.close()
 
 
+class _FrontEndPair:
+    """
+    Front ends A and B over one bucket and prefix, shared by the tests of
+    L{TwoFrontEndTests}: trial has no C{setUpClass}, so the first test
+    starts them and the last one to finish stops them (by PID); when a run
+    selects only some of the tests, they stop when the interpreter exits.
+    """
+
+    def __init__(self) -> None:
+        self.fronts = None
+        self._left: set = set()
+
+    def __call__(self, case) -> tuple:
+        if self.fronts is None:
+            engine = seaweed.engine()
+            bucket = engine.newBucket()
+            first = frontEnd("shared/", bucket, LEASE)
+            try:
+                second = frontEnd("shared/", bucket, LEASE)
+            except BaseException:
+                stopFrontEnd(first)
+                raise
+            self.fronts = (engine.client, bucket, "shared/", first, second)
+            atexit.register(self._stop)
+            cls = type(case)
+            self._left = {name for name in dir(cls) if name.startswith("test_")}
+        case.addCleanup(self._finished, case._testMethodName)
+        return self.fronts
+
+    def _finished(self, name: str) -> None:
+        self._left.discard(name)
+        if not self._left:
+            self._stop()
+
+    def _stop(self) -> None:
+        fronts, self.fronts = self.fronts, None
+        if fronts is not None:
+            atexit.unregister(self._stop)
+            stopFrontEnd(fronts[3])
+            stopFrontEnd(fronts[4])
+
+
+_PAIR = _FrontEndPair()
+
+
 class TwoFrontEndTests(SynchronousTestCase):
     """
-    Front ends A and B over one bucket and prefix, shared by the tests.
+    Front ends A and B over one bucket and prefix (L{_PAIR}).
     """
 
-    @classmethod
-    def setUpClass(cls) -> None:
-        engine = seaweed.engine()
-        cls.client = engine.client
-        cls.bucket = engine.newBucket()
-        cls.prefix = "shared/"
-        cls.a = frontEnd(cls.prefix, cls.bucket, LEASE)
-        try:
-            cls.b = frontEnd(cls.prefix, cls.bucket, LEASE)
-        except BaseException:
-            stopFrontEnd(cls.a)
-            raise
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        stopFrontEnd(cls.a)
-        stopFrontEnd(cls.b)
-
     def setUp(self) -> None:
+        self.client, self.bucket, self.prefix, self.a, self.b = _PAIR(self)
         self.local = tempfile.mkdtemp(prefix="ftx-local-")
         self.addCleanup(shutil.rmtree, self.local, True)
 
