@@ -138,3 +138,37 @@ class S3OnlyTests(OnS3, SynchronousTestCase):
         results = [self.first.sweep(3600, time.time()), self.second.sweep(3600, time.time())]
         self.assertEqual(sorted(r.expired for r in results), [0, 1])
         self.assertIsNone(self.partialContent(b"old.bin"))
+
+
+class ReadAheadTests(OnS3, SynchronousTestCase):
+    """
+    Downloads read ahead in the bucket's bounded pool; the server reads all
+    of them from one thread, round robin.
+    """
+
+    def test_moreDownloadsThanPoolThreads(self):
+        """
+        With more downloads at once than the pool has threads, each still
+        gets its bytes: a read-ahead job never holds a thread waiting for
+        its reader (which would leave the one reading thread waiting for a
+        job that cannot start).
+        """
+        from ftx.server.s3 import bucket as bucketModule, reads
+
+        self.patch(bucketModule.Bucket, "POOL_SIZE", 2)
+        self.patch(reads, "AHEAD", 2)
+        self.patch(reads, "READ_TIMEOUT", 10.0)
+        if hasattr(reads, "WINDOW"):
+            self.patch(reads, "WINDOW", 256 << 10)
+        contents = {"f{}.bin".format(i).encode(): os.urandom(2 << 20) for i in range(5)}
+        self.makeStorage(contents)
+        opened = [self.storage.openForRead(name)[0] for name in sorted(contents)]
+        got = {f.name: bytearray() for f in opened}
+        try:
+            while any(len(got[f.name]) < f.size for f in opened):
+                for f in opened:
+                    got[f.name] += f.read(64 << 10)
+        finally:
+            for f in opened:
+                f.close()
+        self.assertEqual({name: bytes(data) for name, data in got.items()}, contents)

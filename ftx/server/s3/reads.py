@@ -12,8 +12,8 @@ is read fails the read with a clear error instead.
 from __future__ import annotations
 
 import io
-import queue
 import threading
+from collections import deque
 from typing import Optional
 
 from ftx.errors import Conflict
@@ -26,72 +26,92 @@ __all__ = ["S3File", "WHOLE_AT_OPEN"]
 #: L{ftx.protocol.wire.SMALL_BODY}: readSmall must not touch the network.
 WHOLE_AT_OPEN = 1 << 20
 
-#: The read-ahead: pieces of this size, at most AHEAD of them waiting
-#: (16 MiB). The size of the server's reads of a body (SEND_CHUNK), so that
-#: a piece usually goes out as it came, without a copy.
-PIECE = 256 << 10
-AHEAD = 64
+#: The read-ahead: ranged GETs of WINDOW bytes, at most AHEAD of them
+#: fetched or on their way (16 MiB per download).
+WINDOW = 4 << 20
+AHEAD = 4
 
 # How long a read waits for the engine before it gives up.
 READ_TIMEOUT = 120.0
 
-_END = object()
+
+class _Window:
+    """
+    One ranged GET, run as one job of the bucket's pool. A job never waits
+    for the reader, so that any number of downloads share a bounded pool:
+    a window that waits for a thread only waits for other windows to
+    arrive, never for their readers (which may be the very thread waiting).
+    """
+
+    def __init__(self, bucket: Bucket, key: str, etag: str, start: int, end: int) -> None:
+        self.start = start
+        self.end = end
+        self.data = b""
+        self.error: Optional[BaseException] = None
+        self.cancelled = False
+        self._done = threading.Event()
+        bucket.pool.callInThread(self._run, bucket, key, etag)
+
+    def _run(self, bucket: Bucket, key: str, etag: str) -> None:
+        try:
+            if not self.cancelled:
+                response = bucket.client.get_object(
+                    Bucket=bucket.name, Key=key, Range="bytes={}-{}".format(self.start, self.end - 1), IfMatch=etag
+                )
+                self.data = response["Body"].read()
+        except BaseException as e:
+            self.error = e
+        finally:
+            self._done.set()
+
+    def wait(self) -> bytes:
+        if not self._done.wait(READ_TIMEOUT):
+            raise TimeoutError("the engine did not answer a read in {} s".format(READ_TIMEOUT))
+        if self.error is not None:
+            raise self.error
+        if len(self.data) != self.end - self.start:
+            raise EOFError("the object is shorter than it was")
+        return self.data
 
 
 class _ReadAhead:
     """
-    One ranged GET from C{start} to the end of the object, read in a pool
-    thread into a bounded queue that L{read} takes from.
+    The bytes of an object from C{start} to its end, fetched ahead in
+    windows.
     """
 
     def __init__(self, bucket: Bucket, key: str, etag: str, start: int, size: int) -> None:
-        self._queue: "queue.Queue" = queue.Queue(AHEAD)
-        self._cancelled = threading.Event()
-        self._left = memoryview(b"")
         self._bucket = bucket
-        bucket.pool.callInThread(self._run, key, etag, start, size)
+        self._key = key
+        self._etag = etag
+        self._size = size
+        self._next = start
+        self._windows: "deque[_Window]" = deque()
+        self._data = b""
+        self._offset = 0
+        self._fill()
 
-    def _run(self, key: str, etag: str, start: int, size: int) -> None:
-        try:
-            response = self._bucket.client.get_object(
-                Bucket=self._bucket.name, Key=key, Range="bytes={}-{}".format(start, size - 1), IfMatch=etag
-            )
-            body = response["Body"]
-            try:
-                while not self._cancelled.is_set():
-                    piece = body.read(PIECE)
-                    if not piece:
-                        break
-                    self._put(piece)
-            finally:
-                body.close()
-            self._put(_END)
-        except BaseException as e:
-            self._put(e)
-
-    def _put(self, item) -> None:
-        while not self._cancelled.is_set():
-            try:
-                self._queue.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                continue
+    def _fill(self) -> None:
+        while len(self._windows) < AHEAD and self._next < self._size:
+            end = min(self._size, self._next + WINDOW)
+            self._windows.append(_Window(self._bucket, self._key, self._etag, self._next, end))
+            self._next = end
 
     def read(self, n: int) -> bytes:
-        if not self._left:
-            item = self._queue.get(timeout=READ_TIMEOUT)
-            if item is _END:
+        if self._offset >= len(self._data):
+            if not self._windows:
                 return b""
-            if isinstance(item, BaseException):
-                raise item
-            if len(item) <= n:
-                return item
-            self._left = memoryview(item)
-        data, self._left = self._left[:n], self._left[n:]
-        return bytes(data)
+            self._data = self._windows.popleft().wait()
+            self._offset = 0
+            self._fill()
+        data = self._data[self._offset : self._offset + n]
+        self._offset += len(data)
+        return data
 
     def cancel(self) -> None:
-        self._cancelled.set()
+        for window in self._windows:
+            window.cancelled = True
+        self._windows.clear()
 
 
 class S3File:
@@ -148,8 +168,6 @@ class S3File:
                 self._ahead = _ReadAhead(self._bucket, self.key, self.etag, self._position, self.size)
             try:
                 data = self._ahead.read(n)
-            except queue.Empty:
-                raise unavailable(TimeoutError())
             except Exception as e:
                 self._stopReading()
                 if isPreconditionFailed(e):
