@@ -238,8 +238,6 @@ class S3Storage:
                 segments = splitName(name)
             except FtxError:
                 continue  # a key no ftx name could make (written by other tools)
-            if segments[-1].startswith(b".ftx-tmp-"):
-                continue
             if below is not None and not name.startswith(below):
                 continue
             if maskSegments is not None and not matches(maskSegments, segments):
