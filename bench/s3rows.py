@@ -59,6 +59,19 @@ def _write(path: Path, size: int, seed: int) -> None:
             left -= n
 
 
+def _digests(path: Path) -> dict:
+    import hashlib
+
+    import xxhash
+
+    sha1, xxh = hashlib.sha1(), xxhash.xxh3_128()
+    with open(path, "rb") as f:
+        for piece in iter(lambda: f.read(4 * MiB), b""):
+            sha1.update(piece)
+            xxh.update(piece)
+    return {"ftx-sha1": sha1.hexdigest(), "ftx-xxh128": xxh.hexdigest()}
+
+
 class FrontEnd:
     """
     ``twistd -n ftx`` on a free loopback port, stopped by PID.
@@ -142,7 +155,9 @@ def run(quick: bool, reps: int, workdir: Path) -> str:
             _write(local / "fan" / "f{:02d}.bin".format(i), fanSize, 1000 + i)
         for path in sorted(local.rglob("*")):
             if path.is_file():
-                client.upload_file(str(path), bucket, str(path.relative_to(local)))
+                # With the digests an upload through ftx stores, as files
+                # that arrived through ftx have them.
+                client.upload_file(str(path), bucket, str(path.relative_to(local)), ExtraArgs={"Metadata": _digests(path)})
         s3Args = ("--storage", "s3", "--s3-endpoint", engine.endpoint, "--s3-bucket", bucket)
         overS3 = FrontEnd(scratch, *s3Args)
         fronts.append(overS3)
