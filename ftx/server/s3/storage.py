@@ -344,27 +344,47 @@ class S3Storage:
 
     def beginUpload(self, name: bytes, size: int, offset: int = 0, prefixSha1: Optional[str] = None, checksum: str = SHA1) -> S3Upload:
         full = self._full(name)
+        missing = self._engine(self._foldersToMake, name, full)
         reservation = QuotaReservation(self.quota, size - offset, name)
         try:
-            return self._engine(self._beginUpload, name, full, size, offset, prefixSha1, checksum, reservation)
+            return self._engine(self._beginUpload, name, full, size, offset, prefixSha1, checksum, reservation, missing)
         except BaseException:
             reservation.settle()
             raise
 
-    def _beginUpload(self, name, full, size, offset, prefixSha1, checksum, reservation) -> S3Upload:
-        key = self._key(full)
+    def _foldersToMake(self, name: bytes, full: bytes) -> List[str]:
+        """
+        The folder markers an upload to C{full} must create, outermost
+        first (a folder exists once something was put in it and stays, as
+        on disk). One LIST when the folder exists already.
+
+        @raise Conflict: the name is a folder.
+        @raise NotFound: a file is in the way of a folder.
+        """
         bucket = self._bucket
-        if bucket.anyKey(key + "/"):
+        if bucket.anyKey(self._key(full) + "/"):
             raise Conflict("is a directory: {}".format(nameText(name)))
         segments = full.split(b"/")
-        for depth in range(len(self._home.split(b"/")) if self._home else 1, len(segments)):
-            if bucket.head(self._key(b"/".join(segments[:depth]))) is not None:
+        top = len(self._home.split(b"/")) if self._home else 1
+        missing: List[str] = []
+        for depth in range(len(segments) - 1, top - 1, -1):
+            folder = self._key(b"/".join(segments[:depth]))
+            if bucket.anyKey(folder + "/"):
+                break
+            if bucket.head(folder) is not None:
                 raise NotFound("no such file: {}".format(nameText(name)))
+            missing.insert(0, folder + "/")
+        return missing
+
+    def _beginUpload(self, name, full, size, offset, prefixSha1, checksum, reservation, missing) -> S3Upload:
+        bucket = self._bucket
         area = areaOf(self._shared.root, full)
         lease = Lease(bucket, area + "lease", name, self._shared.leaseSeconds, self._shared.now)
         lease.acquire()
         try:
-            upload = S3Upload(bucket, key, area, name, size, lease, reservation, checksum, self._shared)
+            for marker in missing:
+                bucket.client.put_object(Bucket=bucket.name, Key=marker, Body=b"")
+            upload = S3Upload(bucket, self._key(full), area, name, size, lease, reservation, checksum, self._shared)
             upload.start(offset, prefixSha1)
         except BaseException:
             lease.release()

@@ -9,7 +9,7 @@ not an error.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Set
 
 from ftx.errors import Conflict
 from ftx.protocol.names import PARTIAL_SUFFIX
@@ -25,7 +25,8 @@ _AREA_END = PARTIAL_SUFFIX.decode() + "/"
 
 def sweepBucket(bucket: Bucket, root: str, ttl: float, now: float, leaseSeconds: float, clock: Callable[[], float]) -> SweepResult:
     hidden = root + HIDDEN + "/"
-    used = 0
+    used = files = 0
+    folders: Set[str] = set()
     areas: Dict[str, List[dict]] = {}
     for item in bucket.listKeys(root):
         key = item["Key"]
@@ -34,8 +35,10 @@ def sweepBucket(bucket: Bucket, root: str, ttl: float, now: float, leaseSeconds:
             if end >= 0:
                 areas.setdefault(key[: end + len(_AREA_END)], []).append(item)
             continue
+        _addFolders(folders, key[len(root) :])
         if not key.endswith("/"):
             used += int(item["Size"])
+            files += 1
     expired = 0
     for area, items in areas.items():
         state = readState(bucket, area)
@@ -44,14 +47,15 @@ def sweepBucket(bucket: Bucket, root: str, ttl: float, now: float, leaseSeconds:
         else:
             updated = max(item["LastModified"].timestamp() for item in items)
         chunks = sum(int(i["Size"]) for i in items if "/chunk-" in i["Key"][len(area) - 1 :])
+        kept = state is not None
         if updated >= now - ttl:
-            used += chunks
+            used, files = used + chunks, files + kept
             continue
         lease = Lease(bucket, area + "lease", area.encode(), leaseSeconds, clock)
         try:
             lease.acquire()
         except Conflict:
-            used += chunks  # an upload holds it
+            used, files = used + chunks, files + kept  # an upload holds it
             continue
         try:
             dropArea(bucket, [i["Key"] for i in items if not i["Key"].endswith("/lease")])
@@ -61,6 +65,16 @@ def sweepBucket(bucket: Bucket, root: str, ttl: float, now: float, leaseSeconds:
             expired += 1
     _abortOldMultiparts(bucket, root, now - ttl)
     return SweepResult(expired, used)
+
+
+def _addFolders(folders: Set[str], name: str) -> None:
+    """
+    Add the folders that hold C{name} (a key from the root; a folder
+    marker ends in C{/} and is a folder itself).
+    """
+    parts = name.split("/")
+    for depth in range(1, len(parts)):
+        folders.add("/".join(parts[:depth]))
 
 
 def _abortOldMultiparts(bucket: Bucket, root: str, before: float) -> None:
