@@ -16,7 +16,7 @@ from ftx.protocol import checksums
 from ftx.server.s3 import S3Storage, openBucket
 from ftx.server.s3 import partials
 from tests.storages import OnS3
-from tests.test_storage import FILES, _StorageContract, _sha1
+from tests.test_storage import _StorageContract, _sha1
 
 
 class S3StorageTests(OnS3, _StorageContract, SynchronousTestCase):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import threading
+import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 from zope.interface import implementer
@@ -28,7 +29,7 @@ from ftx.protocol import checksums
 from ftx.protocol.checksums import SHA1, XXH128
 from ftx.protocol.names import matches, splitName
 from ftx.protocol.wire import EMPTY_SHA1, nameText
-from ftx.server.s3.bucket import Bucket, unavailable
+from ftx.server.s3.bucket import Bucket, errorCode, isNotFound, unavailable
 from ftx.server.s3.leases import Lease
 from ftx.server.s3.partials import HIDDEN, areaOf, readState
 from ftx.server.s3.reads import WHOLE_AT_OPEN, S3File
@@ -73,8 +74,6 @@ def openBucket(endpoint: str, bucket: str, region: Optional[str] = None) -> Buck
     try:
         client.head_bucket(Bucket=bucket)
     except Exception as e:
-        from ftx.server.s3.bucket import errorCode
-
         code = errorCode(e)
         if code in ("404", "NoSuchBucket"):
             raise ValueError("the bucket {} does not exist at {}; create it first".format(bucket, endpoint))
@@ -144,8 +143,6 @@ class S3Storage:
         if prefix and not prefix.endswith("/"):
             prefix += "/"
         if _shared is None:
-            import time
-
             _shared = _Shared(bucket, prefix, quota, capacity, leaseSeconds, now or time.time)
         self._shared = _shared
         self._bucket = _shared.bucket
@@ -260,8 +257,6 @@ class S3Storage:
             # be, and the open file keeps its bytes (see reads.py).
             response = client.get_object(Bucket=bucket, Key=key, Range="bytes=0-{}".format(WHOLE_AT_OPEN - 1))
         except Exception as e:
-            from ftx.server.s3.bucket import errorCode, isNotFound
-
             if isNotFound(e):
                 raise self._missing(name, full)
             if errorCode(e) != "InvalidRange":

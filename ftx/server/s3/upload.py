@@ -12,7 +12,6 @@ half-made file under the final name.
 from __future__ import annotations
 
 import hashlib
-import time
 from typing import List, Optional
 
 import xxhash
