@@ -52,3 +52,20 @@ class StorageOptionTests(SynchronousTestCase):
         self.assertIsInstance(factory.storage, S3Storage)
         self.assertEqual(factory.storage.location, "s3://{}/files/".format(bucket))
         self.assertEqual(factory.storage.diskSpace(), (10 << 30, 10 << 30))
+
+    def test_refusedCredentials(self):
+        """
+        Credentials come from the environment (boto3's chain); wrong ones
+        are a clear error before the server starts.
+        """
+        import os
+
+        engine = seaweed.engine()
+        bucket = engine.newBucket()
+        environment = dict(os.environ, AWS_SECRET_ACCESS_KEY="wrong")
+        self.patch(os, "environ", environment)
+        e = self.assertRaises(usage.UsageError, _parse, "--storage", "s3", "--s3-endpoint", engine.endpoint, "--s3-bucket", bucket)
+        self.assertEqual(
+            str(e),
+            "access to the bucket {} at {} was refused: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials".format(bucket, engine.endpoint),
+        )

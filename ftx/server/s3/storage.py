@@ -65,7 +65,9 @@ def openBucket(endpoint: str, bucket: str, region: Optional[str] = None) -> Buck
         from botocore.config import Config
     except ImportError:
         raise ValueError("--storage s3 needs boto3: pip install 'ftx[s3]'")
-    client = boto3.client(
+    # A session of its own: credentials are looked up now, from the chain
+    # as it is, not from what boto3's default session cached earlier.
+    client = boto3.session.Session().client(
         "s3",
         endpoint_url=endpoint,
         region_name=region or "us-east-1",
