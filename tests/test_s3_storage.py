@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from ftx import errors
 from ftx.protocol import checksums
 from ftx.server.s3 import S3Storage, openBucket
-from ftx.server.s3 import partials
+from ftx.server.s3 import partials, reads
 from tests.storages import OnS3
 from tests.test_storage import _StorageContract, _sha1
 
@@ -153,7 +153,7 @@ class ReadAheadTests(OnS3, SynchronousTestCase):
         its reader (which would leave the one reading thread waiting for a
         job that cannot start).
         """
-        from ftx.server.s3 import bucket as bucketModule, reads
+        from ftx.server.s3 import bucket as bucketModule
 
         self.patch(bucketModule.Bucket, "POOL_SIZE", 2)
         self.patch(reads, "AHEAD", 2)
@@ -172,3 +172,21 @@ class ReadAheadTests(OnS3, SynchronousTestCase):
             for f in opened:
                 f.close()
         self.assertEqual({name: bytes(data) for name, data in got.items()}, contents)
+
+    def test_replacedWhileRead(self):
+        """
+        A large object replaced while it is read fails the read, as an
+        L{OSError} (which ends a download) and with a message for people:
+        never bytes of two versions.
+        """
+        self.patch(reads, "WINDOW", 256 << 10)
+        self.patch(reads, "AHEAD", 1)
+        self.makeStorage({b"big.bin": b"a" * (3 << 20)})
+        f, size = self.storage.openForRead(b"big.bin")
+        with f:
+            self.assertEqual(f.read(4), b"aaaa")
+            f.seek(2 << 20)
+            self.s3.client.put_object(Bucket=self.s3.name, Key=self.s3Prefix + "big.bin", Body=b"b" * (3 << 20))
+            e = self.assertRaises(OSError, f.read, 1 << 10)
+        self.assertIsInstance(e, errors.Conflict)
+        self.assertEqual(e.message, "big.bin changed while it was read; read it again")

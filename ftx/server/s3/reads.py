@@ -16,11 +16,11 @@ import threading
 from collections import deque
 from typing import Optional
 
-from ftx.errors import Conflict
+from ftx.errors import Conflict, Unavailable
 from ftx.protocol.wire import nameText
 from ftx.server.s3.bucket import Bucket, isPreconditionFailed, unavailable
 
-__all__ = ["S3File", "WHOLE_AT_OPEN"]
+__all__ = ["S3File", "WHOLE_AT_OPEN", "ChangedWhileRead", "ReadFailed"]
 
 #: Objects up to this size are fetched whole when opened. At least
 #: L{ftx.protocol.wire.SMALL_BODY}: readSmall must not touch the network.
@@ -33,6 +33,21 @@ AHEAD = 4
 
 # How long a read waits for the engine before it gives up.
 READ_TIMEOUT = 120.0
+
+
+class ChangedWhileRead(Conflict, OSError):
+    """
+    The object was replaced while it was read. An L{OSError} too, so that
+    the server's body sender, which ends a transfer on one, ends the
+    download cleanly instead of stalling on an unexpected error.
+    """
+
+
+class ReadFailed(Unavailable, OSError):
+    """
+    The engine failed while an object was read (an L{OSError} too, as
+    L{ChangedWhileRead}).
+    """
 
 
 class _Window:
@@ -171,8 +186,8 @@ class S3File:
             except Exception as e:
                 self._stopReading()
                 if isPreconditionFailed(e):
-                    raise Conflict("{} changed while it was read; read it again".format(nameText(self.name)))
-                raise unavailable(e)
+                    raise ChangedWhileRead("{} changed while it was read; read it again".format(nameText(self.name)))
+                raise ReadFailed(unavailable(e).message)
         self._position += len(data)
         return data
 
