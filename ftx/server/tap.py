@@ -21,6 +21,7 @@ from ftx.server.filesystem import FilesystemStorage
 from ftx.server.lifecycle import SweepService, drain
 from ftx.server.limits import Quota
 from ftx.server.protocol import FtxServerFactory, ServerPolicy
+from ftx.server.s3 import options as storageOptions
 
 
 def parseDuration(text: str) -> float:
@@ -87,14 +88,16 @@ class Options(usage.Options, strcred.AuthOptionMixin):
     optFlags = [
         ["read-only", None, "Refuse put and delete."],
     ]
+    optParameters += storageOptions.OPTIONS
 
     def postOptions(self) -> None:
         port = self["port"]
         if port.isdigit():
             port = "tcp:" + port
         self["port"] = port
+        storageOptions.checkStorage(self, parseSize, parseDuration)
         root = self["root"]
-        if not os.path.isdir(root):
+        if self["storage"] == "local" and not os.path.isdir(root):
             raise usage.UsageError("--root must be an existing directory: {!r}".format(root))
         self["root"] = os.path.abspath(root)
         if self["max-upload-size"] is not None:
@@ -140,7 +143,10 @@ def makeFactory(options: Options, reactor) -> FtxServerFactory:
         uploadTakeover=options["upload-takeover"] or None,
     )
     quota = Quota(options["quota"]) if options["quota"] is not None else None
-    storage = FilesystemStorage(options["root"], quota)
+    if options["storage"] == "s3":
+        storage = storageOptions.makeStorage(options, quota, reactor)
+    else:
+        storage = FilesystemStorage(options["root"], quota)
     return FtxServerFactory(storage, reactor, policy, auth.fromOptions(options, storage, reactor))
 
 
