@@ -41,7 +41,7 @@ class Request:
 
     def replyReceived(self, reply: wire.Reply) -> None:
         if reply.isError:
-            self.fail(errorFromReply(reply.code, reply.errorMessage()))
+            self.fail(errorFromReply(reply.code, reply.errorMessage(), reply.fields[0] if reply.fields else ""))
         else:
             self.complete(self.parse(reply))
 
@@ -323,8 +323,11 @@ class UploadRequest(Request):
         elif reply.code == wire.STORED:
             self.file.close()
             digest = reply.fields[2] if len(reply.fields) > 2 else ""
+            # The name the server stored it under: another one when it
+            # was asked to rename rather than replace.
+            stored = nameText(wire.decodeName(reply.fields[0])) if reply.fields else self.name
             self.complete(
-                Transfer(self.name, self.file.name, self.size, digest, self.size - self.offset, self.protocol.checksum)
+                Transfer(stored, self.file.name, self.size, digest, self.size - self.offset, self.protocol.checksum)
             )
         else:
             super().replyReceived(reply)

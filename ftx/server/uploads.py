@@ -21,6 +21,7 @@ from ftx.protocol import checksums, wire
 from ftx.protocol.wire import decodeName, encodeName, parseDigest, parseNumber
 from ftx.server.connection import checkArity
 from ftx.server.readgate import COMMAND, DISK_BEHIND, ReadGate
+from ftx.server.storage import PUT_MODES, PUT_REPLACE
 
 
 class Uploads:
@@ -78,8 +79,15 @@ class Uploads:
 
     @inlineCallbacks
     def put(self, args):
+        mode = PUT_REPLACE
+        if len(args) in (3, 5):
+            # The last field says what to do if the name is taken
+            # (docs/protocol.rst, "put modes").
+            args, mode = args[:-1], args[-1]
+            if mode not in PUT_MODES:
+                raise BadRequest("unknown put mode {!r}; expected one of {}".format(mode[:40], ", ".join(PUT_MODES)))
         if len(args) not in (2, 4):
-            raise BadRequest("usage: put NAME SIZE [OFFSET PREFIX-SHA1]")
+            raise BadRequest("usage: put NAME SIZE [OFFSET PREFIX-SHA1] [replace|new|rename]")
         name = decodeName(args[0])
         size = parseNumber(args[1], "size")
         offset, prefix = 0, None
@@ -98,9 +106,9 @@ class Uploads:
         if quota is not None and not quota.counted:
             yield quota.whenCounted()
         if offset:
-            upload = yield connection.threaded(storage.beginUpload, name, size, offset, prefix, connection.checksum)
+            upload = yield connection.threaded(storage.beginUpload, name, size, offset, prefix, connection.checksum, mode)
         else:
-            upload = storage.beginUpload(name, size, 0, None, connection.checksum)
+            upload = storage.beginUpload(name, size, 0, None, connection.checksum, mode)
         if connection.disconnected:
             upload.abort(keep=self._keepPartial(upload))
             return
@@ -124,8 +132,8 @@ class Uploads:
         if error is not None:
             upload.abort(keep=False)
             raise error
-        upload.finish(digest)
-        connection.reply(wire.formatLine(wire.STORED, encodeName(name), size, digest))
+        stored = upload.finish(digest) or name
+        connection.reply(wire.formatLine(wire.STORED, encodeName(stored), size, digest))
         connection.logged("put", name, size - offset, started)
 
     def _keepPartial(self, upload) -> bool:

@@ -1,0 +1,105 @@
+"""
+Folders on the filesystem: C{mkdir} and C{rmtree} for
+L{ftx.server.filesystem.FilesystemStorage}.
+
+Both work on directory file descriptors opened and checked one level at a
+time (the storage's C{openDirectory}), and never follow a symbolic link: a
+link swapped in during a removal is removed, not entered.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from typing import Callable
+
+from ftx.errors import AlreadyExists, Conflict, NotFound
+from ftx.protocol.names import splitName
+from ftx.protocol.wire import nameText
+from ftx.server.oserrors import errorFromOS
+
+__all__ = ["makeFolder", "removeFolder"]
+
+
+def makeFolder(openDirectory: Callable[[list, bool], int], name: bytes) -> None:
+    """
+    Create the folder C{name} and the missing ones above it.
+
+    @raise AlreadyExists: a file holds the name or one above it.
+    """
+    segments = splitName(name)
+    try:
+        fd = openDirectory(segments, True)
+    except (NotADirectoryError, FileExistsError):
+        raise AlreadyExists("a file is in the way of the folder {}".format(nameText(name)))
+    except OSError as e:
+        raise errorFromOS(e, name)
+    os.close(fd)
+
+
+def removeFolder(openDirectory, refuseOutwardLink, quota, name: bytes) -> int:
+    """
+    Remove the folder C{name} and everything below it; returns how many
+    files went. Runs in a worker thread.
+    """
+    segments = splitName(name)
+    try:
+        parentFd = openDirectory(segments[:-1], False)
+    except OSError as e:
+        raise errorFromOS(e, name)
+    leaf = segments[-1]
+    try:
+        refuseOutwardLink(parentFd, leaf, name)
+        try:
+            st = os.stat(leaf, dir_fd=parentFd, follow_symlinks=False)
+        except FileNotFoundError:
+            raise NotFound("no such folder: {}".format(nameText(name)))
+        if not stat.S_ISDIR(st.st_mode):
+            raise Conflict("not a folder: {}".format(nameText(name)))
+        try:
+            fd = os.open(leaf, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parentFd)
+        except OSError as e:
+            raise errorFromOS(e, name)
+        try:
+            removed, freed = _emptyFolder(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.rmdir(leaf, dir_fd=parentFd)
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                raise errorFromOS(e, name)
+    finally:
+        os.close(parentFd)
+    if quota is not None and freed:
+        quota.freed(freed)
+    return removed
+
+
+def _emptyFolder(fd: int):
+    """
+    Remove what is in the folder open as C{fd}, deepest first; returns the
+    files removed and their bytes. A name another client removed meanwhile
+    is no error.
+    """
+    removed = freed = 0
+    for _, dirnames, filenames, dirFd in os.fwalk(".", dir_fd=fd, topdown=False, follow_symlinks=False):
+        for filename in filenames:
+            try:
+                st = os.stat(filename, dir_fd=dirFd, follow_symlinks=False)
+                os.unlink(filename, dir_fd=dirFd)
+            except FileNotFoundError:
+                continue
+            removed += 1
+            if stat.S_ISREG(st.st_mode):
+                freed += st.st_size
+        for dirname in dirnames:
+            try:
+                os.rmdir(dirname, dir_fd=dirFd)
+            except NotADirectoryError:
+                # A link to a folder: fwalk lists it with the folders.
+                os.unlink(dirname, dir_fd=dirFd)
+            except FileNotFoundError:
+                pass
+    return removed, freed
