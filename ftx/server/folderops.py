@@ -15,11 +15,13 @@ import stat
 from typing import Callable
 
 from ftx.errors import AlreadyExists, Conflict, NotFound
-from ftx.protocol.names import splitName
+from ftx.protocol.names import PARTIAL_SUFFIX, splitName
 from ftx.protocol.wire import nameText
 from ftx.server.oserrors import errorFromOS
 
 __all__ = ["makeFolder", "removeFolder"]
+
+_PARTIAL = PARTIAL_SUFFIX.decode("ascii")
 
 
 def makeFolder(openDirectory: Callable[[list, bool], int], name: bytes) -> None:
@@ -91,7 +93,8 @@ def _emptyFolder(fd: int):
                 os.unlink(filename, dir_fd=dirFd)
             except FileNotFoundError:
                 continue
-            removed += 1
+            # Partial uploads go too, but are not files a client counts.
+            removed += not (filename.startswith(".") and filename.endswith(_PARTIAL))
             if stat.S_ISREG(st.st_mode):
                 freed += st.st_size
         for dirname in dirnames:
