@@ -7,6 +7,7 @@ used space as df(1) counts it.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 
@@ -136,6 +137,24 @@ class FilesystemFolderTests(OnFilesystem, _Contract, SynchronousTestCase):
         os.symlink("nowhere", os.path.join(self.storageRoot, "planted"))
         self.assertEqual(_put(self.storage, b"planted", b"p", PUT_RENAME), b"planted (1)")
         self.assertTrue(os.path.islink(os.path.join(self.storageRoot, "planted")))
+
+
+    def test_withoutHardLinks(self):
+        """
+        Where hard links are refused, an exclusive create claims the name
+        before the rename: still no file replaced.
+        """
+
+        def refused(*args, **kwargs):
+            raise OSError(errno.EPERM, "Operation not permitted")
+
+        self.patch(os, "link", refused)
+        self.assertEqual(_put(self.storage, b"a.txt", b"1", PUT_RENAME), b"a (1).txt")
+        self.assertEqual(self.storedContent(b"a (1).txt"), b"1")
+        upload = _begin(self.storage, b"late.txt", b"mine", PUT_NEW)
+        self.placeFile(b"late.txt", b"theirs")
+        self.assertRaises(errors.AlreadyExists, upload.finish, hashlib.sha1(b"mine").hexdigest())
+        self.assertEqual(self.storedContent(b"late.txt"), b"theirs")
 
 
 class MemoryFolderTests(InMemory, _Contract, SynchronousTestCase):

@@ -12,6 +12,7 @@ which claims names (L{ftx.server.storage.UploadClaims}) for them.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import stat
@@ -175,14 +176,31 @@ class Upload:
             candidates = itertools.chain(candidates, renamedLeaves(self._leaf))
         for leaf in candidates:
             try:
-                os.link(self._partial, leaf, src_dir_fd=self._dirFd, dst_dir_fd=self._dirFd, follow_symlinks=False)
+                self._takeName(leaf)
             except FileExistsError:
                 continue
-            os.unlink(self._partial, dir_fd=self._dirFd)
             return leaf
         if self.mode == PUT_NEW:
             raise AlreadyExists("{} already exists on the server; nothing was changed".format(nameText(self.name)))
         raise AlreadyExists("no free name like {} on the server".format(nameText(self.name)))
+
+    def _takeName(self, leaf: bytes) -> None:
+        """
+        Move the partial file to C{leaf} unless something holds it.
+
+        @raise FileExistsError: something does.
+        """
+        try:
+            os.link(self._partial, leaf, src_dir_fd=self._dirFd, dst_dir_fd=self._dirFd, follow_symlinks=False)
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                raise
+            # No hard links here (some network and FAT file systems): claim
+            # the name with an exclusive create, then rename over it.
+            os.close(os.open(leaf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=self._dirFd))
+            os.replace(self._partial, leaf, src_dir_fd=self._dirFd, dst_dir_fd=self._dirFd)
+            return
+        os.unlink(self._partial, dir_fd=self._dirFd)
 
     def abort(self, keep: bool) -> None:
         """
