@@ -24,7 +24,7 @@ from ftx.cli.progress import humanSize
 from ftx.cli.remotefiles import Tally, folderForm, hasWildcard, keepMtime, localSha1, lookUp, useR
 from ftx.client import localfiles
 from ftx.client.results import Entry
-from ftx.errors import BadOffset, Conflict, ConnectionLost, FtxError, IntegrityError, NotFound
+from ftx.errors import BadOffset, BadRequest, Conflict, ConnectionLost, FtxError, IntegrityError, NotFound
 from ftx.protocol import checksums
 from ftx.protocol.names import matches
 
@@ -148,6 +148,8 @@ def _file(ctx, command: str, text: str) -> Entry:
 
 def doSget(ctx, args) -> int:
     text = ctx.name(args.name)
+    if args.output == STDOUT and (getattr(args, "recursive", False) or getattr(args, "resume", False)):
+        raise BadRequest("-o - writes one whole file to stdout; it cannot go with -r or -c")
     if getattr(args, "recursive", False):
         return _sgetTree(ctx, args, text)
     entry = _file(ctx, "sget", text)
