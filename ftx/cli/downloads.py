@@ -336,8 +336,7 @@ def _download(ctx, args, label: str, matched, planned) -> int:
         skipped = len(planned) - len(plans) - failedEarly
         ctx.reporter.note("{}: {} fetched, {} skipped, {} failed{}".format(
             label, done, skipped, len(tally.failures) - refused,
-            ", {} refused (a local file is in the way: use --overwrite, --rename or --skip)".format(refused)
-            if refused else ""))
+            ", {} refused".format(refused) if refused else ""))
     tally.finish()
     return 0
 

@@ -116,7 +116,8 @@ class Tally:
         """
         self.failures.append(error)
         if reporter is not None and self.count > 1:
-            reporter.error("{}: {}".format(label, error) if label else str(error))
+            text = str(error)
+            reporter.error("{}: {}".format(label, text) if label and not text.startswith(label) else text)
 
     def finish(self) -> None:
         if not self.failures:

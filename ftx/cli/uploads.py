@@ -96,8 +96,7 @@ def _putAll(ctx, args, uploads, shown: Optional[str] = None) -> int:
     if len(uploads) > 1:
         ctx.reporter.note("put: {} sent, {} failed{}{}".format(
             sent, len(tally.failures) - refused, ", {} skipped".format(skipped) if skipped else "",
-            ", {} refused (already on the server: use --overwrite, --rename or --skip)".format(refused)
-            if refused else ""))
+            ", {} refused".format(refused) if refused else ""))
     tally.finish()
     return 0
 
