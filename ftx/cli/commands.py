@@ -11,6 +11,7 @@ main thread and wait for the reactor thread (see L{ftx.cli.reactorthread}).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import List, Optional
 
@@ -72,11 +73,14 @@ class Context:
         What to add to "interrupted" about the download in progress: which
         partial file was kept, and the command that continues it.
         """
-        if not self.current:
+        if not self.current or not self.currentPath:
             return ""
         from ftx.client.localfiles import partialPath
 
-        kept = partialPath(self.currentPath) if self.currentPath else "the partial download"
+        kept = partialPath(self.currentPath)
+        if not os.path.isfile(kept):
+            # A small file is received in memory: nothing was kept.
+            return ""
         return "; the partial download is kept as {} ('{}sget {}' continues it)".format(kept, prefix, self.current)
 
 

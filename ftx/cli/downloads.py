@@ -383,6 +383,8 @@ def _fetchTogether(ctx, matched, plans) -> Set[str]:
                 update(name, done, total)
 
         def received(transfer) -> None:
+            if ctx.current == transfer.name:
+                ctx.downloading(None)
             fetched.add(transfer.name)
             bars.pop(transfer.name, None)
             ctx.reporter.transferDone(transfer.size)
@@ -392,13 +394,14 @@ def _fetchTogether(ctx, matched, plans) -> Set[str]:
         try:
             ctx.call("mget", serverMask or "*", ".", progress, accept, received)
         except ConnectionLost:
+            ctx.downloading(None)
             raise
         except FtxError:
             # Whatever did not arrive is fetched again one by one below,
             # where each failure is reported on its own.
             pass
-        finally:
-            ctx.downloading(None)
+        # Not on KeyboardInterrupt: the message on leaving names the file.
+        ctx.downloading(None)
         if bars:
             # Started but not finished: off the screen, not counted as done.
             ctx.reporter.transferDone(0)
