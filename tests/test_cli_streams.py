@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from ftx.cli import status as cli
-from tests.clitools import SharedServer, ftx, temporaryFolder
+from tests.clitools import FTX, SharedServer, ftx, temporaryFolder
 from tests.support import runFtx
 
 BIG = bytes(range(256)) * 8192  # 2 MiB
@@ -80,6 +81,23 @@ class ContinueTests(SynchronousTestCase):
         self.assertEqual(result.stdout, BIG)
         self.assertIn("received big.bin -> stdout", result.err)
         self.assertEqual(list(self.local.iterdir()), [])
+
+    def test_stdoutClosedEarlyEndsQuietly(self) -> None:
+        """
+        C{ftx sget big.bin -o - | head -c 10}: the reader goes away, and so
+        does ftx, at once and without a word, with the status C{ls | head}
+        gives.
+        """
+        process = subprocess.Popen(
+            [FTX, "--server", self.server.address, "sget", "big.bin", "-o", "-"], cwd=str(self.local),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        self.assertEqual(process.stdout.read(10), BIG[:10])
+        process.stdout.close()
+        err = process.stderr.read()
+        process.stderr.close()
+        self.assertEqual(process.wait(30), 141)
+        self.assertEqual(err, b"")
 
     def test_shellScriptExitsWithItsLastFailure(self) -> None:
         run = lambda script: runFtx(["--server", self.server.address, "shell"], cwd=str(self.local), input=script)

@@ -6,6 +6,7 @@ third figure of df.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
@@ -71,6 +72,13 @@ class WireTests(SynchronousTestCase):
         failure = self.failure(self.client.rmtree("photos"), errors.NotFound)
         self.assertEqual(str(failure.value), "no such folder: photos")
         self.failure(self.client.rmtree("../x"), errors.PermissionDenied)
+
+    def test_sgetToAStream(self) -> None:
+        stream = io.BytesIO()
+        transfer = self.result(self.client.sget("photos/x.jpg", "stdout", stream=stream))
+        self.assertEqual(stream.getvalue(), b"x")
+        self.assertEqual((transfer.name, transfer.path, transfer.size), ("photos/x.jpg", "stdout", 1))
+        self.assertFalse(os.path.exists("stdout"))
 
     def test_dfHasUsed(self) -> None:
         space = self.result(self.client.df())

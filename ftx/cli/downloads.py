@@ -14,9 +14,7 @@ status.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 from typing import Dict, List, Optional, Set
 
 from ftx.cli.conflicts import RENAME, SKIP, Refused, Resolver
@@ -164,28 +162,68 @@ def doSget(ctx, args) -> int:
     return 0
 
 
+#: The status of a command whose reader went away, as C{ls | head} gives.
+EXIT_PIPE_CLOSED = 128 + 13
+
+
+class _Pipe:
+    """
+    Stdout for a streamed download, written from a worker thread. When the
+    reader goes away (C{| head}) the rest is not wanted: the connection is
+    dropped rather than the file read to its end for nobody.
+    """
+
+    def __init__(self, out, whenClosed) -> None:
+        self.out = out
+        self.whenClosed = whenClosed
+        self.closed = False
+
+    def write(self, data) -> None:
+        if self.closed:
+            return
+        try:
+            self.out.write(data)
+        except BrokenPipeError:
+            self._close()
+
+    def flush(self) -> None:
+        if not self.closed:
+            try:
+                self.out.flush()
+            except BrokenPipeError:
+                self._close()
+
+    def _close(self) -> None:
+        self.closed = True
+        self.whenClosed()
+
+
 def _toStdout(ctx, entry: Entry) -> int:
     """
-    Download into a temporary file, then copy it to stdout: what reaches
-    stdout has been checked, and a download cut off leaves nothing half
-    written in a pipe.
+    Write the file to stdout as it arrives, like C{curl}: the digest is
+    checked at the end, and a mismatch or a cut-off connection gives a
+    non-zero status (6 or 8) after the bytes went out; a pipeline checks
+    it (C{set -o pipefail}). A reader that stops early ends the command
+    quietly.
     """
-    folder = tempfile.mkdtemp(prefix="ftx-stdout-")
+    sys.stdout.flush()
+    client, reactor = ctx.connection.client, ctx.connection.runner.reactor
+    pipe = _Pipe(sys.stdout.buffer, lambda: reactor.callFromThread(client.protocol.transport.abortConnection))
+    progress = ctx.reporter.transfer(entry.name, entry.size)
     try:
-        path = os.path.join(folder, "download")
-        progress = ctx.reporter.transfer(entry.name, entry.size)
-        try:
-            transfer = ctx.call("sget", entry.name, path, progress)
-        finally:
-            ctx.reporter.transferDone(entry.size)
-        out = sys.stdout.buffer
-        sys.stdout.flush()
-        with open(path, "rb") as f:
-            shutil.copyfileobj(f, out, 1 << 20)
-        out.flush()
-        _noteReceived(ctx, transfer, "stdout")
+        transfer = ctx.call("sget", entry.name, "stdout", progress, stream=pipe)
+    except FtxError:
+        if not pipe.closed:
+            raise
     finally:
-        shutil.rmtree(folder, True)
+        ctx.reporter.transferDone(entry.size)
+    if pipe.closed:
+        # Nothing more can reach stdout, not even Python's flush on exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_PIPE_CLOSED
+    _noteReceived(ctx, transfer)
     return 0
 
 

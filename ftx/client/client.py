@@ -70,14 +70,24 @@ class FtxClient:
         fields = [encodeName(mask)] if mask else []
         return self.protocol.request(ListRequest(wire.formatCommand("list", *fields)))
 
-    def sget(self, name: str, path: Optional[str] = None, progress: Optional[Progress] = None) -> "Deferred[Transfer]":
+    def sget(
+        self, name: str, path: Optional[str] = None, progress: Optional[Progress] = None, stream=None
+    ) -> "Deferred[Transfer]":
         """
         Download C{name} to C{path} (default: its base name in the current
         folder). The file appears at C{path} only once complete and checked;
         if the transfer is cut off, the part received is kept for L{cget}.
+
+        With C{stream} (a binary file object such as C{sys.stdout.buffer})
+        the bytes are written to it as they arrive instead, and C{path} is
+        only the name the L{Transfer} reports: the digest is checked at the
+        end, and a mismatch fails with L{ftx.errors.IntegrityError} after
+        the bytes went out, as C{curl} does.
         """
         target = path if path is not None else os.path.basename(name)
-        request = DownloadRequest(wire.formatCommand("sget", encodeName(name)), lambda n, s: target, progress)
+        request = DownloadRequest(
+            wire.formatCommand("sget", encodeName(name)), lambda n, s: target, progress, stream=stream
+        )
         return self.protocol.request(request)
 
     def cget(self, name: str, path: Optional[str] = None, progress: Optional[Progress] = None) -> "Deferred[Transfer]":

@@ -21,7 +21,7 @@ from ftx.errors import IntegrityError, errorFromReply
 from ftx.protocol import checksums, wire
 from ftx.protocol.wire import nameText
 
-__all__ = ["Request", "ListRequest", "DownloadRequest", "UploadRequest"]
+__all__ = ["Request", "ListRequest", "DownloadRequest", "UploadRequest", "StreamedFile"]
 
 
 class Request:
@@ -85,8 +85,11 @@ class DownloadRequest(Request):
     local path for each file (L{None} discards it).
     """
 
-    def __init__(self, line, destination, progress, offset=0, hasher=None, batch=False, received=None):
+    def __init__(self, line, destination, progress, offset=0, hasher=None, batch=False, received=None, stream=None):
         super().__init__(line)
+        #: A binary file object the body goes to as it arrives (stdout),
+        #: instead of a file under C{destination}'s path.
+        self.stream = stream
         self.received = received
         #: In a batch, the first failed file's error, raised at the end.
         self.batchError: Optional[BaseException] = None
@@ -132,11 +135,14 @@ class DownloadRequest(Request):
         path = self.destination(header.name, header.size)
         self.discarding = path is None
         checksum = self.protocol.checksum
-        if path is not None and header.offset == 0 and header.bodyLength <= wire.SMALL_BODY:
+        if path is not None and header.offset == 0 and header.bodyLength <= wire.SMALL_BODY and self.stream is None:
             self.small = SmallFile(header.name, path, header.size, checksum)
         elif path is not None:
             hasher = self.prefixHasher if header.offset else checksums.new(checksum)
-            self.current = localfiles.PartialFile(path, header.offset, hasher)
+            if self.stream is not None:
+                self.current = StreamedFile(self.stream, path, hasher)
+            else:
+                self.current = localfiles.PartialFile(path, header.offset, hasher)
             # Writing and hashing run in worker threads while this thread
             # receives (XXH3 right after the write in the same worker,
             # SHA-1 in one of its own): on two cores that overlaps the costs.
@@ -291,6 +297,34 @@ class DownloadRequest(Request):
             # Let queued bytes reach the partial file before closing it, so
             # that cget continues from everything that arrived.
             writer.whenDrained().addCallback(lambda _: current.keep())
+
+
+class StreamedFile:
+    """
+    Where a download to a stream (stdout) goes, in place of a
+    L{localfiles.PartialFile}: bytes are written as they arrive, so the
+    digest can only be checked at the end; L{finish} says whether it
+    matched, and the caller fails the download if not.
+    """
+
+    def __init__(self, stream, path: str, hasher) -> None:
+        self.stream = stream
+        self.path = path
+        self.hasher = hasher
+        self.received = 0
+
+    def store(self, data) -> None:
+        # In a worker thread (BackgroundWriter): a slow reader of the pipe
+        # holds the worker, and the connection is paused behind it.
+        self.stream.write(data)
+        self.received += len(data)
+
+    def finish(self, expected: str) -> bool:
+        self.stream.flush()
+        return self.hasher.hexdigest() == expected
+
+    def keep(self) -> None:
+        pass
 
 
 class UploadRequest(Request):
