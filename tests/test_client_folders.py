@@ -15,6 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from ftx import errors
 from ftx.client.client import NEW, RENAME
+from ftx.server.protocol import ServerPolicy
 from ftx.testing import MemoryStorage, connectInMemory
 
 
@@ -84,3 +85,13 @@ class WireTests(SynchronousTestCase):
         space = self.result(self.client.df())
         self.assertEqual((space.total, space.used), (1 << 30, 4))
         self.assertEqual(space.free, space.total - 4)
+
+
+class ReadOnlyTests(SynchronousTestCase):
+    def test_folderCommandsRefused(self) -> None:
+        storage = MemoryStorage({b"photos/x.jpg": b"x"})
+        connection = connectInMemory(storage, policy=ServerPolicy(readOnly=True))
+        for d in (connection.client.mkdir("new"), connection.client.rmtree("photos")):
+            connection.flush()
+            self.failureResultOf(d, errors.PermissionDenied)
+        self.assertEqual(storage.getContent(b"photos/x.jpg"), b"x")
