@@ -72,6 +72,11 @@ class ContinueTests(SynchronousTestCase):
             self.assertEqual(result.returncode, 0, result.err)
         self.assertEqual(int(os.stat(str(self.local / "big.bin")).st_mtime), MTIME)
         self.assertEqual(int(os.stat(str(self.local / "photos" / "p.jpg")).st_mtime), MTIME)
+        (self.local / "big.bin").unlink()
+        self.partial.write_bytes(BIG[:1000])
+        result = ftx(self.server, "cget", "big.bin", cwd=self.local)
+        self.assertEqual(result.returncode, 0, result.err)
+        self.assertEqual(int(os.stat(str(self.local / "big.bin")).st_mtime), MTIME)
         listed = json.loads(ftx(self.server, "list", "--json", "big.bin", cwd=self.local).out)
         self.assertEqual(listed[0]["mtime"], MTIME)
 
