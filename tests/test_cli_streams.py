@@ -50,6 +50,17 @@ class ContinueTests(SynchronousTestCase):
         self.assertFalse(self.partial.exists())
         self.assertIn("cget big.bin 1048576", self.server.output())
 
+    def test_aPartialFileDoesNotReplaceAFileInTheWay(self) -> None:
+        (self.local / "big.bin").write_bytes(b"my own file")
+        self.partial.write_bytes(BIG[:1000])
+        result = ftx(self.server, "sget", "big.bin", cwd=self.local)
+        self.assertEqual(result.returncode, cli.EXIT_CONFLICT, result.err)
+        self.assertEqual((self.local / "big.bin").read_bytes(), b"my own file")
+        result = ftx(self.server, "sget", "big.bin", "--overwrite", cwd=self.local)
+        self.assertEqual(result.returncode, 0, result.err)
+        self.assertIn("continued big.bin", result.err)
+        self.assertEqual((self.local / "big.bin").read_bytes(), BIG)
+
     def test_partialThatNoLongerMatchesStartsOver(self) -> None:
         self.partial.write_bytes(b"something else entirely")
         result = ftx(self.server, "sget", "big.bin", cwd=self.local)

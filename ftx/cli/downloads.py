@@ -47,23 +47,24 @@ def _plan(ctx, resolver: Resolver, entry: Entry, target: str):
     the server's is continued.
     """
     partial = localfiles.partialPath(target)
-    if os.path.isfile(partial) and (_localSize(partial) or 0) <= entry.size:
-        return "cget", target
+    resumable = os.path.isfile(partial) and (_localSize(partial) or 0) <= entry.size
     if not os.path.lexists(target):
-        return "sget", target
+        return ("cget" if resumable else "sget"), target
     if os.path.isdir(target):
         raise Refused("{} is a folder here; nothing was changed".format(target))
     if _localSize(target) == entry.size and localSha1(target) == ctx.call("hash", entry.name):
         ctx.reporter.note("{} is already here and identical; skipped".format(target))
         keepMtime(target, entry.mtime)
         return None
+    # A partial download does not make the file in the way ours to replace.
     action, path = resolver.decide(target)
     if action == SKIP:
         ctx.reporter.note("kept the existing {}; skipped".format(target))
         return None
     if action == RENAME:
         ctx.reporter.note("{} exists; saving as {}".format(target, path))
-    return "sget", path
+        return "sget", path
+    return ("cget" if resumable else "sget"), path
 
 
 def _prepare(path: str) -> None:
