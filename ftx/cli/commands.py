@@ -20,6 +20,7 @@ from ftx.cli.downloads import doCget, doMget, doSget
 from ftx.cli.folders import doDelete, doMkdir
 from ftx.cli.progress import Reporter, humanSize, isTerminal
 from ftx.cli.uploads import doPut
+from ftx.client.localfiles import partialPath
 from ftx.client.results import Entry
 from ftx.errors import BadRequest
 
@@ -75,8 +76,6 @@ class Context:
         """
         if not self.current or not self.currentPath:
             return ""
-        from ftx.client.localfiles import partialPath
-
         kept = partialPath(self.currentPath)
         if not os.path.isfile(kept):
             # A small file is received in memory: nothing was kept.
@@ -84,7 +83,7 @@ class Context:
         return "; the partial download is kept as {} ('{}sget {}' continues it)".format(kept, prefix, self.current)
 
 
-# -- list, hash, df ---------------------------------------------------
+# -- list, hash, df -----------------------------------------------------------
 
 
 def doList(ctx: Context, args) -> int:

@@ -103,10 +103,14 @@ def _putAll(ctx, args, uploads, shown: Optional[str] = None) -> int:
 
 def _send(ctx, path: str, name: str, size: int, resume: bool, mode: str):
     progress = ctx.reporter.transfer(name, size)
+    done = 0
     try:
-        return ctx.call("put", path, name, progress, resume=resume, mode=mode)
+        transfer = ctx.call("put", path, name, progress, resume=resume, mode=mode)
+        done = size
+        return transfer
     finally:
-        ctx.reporter.transferDone(size)
+        # A refused attempt is tried again: the batch bar counts it once.
+        ctx.reporter.transferDone(done)
 
 
 def _putOne(ctx, path, name, size, resume, modes, resolver):
