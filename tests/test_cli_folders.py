@@ -73,6 +73,8 @@ class FolderDownloadTests(SynchronousTestCase):
         result = ftx(self.server, "--quiet", "mget", "-r", ".", cwd=self.local)
         self.assertEqual(result.returncode, 0, result.err)
         self.assertEqual(_localFiles(self.local), FILES)
+        # A folder's files come in one server mget, not a request each.
+        self.assertRegex(self.server.output(), r" mget photos: 3 files, 5370 bytes in ")
 
     def test_mgetWithoutRecursiveStaysFlat(self) -> None:
         result = ftx(self.server, "mget", "photos/*", cwd=self.local)

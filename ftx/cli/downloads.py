@@ -281,15 +281,15 @@ def _sgetTree(ctx, args, text: str) -> int:
     strip = len(name) + 1 if name else 0
     planned = [(e, os.path.join(top, localfiles.localPath("", e.name[strip:].encode("utf-8", "surrogateescape"))))
                for e in below]
-    return _download(ctx, args, "sget", [(name or None, below)], planned)
+    return _download(ctx, args, "sget", _serverGroups(name or None, below), planned)
 
 
-def _recursiveMatches(ctx, mask: str) -> tuple:
+def _recursiveMatches(ctx, mask: str) -> list:
     """
     For C{mget -r}: the files of every file or folder C{mask} matches, as
-    C{(serverMask, entries)}. The server lists the wildcard-free folder at
-    the start of the mask; its entries are matched here, part by part, on
-    as many parts as the mask has.
+    C{(serverMask, entries)} groups (L{_serverGroups}). The server lists
+    the wildcard-free folder at the start of the mask; its entries are
+    matched here, part by part, on as many parts as the mask has.
     """
     segments = mask.split("/") if mask else []
     fixed = []
@@ -305,7 +305,23 @@ def _recursiveMatches(ctx, mask: str) -> tuple:
         parts = entry.name.encode("utf-8", "surrogateescape").split(b"/")
         if len(parts) >= len(wanted) and matches(wanted, parts[: len(wanted)]):
             chosen.append(entry)
-    return base, chosen
+    return _serverGroups(base, chosen)
+
+
+def _serverGroups(base: Optional[str], entries: List[Entry]) -> list:
+    """
+    C{(serverMask, entries)} groups whose every file one server C{mget}
+    of the mask sends (see L{_fetchTogether}): a folder's name sends
+    everything below it; for the whole tree, C{*} sends the files at the
+    top and each top folder's name the rest.
+    """
+    if base is not None:
+        return [(base, entries)]
+    groups: Dict[str, List[Entry]] = {}
+    for entry in entries:
+        top, slash, _ = entry.name.partition("/")
+        groups.setdefault(top if slash and not hasWildcard(top) else "*", []).append(entry)
+    return list(groups.items())
 
 
 def doMget(ctx, args) -> int:
@@ -316,16 +332,18 @@ def doMget(ctx, args) -> int:
     for text in args.masks:
         mask, folder = folderForm(ctx.name(text))
         if recursive:
-            serverMask, found = _recursiveMatches(ctx, mask)
+            groups = _recursiveMatches(ctx, mask)
+            found = [entry for _, group in groups for entry in group]
         else:
             if folder or not hasWildcard(mask):
                 entry, below = lookUp(ctx, mask)
                 if entry is None and (below or folder):
                     raise useR("mget", mask)
-            serverMask, found = mask or None, ctx.call("list", mask or None)
+            found = ctx.call("list", mask or None)
+            groups = [(mask or None, found)]
         if not found:
             raise NotFound("no file on the server matches {}".format(text))
-        matched.append((serverMask, found))
+        matched.extend(groups)
         for entry in found:
             if entry.name not in seen:
                 seen.add(entry.name)
