@@ -118,6 +118,12 @@ class DeleteAndMkdirTests(SynchronousTestCase):
         self.assertFalse((self.folder / "sub").exists())
         self.assertTrue((self.folder / "keep.txt").exists())
 
+    def test_deleteAFileWrittenAsAFolder(self) -> None:
+        result = ftx(self.server, "delete", "-r", self.base + "/keep.txt/", cwd=self.local)
+        self.assertEqual(result.returncode, cli.EXIT_NOT_FOUND, result.err)
+        self.assertIn("no such folder: {}/keep.txt (it is a file)".format(self.base), result.err)
+        self.assertTrue((self.folder / "keep.txt").exists())
+
     def test_deleteMissingAloneExits4(self) -> None:
         result = ftx(self.server, "delete", self.base + "/nosuch", cwd=self.local)
         self.assertEqual(result.returncode, cli.EXIT_NOT_FOUND)

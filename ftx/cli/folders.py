@@ -51,6 +51,9 @@ def _deleteOne(ctx, name: str, folder: bool, recursive: bool, tally: Tally) -> i
             raise useR("delete", name) if not recursive else Conflict("the root folder itself cannot be removed")
         if folder or recursive:
             entry, below = lookUp(ctx, name)
+            if entry is not None and folder:
+                # Destructive, so strict: "a.txt/" names a folder, as rm says.
+                raise NotFound("no such folder: {} (it is a file)".format(name))
             if entry is None:
                 if not recursive:
                     raise useR("delete", name)
