@@ -19,6 +19,7 @@ from ftx.cli.conflicts import Resolver
 from ftx.cli.downloads import doCget, doMget, doSget
 from ftx.cli.folders import doDelete, doMkdir
 from ftx.cli.progress import Reporter, humanSize, isTerminal
+from ftx.cli.terminal import printable
 from ftx.cli.uploads import doPut
 from ftx.client.localfiles import partialPath
 from ftx.client.results import Entry
@@ -80,7 +81,8 @@ class Context:
         if not os.path.isfile(kept):
             # A small file is received in memory: nothing was kept.
             return ""
-        return "; the partial download is kept as {} ('{}sget {}' continues it)".format(kept, prefix, self.current)
+        return "; the partial download is kept as {} ('{}sget {}' continues it)".format(
+            printable(kept), prefix, printable(self.current))
 
 
 # -- list, hash, df -----------------------------------------------------------
@@ -100,7 +102,7 @@ def doList(ctx: Context, args) -> int:
     nw = len(str(len(entries)))
     for i, (entry, h) in enumerate(zip(entries, human), 1):
         number = "{:>{}}  ".format(i, nw) if ctx.numbered else ""
-        print("{}{:>{}}  {:>{}}  {}".format(number, h, hw, entry.size, ew, entry.name))
+        print("{}{:>{}}  {:>{}}  {}".format(number, h, hw, entry.size, ew, printable(entry.name)))
     total = sum(e.size for e in entries)
     files = "1 file" if len(entries) == 1 else "{} files".format(len(entries))
     ctx.reporter.note("{}, {} ({} bytes)".format(files, humanSize(total), total))
@@ -118,7 +120,7 @@ def doHash(ctx: Context, args) -> int:
             raise BadRequest("LENGTH must be a whole number of bytes: {!r}".format(length))
         length = int(length)
     digest = ctx.call("hash", name, length)
-    print("{}  {}".format(digest, name))
+    print("{}  {}".format(printable(digest), printable(name)))
     return 0
 
 

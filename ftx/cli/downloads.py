@@ -20,11 +20,12 @@ from typing import Dict, List, Optional, Set
 from ftx.cli.conflicts import RENAME, SKIP, Refused, Resolver
 from ftx.cli.progress import humanSize
 from ftx.cli.remotefiles import Tally, folderForm, hasWildcard, keepMtime, localSha1, lookUp, useR
-from ftx.client import localfiles
+from ftx.client import localfiles, safenames
 from ftx.client.results import Entry
 from ftx.errors import BadOffset, BadRequest, Conflict, ConnectionLost, FtxError, IntegrityError, NotFound
 from ftx.protocol import checksums
 from ftx.protocol.names import matches
+from ftx.protocol.wire import nameText
 
 __all__ = ["doSget", "doCget", "doMget", "checked"]
 
@@ -120,12 +121,17 @@ def _noteReceived(ctx, transfer, where: Optional[str] = None) -> None:
         how, transfer.name, where or transfer.path, humanSize(transfer.size), checked(transfer)))
 
 
+def _raw(name: str) -> bytes:
+    return name.encode("utf-8", "surrogateescape")
+
+
 def _target(output: Optional[str], name: str) -> str:
-    base = os.path.basename(name)
+    # The name may come from a listing: the server's choice, checked.
+    base = [safenames.baseName(_raw(name))]
     if output is None:
-        return base
+        return safenames.confined("", base)
     if os.path.isdir(output) or output.endswith(os.sep):
-        return os.path.join(output, base)
+        return safenames.confined(output, base)
     return output
 
 
@@ -279,8 +285,7 @@ def _sgetTree(ctx, args, text: str) -> int:
     base = os.path.basename(name) or "."
     top = base if args.output is None else (os.path.join(args.output, base) if os.path.isdir(args.output) else args.output)
     strip = len(name) + 1 if name else 0
-    planned = [(e, os.path.join(top, localfiles.localPath("", e.name[strip:].encode("utf-8", "surrogateescape"))))
-               for e in below]
+    planned = [(e, lambda e=e: localfiles.localPath(top, _raw(e.name[strip:]))) for e in below]
     return _download(ctx, args, "sget", _serverGroups(name or None, below), planned)
 
 
@@ -328,12 +333,13 @@ def doMget(ctx, args) -> int:
     recursive = getattr(args, "recursive", False)
     entries: List[Entry] = []
     seen: Set[str] = set()
-    matched = []
+    matched, maskOf = [], {}
     for text in args.masks:
         mask, folder = folderForm(ctx.name(text))
         if recursive:
             groups = _recursiveMatches(ctx, mask)
             found = [entry for _, group in groups for entry in group]
+            listed = groups[0][0] if len(groups) == 1 else None
         else:
             if folder or not hasWildcard(mask):
                 entry, below = lookUp(ctx, mask)
@@ -341,29 +347,35 @@ def doMget(ctx, args) -> int:
                     raise useR("mget", mask)
             found = ctx.call("list", mask or None)
             groups = [(mask or None, found)]
+            listed = mask or None
         if not found:
             raise NotFound("no file on the server matches {}".format(text))
         matched.extend(groups)
         for entry in found:
             if entry.name not in seen:
                 seen.add(entry.name)
+                maskOf[entry.name] = listed
                 entries.append(entry)
-    planned = [(e, localfiles.localPath("", e.name.encode("utf-8", "surrogateescape"))) for e in entries]
+    # Each name the server listed must match what was asked and stay here.
+    planned = [(e, lambda e=e: localfiles.localPath("", _raw(e.name), _raw(maskOf[e.name] or "") or None))
+               for e in entries]
     return _download(ctx, args, "mget", matched, planned)
 
 
 def _download(ctx, args, label: str, matched, planned) -> int:
     """
-    Fetch each C{(entry, localPath)}: plan them all (skipping identical
-    files, asking or refusing where a local file is in the way), fetch
-    what can go together in one server C{mget}, the rest one by one.
+    Fetch each C{(entry, where)}, C{where()} giving its local path (or
+    raising L{ftx.errors.UnsafeName} for a name the server should not
+    have listed): plan them all (skipping identical files, asking or
+    refusing where a local file is in the way), fetch what can go together
+    in one server C{mget}, the rest one by one.
     """
     resolver = ctx.resolver(args)
     tally = Tally(len(planned))
     plans, refused = [], 0
-    for entry, target in planned:
+    for entry, where in planned:
         try:
-            plan = _plan(ctx, resolver, entry, target)
+            plan = _plan(ctx, resolver, entry, where())
         except FtxError as e:
             if isinstance(e, ConnectionLost):
                 raise
@@ -374,7 +386,7 @@ def _download(ctx, args, label: str, matched, planned) -> int:
             plans.append((entry, plan))
     failedEarly = len(tally.failures)
     ctx.reporter.startBatch(label, len(plans), sum(e.size for e, _ in plans))
-    fetched = _fetchTogether(ctx, matched, plans)
+    fetched = _fetchTogether(ctx, matched, plans, tally)
     done = len(fetched)
     for entry, (action, path) in plans:
         if entry.name in fetched:
@@ -398,7 +410,7 @@ def _download(ctx, args, label: str, matched, planned) -> int:
     return 0
 
 
-def _fetchTogether(ctx, matched, plans) -> Set[str]:
+def _fetchTogether(ctx, matched, plans, tally: Tally) -> Set[str]:
     """
     Fetch the planned plain downloads of each mask with one server C{mget},
     rather than a request and an answer per file: for a thousand small
@@ -406,8 +418,11 @@ def _fetchTogether(ctx, matched, plans) -> Set[str]:
     A mask is fetched this way only when nearly everything it matches is
     wanted, since the server sends every match and the rest is dropped.
     Returns the names fetched; anything else (resumes, files that failed
-    here) is left for the one-by-one path, which reports each failure.
+    here) is left for the one-by-one path, which reports each failure. A
+    name the server sends without having listed it is refused (and counted
+    in C{tally}) when it is unsafe, and dropped when it is not.
     """
+    listed = {entry.name for _, found in matched for entry in found}
     planned = {entry.name: (entry, action, path) for entry, (action, path) in plans}
     fetched: Set[str] = set()
     for serverMask, found in matched:
@@ -448,8 +463,14 @@ def _fetchTogether(ctx, matched, plans) -> Set[str]:
             keepMtime(transfer.path, planned[transfer.name][0].mtime)
             _noteReceived(ctx, transfer)
 
+        def refused(error) -> None:
+            # Listed names were checked, and reported, when planned.
+            if nameText(error.name or b"") not in listed:
+                ctx.reporter.error(str(error))
+                tally.failures.append(error)
+
         try:
-            ctx.call("mget", serverMask or "*", ".", progress, accept, received)
+            ctx.call("mget", serverMask or "*", ".", progress, accept, received, refused)
         except ConnectionLost:
             ctx.downloading(None)
             raise

@@ -18,6 +18,7 @@ from ftx._io.endpoints import isTLS
 from ftx.cli.parser import DEFAULT_SERVER, buildParser
 from ftx.cli.progress import isTerminal
 from ftx.cli.status import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, describe
+from ftx.cli.terminal import printable
 
 __all__ = ["main", "run"]
 

@@ -24,19 +24,24 @@ __all__ = ["makeFolder", "removeFolder"]
 _PARTIAL = PARTIAL_SUFFIX.decode("ascii")
 
 
-def makeFolder(openDirectory: Callable[[list, bool], int], name: bytes) -> None:
+def makeFolder(openDirectory: Callable[..., int], quota, name: bytes) -> None:
     """
-    Create the folder C{name} and the missing ones above it.
+    Create the folder C{name} and the missing ones above it, charging the
+    quota for each one made.
 
     @raise AlreadyExists: a file holds the name or one above it.
     """
     segments = splitName(name)
+    made: list = []
     try:
-        fd = openDirectory(segments, True)
+        fd = openDirectory(segments, True, made)
     except (NotADirectoryError, FileExistsError):
         raise AlreadyExists("a file is in the way of the folder {}".format(nameText(name)))
     except OSError as e:
         raise errorFromOS(e, name)
+    finally:
+        if quota is not None and made:
+            quota.wrote(0, quota.charge(0, 0, len(made)))
     os.close(fd)
 
 
@@ -64,7 +69,7 @@ def removeFolder(openDirectory, refuseOutwardLink, quota, name: bytes) -> int:
         except OSError as e:
             raise errorFromOS(e, name)
         try:
-            removed, freed = _emptyFolder(fd)
+            removed, freed, files, folders = _emptyFolder(fd)
         finally:
             os.close(fd)
         try:
@@ -74,8 +79,9 @@ def removeFolder(openDirectory, refuseOutwardLink, quota, name: bytes) -> int:
                 raise errorFromOS(e, name)
     finally:
         os.close(parentFd)
-    if quota is not None and freed:
-        quota.freed(freed)
+    if quota is not None:
+        # Bytes, and the charge of every file (partial ones too) and folder.
+        quota.freed(quota.charge(freed, files, folders + 1))
     return removed
 
 
@@ -85,7 +91,7 @@ def _emptyFolder(fd: int):
     files removed and their bytes. A name another client removed meanwhile
     is no error.
     """
-    removed = freed = 0
+    removed = freed = files = folders = 0
     for _, dirnames, filenames, dirFd in os.fwalk(".", dir_fd=fd, topdown=False, follow_symlinks=False):
         for filename in filenames:
             try:
@@ -97,12 +103,14 @@ def _emptyFolder(fd: int):
             removed += not (filename.startswith(".") and filename.endswith(_PARTIAL))
             if stat.S_ISREG(st.st_mode):
                 freed += st.st_size
+                files += 1
         for dirname in dirnames:
             try:
                 os.rmdir(dirname, dir_fd=dirFd)
+                folders += 1
             except NotADirectoryError:
                 # A link to a folder: fwalk lists it with the folders.
                 os.unlink(dirname, dir_fd=dirFd)
             except FileNotFoundError:
                 pass
-    return removed, freed
+    return removed, freed, files, folders

@@ -22,7 +22,7 @@ from zope.interface import implementer
 from ftx.errors import AlreadyExists, BadOffset, Conflict, IntegrityError, NoSpace, NotFound
 from ftx.protocol import checksums
 from ftx.protocol.checksums import SHA1
-from ftx.protocol.names import PARTIAL_SUFFIX, matches, splitName
+from ftx.protocol.names import matches, splitName
 from ftx.protocol.wire import EMPTY_SHA1, nameText
 from ftx.server.storage import (
     PUT_NEW,
@@ -102,6 +102,14 @@ class _Memory:
         segments = full.split(b"/")
         return any(b"/".join(segments[:i]) in self.files for i in range(1, len(segments)))
 
+    def missingFolders(self, full: bytes) -> List[bytes]:
+        """
+        The folders holding C{full} that do not exist yet. Call with the
+        lock held.
+        """
+        segments = full.split(b"/")
+        return [f for f in (b"/".join(segments[:i]) for i in range(1, len(segments))) if f not in self.folders]
+
     def makeFolders(self, full: bytes) -> None:
         """
         Create the folders holding C{full}. Call with the lock held, after
@@ -170,6 +178,7 @@ class _MemoryUpload:
                 partial = memory.partials.get(full)
                 if partial is None:
                     partial = memory.partials[full] = _Partial(b"", memory.now())
+                    reservation.fileCreated()
                 held = len(partial.data)
                 kept = bytes(partial.data[:offset])
             if offset:
@@ -216,6 +225,7 @@ class _MemoryUpload:
                 inTheWay = target in memory.folders
                 if not inTheWay:
                     data = bytes(self._partial.data)
+                    existed = target in memory.files
                     memory.dropPartial(self._full)
                     replaced = memory.store(target, data, memory.now())
         except AlreadyExists:
@@ -224,7 +234,8 @@ class _MemoryUpload:
         if inTheWay:
             self.abort(keep=False)
             raise Conflict("is a directory: {}".format(nameText(self.name)))
-        self._reservation.freed(replaced)
+        if existed:
+            self._reservation.fileRemoved(replaced)
         self._release()
         return target[len(self._full) - len(self.name) :]
 
@@ -233,8 +244,10 @@ class _MemoryUpload:
             return
         if not keep:
             with self._memory.lock:
-                size = self._memory.dropPartial(self._full) if self._memory.partials.get(self._full) is self._partial else 0
-            self._reservation.freed(size)
+                mine = self._memory.partials.get(self._full) is self._partial
+                size = self._memory.dropPartial(self._full) if mine else 0
+            if mine:
+                self._reservation.fileRemoved(size)
         self._release()
 
     def _release(self) -> None:
@@ -315,9 +328,6 @@ class MemoryStorage:
             files = [(full[len(self._prefix) :], stored) for full, stored in memory.files.items() if self._mine(full)]
         entries = []
         for name, stored in files:
-            if name.rsplit(b"/", 1)[-1].startswith(b".ftx-tmp-"):
-                # The filesystem leaves these out too.
-                continue
             if below is not None and not name.startswith(below):
                 continue
             if maskSegments is not None and not matches(maskSegments, name.split(b"/")):
@@ -417,11 +427,14 @@ class MemoryStorage:
     ) -> IUpload:
         full = self._full(name)
         memory = self._memory
-        reservation = QuotaReservation(memory.quota, size - offset, name)
+        with memory.lock:
+            missing = len(memory.missingFolders(full))
+        reservation = QuotaReservation(memory.quota, size - offset, name, missing)
         try:
             with memory.lock:
                 if memory.fileInTheWay(full):
                     raise NotFound("no such file: {}".format(nameText(name)))
+                reservation.foldersCreated(len(memory.missingFolders(full)))
                 memory.makeFolders(full)
                 if full in memory.folders:
                     raise Conflict("is a directory: {}".format(nameText(name)))
@@ -451,7 +464,7 @@ class MemoryStorage:
                 raise NotFound("no such file: {}".format(nameText(name)))
             memory.used -= len(stored.data)
         if memory.quota is not None:
-            memory.quota.freed(len(stored.data))
+            memory.quota.freed(memory.quota.charge(len(stored.data), 1))
 
     # -- views and upkeep ---------------------------------------------------
 
@@ -477,11 +490,13 @@ class MemoryStorage:
                     # other way round.
                     if memory.claims.unlessClaimed(full, lambda: memory.dropPartial(full)):
                         expired += 1
-            used = sum(len(s.data) for f, s in memory.files.items() if self._mine(f))
-            used += sum(len(p.data) for f, p in memory.partials.items() if self._mine(f))
+            files = [len(s.data) for f, s in memory.files.items() if self._mine(f)]
+            files += [len(p.data) for f, p in memory.partials.items() if self._mine(f)]
+            folders = sum(1 for f in memory.folders if self._mine(f) and f != self._prefix.rstrip(b"/"))
+        used = sum(files)
         if memory.quota is not None:
-            memory.quota.recount(used)
-        return SweepResult(expired, used)
+            memory.quota.recount(memory.quota.charge(used, len(files), folders))
+        return SweepResult(expired, used, len(files), folders)
 
     # -- for tests: what is stored, as a test would look on disk ------------
 
@@ -529,17 +544,4 @@ class MemoryStorage:
         folders, and partial uploads under their hidden names
         (C{.NAME.ftx-partial}).
         """
-        base = self._prefix + (folder + b"/" if folder else b"")
-        memory = self._memory
-        found = set()
-        with memory.lock:
-            for full in itertools.chain(memory.files, memory.folders):
-                if full.startswith(base) and len(full) > len(base):
-                    found.add(full[len(base) :].split(b"/", 1)[0])
-            for full in memory.partials:
-                rest = full[len(base) :] if full.startswith(base) else b""
-                if rest and b"/" in rest:
-                    found.add(rest.split(b"/", 1)[0])
-                elif rest:
-                    found.add(b"." + rest + PARTIAL_SUFFIX)
-        return sorted(found)
+        return memoryfolders.entries(self._memory, self._prefix + (folder + b"/" if folder else b""))

@@ -8,13 +8,14 @@ L{ftx.server.filesystem.FilesystemStorage} does.
 from __future__ import annotations
 
 import itertools
-from typing import Optional
+from typing import List, Optional
 
 from ftx.errors import AlreadyExists, Conflict, NotFound
+from ftx.protocol.names import PARTIAL_SUFFIX
 from ftx.protocol.wire import nameText
 from ftx.server.storage import PUT_NEW, PUT_RENAME, renamedLeaves
 
-__all__ = ["makeFolder", "removeFolder", "freeName"]
+__all__ = ["makeFolder", "removeFolder", "freeName", "entries"]
 
 
 def makeFolder(memory, full: bytes, name: bytes) -> None:
@@ -26,7 +27,10 @@ def makeFolder(memory, full: bytes, name: bytes) -> None:
     with memory.lock:
         if full in memory.files or memory.fileInTheWay(full):
             raise AlreadyExists("a file is in the way of the folder {}".format(nameText(name)))
+        made = len(memory.missingFolders(full + b"/"))
         memory.makeFolders(full + b"/")
+    if memory.quota is not None and made:
+        memory.quota.wrote(0, memory.quota.charge(0, 0, made))
 
 
 def removeFolder(memory, full: bytes, name: bytes) -> int:
@@ -45,11 +49,14 @@ def removeFolder(memory, full: bytes, name: bytes) -> int:
         for f in files:
             freed += len(memory.files.pop(f).data)
         memory.used -= freed
-        for f in [f for f in memory.partials if f.startswith(below)]:
+        partials = [f for f in memory.partials if f.startswith(below)]
+        for f in partials:
             freed += memory.dropPartial(f)
-        memory.folders = {f for f in memory.folders if f != full and not f.startswith(below)}
-    if memory.quota is not None and freed:
-        memory.quota.freed(freed)
+        folders = {f for f in memory.folders if f == full or f.startswith(below)}
+        memory.folders -= folders
+    if memory.quota is not None:
+        # Bytes, and the charge of every file, partial file and folder.
+        memory.quota.freed(memory.quota.charge(freed, len(files) + len(partials), len(folders)))
     return len(files)
 
 
@@ -71,3 +78,23 @@ def freeName(memory, full: bytes, mode: str) -> Optional[bytes]:
         if candidate not in memory.files and candidate not in memory.folders:
             return candidate
     raise AlreadyExists("{} already exists on the server; nothing was changed".format(nameText(full)))
+
+
+def entries(memory, base: bytes) -> List[bytes]:
+    """
+    For L{ftx.testing.MemoryStorage.folderEntries}: what a listing of the
+    folder C{base} (a full name ending in C{/}, or empty for the root)
+    would show on disk.
+    """
+    found = set()
+    with memory.lock:
+        for full in itertools.chain(memory.files, memory.folders):
+            if full.startswith(base) and len(full) > len(base):
+                found.add(full[len(base) :].split(b"/", 1)[0])
+        for full in memory.partials:
+            rest = full[len(base) :] if full.startswith(base) else b""
+            if rest and b"/" in rest:
+                found.add(rest.split(b"/", 1)[0])
+            elif rest:
+                found.add(b"." + rest + PARTIAL_SUFFIX)
+    return sorted(found)
