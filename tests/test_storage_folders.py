@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from ftx import errors
 from ftx.server.limits import Quota
 from ftx.server.storage import PUT_NEW, PUT_RENAME, PUT_REPLACE, renamedLeaves
-from tests.storages import InMemory, OnFilesystem
+from tests.storages import InMemory, OnFilesystem, OnS3
 
 FILES = {b"a.txt": b"old", b"photos/x.jpg": b"x" * 10, b"photos/2024/y.jpg": b"yy", b"b.tar.gz": b"t"}
 
@@ -163,3 +163,28 @@ class MemoryFolderTests(InMemory, _Contract, SynchronousTestCase):
         self.storage.setContent(name, data)
     def test_usedSpaceIsWhatIsStored(self):
         self.assertEqual(self.storage.usedSpace(), sum(len(d) for d in FILES.values()))
+
+
+class S3FolderTests(OnS3, _Contract, SynchronousTestCase):
+    """
+    The same over an object store. A name is taken there by a HEAD just
+    before the write, not atomically between front ends.
+    """
+
+    def placeFile(self, name: bytes, data: bytes) -> None:
+        self.s3.client.put_object(Bucket=self.s3.name, Key=self.s3Prefix + name.decode("utf-8"), Body=data)
+
+    def test_removeFolder(self):
+        self.assertEqual(self.storage.removeFolder(b"photos"), 2)
+        self.assertEqual([e.name for e in self.storage.listFiles()], [b"a.txt", b"b.tar.gz"])
+        e = self.assertRaises(errors.NotFound, self.storage.removeFolder, b"photos")
+        self.assertEqual(str(e), "no such folder: photos")
+        e = self.assertRaises(errors.Conflict, self.storage.removeFolder, b"a.txt")
+        self.assertEqual(str(e), "not a folder: a.txt")
+
+    def test_makeFolder(self):
+        self.storage.makeFolder(b"new/deeper")
+        self.storage.makeFolder(b"new/deeper")
+        e = self.assertRaises(errors.AlreadyExists, self.storage.makeFolder, b"a.txt")
+        self.assertEqual(str(e), "a file is in the way of the folder a.txt")
+        self.assertEqual(_put(self.storage, b"new/deeper/f.txt", b"f", PUT_NEW), b"new/deeper/f.txt")
