@@ -23,7 +23,7 @@ from zope.interface import implementer
 from ftx._io.fileio import hashPrefix
 from ftx.errors import Conflict, PermissionDenied
 from ftx.protocol.checksums import SHA1
-from ftx.protocol.names import PARTIAL_SUFFIX, hasControl, matches, splitName
+from ftx.protocol.names import MAX_ROOT, listable, matches, splitName
 from ftx.protocol.wire import EMPTY_SHA1, nameText
 from ftx.server.digestreads import DigestReader
 from ftx.server.digests import DigestCache
@@ -72,6 +72,9 @@ class FilesystemStorage:
         self.root = os.path.realpath(root)
         if not os.path.isdir(self.root):
             raise ValueError("root is not a directory: {!r}".format(root))
+        if len(self.root) > MAX_ROOT:
+            # Names up to MAX_NAME bytes must fit under it (docs/protocol.rst).
+            raise ValueError("root path longer than {} bytes: {!r}".format(MAX_ROOT, root[:80]))
         self._rootPrefix = self.root.rstrip(b"/") + b"/"
         self._shared = _Shared(quota) if _shared is None else _shared
         self.digests = self._shared.digests
@@ -105,6 +108,8 @@ class FilesystemStorage:
         real = os.path.realpath(folder)
         if not (real + b"/").startswith(self._rootPrefix):
             raise PermissionDenied("the home folder {} leads outside the root".format(nameText(path)))
+        if len(real) > MAX_ROOT:
+            raise PermissionDenied("the home folder {} has a path longer than {} bytes".format(nameText(path), MAX_ROOT))
         return FilesystemStorage(real, _shared=self._shared)
 
     def sweep(self, ttl: float, now: float) -> SweepResult:
@@ -208,9 +213,10 @@ class FilesystemStorage:
                 here = prefix + (directory[2:] + b"/" if directory != b"." else b"")
                 dirnames.sort()
                 for filename in filenames:
-                    if filename.endswith(PARTIAL_SUFFIX) or filename.startswith(b".ftx-tmp-") or hasControl(filename):
-                        continue
                     name = here + filename
+                    # Only names a client could ask for (docs/protocol.rst).
+                    if filename.startswith(b".ftx-tmp-") or not listable(name):
+                        continue
                     if maskSegments is not None and not matches(maskSegments, name.split(b"/")):
                         continue
                     st = self._listedStat(dirFd, filename)

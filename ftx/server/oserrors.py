@@ -17,7 +17,8 @@ def errorFromOS(error: OSError, name: bytes) -> FtxError:
     Map an operating-system error to the wire error a client can act on.
     """
     shown = nameText(name)
-    if error.errno in (errno.ENOENT, errno.ENOTDIR):
+    if error.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+        # A symbolic-link loop leads nowhere: as missing (docs/protocol.rst).
         return NotFound("no such file: {}".format(shown))
     if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return PermissionDenied("permission denied: {}".format(shown))

@@ -22,7 +22,7 @@ from zope.interface import implementer
 from ftx.errors import BadOffset, Conflict, IntegrityError, NoSpace, NotFound
 from ftx.protocol import checksums
 from ftx.protocol.checksums import SHA1
-from ftx.protocol.names import PARTIAL_SUFFIX, matches, splitName
+from ftx.protocol.names import PARTIAL_SUFFIX, listable, matches, splitName
 from ftx.protocol.wire import EMPTY_SHA1, nameText
 from ftx.server.storage import (
     IStorage,
@@ -304,7 +304,7 @@ class MemoryStorage:
             files = [(full[len(self._prefix) :], stored) for full, stored in memory.files.items() if self._mine(full)]
         entries = []
         for name, stored in files:
-            if name.rsplit(b"/", 1)[-1].startswith(b".ftx-tmp-"):
+            if name.rsplit(b"/", 1)[-1].startswith(b".ftx-tmp-") or not listable(name):
                 # The filesystem leaves these out too.
                 continue
             if below is not None and not name.startswith(below):
