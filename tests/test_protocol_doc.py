@@ -566,3 +566,35 @@ class CaseAndLineEndTests(_RawTestCase):
         self.assertEqual(client.command(longest), b"200 ok")
         self.assertTrue(client.command(longest + b"x", end=b"\n").startswith(b"400 bad-request "))
         self.assertTrue(client.closedByServer())
+
+
+@SERVER.serves
+class FieldTests(_RawTestCase):
+    def test_lenientDecoding(self) -> None:
+        """
+        A character that should have been encoded stands for its UTF-8
+        bytes, C{+} is a plus, a stray C{%} is C{400}.
+        """
+        client = self.connect()
+        self.assertEqual(client.listing("\u00e9x".encode()), [b"%C3%A9x"])
+        self.assertEqual(client.listing(b"%c3%a9x"), [b"%C3%A9x"])
+        self.assertEqual(client.listing(b"a+b"), [])
+        self.assertTrue(client.command(b"sget a%2").startswith(b"400 bad-request "))
+        self.assertTrue(client.command(b"sget a%zz").startswith(b"400 bad-request "))
+
+    def test_emptyLineAndDoubleSpace(self) -> None:
+        client = self.connect()
+        self.assertTrue(client.command(b"").startswith(b"400 bad-request "))
+        self.assertTrue(client.command(b"list  *").startswith(b"400 bad-request "))
+        self.assertEqual(client.command(b"noop"), b"200 ok")
+
+    def test_deleteFolderAndLink(self) -> None:
+        server = SERVER(self)
+        client = self.connect()
+        folder = self.scratch(server)
+        self.assertTrue(client.put(folder + b"/f", b"x").startswith(b"226 "))
+        self.assertTrue(client.command(b"delete " + folder).startswith(b"409 conflict "))
+        self.assertTrue(client.command(b"delete outward").startswith(b"403 permission-denied "))
+        os.symlink("f", str(server.rootPath / folder.decode() / "link"))
+        self.assertEqual(client.command(b"delete %s/link" % folder), b"200 deleted %s/link" % folder)
+        self.assertTrue((server.rootPath / folder.decode() / "f").exists())
