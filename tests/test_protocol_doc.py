@@ -12,11 +12,13 @@ import tempfile
 import uuid
 from typing import Optional
 
+from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from ftx.errors import PermissionDenied
 from ftx.protocol.names import MAX_NAME, MAX_ROOT, MAX_SEGMENT, listable, splitName
 from ftx.server.filesystem import FilesystemStorage
+from ftx.server.tap import Options
 from tests.clitools import SharedServer, serverFor, waitFor
 from tests.rawclient import READ_TIMEOUT, RawClient, nameOfLength, sha1
 from tests.support import ServerProcess
@@ -232,6 +234,9 @@ class RootIndependentLengthTests(SynchronousTestCase):
             root = os.path.join(root, "r" * 200)
         os.makedirs(root)
         self.assertRaises(ValueError, FilesystemStorage, root)
+        # twistd says so in one line rather than a traceback.
+        error = self.assertRaises(usage.UsageError, Options().parseOptions, ["--root", root])
+        self.assertIn("2000 bytes", str(error))
 
 
 class ListableTests(SynchronousTestCase):
