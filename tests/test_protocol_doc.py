@@ -473,3 +473,14 @@ class FieldTests(_RawTestCase):
         os.symlink("f", str(server.rootPath / folder.decode() / "link"))
         self.assertEqual(client.command(b"delete %s/link" % folder), b"200 deleted %s/link" % folder)
         self.assertTrue((server.rootPath / folder.decode() / "f").exists())
+
+    def test_numbers(self) -> None:
+        """
+        Decimal, no sign, no leading zero, at most 2**63 - 1.
+        """
+        client = self.connect()
+        self.assertEqual(client.command(b"hash sub/a.txt 0"), b"213 " + sha1(b"").encode() + b" 0")
+        for field in (b"01", b"+1", b"-1", b"1.0", str(2**63).encode()):
+            self.assertTrue(client.command(b"hash sub/a.txt " + field).startswith(b"400 bad-request "), field)
+        reply = client.command(b"hash sub/a.txt " + str(2**63 - 1).encode())
+        self.assertTrue(reply.startswith(b"416 bad-offset "), reply)
