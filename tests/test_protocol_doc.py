@@ -250,7 +250,8 @@ class ListableTests(SynchronousTestCase):
             b"a", b"a/b", b"", b"/a", b"a/", b"a//b", b"./a", b"a/..", b"a\\b", b"a\x00b", b"a\x1bb", b"a\x7f",
             b"x" * MAX_SEGMENT, b"x" * (MAX_SEGMENT + 1), b"a/" * 127 + b"b", b"a/" * 128 + b"b",
             nameOfLength(b"d", MAX_NAME), nameOfLength(b"d", MAX_NAME + 1), b"a.ftx-partial",
-            b".b.ftx-partial/c", "\u00e9".encode(), b"\xff\xfe",
+            b".b.ftx-partial/c", "\u00e9".encode(), b"\xff\xfe", b".", b"..", b"a/.", b"a/./b", b"...", b".a",
+            b"a..b", b"../a", b"a/..b", b"x.ftx-partialx", b"x" * 250 + b"/y", b"y/" + b"x" * 243 + b"/z",
         ]
         for name in names:
             try:
