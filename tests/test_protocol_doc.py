@@ -16,11 +16,12 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from ftx.errors import PermissionDenied
-from ftx.protocol.names import MAX_NAME, MAX_ROOT, MAX_SEGMENT, listable, splitName
+from ftx.protocol.names import MAX_DEPTH, MAX_NAME, MAX_ROOT, MAX_SEGMENT, listable, splitName
 from ftx.server.filesystem import FilesystemStorage
 from ftx.server.tap import Options
 from tests.clitools import SharedServer, serverFor, waitFor
 from tests.rawclient import READ_TIMEOUT, RawClient, nameOfLength, sha1
+from tests.storages import InMemory, OnFilesystem
 from tests.support import ServerProcess
 
 #: Bytes of a name segment the file system allows but the protocol does not.
@@ -485,3 +486,31 @@ class FieldTests(_RawTestCase):
             self.assertTrue(client.command(b"hash sub/a.txt " + field).startswith(b"400 bad-request "), field)
         reply = client.command(b"hash sub/a.txt " + str(2**63 - 1).encode())
         self.assertTrue(reply.startswith(b"416 bad-offset "), reply)
+
+
+class _NameLimitContract:
+    """
+    Every storage backend refuses the names the page refuses, with the
+    same error, before touching anything: the limits live in
+    L{ftx.protocol.names}, not in a backend.
+    """
+
+    def test_limitsOnEveryBackend(self) -> None:
+        storage = self.makeStorage({b"a.txt": b"a"})
+        for name in (b"s" * (MAX_SEGMENT + 1), nameOfLength(b"d", MAX_NAME + 1), b"a/" * MAX_DEPTH + b"b"):
+            self.assertRaises(PermissionDenied, storage.beginUpload, name, 1)
+            self.assertRaises(PermissionDenied, storage.openForRead, name)
+            self.assertRaises(PermissionDenied, storage.listFiles, name)
+        upload = storage.beginUpload(b"s" * MAX_SEGMENT, 1)
+        upload.store(b"x")
+        upload.hasher.update(b"x")
+        upload.finish(sha1(b"x"))
+        self.assertEqual([f.name for f in storage.listFiles()], [b"a.txt", b"s" * MAX_SEGMENT])
+
+
+class NameLimitsOnFilesystem(_NameLimitContract, OnFilesystem, SynchronousTestCase):
+    pass
+
+
+class NameLimitsInMemory(_NameLimitContract, InMemory, SynchronousTestCase):
+    pass
