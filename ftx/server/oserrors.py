@@ -17,9 +17,12 @@ def errorFromOS(error: OSError, name: bytes) -> FtxError:
     Map an operating-system error to the wire error a client can act on.
     """
     shown = nameText(name)
-    if error.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
-        # A symbolic-link loop leads nowhere: as missing (docs/protocol.rst).
+    if error.errno in (errno.ENOENT, errno.ENOTDIR):
         return NotFound("no such file: {}".format(shown))
+    if error.errno == errno.ELOOP:
+        # A loop of symbolic links (ln -s a b; ln -s b a) leads nowhere:
+        # for a client it is a name with no file behind it.
+        return NotFound("no such file: {} (a loop of symbolic links)".format(shown))
     if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return PermissionDenied("permission denied: {}".format(shown))
     if error.errno == errno.EISDIR:
