@@ -5,15 +5,19 @@ C{1h30m}.
 
 Sizes are binary (C{1K} is 1024 bytes, as C{--quota 10G} has always meant)
 and printed in binary units (KiB, MiB, ...), so that what ftx prints can be
-typed back. C{humanfriendly} does the parsing and formatting; it is imported
-on first use, since the C{ftx} command starts faster without it.
+typed back. C{humanfriendly} parses sizes and durations and prints
+durations; sizes are printed as C{rich}'s progress bars print them, so a
+listing and a bar agree. Both are imported on first use: the C{ftx}
+command starts faster without them.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["parseSize", "parseDuration", "formatSize", "formatDuration"]
+__all__ = ["BINARY_UNITS", "parseSize", "parseDuration", "formatSize", "formatDuration"]
+
+BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
 
 
 def parseSize(text: str) -> int:
@@ -58,13 +62,16 @@ def parseDuration(text: str) -> float:
 
 def formatSize(size: int) -> str:
     """
-    C{size} in binary units: C{"512 B"}, C{"1.5 MiB"}.
+    C{size} in binary units with one decimal: C{"512 B"}, C{"1.5 MiB"},
+    the way C{rich}'s progress bars print sizes (and this module's
+    L{parseSize} reads them back).
     """
     if size < 1024:
         return "{} B".format(size)
-    from humanfriendly import format_size
+    from rich.filesize import pick_unit_and_suffix
 
-    return format_size(size, binary=True)
+    unit, suffix = pick_unit_and_suffix(size, list(BINARY_UNITS), 1024)
+    return "{:.1f} {}".format(size / unit, suffix)
 
 
 def formatDuration(seconds: float) -> str:

@@ -16,6 +16,7 @@ import os
 import sys
 from typing import Dict, List, Optional, Set
 
+from ftx.cli import remotefolder
 from ftx.cli.conflicts import RENAME, SKIP, Refused, Resolver
 from ftx.cli.progress import Reporter, humanSize, isTerminal
 from ftx.cli.uploadlist import collectUploads
@@ -449,6 +450,8 @@ def _raiseFirst(failures: List[FtxError], count: int) -> None:
 
 def doPut(ctx: Context, args) -> int:
     uploads = collectUploads(args.files, args.remote)
+    # The remote working folder (ftx://HOST/FOLDER, the shell's cd).
+    uploads = [(path, remotefolder.join(getattr(args, "folder", ""), name), size) for path, name, size in uploads]
     if not uploads:
         raise NotFound("nothing to upload: the folders are empty")
     resumable = "resume" in ctx.connection.features
