@@ -35,7 +35,9 @@ def sessionOptions(args, config: Optional[dict] = None) -> Tuple[str, dict]:
     @raise UsageError: the address is malformed or no password is at hand.
     """
     config = {} if config is None else config
-    text = getattr(args, "server", None) or os.environ.get("FTX_SERVER") or config.get("server") or DEFAULT_SERVER
+    text = getattr(args, "server", None)
+    if text is None:
+        text = os.environ.get("FTX_SERVER") or config.get("server") or DEFAULT_SERVER
     server = parseServerOption(text, getattr(args, "port", None))
     args.folder = server.folder
     address = server.address

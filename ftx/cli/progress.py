@@ -72,10 +72,13 @@ def _layout(width: int):
         fixed.insert(1, (DownloadColumn(binary_units=True, table_column=Column(width=19, no_wrap=True)), 19))
     # One space between columns, and one spare so the cursor never wraps.
     spare = width - nameWidth - sum(w for _, w in fixed) - (len(fixed) + 1) - 1
+    if spare < 4:
+        # Very narrow: the name gives way to a bar that still shows.
+        nameWidth, spare = max(4, nameWidth - (4 - spare)), 4
     columns = [
         TextColumn("{task.description}", markup=False,
                    table_column=Column(width=nameWidth, no_wrap=True, overflow="ellipsis")),
-        BarColumn(bar_width=max(3, min(40, spare))),
+        BarColumn(bar_width=min(40, spare)),
     ] + [column for column, _ in fixed]
     return columns, nameWidth
 
