@@ -7,7 +7,6 @@ with the same parser.
 from __future__ import annotations
 
 import argparse
-import difflib
 import re
 from typing import List
 
@@ -34,6 +33,8 @@ class _Parser(argparse.ArgumentParser):
         where = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
         typo = _INVALID_CHOICE.search(message)
         if typo is not None:
+            import difflib
+
             choices = re.findall(r"'([^']*)'", typo.group(2))
             close = difflib.get_close_matches(typo.group(1), choices, n=1)
             hint = "; did you mean {}?".format(close[0]) if close else ""
