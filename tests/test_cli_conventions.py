@@ -9,11 +9,13 @@ drives the real ``ftx`` (or ``twistd ftx``) in a subprocess or a pty.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import subprocess
 import sys
 
+from rich.progress import ProgressSample
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.clitools import FTX, SharedServer, ftx, serverFor, spawn, temporaryFolder
@@ -30,6 +32,7 @@ FILES = {
 MANY = {"many/file-{:04d}.txt".format(i): b"x" for i in range(1200)}
 
 SERVER = SharedServer(files=dict(FILES, **MANY))
+_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def _isolated(folder, **extra) -> dict:
@@ -175,7 +178,7 @@ class ConventionTests(SynchronousTestCase):
         frames = [line for line in re.split(r"[\r\n]", output) if "━" in line or "%" in line]
         self.assertTrue(frames, output)
         for frame in frames:
-            visible = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", frame)
+            visible = _ESCAPE.sub("", frame)
             self.assertLess(len(visible), 60, visible)
         # One line per bar: rich moves the cursor up only to redraw a
         # bar that took two lines.
@@ -183,33 +186,56 @@ class ConventionTests(SynchronousTestCase):
         self.assertNotRegex(output, r"\d (kB|MB|GB)\b")
 
 
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
 class ProgressUnitsTests(SynchronousTestCase):
     """
-    Item 12: sizes and rates in one unit system, on one line when narrow.
+    Item 12: sizes and rates in one unit system, each bar on one line
+    however narrow the terminal.
     """
 
-    def test_binaryUnitsAndWidths(self) -> None:
-        import io
+    def _frames(self, width: int) -> str:
+        from ftx.cli.progress import Reporter
 
-        from rich.console import Console
-        from rich.progress import Progress
+        previous = os.environ.get("COLUMNS")
+        os.environ["COLUMNS"] = str(width)
+        if previous is None:
+            self.addCleanup(os.environ.pop, "COLUMNS", None)
+        else:
+            self.addCleanup(os.environ.__setitem__, "COLUMNS", previous)
+        stream = _Terminal()
+        reporter = Reporter(stream=stream)
+        reporter.startBatch("mget", 2, 20 << 30)
+        update = reporter.transfer("photos/a rather long name of a holiday picture.jpg", 10 << 30)
+        for done in range(1, 6):
+            update("x", done << 30, 10 << 30)
+            task = reporter._progress.tasks[-1]
+            # As if a second had passed between updates.
+            task._progress.clear()
+            task._progress.extend([ProgressSample(0.0, 0), ProgressSample(1.0, 123.4 * (1 << 20))])
+            reporter._progress.refresh()
+        reporter.close()
+        return stream.getvalue()
 
-        from ftx.cli.progress import _layout
-
+    def test_oneLineInBinaryUnits(self) -> None:
         for width in (40, 60, 80, 120):
-            columns, nameWidth = _layout(width)
-            progress = Progress(*columns, console=Console(file=io.StringIO(), width=width), auto_refresh=False)
-            task = progress.add_task("a" * nameWidth, total=10 << 30)
-            progress.update(task, completed=3 << 30)
-            progress.tasks[0].finished_speed = 123.4 * (1 << 20)
-            console = Console(file=io.StringIO(), width=width, record=True)
-            console.print(progress.make_tasks_table(progress.tasks))
-            lines = console.export_text().splitlines()
-            self.assertEqual(len(lines), 1, (width, lines))
-            self.assertLess(len(lines[0]), width)
-            self.assertIn("123.4 MiB/s", lines[0])
+            output = self._frames(width)
+            # Each redraw starts by erasing the previous one; every line of
+            # a frame must be a whole bar, ending with its percentage and
+            # rates, never the wrapped rest of one.
+            lines = [_ESCAPE.sub("", line) for line in re.split(r"[\r\n]", output)]
+            lines = [line for line in lines if line.strip()]
+            self.assertTrue(lines, output)
+            for line in lines:
+                self.assertIn("%", line, (width, lines))
+                self.assertLess(len(line), width, (width, line))
+            self.assertIn("123.4 MiB/s", output, width)
+            self.assertNotRegex(output, r"\d (kB|MB|GB)\b")
             if width >= 80:
-                self.assertIn("3.0/10.0 GiB", lines[0])
+                self.assertIn("5.0/10.0 GiB", output)
 
 
 class ConfigTests(SynchronousTestCase):
