@@ -199,7 +199,7 @@ class CompleterTests(SynchronousTestCase):
     L{ftx.cli.shellcompletion.complete} without a terminal.
     """
 
-    NAMES = ["my file.txt", "alpha.txt", "docs/gamma.md", "docs/my notes/a.txt"]
+    NAMES = ["my file.txt", "alpha.txt", "docs/gamma.md", "docs/my notes/a.txt", "my\x1b[2Jtrap", "al\npha"]
     KINDS = {"sget": "remote", "cd": "remote folders", "put": "local", "lcd": "local folders"}
 
     def complete(self, text: str):

@@ -75,7 +75,9 @@ def _localPaths(word: str, foldersOnly: bool) -> List[str]:
 def _remoteNames(word: str, names: Iterable[str], foldersOnly: bool) -> List[str]:
     found = set()
     for name in names:
-        if not name.startswith(word):
+        # A name from the server with a control character (which ftx
+        # servers never list) is not put on the user's command line.
+        if not name.startswith(word) or not name.isprintable():
             continue
         # Offer the next folder level, not every file under it.
         slash = name.find("/", len(word))
