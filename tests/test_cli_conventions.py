@@ -285,6 +285,18 @@ class ConfigTests(SynchronousTestCase):
         result = _run(["--server", server.address, "list"], self.local, env={"FTX_PASSWORD": "wrong"})
         self.assertEqual(result.returncode, 5, result.err)
 
+    def test_homeNetrcReadableByOthersIsRefused(self) -> None:
+        netrc = self.local / ".netrc"
+        netrc.write_text("machine 127.0.0.1 login bob password secret\n")
+        netrc.chmod(0o644)
+        env = dict(os.environ, HOME=str(self.local), XDG_CONFIG_HOME=str(self.local / "config"))
+        env.pop("NETRC", None)
+        env.pop("FTX_SERVER", None)
+        result = subprocess.run([FTX, "--server", "127.0.0.1:1", "list"], env=env, capture_output=True, timeout=60,
+                                stdin=subprocess.DEVNULL)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("cannot use {}".format(netrc), result.stderr.decode())
+
 
 class CompletionTests(SynchronousTestCase):
     """

@@ -86,11 +86,14 @@ def netrcLogin(host: str, user: Optional[str]) -> Tuple[Optional[str], Optional[
         standard library also refuses a file others can read that holds
         passwords).
     """
-    path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
+    chosen = os.environ.get("NETRC")
+    path = chosen or os.path.join(os.path.expanduser("~"), ".netrc")
     if not host or not os.path.exists(path):
         return None, None
     try:
-        entry = netrc.netrc(path).authenticators(host)
+        # The default ~/.netrc is read with no argument, which makes the
+        # standard library refuse it when others can read its passwords.
+        entry = (netrc.netrc(chosen) if chosen else netrc.netrc()).authenticators(host)
     except netrc.NetrcParseError as e:
         raise UsageError("cannot use {}: {}".format(path, e.msg))
     except OSError as e:
