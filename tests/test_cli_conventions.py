@@ -259,6 +259,10 @@ class ConfigTests(SynchronousTestCase):
         self.assertEqual(result.returncode, 0, result.err)
         self.assertIn("checksum sha1", result.err)
         self.assertEqual((self.local / "a.txt").read_bytes(), b"local copy\n")
+        # The shell's lines too.
+        result = _run(["shell"], self.local, input=b"get a.txt\n")
+        self.assertIn("kept the existing a.txt", result.err)
+        self.assertEqual((self.local / "a.txt").read_bytes(), b"local copy\n")
         # A flag wins over the config file.
         result = _run(["get", "a.txt", "--overwrite"], self.local)
         self.assertEqual((self.local / "a.txt").read_bytes(), b"server copy\n", result.err)

@@ -67,9 +67,22 @@ def sessionOptions(args, config: Optional[dict] = None) -> Tuple[str, dict]:
     checksum = getattr(args, "checksum", None) or config.get("checksum", "auto")
     if checksum != "auto":
         options["checksum"] = checksum
-    if getattr(args, "conflict", "absent") is None and "conflict" in config:
-        args.conflict = config["conflict"]
     return address, options
+
+
+def _conflictDefault(parser, args, config: dict) -> None:
+    """
+    The config file's conflict policy, for this command line and for the
+    shell's lines, where no --overwrite/--rename/--skip is given.
+    """
+    policy = config.get("conflict")
+    if policy is None:
+        return
+    if getattr(args, "conflict", "absent") is None:
+        args.conflict = policy
+    for command in parser.commands.values():
+        if command.get_default("conflict") is None and any(a.dest == "conflict" for a in command._actions):
+            command.set_defaults(conflict=policy)
 
 
 def _password(args, user: str, fromNetrc: Optional[str] = None) -> str:
@@ -179,7 +192,9 @@ def _run(argv: Optional[List[str]]) -> int:
             if not isTerminal(sys.stdin):
                 raise UsageError("no command given (see 'ftx --help')")
             command = "shell"
-        address, options = sessionOptions(args, loadConfig())
+        config = loadConfig()
+        address, options = sessionOptions(args, config)
+        _conflictDefault(parser, args, config)
         if command != "shell":
             applyFolder(args, args.folder)
         if getattr(args, "dir", None):
