@@ -268,10 +268,12 @@ class Shell:
 
     def help(self, topics: List[str]) -> None:
         commands = self.parser.commands
-        if topics and topics[0] in commands:
-            commands[topics[0]].print_help()
-            return
         aliases = {name: names for name, names in ALIASES.items()}
+        byAlias = {alias: name for name, names in aliases.items() for alias in names}
+        topic = byAlias.get(topics[0], topics[0]) if topics else None
+        if topic in commands:
+            commands[topic].print_help()
+            return
         print("Commands (type 'help COMMAND' or 'COMMAND --help' for details):")
         for name, parser in commands.items():
             if name == "shell":
