@@ -51,7 +51,7 @@ class TLSNotInstalled(usage.UsageError):
     """
 
 
-def _checkTLSInstalled(port: str) -> None:
+def _checkTLSInstalled(option: str, endpoint: str) -> None:
     """
     A TLS port needs pyOpenSSL and service_identity, which come with the
     C{tls} extra: say so in one line rather than fail in the reactor.
@@ -61,7 +61,7 @@ def _checkTLSInstalled(port: str) -> None:
         import service_identity  # noqa: F401
     except ImportError:
         raise TLSNotInstalled(
-            "--port {} needs TLS support, which is not installed: pip install 'ftx[tls]'".format(port)
+            "{} {} needs TLS support, which is not installed: pip install 'ftx[tls]'".format(option, endpoint)
         )
 
 
@@ -85,6 +85,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["partial-ttl", None, "24h", "Remove interrupted uploads not resumed within this time (e.g. 24h, 7d; 0: keep none)."],
         ["shutdown-grace", None, "30", "On stop, seconds running transfers get to finish before they are cut."],
         ["udp-port", None, None, "Also answer disk-space queries over UDP on this port, same interface as --port."],
+        ["http-port", None, None, "Also serve the root read-only over HTTP on this endpoint (e.g. tcp:8080, ssl:8443:...)."],
         # Accounts, access and TLS: docs/security.rst.
         ["access", None, None, "Access file: lines 'NAME RIGHTS [home=FOLDER]', RIGHTS from rwd or none."],
         ["anonymous", None, None, "What clients that do not log in may do: none, read or full (default: full, none with --auth)."],
@@ -103,7 +104,9 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             port = "tcp:" + port
         self["port"] = port
         if isTLS(port) or self["client-ca"] is not None:
-            _checkTLSInstalled(port)
+            _checkTLSInstalled("--port", port)
+        if isTLS(self["http-port"] or ""):
+            _checkTLSInstalled("--http-port", self["http-port"])
         root = self["root"]
         if not os.path.isdir(root):
             raise usage.UsageError("--root must be an existing directory: {!r}".format(root))
@@ -123,6 +126,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             if not udp.isdigit() or int(udp) > 65535:
                 raise usage.UsageError("--udp-port must be a port number (0-65535): {!r}".format(udp))
             self["udp-port"] = int(udp)
+        if self["http-port"] is not None and self["http-port"].isdigit():
+            self["http-port"] = "tcp:" + self["http-port"]
         try:
             auth.checkOptions(self)
             if self["client-ca"] is not None:
@@ -240,4 +245,9 @@ def makeService(options: Options):
 
         udp = DiskSpaceService(options["udp-port"], interfaceOf(options["port"]), factory.storage, reactor)
         udp.setServiceParent(service)
+    if options["http-port"] is not None:
+        from ftx.server.web import WebService, webSite
+
+        site = webSite(factory.access, factory.storage, reactor)
+        WebService(options["http-port"], site, reactor, factory.access.portal is not None).setServiceParent(service)
     return service

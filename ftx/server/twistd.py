@@ -23,5 +23,5 @@ class Options(_Options):
         except TLSNotInstalled as e:
             # One line, not twistd's page of usage: nothing was mistyped.
             raise SystemExit("twistd ftx: {}".format(e))
-        if not isTLS(self["port"]) and self.get("client-ca") is None:
+        if not isTLS(self["port"]) and not isTLS(self["http-port"] or "") and self.get("client-ca") is None:
             notls.leaveOutTLS()
