@@ -350,19 +350,21 @@ class SetupMessageTests(SynchronousTestCase):
 
     def test_sslPortWithoutTLSExtra(self) -> None:
         # pyOpenSSL is installed here: mark it missing, as without ftx[tls].
-        program = (
-            "import sys; sys.modules['OpenSSL'] = None\n"
-            "from twisted.scripts.twistd import run\n"
-            "sys.argv = ['twistd', '-n', '--pidfile=', 'ftx', '--port', 'ssl:0:privateKey=k.pem:certKey=c.pem',"
-            " '--root', '.']\n"
-            "run()\n"
-        )
-        result = subprocess.run([sys.executable, "-c", program], cwd=str(self.local), capture_output=True, timeout=60,
-                                env=dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", "")))
-        self.assertEqual(result.returncode, 1)
-        lines = (result.stdout + result.stderr).decode().strip().splitlines()
-        self.assertEqual(len(lines), 1, lines)
-        self.assertIn("pip install 'ftx[tls]'", lines[0])
+        for option, ports in ((["--port"], "'ssl:0:privateKey=k.pem:certKey=c.pem'"),
+                              (["--http-port"], "'ssl:0:privateKey=k.pem:certKey=c.pem', '--port', 'tcp:0'")):
+            program = (
+                "import sys; sys.modules['OpenSSL'] = None\n"
+                "from twisted.scripts.twistd import run\n"
+                "sys.argv = ['twistd', '-n', '--pidfile=', 'ftx', '{}', {}, '--root', '.']\n"
+                "run()\n"
+            ).format(option[0], ports)
+            result = subprocess.run([sys.executable, "-c", program], cwd=str(self.local), capture_output=True,
+                                    timeout=60, env=dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", "")))
+            self.assertEqual(result.returncode, 1, option)
+            lines = (result.stdout + result.stderr).decode().strip().splitlines()
+            self.assertEqual(len(lines), 1, lines)
+            self.assertIn("{} ssl:0".format(option[0]), lines[0])
+            self.assertIn("pip install 'ftx[tls]'", lines[0])
 
     def test_anonymousAtAccountsServerIsToldToUseUser(self) -> None:
         server = serverFor(self, "--auth", "memory:bob:secret", files={"private.txt": b"p"})
