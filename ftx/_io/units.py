@@ -5,17 +5,16 @@ C{1h30m}.
 
 Sizes are binary (C{1K} is 1024 bytes, as C{--quota 10G} has always meant)
 and printed in binary units (KiB, MiB, ...), so that what ftx prints can be
-typed back. C{humanfriendly} parses sizes and durations and prints
-durations; sizes are printed as C{rich}'s progress bars print them, so a
-listing and a bar agree. Both are imported on first use: the C{ftx}
-command starts faster without them.
+typed back. C{humanfriendly} parses sizes and durations; sizes are printed
+as C{rich}'s progress bars print them, so a listing and a bar agree. Both
+are imported on first use: the C{ftx} command starts faster without them.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["BINARY_UNITS", "parseSize", "parseDuration", "formatSize", "formatDuration"]
+__all__ = ["BINARY_UNITS", "parseSize", "parseDuration", "formatSize"]
 
 BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
 
@@ -72,12 +71,3 @@ def formatSize(size: int) -> str:
 
     unit, suffix = pick_unit_and_suffix(size, list(BINARY_UNITS), 1024)
     return "{:.1f} {}".format(size / unit, suffix)
-
-
-def formatDuration(seconds: float) -> str:
-    """
-    C{seconds} for a person: C{"0.25 seconds"}, C{"1 minute and 5 seconds"}.
-    """
-    from humanfriendly import format_timespan
-
-    return format_timespan(seconds)
