@@ -103,8 +103,10 @@ def buildParser() -> argparse.ArgumentParser:
         prog="ftx", parents=[common], formatter_class=raw, description=_DESCRIPTION,
         epilog=_examples(
             "ftx --server files.example.com:1234 list",
+            "ftx --server ftx://bob@files.example.com/photos ls",
             "FTX_SERVER=files.example.com:1234 ftx sget report.pdf",
             "ftx shell",
+            "ftx --print-completion bash > ~/.local/share/bash-completion/completions/ftx",
         ) + "\n\nexit status:\n" + codes,
     )
     parser.add_argument("--version", action="version", version="ftx " + __version__)
