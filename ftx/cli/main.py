@@ -21,6 +21,7 @@ from ftx.cli.parser import DEFAULT_SERVER, buildParser
 from ftx.cli.progress import isTerminal
 from ftx.cli.remotefolder import applyFolder
 from ftx.cli.status import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, describe
+from ftx.cli.terminal import printable
 
 __all__ = ["main", "run"]
 
@@ -122,7 +123,7 @@ def _interrupted(ctx) -> None:
         ctx.reporter.close()
     line = "ftx: interrupted"
     if ctx is not None and ctx.current:
-        line += "; the partial download is kept ('ftx cget {}' continues it)".format(ctx.current)
+        line += "; the partial download is kept ('ftx cget {}' continues it)".format(printable(ctx.current))
     sys.stdout.flush()
     # On a terminal, start after the "^C" the terminal echoed.
     sys.stderr.write(("\n" if isTerminal(sys.stderr) else "") + line + "\n")

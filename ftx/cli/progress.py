@@ -17,6 +17,7 @@ import sys
 from typing import Callable, Iterator, Optional
 
 from ftx._io.units import BINARY_UNITS, formatSize
+from ftx.cli.terminal import printable
 
 __all__ = ["Reporter", "humanSize"]
 
@@ -111,6 +112,8 @@ class Reporter:
     # -- lines ------------------------------------------------------------
 
     def _line(self, text: str) -> None:
+        # Notes and errors carry names and messages from the server.
+        text = printable(text)
         if self._progress is not None:
             self._progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
         else:
@@ -162,7 +165,7 @@ class Reporter:
         if not self.live:
             return None
         progress = self._bars()
-        task = progress.add_task(_shorten(name, self._nameWidth), total=size or None)
+        task = progress.add_task(_shorten(printable(name), self._nameWidth), total=size or None)
         self._files.append(task)
         batch = self._batch
         base = self._batchDone

@@ -29,6 +29,7 @@ from ftx.cli.parser import ALIASES
 from ftx.cli.progress import isTerminal
 from ftx.cli.shellcompletion import LOCAL, LOCAL_FOLDERS, REMOTE, REMOTE_FOLDERS, ShellCompleter
 from ftx.cli.status import UsageError
+from ftx.cli.terminal import printable
 
 __all__ = ["Shell"]
 
@@ -127,7 +128,7 @@ class Shell:
         interactive = isTerminal(sys.stdin) and isTerminal(sys.stdout)
         if interactive:
             print("Connected to {} ({}). Type 'help' for the commands, 'quit' to leave.".format(
-                connection.address, client.protocol.version or "ftx"))
+                connection.address, printable(client.protocol.version or "ftx")))
         read = self._promptReader() if interactive else self._pipeReader
         while True:
             try:
@@ -216,7 +217,7 @@ class Shell:
         self.ctx.reporter.close()
         line = "interrupted"
         if self.ctx.current:
-            line += "; the partial download is kept ('cget {}' continues it)".format(self.ctx.current)
+            line += "; the partial download is kept ('cget {}' continues it)".format(printable(self.ctx.current))
             self.ctx.current = None
         sys.stderr.write(("\n" if sys.stderr.isatty() else "") + line + "\n")
         sys.stderr.flush()
@@ -255,7 +256,7 @@ class Shell:
         except OSError as e:
             raise UsageError("cannot list {}: {}".format(where, e.strerror))
         for name in names:
-            print(name + ("/" if os.path.isdir(os.path.join(where, name)) else ""))
+            print(printable(name) + ("/" if os.path.isdir(os.path.join(where, name)) else ""))
 
     def _local(self, command: str) -> None:
         if not command.strip():

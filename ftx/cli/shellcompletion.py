@@ -14,6 +14,8 @@ import os
 import shlex
 from typing import Callable, Iterable, List, Optional, Tuple
 
+from ftx.cli.terminal import printable
+
 __all__ = ["complete", "currentWord", "ShellCompleter", "REMOTE", "LOCAL", "LOCAL_FOLDERS", "REMOTE_FOLDERS"]
 
 REMOTE = "remote"
@@ -77,7 +79,7 @@ def _remoteNames(word: str, names: Iterable[str], foldersOnly: bool) -> List[str
     for name in names:
         # A name from the server with a control character (which ftx
         # servers never list) is not put on the user's command line.
-        if not name.startswith(word) or not name.isprintable():
+        if not name.startswith(word) or not name.isprintable() or printable(name) != name:
             continue
         # Offer the next folder level, not every file under it.
         slash = name.find("/", len(word))
