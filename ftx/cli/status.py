@@ -72,6 +72,9 @@ def describe(error: BaseException, address: str = "") -> Optional[Tuple[int, str
     where = " to {}".format(address) if address else ""
     if isinstance(error, UsageError):
         return EXIT_USAGE, str(error)
+    if isinstance(error, LoginRequired):
+        # The server's text names the wire command; the user needs the flag.
+        return EXIT_PERMISSION, "the server{} requires an account: use --user NAME".format(where)
     if isinstance(error, FtxError):
         for classes, code in (
             (Refused, EXIT_CONFLICT), (Conflict, EXIT_CONFLICT), (ConnectionLost, EXIT_LOST),

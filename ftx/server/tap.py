@@ -13,8 +13,8 @@ from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
 from twisted.python import usage
 
-from ftx._io import tls
-from ftx._io.endpoints import parseServerAddress
+from ftx._io import tls, units
+from ftx._io.endpoints import isTLS, parseServerAddress
 from ftx.errors import FtxError
 from ftx.protocol.names import MAX_ROOT
 from ftx.server import accounts as auth
@@ -27,33 +27,44 @@ from ftx.server.s3 import options as storageOptions
 
 def parseDuration(text: str) -> float:
     """
-    Seconds from C{90}, C{90s}, C{15m}, C{24h} or C{7d}.
+    Seconds from C{90}, C{90s}, C{15m}, C{24h}, C{7d} or C{1h30m}
+    (L{ftx._io.units.parseDuration}, as the C{ftx} command reads them).
     """
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    value = text.strip().lower()
-    factor = units.get(value[-1:], None)
-    number = value[:-1] if factor else value
-    factor = factor or 1
     try:
-        seconds = float(number) * factor
-    except ValueError:
-        raise usage.UsageError("not a duration: {!r} (examples: 30, 30s, 15m, 24h, 7d)".format(text))
-    if seconds < 0 or seconds != seconds or seconds == float("inf"):
-        raise usage.UsageError("not a duration: {!r}".format(text))
-    return seconds
+        return units.parseDuration(text)
+    except ValueError as e:
+        raise usage.UsageError(str(e))
 
 
 def parseSize(text: str) -> int:
     """
-    A byte count with an optional K, M, G or T suffix (powers of 1024).
+    A byte count: C{1000}, C{64K}, C{10G}, C{1.5GiB} (powers of 1024;
+    L{ftx._io.units.parseSize}, as the C{ftx} command reads them).
     """
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    value = text.strip().upper().rstrip("B").rstrip("I")
-    suffix = value[-1:] if value[-1:] in units and value[-1:] else ""
-    number = value[: -1] if suffix else value
-    if not number.isdigit():
-        raise usage.UsageError("not a size: {!r} (examples: 1000, 64K, 10M, 2G)".format(text))
-    return int(number) * units[suffix]
+    try:
+        return units.parseSize(text)
+    except ValueError as e:
+        raise usage.UsageError(str(e))
+
+
+class TLSNotInstalled(usage.UsageError):
+    """
+    A TLS port was asked for, but the C{tls} extra is not installed.
+    """
+
+
+def _checkTLSInstalled(option: str, endpoint: str) -> None:
+    """
+    A TLS port needs pyOpenSSL and service_identity, which come with the
+    C{tls} extra: say so in one line rather than fail in the reactor.
+    """
+    try:
+        import OpenSSL  # noqa: F401
+        import service_identity  # noqa: F401
+    except ImportError:
+        raise TLSNotInstalled(
+            "{} {} needs TLS support, which is not installed: pip install 'ftx[tls]'".format(option, endpoint)
+        )
 
 
 class Options(usage.Options, strcred.AuthOptionMixin):
@@ -96,6 +107,10 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         if port.isdigit():
             port = "tcp:" + port
         self["port"] = port
+        if isTLS(port) or self["client-ca"] is not None:
+            _checkTLSInstalled("--port", port)
+        if isTLS(self["http-port"] or ""):
+            _checkTLSInstalled("--http-port", self["http-port"])
         storageOptions.checkStorage(self, parseSize, parseDuration)
         root = self["root"]
         if self["storage"] == "local" and not os.path.isdir(root):
