@@ -370,10 +370,28 @@ class ConnectionLimits:
     def sayGoodbye(self) -> None:
         self._closeWith(Unavailable("the server is shutting down"))
 
-    def _closeWith(self, error: Unavailable) -> None:
+    def _closeWith(self, error) -> None:
         transport = self._connection.transport
         transport.write(wire.formatError(error) + self._connection.delimiter)
+        self.hangUp()
+
+    def hangUp(self) -> None:
+        """
+        Close the connection after what was written: the one way the
+        server ends a connection in good order (quit, refusals, timeouts).
+
+        The write-backpressure producer goes first: a TLS transport holds
+        its close alert back until its producer is unregistered, and
+        would otherwise never close. Reading then resumes at the
+        transport (lines are no longer parsed: the gate stays as it is)
+        so that the client's close alert, or its end of the connection,
+        is seen. Should the client not answer, L{closeSoon} cuts it.
+        """
+        transport = self._connection.transport
+        self.backpressure.detach()
         transport.loseConnection()
+        if not self._connection.disconnected:
+            transport.resumeProducing()
         self.closeSoon()
 
     def closeSoon(self, delay: float = 5.0) -> None:

@@ -218,7 +218,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
     def lineLengthExceeded(self, line: bytes) -> None:
         self._log.warn("{peer} sent a line longer than {limit} bytes; closing", peer=self.peer, limit=self.MAX_LENGTH)
         self.transport.write(wire.formatError(BadRequest("line too long")) + self.delimiter)
-        self.transport.loseConnection()
+        self.limits.hangUp()
 
     def timeoutConnection(self) -> None:
         # TimeoutMixin: idle for --idle-timeout seconds.
@@ -403,7 +403,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
                 raise
             # Out of tries: answer, then hang up (docs/protocol.rst).
             self.reply(wire.formatError(e))
-            self.transport.loseConnection()
+            self.limits.hangUp()
             return
         self.account = account
         self.reply(wire.formatLine(wire.LOGGED_IN, encodeName(account.name)))
@@ -419,7 +419,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
 
     def _quit(self, args):
         self.reply(wire.formatLine(wire.BYE, "bye"))
-        self.transport.loseConnection()
+        self.limits.hangUp()
 
     def _noop(self, args):
         self.reply(wire.formatLine(wire.OK, "ok"))
