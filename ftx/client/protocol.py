@@ -29,7 +29,7 @@ __all__ = ["FtxClientProtocol", "READ_SIZE"]
 # lifted a 1 GiB download from ~600 to ~950 MB/s on a 2-core machine.
 READ_SIZE = 1 << 20
 #: Seconds a plain connection waits for the greeting before it probes for
-#: a TLS server (L{FtxClientProtocol._probeForTLS}). An ftx server greets
+#: a TLS server (L{FtxClientProtocol.probeForTLS}). An ftx server greets
 #: as soon as it accepts, so a second of silence is already unusual.
 TLS_PROBE_DELAY = 1.0
 #: What the probe sends: a command any ftx server answers with exactly one
@@ -84,7 +84,6 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
         self._active: Optional[Request] = None
         ReplyStream.__init__(self)
         self._lost = False
-        self._probe = None
         #: Set once the TLS probe was sent: its one reply follows the greeting.
         self._probeReplies = 0
 
@@ -95,32 +94,33 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
             except Exception:
                 pass
         internals.setReadSize(self.transport, READ_SIZE)
-        if self.reactor is not None and not ISSLTransport.providedBy(self.transport):
-            self._probe = self.reactor.callLater(TLS_PROBE_DELAY, self._probeForTLS)
 
-    def _probeForTLS(self) -> None:
+    def probeForTLS(self) -> None:
         """
-        No greeting yet on a plain connection: the server may be a TLS one,
-        silently waiting for a handshake that will not come. Send one
+        No greeting yet: the server may be a TLS one, silently waiting for
+        a handshake that will not come. On a plain connection, send one
         harmless command: a TLS server refuses it at once (an alert, or a
-        close), which L{dataReceived} and L{connectionLost} recognise; an
+        close), and L{greeted} fails with L{TLSError} saying to use TLS; an
         ftx server that is merely slow greets first and then answers it,
-        and that answer is dropped.
+        and that answer is dropped. L{ftx.client.connect} calls this after
+        L{TLS_PROBE_DELAY} seconds without a greeting.
         """
-        self._probe = None
-        if self.greeted is not None and not self._lost:
-            self._probeReplies = 1
-            self.transport.write(_PROBE)
+        if self.greeted is None or self._lost or self._probeReplies or ISSLTransport.providedBy(self.transport):
+            return
+        self._probeReplies = 1
+        self.transport.write(_PROBE)
 
-    def _stopProbe(self) -> None:
-        if self._probe is not None and self._probe.active():
-            self._probe.cancel()
-        self._probe = None
+    def abandonGreeting(self) -> None:
+        """
+        Give up waiting for the greeting: L{greeted} fails with
+        L{ConnectionLost} (whatever the probe may have provoked).
+        """
+        self._probeReplies = 0
+        self.transport.abortConnection()
 
     def dataReceived(self, data: bytes) -> None:
         if self.greeted is not None and (self._unparsed + data)[:2] in _TLS_RECORDS:
             greeted, self.greeted = self.greeted, None
-            self._stopProbe()
             greeted.errback(TLSError(_TLS_HINT.format(self.serverName)))
             self.transport.abortConnection()
             return
@@ -138,7 +138,6 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
             return
         if self.greeted is not None:
             greeted, self.greeted = self.greeted, None
-            self._stopProbe()
             if reply.code != wire.GREETING:
                 greeted.errback(errorFromReply(reply.code, reply.errorMessage()))
                 self.transport.loseConnection()
@@ -209,7 +208,6 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
 
     def connectionLost(self, reason=None) -> None:
         self._lost = True
-        self._stopProbe()
         if self._directBody is not None:
             self._directBody.uninstall()
         pending = ([self._active] if self._active else []) + list(self._queue)
@@ -223,7 +221,8 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
             greeted, self.greeted = self.greeted, None
             tlsError = tls.errorFromFailure(reason, self.serverName) if reason is not None else None
             if tlsError is None and self._probeReplies:
-                # Closed on the probe without a greeting: what TLS servers do.
+                # The server closed on the probe without a greeting: what
+                # TLS servers do.
                 tlsError = TLSError(_TLS_HINT.format(self.serverName))
             greeted.errback(tlsError or ConnectionLost("the server closed the connection before greeting"))
         for request in pending:
