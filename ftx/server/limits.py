@@ -390,7 +390,8 @@ class ConnectionLimits:
         transport = self._connection.transport
         self.backpressure.detach()
         transport.loseConnection()
-        if not self._connection.disconnected:
+        if interfaces.ISSLTransport.providedBy(transport) and not self._connection.disconnected:
+            # (A TCP transport needs no reading to close, and refuses it.)
             transport.resumeProducing()
         self.closeSoon()
 

@@ -42,6 +42,7 @@ from ftx.server.connection import IConnection, checkArity
 from ftx.server.downloads import Downloads
 from ftx.server.limits import Admission, ConnectionLimits
 from ftx.server.logins import LoginAttempts
+from ftx.server.logsafe import SafeLogger
 from ftx.server.readgate import COMMAND, ReadGate
 from ftx.server.storage import IStorage
 from ftx.server.uploads import Uploads
@@ -109,7 +110,8 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
     @ivar uploads: the L{Uploads} part.
     """
 
-    _log = Logger()
+    # Client text in log lines is escaped (ftx.server.logsafe).
+    _log = SafeLogger()
     MAX_LENGTH = wire.MAX_LINE_LENGTH
     delimiter = b"\r\n"
     #: Who the client is (L{ftx.server.accounts}); L{None} until it logs in when
@@ -267,6 +269,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
             return
         handler = self._commands.get(verb)
         if handler is None:
+            self._log.info("{peer} unknown command {verb}", peer=self.peer, verb=verb[:40])
             self.reply(wire.formatError(BadRequest("unknown command: {}".format(verb[:40]))))
             return
         if self.account is None and verb not in _WITHOUT_LOGIN:
