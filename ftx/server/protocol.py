@@ -72,6 +72,8 @@ class ServerPolicy:
         idleTimeout: Optional[float] = None,
         partialTTL: Optional[float] = None,
         shutdownGrace: float = 30.0,
+        lineTimeout: Optional[float] = 30.0,
+        loginTimeout: Optional[float] = 60.0,
     ) -> None:
         self.readOnly = readOnly
         self.maxUploadSize = maxUploadSize
@@ -79,6 +81,10 @@ class ServerPolicy:
         self.maxConnections = maxConnections
         self.maxPerAddress = maxPerAddress
         self.idleTimeout = idleTimeout or None
+        #: Seconds from the first byte of a command line to its end, and
+        #: from connecting to logging in where a login is needed.
+        self.lineTimeout = lineTimeout or None
+        self.loginTimeout = loginTimeout or None
         #: Seconds an abandoned partial upload is kept; 0 keeps none,
         #: L{None} keeps them until deleted by hand.
         self.partialTTL = partialTTL
@@ -179,6 +185,8 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
             self.limits.backpressure.attach()
         access = self.factory.access
         self.account = access.anonymous
+        if self.account is None:
+            self.limits.expectLogin(self.factory.policy.loginTimeout)
         self._logins = LoginAttempts(
             access, self.peer, self._address,
             interfaces.ISSLTransport.providedBy(self.transport) or not hasattr(peer, "port"),
@@ -409,6 +417,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
             self.limits.hangUp()
             return
         self.account = account
+        self.limits.loggedIn()
         self.reply(wire.formatLine(wire.LOGGED_IN, encodeName(account.name)))
 
     def _checksum(self, args):

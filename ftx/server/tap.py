@@ -69,14 +69,16 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["max-upload-size", None, None, "Refuse uploads larger than this (e.g. 10G)."],
         ["quota", None, None, "Bytes the root may hold in all (e.g. 50G); uploads beyond it get 507 no-space."],
         ["max-connections", None, "512", "Connections served at once; more get 503 unavailable (0: no limit)."],
-        ["max-per-address", None, "0", "Connections served at once from one client address (0: no limit)."],
+        ["max-per-address", None, "32", "Connections served at once from one client address (0: no limit)."],
         ["idle-timeout", None, "300", "Close a connection after this long without a byte moving (e.g. 90, 5m; 0: never)."],
+        ["line-timeout", None, "30", "Close a connection that takes longer than this to send one command line (0: never)."],
+        ["login-timeout", None, "60", "With --auth, close a connection not logged in within this time (0: never)."],
         ["partial-ttl", None, "24h", "Remove interrupted uploads not resumed within this time (e.g. 24h, 7d; 0: keep none)."],
         ["shutdown-grace", None, "30", "On stop, seconds running transfers get to finish before they are cut."],
         ["udp-port", None, None, "Also answer disk-space queries over UDP on this port, same interface as --port."],
         # Accounts, access and TLS: docs/security.rst.
         ["access", None, None, "Access file: lines 'NAME RIGHTS [home=FOLDER]', RIGHTS from rwd or none."],
-        ["anonymous", None, None, "What clients that do not log in may do: none, read or full (default: full, none with --auth)."],
+        ["anonymous", None, None, "What clients that do not log in may do: none, read or full (default: full; read with --auth)."],
         ["client-ca", None, None, "With an ssl: --port, require client certificates signed by a CA in this PEM file."],
         ["login-delay", None, "1", "Seconds before the reply to a failed login; doubles with each failure on a connection."],
         ["max-login-failures", None, "3", "Failed logins after which a connection is closed."],
@@ -103,7 +105,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             if not str(self[key]).isdigit():
                 raise usage.UsageError("--{} must be a whole number: {!r}".format(key, self[key]))
             self[key] = int(self[key])
-        for key in ("idle-timeout", "partial-ttl", "shutdown-grace"):
+        for key in ("idle-timeout", "line-timeout", "login-timeout", "partial-ttl", "shutdown-grace"):
             self[key] = parseDuration(str(self[key]))
         if self["udp-port"] is not None:
             udp = self["udp-port"]
@@ -133,6 +135,8 @@ def makeFactory(options: Options, reactor) -> FtxServerFactory:
         idleTimeout=options["idle-timeout"],
         partialTTL=options["partial-ttl"],
         shutdownGrace=options["shutdown-grace"],
+        lineTimeout=options["line-timeout"],
+        loginTimeout=options["login-timeout"],
     )
     quota = Quota(options["quota"]) if options["quota"] is not None else None
     storage = FilesystemStorage(options["root"], quota)
