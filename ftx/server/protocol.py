@@ -294,8 +294,12 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         if isinstance(result, Failure):
             error = result.value
             if not isinstance(error, FtxError):
-                if self.disconnected:
+                if self.disconnected or isinstance(error, ConnectionError):
+                    # The client went away (closed, reset, killed) while the
+                    # command ran: a normal end, not a server fault.
                     self._log.info("{peer} {verb} abandoned: connection lost", peer=self.peer, verb=verb)
+                    if not self.disconnected:
+                        self.transport.abortConnection()
                     return
                 self._log.failure("{peer} {verb} failed", failure=result, peer=self.peer, verb=verb)
                 error = ServerError("internal error while running {}".format(verb))

@@ -177,10 +177,31 @@ class ListeningService(Service):
         self.port = None
 
     def privilegedStartService(self) -> None:
-        # Bind before twistd drops privileges, like strports does.
+        """
+        Bind before twistd drops privileges, like strports does. A port
+        that cannot be had (taken, not allowed) ends the start: a server
+        that cannot listen must not look, to its supervisor, like one
+        that serves.
+
+        @raise SystemExit: with one line saying why, when the endpoint
+            fails at once (TCP, TLS and Unix endpoints do): twistd then
+            exits with status 1 and Python prints the line.
+        """
         endpoint = tls.serverEndpoint(self.reactor, withBacklog(self.description), self.clientCA)
+        failures = []
+
+        def failed(failure):
+            if starting:
+                failures.append(failure)
+            else:
+                self._failed(failure)
+
+        starting = True
         self._listening = endpoint.listen(self.factory)
-        self._listening.addCallbacks(self._listened, self._failed)
+        self._listening.addCallbacks(self._listened, failed)
+        starting = False
+        if failures:
+            raise SystemExit(self._cannotListen(failures[0]))
 
     def startService(self) -> None:
         Service.startService(self)
@@ -196,8 +217,16 @@ class ListeningService(Service):
             description=self.description, port=shown, root=self.factory.storage.location,
         )
 
+    def _cannotListen(self, failure) -> str:
+        error = failure.value
+        reason = getattr(getattr(error, "socketError", None), "strerror", None) or str(error)
+        return "ftx cannot listen on {}: {}".format(self.description, reason)
+
     def _failed(self, failure) -> None:
-        self._log.failure("ftx cannot listen on {description}", failure=failure, description=self.description)
+        # An endpoint that fails later (after the reactor started): one
+        # line, then stop with a failing status as above.
+        self._log.critical("{line}", line=self._cannotListen(failure))
+        self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
         self.reactor.stop()
 
     def stopService(self):
