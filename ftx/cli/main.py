@@ -14,7 +14,7 @@ import sys
 from typing import List, Optional, Tuple
 
 from ftx._io import notls
-from ftx._io.endpoints import isTLS
+from ftx._io.endpoints import isTLS, parseAddress
 from ftx.cli.parser import DEFAULT_SERVER, buildParser
 from ftx.cli.progress import isTerminal
 from ftx.cli.status import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, describe
@@ -47,6 +47,8 @@ def sessionOptions(args) -> Tuple[str, dict]:
     options: dict = {}
     if user is not None:
         options["credentials"] = (user, _password(args, user))
+        if not wantsTLS and parseAddress(address).isTCP:
+            sys.stderr.write("ftx: warning: the password is sent unencrypted (no TLS); use --tls if the server offers it\n")
     if any(tlsOptions.values()):
         options["tls"] = ClientTLS(
             cafile=tlsOptions["cafile"], insecure=bool(tlsOptions["insecure"]), certificate=tlsOptions["cert"]
