@@ -60,6 +60,10 @@ _WITHOUT_LOGIN = ("login", "quit", "checksum")
 class ServerPolicy:
     """
     What the server allows, set from the twistd options.
+
+    The line and login deadlines are on by default (30 s and 60 s, as
+    with twistd): without them a client trickling bytes, or never logging
+    in, holds a connection for ever (``docs/operations.rst``).
     """
 
     def __init__(
