@@ -19,9 +19,10 @@ from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
 from ftx._io import internals
-from ftx.errors import BadRequest, LoginRequired, NoSpace, Unavailable
+from ftx.errors import NoSpace, Unavailable
 from ftx.protocol import wire
 from ftx.protocol.wire import nameText
+from ftx.server.deadlines import Deadlines
 from ftx.server.readgate import CLIENT_BEHIND, ReadGate
 
 __all__ = ["Quota", "Admission", "WriteBackpressure", "ConnectionLimits", "MAX_BUFFERED_INPUT"]
@@ -259,8 +260,8 @@ class ConnectionLimits:
     The limits part of one server connection: input handed to
     C{LineReceiver} in bounded pieces, a bound on what a client may send
     while it is not being read, the idle timeout's close, the graceful
-    close at shutdown, the deadlines for finishing a command line and for
-    logging in, and the connection's L{WriteBackpressure}.
+    close at shutdown, the connection's L{Deadlines} (finishing a command
+    line, logging in) and its L{WriteBackpressure}.
 
     It talks to the protocol through L{ftx.server.connection.IConnection}
     and pauses reading only through the connection's L{ReadGate}.
@@ -281,10 +282,8 @@ class ConnectionLimits:
         self._pending: Deque[memoryview] = deque()
         self._pendingSize = 0
         self._feeding = False
-        # The slowloris deadlines: finishing a command line once its first
-        # byte is in, and logging in once connected (when login is needed).
-        self._lineDeadline = None
-        self._loginDeadline = None
+        #: Finishing a command line, and logging in, in time.
+        self.deadlines = Deadlines(connection, self._closeWith)
 
     @property
     def held(self) -> int:
@@ -339,69 +338,8 @@ class ConnectionLimits:
                 connection.parse(piece)
         finally:
             self._feeding = False
-        self._watchLine()
-
-    def _watchLine(self) -> None:
-        """
-        Keep the line deadline running while the server waits for the end
-        of a command line the client has begun, and only then: not while a
-        command runs or a body is read, nor between lines.
-
-        The idle timeout alone cannot stop a slowloris: every byte resets
-        it, so a client sending one byte every few seconds would hold its
-        connection, and its slot, for ever.
-        """
-        connection = self._connection
-        seconds = getattr(connection.policy, "lineTimeout", None)
-        waiting = (
-            seconds
-            and not self.refused
-            and connection.line_mode
-            and not connection.paused
-            and not connection.disconnected
-            and not connection.transport.disconnecting
-            and self._pendingSize + internals.lineBuffered(connection) > 0
-        )
-        if not waiting:
-            self._cancel("_lineDeadline")
-        elif self._lineDeadline is None:
-            self._lineDeadline = connection.reactor.callLater(seconds, self._lineTooSlow, seconds)
-
-    def _lineTooSlow(self, seconds: float) -> None:
-        self._lineDeadline = None
-        connection = self._connection
-        if connection.disconnected or connection.transport.disconnecting or connection.paused or not connection.line_mode:
-            return
-        connection.log.info(
-            "{peer} did not finish a command line within {seconds} seconds; closing", peer=connection.peer, seconds=seconds
-        )
-        self._closeWith(BadRequest("command line not finished within {:g} seconds; closing".format(seconds)))
-
-    def expectLogin(self, seconds: Optional[float]) -> None:
-        """
-        The client must log in within C{seconds} (L{None} or 0: no limit)
-        or be closed: until it does, it holds a connection slot without
-        being allowed to do anything.
-        """
-        if seconds and self._loginDeadline is None:
-            self._loginDeadline = self._connection.reactor.callLater(seconds, self._loginTooSlow, seconds)
-
-    def loggedIn(self) -> None:
-        self._cancel("_loginDeadline")
-
-    def _loginTooSlow(self, seconds: float) -> None:
-        self._loginDeadline = None
-        connection = self._connection
-        if connection.disconnected or connection.transport.disconnecting:
-            return
-        connection.log.info("{peer} did not log in within {seconds} seconds; closing", peer=connection.peer, seconds=seconds)
-        self._closeWith(LoginRequired("not logged in within {:g} seconds; closing".format(seconds)))
-
-    def _cancel(self, name: str) -> None:
-        call = getattr(self, name)
-        setattr(self, name, None)
-        if call is not None and call.active():
-            call.cancel()
+        if not self.refused:
+            self.deadlines.watchLine(self._pendingSize)
 
     def refuse(self, reason: str) -> None:
         """
@@ -474,6 +412,5 @@ class ConnectionLimits:
     def connectionLost(self) -> None:
         if self._abortLater is not None and self._abortLater.active():
             self._abortLater.cancel()
-        self._cancel("_lineDeadline")
-        self._cancel("_loginDeadline")
+        self.deadlines.stop()
         self.backpressure.connectionLost()

@@ -190,7 +190,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         access = self.factory.access
         self.account = access.anonymous
         if self.account is None:
-            self.limits.expectLogin(self.factory.policy.loginTimeout)
+            self.limits.deadlines.expectLogin(self.factory.policy.loginTimeout)
         self._logins = LoginAttempts(
             access, self.peer, self._address,
             interfaces.ISSLTransport.providedBy(self.transport) or not hasattr(peer, "port"),
@@ -425,7 +425,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
             self.limits.hangUp()
             return
         self.account = account
-        self.limits.loggedIn()
+        self.limits.deadlines.loggedIn()
         self.reply(wire.formatLine(wire.LOGGED_IN, encodeName(account.name)))
 
     def _checksum(self, args):
