@@ -6,6 +6,8 @@ repr-style (C{\\x1b}).
 
 import os
 import re
+import socket
+import time
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
@@ -16,7 +18,7 @@ from ftx.server.logsafe import escapeControls
 from ftx.server.tap import Options, makeFactory
 from ftx.testing import InlineReactor
 from tests.reliability import record
-from tests.support import temporaryFolder
+from tests.support import ServerProcess, temporaryFolder
 
 # Controls a terminal or a log reader acts on, and the separators and
 # bidirectional marks that make a line read as something else.
@@ -91,3 +93,30 @@ class LogInjectionTests(SynchronousTestCase):
                       "ok\\x9bname", "\\x1b[2jfoo", "wh\\x07at%0d"):
             self.assertIn(shown, text)
         self.assertIn(b"230 ", transport.value())
+
+
+class TwistdLogTests(SynchronousTestCase):
+    def test_twistdLogFileStaysClean(self):
+        """
+        The same lines over a real socket to C{twistd ftx}: its whole log
+        file, Twisted's own lines included, carries no raw control
+        character.
+        """
+        root = temporaryFolder(self)
+        with ServerProcess(root, "--auth", "memory:alice:pw", "--login-delay", "0", "--max-login-failures", "20") as server:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                sock.sendall(b"".join(line + b"\r\n" for line in HOSTILE) + b"quit\r\n")
+                received = b""
+                while b"221 " not in received:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    received += chunk
+            deadline = time.monotonic() + 10
+            while "disconnected" not in server.output() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            lines = server.output().splitlines()
+        dirty = [line for line in lines if RAW_CONTROL.search(line)]
+        record("log lines checked for control characters", len(lines), len(dirty), "lines", "with raw controls")
+        self.assertEqual(dirty, [])
+        self.assertTrue(any("al\\x1bice\\x07" in line for line in lines), lines)

@@ -170,7 +170,9 @@ def connect(
 
     Fails with L{ValueError} for an address that cannot be understood,
     L{ftx.errors.CertificateError} when the server cannot be verified,
-    L{ftx.errors.TLSError} when TLS cannot be set up,
+    L{ftx.errors.TLSError} when TLS cannot be set up, or when a plain
+    connection reached a TLS server (found by a probe after
+    L{ftx.client.protocol.TLS_PROBE_DELAY} seconds without a greeting),
     L{ftx.errors.ConnectionLost} when no greeting came (with a hint when a
     plain client may have reached a TLS server),
     L{ftx.errors.LoginFailed} for a refused login (the connection is then
