@@ -76,6 +76,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["partial-ttl", None, "24h", "Remove interrupted uploads not resumed within this time (e.g. 24h, 7d; 0: keep none)."],
         ["shutdown-grace", None, "30", "On stop, seconds running transfers get to finish before they are cut."],
         ["udp-port", None, None, "Also answer disk-space queries over UDP on this port, same interface as --port."],
+        ["http-port", None, None, "Also serve the root read-only over HTTP on this endpoint (e.g. tcp:8080, ssl:8443:...)."],
         # Accounts, access and TLS: docs/security.rst.
         ["access", None, None, "Access file: lines 'NAME RIGHTS [home=FOLDER]', RIGHTS from rwd or none."],
         ["anonymous", None, None, "What clients that do not log in may do: none, read or full (default: full; read with --auth)."],
@@ -112,6 +113,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             if not udp.isdigit() or int(udp) > 65535:
                 raise usage.UsageError("--udp-port must be a port number (0-65535): {!r}".format(udp))
             self["udp-port"] = int(udp)
+        if self["http-port"] is not None and self["http-port"].isdigit():
+            self["http-port"] = "tcp:" + self["http-port"]
         try:
             auth.checkOptions(self)
             if self["client-ca"] is not None:
@@ -260,4 +263,9 @@ def makeService(options: Options):
 
         udp = DiskSpaceService(options["udp-port"], interfaceOf(options["port"]), factory.storage, reactor)
         udp.setServiceParent(service)
+    if options["http-port"] is not None:
+        from ftx.server.web import WebService, webSite
+
+        site = webSite(factory.access, factory.storage, reactor)
+        WebService(options["http-port"], site, reactor, factory.access.portal is not None).setServiceParent(service)
     return service

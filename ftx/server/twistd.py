@@ -18,5 +18,5 @@ __all__ = ["Options", "makeService"]
 class Options(_Options):
     def postOptions(self) -> None:
         super().postOptions()
-        if not isTLS(self["port"]) and self.get("client-ca") is None:
+        if not isTLS(self["port"]) and not isTLS(self["http-port"] or "") and self.get("client-ca") is None:
             notls.leaveOutTLS()
