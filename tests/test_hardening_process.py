@@ -18,16 +18,16 @@ from tests.support import BIN, ServerProcess, temporaryFolder, writeRandom
 
 
 class PortTakenTests(SynchronousTestCase):
-    def test_exitsNonZeroWithOneLine(self):
+    def _taken(self) -> int:
         taken = socket.socket()
         self.addCleanup(taken.close)
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
-        port = taken.getsockname()[1]
-        root = temporaryFolder(self)
+        return taken.getsockname()[1]
+
+    def _start(self, *arguments) -> str:
         result = subprocess.run(
-            [os.path.join(BIN, "twistd"), "-n", "--pidfile=", "ftx", "--port",
-             "tcp:{}:interface=127.0.0.1".format(port), "--root", root],
+            [os.path.join(BIN, "twistd"), "-n", "--pidfile=", "ftx", "--root", temporaryFolder(self), *arguments],
             capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
         )
         output = (result.stdout + result.stderr).decode("utf-8", "replace")
@@ -35,8 +35,18 @@ class PortTakenTests(SynchronousTestCase):
         self.assertNotIn("Traceback", output)
         lines = [line for line in output.splitlines() if "cannot listen" in line]
         self.assertEqual(len(lines), 1, output)
-        self.assertIn("tcp:{}".format(port), lines[0])
         self.assertIn("in use", lines[0])
+        return lines[0]
+
+    def test_exitsNonZeroWithOneLine(self):
+        port = self._taken()
+        line = self._start("--port", "tcp:{}:interface=127.0.0.1".format(port))
+        self.assertIn("ftx cannot listen on tcp:{}".format(port), line)
+
+    def test_webPortTakenToo(self):
+        port = self._taken()
+        line = self._start("--port", "tcp:0:interface=127.0.0.1", "--http-port", "tcp:{}:interface=127.0.0.1".format(port))
+        self.assertIn("ftx web view cannot listen on tcp:{}".format(port), line)
 
 
 def _readUntil(sock, count: int) -> bytes:
@@ -80,5 +90,5 @@ class ClientDropsMidDownloadTests(SynchronousTestCase):
         dropped = re.findall(r"sget big\.bin (\d+) bytes in [\d.]+s: connection lost", output)
         self.assertEqual(len(dropped), 2, output)
         for sent in dropped:
-            self.assertGreater(int(sent), 0)
+            self.assertGreater(int(sent), 0, output)
             self.assertLess(int(sent), 16 << 20)

@@ -21,6 +21,7 @@ from ftx.server.filesystem import FilesystemStorage
 from ftx.server.lifecycle import SweepService, drain
 from ftx.server.limits import Quota
 from ftx.server.protocol import FtxServerFactory, ServerPolicy
+from ftx.server.starting import listenOrExit
 
 
 def parseDuration(text: str) -> float:
@@ -184,27 +185,10 @@ class ListeningService(Service):
         Bind before twistd drops privileges, like strports does. A port
         that cannot be had (taken, not allowed) ends the start: a server
         that cannot listen must not look, to its supervisor, like one
-        that serves.
-
-        @raise SystemExit: with one line saying why, when the endpoint
-            fails at once (TCP, TLS and Unix endpoints do): twistd then
-            exits with status 1 and Python prints the line.
+        that serves (L{listenOrExit}).
         """
         endpoint = tls.serverEndpoint(self.reactor, withBacklog(self.description), self.clientCA)
-        failures = []
-
-        def failed(failure):
-            if starting:
-                failures.append(failure)
-            else:
-                self._failed(failure)
-
-        starting = True
-        self._listening = endpoint.listen(self.factory)
-        self._listening.addCallbacks(self._listened, failed)
-        starting = False
-        if failures:
-            raise SystemExit(self._cannotListen(failures[0]))
+        self._listening = listenOrExit(endpoint, self.factory, "ftx", self.description, self._listened, self.reactor)
 
     def startService(self) -> None:
         Service.startService(self)
@@ -219,18 +203,6 @@ class ListeningService(Service):
             "ftx listening on {description} (port {port}), serving {root}",
             description=self.description, port=shown, root=self.factory.storage.location,
         )
-
-    def _cannotListen(self, failure) -> str:
-        error = failure.value
-        reason = getattr(getattr(error, "socketError", None), "strerror", None) or str(error)
-        return "ftx cannot listen on {}: {}".format(self.description, reason)
-
-    def _failed(self, failure) -> None:
-        # An endpoint that fails later (after the reactor started): one
-        # line, then stop with a failing status as above.
-        self._log.critical("{line}", line=self._cannotListen(failure))
-        self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
-        self.reactor.stop()
 
     def stopService(self):
         """
