@@ -13,11 +13,14 @@ import trustme
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
-from twisted.trial.unittest import TestCase
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ftx import errors
 from ftx.cli.status import EXIT_CONNECT
-from ftx.client.api import ClientTLS, connect
+from ftx.client.api import ClientTLS, _greeted, connect
+from ftx.client.protocol import FtxClientProtocol
 from tests.connections import Connections
 from tests.support import ServerProcess, runFtx, waitUntil
 from tests.test_tls import refused, workspace
@@ -143,3 +146,43 @@ class PlainClientAgainstTLSTests(TestCase):
         self.assertEqual(result.returncode, EXIT_CONNECT, stderr)
         self.assertIn("--tls", stderr)
         self.assertLess(elapsed, 5.0)
+
+
+class ProbeTests(SynchronousTestCase):
+    """
+    The probe on a Clock: a plain ftx server that is only slow to greet
+    keeps working, its answer to the probe dropped.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.protocol = FtxClientProtocol(self.clock)
+        self.transport = StringTransport()
+        self.protocol.makeConnection(self.transport)
+        self.connected = _greeted(self.protocol, self.clock, 15.0, secure=False)
+
+    def test_slowPlainServerStillServes(self):
+        self.clock.advance(0.9)
+        self.assertEqual(self.transport.value(), b"")
+        self.clock.advance(0.1)
+        self.assertEqual(self.transport.value(), b"noop\r\n")
+        self.protocol.dataReceived(b"220 ftx/1 list,quit\r\n401 login-required log in first\r\n")
+        client = self.successResultOf(self.connected)
+        listed = client.list()
+        self.protocol.dataReceived(b"210 a.txt 5 1700000000\r\n211 1\r\n")
+        self.assertEqual([entry.name for entry in self.successResultOf(listed)], ["a.txt"])
+        self.assertFalse(self.transport.disconnecting)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_tlsAlertFailsAtOnce(self):
+        self.clock.advance(1.0)
+        self.protocol.dataReceived(b"\x15\x03\x01\x00\x02\x02\x46")
+        error = self.failureResultOf(self.connected, errors.TLSError).value
+        self.assertIn("--tls", str(error))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_greetingInTimeSendsNoProbe(self):
+        self.protocol.dataReceived(b"220 ftx/1 list,quit\r\n")
+        self.successResultOf(self.connected)
+        self.clock.advance(20)
+        self.assertEqual(self.transport.value(), b"")
