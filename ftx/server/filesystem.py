@@ -23,7 +23,7 @@ from zope.interface import implementer
 from ftx._io.fileio import hashPrefix
 from ftx.errors import AlreadyExists, Conflict, PermissionDenied
 from ftx.protocol.checksums import SHA1
-from ftx.protocol.names import PARTIAL_SUFFIX, hasControl, matches, splitName
+from ftx.protocol.names import MAX_ROOT, listable, matches, splitName
 from ftx.protocol.wire import EMPTY_SHA1, nameText
 from ftx.server.digestreads import DigestReader
 from ftx.server.digests import DigestCache, PrefixCheckpoints
@@ -88,6 +88,9 @@ class FilesystemStorage:
         self.root = os.path.realpath(root)
         if not os.path.isdir(self.root):
             raise ValueError("root is not a directory: {!r}".format(root))
+        if len(self.root) > MAX_ROOT:
+            # Names up to MAX_NAME bytes must fit under it (docs/protocol.rst).
+            raise ValueError("root path longer than {} bytes: {!r}".format(MAX_ROOT, root[:80]))
         self._rootPrefix = self.root.rstrip(b"/") + b"/"
         self._shared = _Shared(quota) if _shared is None else _shared
         self._freeSpace = freeSpace
@@ -122,6 +125,8 @@ class FilesystemStorage:
         real = os.path.realpath(folder)
         if not (real + b"/").startswith(self._rootPrefix):
             raise PermissionDenied("the home folder {} leads outside the root".format(nameText(path)))
+        if len(real) > MAX_ROOT:
+            raise PermissionDenied("the home folder {} has a path longer than {} bytes".format(nameText(path), MAX_ROOT))
         return FilesystemStorage(real, freeSpace=self._freeSpace, _shared=self._shared)
 
     def sweep(self, ttl: float, now: float) -> SweepResult:
@@ -228,11 +233,12 @@ class FilesystemStorage:
                 here = prefix + (directory[2:] + b"/" if directory != b"." else b"")
                 dirnames.sort()
                 for filename in filenames:
-                    # Exactly the names an upload cannot take (splitName
-                    # refuses both): never hide what a client could store.
-                    if filename.endswith(PARTIAL_SUFFIX) or hasControl(filename):
-                        continue
                     name = here + filename
+                    # Exactly the names a client could ask for (splitName's
+                    # rules, docs/protocol.rst): never hide what a client
+                    # could store, never list what it could not fetch.
+                    if not listable(name):
+                        continue
                     if maskSegments is not None and not matches(maskSegments, name.split(b"/")):
                         continue
                     st = self._listedStat(dirFd, filename)

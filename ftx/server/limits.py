@@ -402,7 +402,7 @@ class ConnectionLimits:
 
     def _closeWith(self, error) -> None:
         transport = self._connection.transport
-        transport.write(wire.formatError(error) + self._connection.delimiter)
+        transport.write(wire.formatError(error) + wire.LINE_END)
         self.hangUp()
 
     def hangUp(self) -> None:

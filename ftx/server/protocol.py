@@ -51,9 +51,12 @@ from ftx.server.uploads import Uploads
 
 FEATURES = (
     "list", "sget", "mget", "hash", "cget", "put", "resume", "delete", "df", "quit",
-    # Issue 13: put's last field chooses replace/new/rename; folders.
+    # put's last field chooses replace/new/rename; folders.
     "put-mode", "mkdir", "rmtree",
 )
+# What a --read-only server leaves out of its greeting: it refuses these
+# commands to everyone (docs/protocol.rst, Greeting).
+WRITE_FEATURES = ("put", "resume", "delete", "put-mode", "mkdir", "rmtree")
 # Each checksum besides SHA-1 is a feature of its own: the client may ask
 # for it with "checksum NAME".
 CHECKSUM_FEATURES = tuple(name for name in checksums.available() if name != checksums.SHA1)
@@ -132,8 +135,12 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
 
     # Client text in log lines is escaped (ftx.server.logsafe).
     _log = SafeLogger()
-    MAX_LENGTH = wire.MAX_LINE_LENGTH
-    delimiter = b"\r\n"
+    # Lines are read up to LF and a CR before it is dropped, so that a
+    # bare LF ends a line too (docs/protocol.rst, Lines); every line sent
+    # ends in CR LF (sendLine). The CR counts toward LineReceiver's limit,
+    # so the limit without it is checked in lineReceived.
+    MAX_LENGTH = wire.MAX_LINE_LENGTH + 1
+    delimiter = b"\n"
     #: Who the client is (L{ftx.server.accounts}); L{None} until it logs in when
     #: anonymous use is off.
     account: Optional[Account] = None
@@ -207,7 +214,20 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
             access, self.peer, self._address,
             interfaces.ISSLTransport.providedBy(self.transport) or not hasattr(peer, "port"),
         )
-        self.sendLine(wire.formatLine(wire.GREETING, wire.PROTOCOL_VERSION, ",".join(FEATURES + CHECKSUM_FEATURES + access.features())))
+        self.sendLine(wire.formatLine(wire.GREETING, wire.PROTOCOL_VERSION, ",".join(self.features())))
+
+    def features(self):
+        """
+        What the greeting offers: the commands this server may run for
+        someone, the checksums besides SHA-1, and the login features.
+        """
+        features = FEATURES
+        if self.factory.policy.readOnly:
+            features = tuple(f for f in features if f not in WRITE_FEATURES)
+        return features + CHECKSUM_FEATURES + self.factory.access.features()
+
+    def sendLine(self, line: bytes) -> None:
+        self.transport.write(line + wire.LINE_END)
 
     def handshakeCompleted(self) -> None:
         """
@@ -242,8 +262,8 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         self.limits.shutdownRequested(idle=not self._commandRunning)
 
     def lineLengthExceeded(self, line: bytes) -> None:
-        self._log.warn("{peer} sent a line longer than {limit} bytes; closing", peer=self.peer, limit=self.MAX_LENGTH)
-        self.transport.write(wire.formatError(BadRequest("line too long")) + self.delimiter)
+        self._log.warn("{peer} sent a line longer than {limit} bytes; closing", peer=self.peer, limit=wire.MAX_LINE_LENGTH)
+        self.transport.write(wire.formatError(BadRequest("line too long")) + wire.LINE_END)
         self.limits.hangUp()
 
     def timeoutConnection(self) -> None:
@@ -280,6 +300,11 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
     # -- dispatch -------------------------------------------------------
 
     def lineReceived(self, line: bytes) -> None:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if len(line) > wire.MAX_LINE_LENGTH:
+            self.lineLengthExceeded(line)
+            return
         if self.uploads.awaitingTrailer:
             self.uploads.trailerReceived(line)
             return
@@ -405,7 +430,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         lines.append(wire.formatLine(wire.LIST_END, len(entries)))
         if not self.disconnected:
             # One write for the whole listing rather than a syscall a line.
-            self.transport.write(self.delimiter.join(lines) + self.delimiter)
+            self.transport.write(wire.LINE_END.join(lines) + wire.LINE_END)
         self._log.info("{peer} list {mask}: {count} entries", peer=self.peer, mask=nameText(mask or b"*"), count=len(entries))
 
     @inlineCallbacks

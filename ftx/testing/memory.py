@@ -22,7 +22,7 @@ from zope.interface import implementer
 from ftx.errors import AlreadyExists, BadOffset, Conflict, IntegrityError, NoSpace, NotFound
 from ftx.protocol import checksums
 from ftx.protocol.checksums import SHA1
-from ftx.protocol.names import matches, splitName
+from ftx.protocol.names import PARTIAL_SUFFIX, listable, matches, splitName
 from ftx.protocol.wire import EMPTY_SHA1, nameText
 from ftx.server.storage import (
     PUT_NEW,
@@ -328,6 +328,9 @@ class MemoryStorage:
             files = [(full[len(self._prefix) :], stored) for full, stored in memory.files.items() if self._mine(full)]
         entries = []
         for name, stored in files:
+            if not listable(name):
+                # The filesystem leaves these out too.
+                continue
             if below is not None and not name.startswith(below):
                 continue
             if maskSegments is not None and not matches(maskSegments, name.split(b"/")):
