@@ -367,7 +367,7 @@ class SetupMessageTests(SynchronousTestCase):
             self.assertIn("pip install 'ftx[tls]'", lines[0])
 
     def test_anonymousAtAccountsServerIsToldToUseUser(self) -> None:
-        server = serverFor(self, "--auth", "memory:bob:secret", files={"private.txt": b"p"})
+        server = serverFor(self, "--auth", "memory:bob:secret", "--anonymous", "none", files={"private.txt": b"p"})
         result = _run(["--server", server.address, "list"], self.local)
         self.assertEqual(result.returncode, 5)
         self.assertIn("--user", result.err)

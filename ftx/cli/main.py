@@ -14,7 +14,7 @@ import sys
 from typing import List, Optional, Tuple
 
 from ftx._io import notls
-from ftx._io.endpoints import isTLS
+from ftx._io.endpoints import isTLS, parseAddress
 from ftx.cli.addresses import parseServerOption
 from ftx.cli.config import loadConfig, netrcLogin
 from ftx.cli.parser import DEFAULT_SERVER, buildParser
@@ -62,6 +62,8 @@ def sessionOptions(args, config: Optional[dict] = None) -> Tuple[str, dict]:
     options: dict = {}
     if user is not None:
         options["credentials"] = (user, _password(args, user, netrcPassword))
+        if not wantsTLS and parseAddress(address).isTCP:
+            sys.stderr.write("ftx: warning: the password is sent unencrypted (no TLS); use --tls if the server offers it\n")
     cafile = tlsOptions["cafile"] or config.get("cafile")
     if wantsTLS and (cafile or not isTLS(address) or any(tlsOptions.values())):
         options["tls"] = ClientTLS(cafile=cafile, insecure=bool(tlsOptions["insecure"]), certificate=tlsOptions["cert"])

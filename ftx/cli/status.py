@@ -21,6 +21,7 @@ from ftx.errors import (
     NoSpace,
     NotFound,
     PermissionDenied,
+    TLSError,
     TooLarge,
     Unavailable,
 )
@@ -80,7 +81,7 @@ def describe(error: BaseException, address: str = "") -> Optional[Tuple[int, str
             (Refused, EXIT_CONFLICT), (Conflict, EXIT_CONFLICT), (ConnectionLost, EXIT_LOST),
             (NotFound, EXIT_NOT_FOUND), ((PermissionDenied, LoginFailed, LoginRequired), EXIT_PERMISSION),
             (IntegrityError, EXIT_INTEGRITY), ((NoSpace, TooLarge), EXIT_NO_SPACE),
-            ((BadRequest, BadOffset), EXIT_USAGE), ((Unavailable, NoAnswer), EXIT_CONNECT),
+            ((BadRequest, BadOffset), EXIT_USAGE), ((Unavailable, NoAnswer, TLSError), EXIT_CONNECT),
         ):
             if isinstance(error, classes):
                 return code, str(error)
