@@ -95,8 +95,12 @@ class S3Upload:
         held = state.held if state is not None else 0
         if not offset:
             if state is not None:
+                # The kept upload is truncated, not removed: it stays the
+                # one partial file the quota charges for this name.
                 dropArea(self._bucket, [chunk.key for chunk in state.chunks] + [self._area + "state"])
                 self._reservation.freed(held)
+            else:
+                self._reservation.fileCreated()
             return
         if held < offset:
             raise BadOffset("the server holds {} bytes of {}, fewer than {}".format(held, nameText(self.name), offset))
@@ -192,7 +196,8 @@ class S3Upload:
             raise unavailable(e)
         replaced = old["ContentLength"] if old is not None else 0
         self._shared.wrote(self.size - replaced)
-        self._reservation.freed(replaced)
+        if old is not None:
+            self._reservation.fileRemoved(replaced)
         self._buffer = bytearray()
         try:
             dropArea(self._bucket, [c.key for c in self._chunks] + self._superseded + [self._area + "state"])
@@ -240,7 +245,7 @@ class S3Upload:
                     self._writeChunk(len(self._buffer))
             else:
                 dropArea(self._bucket, [c.key for c in self._chunks] + self._superseded + [self._area + "state"])
-                self._reservation.freed(self.received)
+                self._reservation.fileRemoved(self.received)
         except Exception:
             self._log.failure("ending the upload of {name}", name=nameText(self.name))
         self._end()
