@@ -21,15 +21,18 @@ from typing import Callable, List, Optional, Tuple
 from zope.interface import implementer
 
 from ftx._io.fileio import hashPrefix
-from ftx.errors import Conflict, PermissionDenied
+from ftx.errors import AlreadyExists, Conflict, PermissionDenied
 from ftx.protocol.checksums import SHA1
 from ftx.protocol.names import PARTIAL_SUFFIX, hasControl, matches, splitName
 from ftx.protocol.wire import EMPTY_SHA1, nameText
 from ftx.server.digestreads import DigestReader
 from ftx.server.digests import DigestCache, PrefixCheckpoints
+from ftx.server.folderops import makeFolder, removeFolder
 from ftx.server.oserrors import errorFromOS
 from ftx.server.partial import Upload, partialName, sweepTree
 from ftx.server.storage import (
+    PUT_NEW,
+    PUT_REPLACE,
     IStorage,
     QuotaReservation,
     StoredFile,
@@ -293,10 +296,24 @@ class FilesystemStorage:
             free = min(free, self.quota.available())
         return st.f_blocks * st.f_frsize, free
 
+    def usedSpace(self) -> int:
+        st = os.statvfs(self.root)
+        # As df(1): blocks reserved for root are free (f_bfree), not used.
+        return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+    # -- folders (L{ftx.server.folderops}) ----------------------------------
+
+    def makeFolder(self, name: bytes) -> None:
+        makeFolder(self._openDirectory, self.quota, name)
+
+    def removeFolder(self, name: bytes) -> int:
+        return removeFolder(self._openDirectory, self._refuseOutwardLink, self.quota, name)
+
     # -- writing --------------------------------------------------------
 
     def beginUpload(
-        self, name: bytes, size: int, offset: int = 0, prefixSha1: Optional[str] = None, checksum: str = SHA1
+        self, name: bytes, size: int, offset: int = 0, prefixSha1: Optional[str] = None, checksum: str = SHA1,
+        mode: str = PUT_REPLACE,
     ) -> Upload:
         """
         Start receiving C{name}. With a quota, C{size - offset} bytes are
@@ -329,6 +346,8 @@ class FilesystemStorage:
                 raise errorFromOS(e, name)
             if st is not None and stat.S_ISDIR(st.st_mode):
                 raise Conflict("is a directory: {}".format(nameText(name)))
+            if st is not None and mode == PUT_NEW:
+                raise AlreadyExists("{} already exists on the server; nothing was changed".format(nameText(name)))
             # The folder's inode, not its path: a home view and the root
             # reach the same name by different paths. The sweep uses the
             # same key (L{ftx.server.partial.sweepTree}).
@@ -340,7 +359,9 @@ class FilesystemStorage:
         try:
             # From here the Upload owns the reservation and settles it.
             # (Positional arguments: tests wrap Upload.__init__.)
-            return Upload(name, dirFd, leaf, size, offset, prefixSha1, release, reservation, checksum)
+            upload = Upload(name, dirFd, leaf, size, offset, prefixSha1, release, reservation, checksum)
+            upload.mode = mode
+            return upload
         except BaseException:
             release()
             os.close(dirFd)

@@ -40,6 +40,7 @@ from ftx.protocol.wire import decodeName, encodeName, nameText
 from ftx.server.accounts import AccessControl, Account
 from ftx.server.connection import IConnection, checkArity
 from ftx.server.downloads import Downloads, refuseBeyondEnd
+from ftx.server.folders import Folders
 from ftx.server.hashlane import HashLane
 from ftx.server.limits import Admission, ConnectionLimits
 from ftx.server.logins import LoginAttempts
@@ -47,7 +48,11 @@ from ftx.server.readgate import COMMAND, ReadGate
 from ftx.server.storage import IStorage
 from ftx.server.uploads import Uploads
 
-FEATURES = ("list", "sget", "mget", "hash", "cget", "put", "resume", "delete", "df", "quit")
+FEATURES = (
+    "list", "sget", "mget", "hash", "cget", "put", "resume", "delete", "df", "quit",
+    # Issue 13: put's last field chooses replace/new/rename; folders.
+    "put-mode", "mkdir", "rmtree",
+)
 # Each checksum besides SHA-1 is a feature of its own: the client may ask
 # for it with "checksum NAME".
 CHECKSUM_FEATURES = tuple(name for name in checksums.available() if name != checksums.SHA1)
@@ -134,6 +139,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         self.limits = ConnectionLimits(self, self.gate)
         self.downloads = Downloads(self, self.limits.backpressure)
         self.uploads = Uploads(self, self.gate)
+        self.folders = Folders(self)
         self._commands = self._commandTable()
 
     def _commandTable(self) -> Dict[str, Callable]:
@@ -153,6 +159,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         }
         table.update(self.downloads.commands())
         table.update(self.uploads.commands())
+        table.update(self.folders.commands())
         return table
 
     # -- connection -----------------------------------------------------
@@ -406,7 +413,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
     def _df(self, args):
         checkArity(args, 0, 0, "df")
         total, free = self.storage.diskSpace()
-        self.reply(wire.formatLine(wire.DISK_SPACE, total, free))
+        self.reply(wire.formatLine(wire.DISK_SPACE, total, free, self.storage.usedSpace()))
 
     @inlineCallbacks
     def _login(self, args):
