@@ -22,7 +22,7 @@ from ftx.errors import AlreadyExists, BadOffset, FtxError, IntegrityError
 from ftx.protocol import checksums
 from ftx.protocol.checksums import SHA1, XXH128
 from ftx.protocol.wire import nameText
-from ftx.server.s3.bucket import Bucket, unavailable
+from ftx.server.s3.bucket import Bucket, isPreconditionFailed, unavailable
 from ftx.server.s3.leases import Lease
 from ftx.server.s3.partials import (
     Chunk,
@@ -189,10 +189,22 @@ class S3Upload:
                 # Checked by HEAD just before the write: between front ends
                 # this is not the atomic step the filesystem's hard link is.
                 old = self._takeFreeName()
-            if self._chunks:
-                self._compose(metadata)
-            else:
-                self._bucket.client.put_object(Bucket=self._bucket.name, Key=self._key, Body=bytes(self._buffer), Metadata=metadata)
+            # The HEAD above is no lock between front ends: the write itself
+            # is conditional (If-None-Match: *) unless replacing is asked for.
+            condition = {} if self.mode == PUT_REPLACE else {"IfNoneMatch": "*"}
+            for attempt in range(3):
+                try:
+                    if self._chunks:
+                        self._compose(metadata, condition)
+                    else:
+                        self._bucket.client.put_object(
+                            Bucket=self._bucket.name, Key=self._key, Body=bytes(self._buffer), Metadata=metadata, **condition
+                        )
+                    break
+                except Exception as e:
+                    if not condition or not isPreconditionFailed(e) or attempt == 2:
+                        raise
+                    old = self._takeFreeName()  # another front end took the name meanwhile
         except BaseException as e:
             if self._lease.held:
                 self.abort(keep=False)
@@ -229,7 +241,7 @@ class S3Upload:
                 return None
         raise AlreadyExists("no free name like {} on the server".format(nameText(self.name)))
 
-    def _compose(self, metadata: dict) -> None:
+    def _compose(self, metadata: dict, condition: dict) -> None:
         """
         Make the final object from the chunks and what is buffered: the
         parts are copied by the engine (in parallel, from the bucket's
@@ -250,7 +262,7 @@ class S3Upload:
                 last = len(self._chunks) + 1
                 etags.append(client.upload_part(Bucket=bucket, Key=self._key, UploadId=uploadId, PartNumber=last, Body=bytes(self._buffer))["ETag"])
             parts = [{"PartNumber": number, "ETag": etag} for number, etag in enumerate(etags, 1)]
-            client.complete_multipart_upload(Bucket=bucket, Key=self._key, UploadId=uploadId, MultipartUpload={"Parts": parts})
+            client.complete_multipart_upload(Bucket=bucket, Key=self._key, UploadId=uploadId, MultipartUpload={"Parts": parts}, **condition)
         except BaseException:
             try:
                 client.abort_multipart_upload(Bucket=bucket, Key=self._key, UploadId=uploadId)
