@@ -190,3 +190,24 @@ class ReadAheadTests(OnS3, SynchronousTestCase):
             e = self.assertRaises(OSError, f.read, 1 << 10)
         self.assertIsInstance(e, errors.Conflict)
         self.assertEqual(e.message, "big.bin changed while it was read; read it again")
+
+
+class NoClobberTests(OnS3, SynchronousTestCase):
+    def test_newModeIsAtomicBetweenFrontEnds(self):
+        """
+        C{put} without replacing: a file another front end wrote after the
+        HEAD check is not overwritten; the write itself is conditional.
+        """
+        from ftx.server.storage import PUT_NEW
+
+        self.makeStorage({})
+        upload = self.storage.beginUpload(b"n.bin", 3, 0, None, checksums.SHA1, PUT_NEW)
+        upload.store(b"abc")
+        upload.hasher.update(b"abc")
+        self.s3.client.put_object(Bucket=self.s3.name, Key=self.s3Prefix + "n.bin", Body=b"theirs")
+        # The race window: the other front end's write lands between the
+        # finish's HEAD and its write.
+        self.patch(self.s3, "head", lambda key: None)
+        e = self.assertRaises(errors.AlreadyExists, upload.finish, _sha1(b"abc"))
+        self.assertEqual(e.message, "n.bin already exists on the server; nothing was changed")
+        self.assertEqual(self.storedContent(b"n.bin"), b"theirs")

@@ -347,7 +347,7 @@ class S3Storage:
         missing = self._engine(self._foldersToMake, name, full)
         if mode == PUT_NEW and self._engine(self._bucket.head, self._key(full)) is not None:
             raise AlreadyExists("{} already exists on the server; nothing was changed".format(nameText(name)))
-        reservation = QuotaReservation(self.quota, size - offset, name)
+        reservation = QuotaReservation(self.quota, size - offset, name, len(missing))
         try:
             upload = self._engine(self._beginUpload, name, full, size, offset, prefixSha1, checksum, reservation, missing)
             upload.mode = mode
@@ -388,6 +388,7 @@ class S3Storage:
         try:
             for marker in missing:
                 bucket.client.put_object(Bucket=bucket.name, Key=marker, Body=b"")
+            reservation.foldersCreated(len(missing))
             upload = S3Upload(bucket, self._key(full), area, name, size, lease, reservation, checksum, self._shared)
             upload.start(offset, prefixSha1)
         except BaseException:
@@ -416,7 +417,7 @@ class S3Storage:
         self._bucket.client.delete_object(Bucket=self._bucket.name, Key=key)
         self._shared.wrote(-found["ContentLength"])
         if self.quota is not None:
-            self.quota.freed(found["ContentLength"])
+            self.quota.freed(self.quota.charge(found["ContentLength"], 1))
 
     def diskSpace(self) -> Tuple[int, int]:
         """
@@ -484,7 +485,7 @@ class S3Storage:
         result = self._engine(sweepBucket, self._bucket, self._shared.root, ttl, now, self._shared.leaseSeconds, self._shared.now)
         self._shared.used = result.used
         if self.quota is not None:
-            self.quota.recount(result.used)
+            self.quota.recount(self.quota.charge(result.used, result.files, result.folders))
         return result
 
 

@@ -64,7 +64,7 @@ def sweepBucket(bucket: Bucket, root: str, ttl: float, now: float, leaseSeconds:
         if state is not None:
             expired += 1
     _abortOldMultiparts(bucket, root, now - ttl)
-    return SweepResult(expired, used)
+    return SweepResult(expired, used, files, len(folders))
 
 
 def _addFolders(folders: Set[str], name: str) -> None:

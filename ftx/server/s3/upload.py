@@ -22,7 +22,7 @@ from ftx.protocol import checksums
 from ftx.protocol.checksums import SHA1, XXH128
 from ftx.protocol.wire import nameText
 from ftx.server.logsafe import SafeLogger
-from ftx.server.s3.bucket import Bucket, unavailable
+from ftx.server.s3.bucket import Bucket, isPreconditionFailed, unavailable
 from ftx.server.s3.leases import Lease
 from ftx.server.s3.partials import (
     Chunk,
@@ -99,8 +99,12 @@ class S3Upload:
         held = state.held if state is not None else 0
         if not offset:
             if state is not None:
+                # The kept upload is truncated, not removed: it stays the
+                # one partial file the quota charges for this name.
                 dropArea(self._bucket, [chunk.key for chunk in state.chunks] + [self._area + "state"])
                 self._reservation.freed(held)
+            else:
+                self._reservation.fileCreated()
             return
         if held < offset:
             raise BadOffset("the server holds {} bytes of {}, fewer than {}".format(held, nameText(self.name), offset))
@@ -186,10 +190,22 @@ class S3Upload:
                 # Checked by HEAD just before the write: between front ends
                 # this is not the atomic step the filesystem's hard link is.
                 old = self._takeFreeName()
-            if self._chunks:
-                self._compose(metadata)
-            else:
-                self._bucket.client.put_object(Bucket=self._bucket.name, Key=self._key, Body=bytes(self._buffer), Metadata=metadata)
+            # The HEAD above is no lock between front ends: the write itself
+            # is conditional (If-None-Match: *) unless replacing is asked for.
+            condition = {} if self.mode == PUT_REPLACE else {"IfNoneMatch": "*"}
+            for attempt in range(3):
+                try:
+                    if self._chunks:
+                        self._compose(metadata, condition)
+                    else:
+                        self._bucket.client.put_object(
+                            Bucket=self._bucket.name, Key=self._key, Body=bytes(self._buffer), Metadata=metadata, **condition
+                        )
+                    break
+                except Exception as e:
+                    if not condition or not isPreconditionFailed(e) or attempt == 2:
+                        raise
+                    old = self._takeFreeName()  # another front end took the name meanwhile
         except BaseException as e:
             if self._lease.held:
                 self.abort(keep=False)
@@ -200,7 +216,8 @@ class S3Upload:
             raise unavailable(e)
         replaced = old["ContentLength"] if old is not None else 0
         self._shared.wrote(self.size - replaced)
-        self._reservation.freed(replaced)
+        if old is not None:
+            self._reservation.fileRemoved(replaced)
         self._buffer = bytearray()
         try:
             dropArea(self._bucket, [c.key for c in self._chunks] + self._superseded + [self._area + "state"])
@@ -225,7 +242,7 @@ class S3Upload:
                 return None
         raise AlreadyExists("no free name like {} on the server".format(nameText(self.name)))
 
-    def _compose(self, metadata: dict) -> None:
+    def _compose(self, metadata: dict, condition: dict) -> None:
         """
         Make the final object from the chunks and what is buffered: the
         parts are copied by the engine (in parallel, from the bucket's
@@ -246,7 +263,7 @@ class S3Upload:
                 last = len(self._chunks) + 1
                 etags.append(client.upload_part(Bucket=bucket, Key=self._key, UploadId=uploadId, PartNumber=last, Body=bytes(self._buffer))["ETag"])
             parts = [{"PartNumber": number, "ETag": etag} for number, etag in enumerate(etags, 1)]
-            client.complete_multipart_upload(Bucket=bucket, Key=self._key, UploadId=uploadId, MultipartUpload={"Parts": parts})
+            client.complete_multipart_upload(Bucket=bucket, Key=self._key, UploadId=uploadId, MultipartUpload={"Parts": parts}, **condition)
         except BaseException:
             try:
                 client.abort_multipart_upload(Bucket=bucket, Key=self._key, UploadId=uploadId)
@@ -265,7 +282,7 @@ class S3Upload:
                     self._writeChunk(len(self._buffer))
             else:
                 dropArea(self._bucket, [c.key for c in self._chunks] + self._superseded + [self._area + "state"])
-                self._reservation.freed(self.received)
+                self._reservation.fileRemoved(self.received)
         except Exception:
             self._log.failure("ending the upload of {name}", name=nameText(self.name))
         self._end()
