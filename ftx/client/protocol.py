@@ -151,7 +151,7 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
                 self._agreeOn(checksum, greeted)
             return
         if self._active is None:
-            self._log.warn("unexpected reply from server: {line}", line=reply.text[:200])
+            self._log.warn("unexpected reply from server: {line!r}", line=reply.text[:200])
             return
         try:
             self._active.replyReceived(reply)
