@@ -64,13 +64,23 @@ class FtxClient:
         fields = [encodeName(mask)] if mask else []
         return self.protocol.request(ListRequest(wire.formatCommand("list", *fields)))
 
-    def sget(self, name: str, path: Optional[str] = None, progress: Optional[Progress] = None) -> "Deferred[Transfer]":
+    def sget(
+        self, name: str, path: Optional[str] = None, progress: Optional[Progress] = None, identities: Optional[list] = None
+    ) -> "Deferred[Transfer]":
         """
         Download C{name} to C{path} (default: its base name in the current
         folder). The file appears at C{path} only once complete and checked;
         if the transfer is cut off, the part received is kept for L{cget}.
+        With C{identities} (C{AGE-SECRET-KEY-1...} strings, or
+        L{ftx.client.e2e} identities and passphrases) C{name} is an age file
+        and C{path} gets its plaintext, once every chunk authenticated
+        (L{ftx.client.e2e.transfers}).
         """
         target = path if path is not None else os.path.basename(name)
+        if identities:
+            from ftx.client.e2e.transfers import getDecrypted
+
+            return getDecrypted(self, name, target, progress, identities)
         request = DownloadRequest(wire.formatCommand("sget", encodeName(name)), lambda n, s: target, progress)
         return self.protocol.request(request)
 
@@ -146,16 +156,23 @@ class FtxClient:
         return self.protocol.request(request)
 
     def put(
-        self, path: str, name: Optional[str] = None, progress: Optional[Progress] = None, resume: bool = False
+        self, path: str, name: Optional[str] = None, progress: Optional[Progress] = None, resume: bool = False,
+        encryptTo: Optional[list] = None,
     ) -> "Deferred[Transfer]":
         """
         Upload the local file C{path} as C{name} (default: its base name).
         The server keeps it under C{name} only once every byte arrived and
         the digest matches. With C{resume}, first ask the server how much of
         an interrupted upload it holds and send only the rest if that part
-        matches the local file.
+        matches the local file. With C{encryptTo} (C{age1...} strings, or
+        L{ftx.client.e2e} recipients or one passphrase) the server gets the
+        file encrypted in the age format (L{ftx.client.e2e.transfers}).
         """
         name = name if name is not None else os.path.basename(path)
+        if encryptTo:
+            from ftx.client.e2e.transfers import putEncrypted
+
+            return putEncrypted(self, path, name, progress, resume, encryptTo)
         try:
             f = open(path, "rb", buffering=0)
             size = os.fstat(f.fileno()).st_size

@@ -1,0 +1,165 @@
+"""
+Encrypting and decrypting whole files in the age v1 format, a 64 KiB
+chunk at a time (age's STREAM: ChaCha20-Poly1305 per chunk, the nonce a
+chunk counter with a flag on the last chunk, so that dropping, reordering
+or cutting chunks off fails to authenticate).
+
+These functions block: callers run them in a worker thread. Memory stays
+at a few chunks whatever the file's size.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from ftx.client.e2e.errors import BadKey, NoIdentity, NotDecryptable
+from ftx.client.e2e.header import Header, hkdf, macKeyCheck
+from ftx.client.e2e.keys import AnyIdentity, AnyRecipient, Passphrase
+
+__all__ = ["CHUNK", "Plan", "decryptFile", "encryptFile", "encryptedSize", "newPlan"]
+
+CHUNK = 64 * 1024
+_TAG = 16
+_NONCE = 16
+_BUFFER = 1 << 20
+
+
+class Plan:
+    """
+    What makes an encryption repeatable: the file key, the header made
+    with it and the payload nonce. Encrypting the same plaintext with the
+    same plan gives the same bytes, which is how an interrupted encrypted
+    upload resumes (L{ftx.client.e2e.uploads}). It holds the file key:
+    keep it where only the user can read it.
+    """
+
+    def __init__(self, fileKey: bytes, header: bytes, nonce: bytes) -> None:
+        self.fileKey = fileKey
+        self.header = header
+        self.nonce = nonce
+
+
+def newPlan(recipients: Sequence[AnyRecipient]) -> Plan:
+    """
+    A fresh file key wrapped for each recipient.
+
+    @raise BadKey: no recipient, or a passphrase mixed with others.
+    """
+    if not recipients:
+        raise BadKey("give at least one recipient or a passphrase")
+    if any(isinstance(r, Passphrase) for r in recipients) and len(recipients) > 1:
+        raise BadKey("a passphrase cannot be combined with other recipients (age allows it alone)")
+    fileKey = os.urandom(16)
+    stanzas = [stanza for recipient in recipients for stanza in recipient.wrap(fileKey)]
+    return Plan(fileKey, Header.make(stanzas, fileKey).encoded, os.urandom(_NONCE))
+
+
+def encryptedSize(plainSize: int, headerSize: int) -> int:
+    chunks = max(1, -(-plainSize // CHUNK))
+    return headerSize + _NONCE + plainSize + chunks * _TAG
+
+
+def _streamNonce(counter: int, last: bool) -> bytes:
+    return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
+
+
+def _chunks(f, size: int) -> Iterator[Tuple[bytes, bool]]:
+    """
+    C{f}'s chunks of C{size} bytes, each with whether it is the last: one
+    chunk of lookahead, since a file that ends on a chunk boundary has no
+    short chunk to show it.
+    """
+    current = f.read(size)
+    while True:
+        following = f.read(size)
+        if not following:
+            yield current, True
+            return
+        yield current, False
+        current = following
+
+
+def encryptFile(source: str, target: str, plan: Plan) -> int:
+    """
+    Write C{source}'s bytes, encrypted with C{plan}, to C{target} (created
+    readable only by the user, truncated if it exists). Returns the
+    ciphertext's size.
+    """
+    aead = ChaCha20Poly1305(hkdf(plan.fileKey, plan.nonce, b"payload"))
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(source, "rb", buffering=_BUFFER) as src, open(fd, "wb", buffering=_BUFFER) as out:
+        out.write(plan.header)
+        out.write(plan.nonce)
+        for counter, (chunk, last) in enumerate(_chunks(src, CHUNK)):
+            out.write(aead.encrypt(_streamNonce(counter, last), chunk, None))
+        return out.tell()
+
+
+def openHeader(f, identities: Sequence[AnyIdentity]) -> Tuple[Header, bytes]:
+    """
+    Read the header from C{f} and find the file key with one of
+    C{identities}.
+
+    @raise NoIdentity: none of them opens it.
+    @raise NotDecryptable: it is not an age file, or its header was altered.
+    """
+    header = Header.read(f)
+    fileKey: Optional[bytes] = None
+    for identity in identities:
+        fileKey = identity.unwrap(header.stanzas)
+        if fileKey is not None:
+            break
+    if fileKey is None:
+        kinds = {stanza.args[0] for stanza in header.stanzas}
+        if "scrypt" in kinds and not any(isinstance(i, Passphrase) for i in identities):
+            raise NoIdentity("the file is encrypted with a passphrase: give --passphrase; nothing was written")
+        if "scrypt" in kinds:
+            raise NoIdentity("wrong passphrase: the file does not open with it; nothing was written")
+        raise NoIdentity("none of the identities given can decrypt this file "
+                         "(it was encrypted to other recipients); nothing was written")
+    return header, macKeyCheck(header, fileKey)
+
+
+def decryptFile(source: str, target: str, identities: Sequence[AnyIdentity]) -> int:
+    """
+    Decrypt the age file C{source} into C{target} (created readable only
+    by the user). C{target} is a partial file: the caller renames it into
+    place only when this returns, and removes it when this raises, since
+    the chunks before a bad one were written. Returns the plaintext size.
+
+    @raise NoIdentity: none of C{identities} opens the file (nothing was
+        written).
+    @raise NotDecryptable: a chunk does not authenticate (tampered or cut
+        off) or the file is not an age file.
+    """
+    with open(source, "rb", buffering=_BUFFER) as src:
+        _, fileKey = openHeader(src, identities)
+        nonce = src.read(_NONCE)
+        if len(nonce) != _NONCE:
+            raise NotDecryptable("the encrypted file is cut off after its header")
+        aead = ChaCha20Poly1305(hkdf(fileKey, nonce, b"payload"))
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "wb", buffering=_BUFFER) as out:
+            for counter, (chunk, last) in enumerate(_chunks(src, CHUNK + _TAG)):
+                if not last and len(chunk) < CHUNK + _TAG:
+                    raise NotDecryptable("the encrypted file is malformed")
+                try:
+                    plain = aead.decrypt(_streamNonce(counter, last), chunk, None)
+                except (InvalidTag, ValueError):
+                    raise NotDecryptable(
+                        "the encrypted file does not authenticate at chunk {} (byte {}): it was tampered with "
+                        "or cut off; no plaintext was kept".format(counter, counter * CHUNK))
+                if last and not plain and counter:
+                    raise NotDecryptable("the encrypted file ends with an empty chunk: it is malformed")
+                out.write(plain)
+            return out.tell()
+
+
+def identitiesOrDefault(identities: Optional[List[AnyIdentity]]) -> List[AnyIdentity]:
+    if not identities:
+        raise BadKey("give at least one identity or a passphrase to decrypt with")
+    return list(identities)

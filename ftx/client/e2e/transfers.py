@@ -1,0 +1,111 @@
+"""
+Encrypted uploads and decrypting downloads on top of L{FtxClient}'s plain
+ones: the server only ever sees the ciphertext, and the transfer digest
+covers exactly what it stores.
+
+An upload encrypts the file in a worker thread into a private temporary
+file, then sends that like any other file (C{sendfile} included). A
+download fetches the ciphertext beside the target under a hidden name
+(so an interrupted one continues like any other download), decrypts it
+in a worker thread into the target's partial file and renames that into
+place only once the last chunk authenticated.
+
+The client reaches these through C{put(..., encryptTo=...)} and
+C{sget(..., identities=...)}.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence
+
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.threads import deferToThreadPool
+
+from ftx.client import localfiles
+from ftx.client.e2e.keys import toIdentity, toRecipient
+from ftx.client.e2e.stream import decryptFile, encryptFile
+from ftx.client.e2e.uploads import UploadState
+from ftx.errors import BadOffset, IntegrityError
+
+__all__ = ["ciphertextPath", "getDecrypted", "putEncrypted"]
+
+
+def _threaded(reactor, f, *args) -> Deferred:
+    return deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
+
+
+def putEncrypted(client, path: str, name: str, progress, resume: bool, encryptTo: Sequence) -> Deferred:
+    """
+    Encrypt C{path} to C{encryptTo} and upload the ciphertext as C{name}.
+    With C{resume}, an upload of the same file to the same recipients that
+    was cut off is continued: the saved plan (file key, header, nonce)
+    makes the same ciphertext again, whose prefix the server holds.
+    Fires with the L{Transfer} of the ciphertext.
+    """
+    return ensureDeferred(_putEncrypted(client, path, name, progress, resume, encryptTo))
+
+
+async def _putEncrypted(client, path, name, progress, resume, encryptTo):
+    reactor = client._reactor
+    recipients = [toRecipient(r) for r in encryptTo]
+    try:
+        os.stat(path)
+    except OSError as e:
+        raise localfiles.localError(e, path)
+    state = UploadState(path, name, recipients)
+    plan = await _threaded(reactor, state.plan, resume)
+    try:
+        try:
+            await _threaded(reactor, encryptFile, path, state.ciphertext, plan)
+        except OSError as e:
+            raise localfiles.localError(e, path)
+        transfer = await client.put(state.ciphertext, name, progress, resume=resume)
+    finally:
+        localfiles.discard(state.ciphertext)
+    state.finished()
+    return transfer._replace(path=path)
+
+
+def ciphertextPath(target: str) -> str:
+    """
+    Where the ciphertext of a download to C{target} waits to be decrypted:
+    a hidden file beside it. Its own partial file is what a resumed
+    download continues.
+    """
+    head, tail = os.path.split(target)
+    return os.path.join(head, "." + tail + ".ftx-age")
+
+
+def getDecrypted(client, name: str, target: str, progress, identities: Sequence) -> Deferred:
+    """
+    Download C{name} (age ciphertext) and write its plaintext to
+    C{target}. An interrupted earlier attempt is continued. Fires with the
+    L{Transfer} of the ciphertext, its C{path} set to C{target}.
+    """
+    return ensureDeferred(_getDecrypted(client, name, target, progress, [toIdentity(i) for i in identities]))
+
+
+async def _getDecrypted(client, name, target, progress, identities):
+    reactor = client._reactor
+    cipher = ciphertextPath(target)
+    transfer = None
+    if os.path.exists(localfiles.partialPath(cipher)):
+        try:
+            transfer = await client.cget(name, cipher, progress)
+        except (IntegrityError, BadOffset):
+            # What an earlier attempt left no longer matches the server's
+            # file: start over.
+            localfiles.discard(localfiles.partialPath(cipher))
+    if transfer is None:
+        transfer = await client.sget(name, cipher, progress)
+    partial = localfiles.partialPath(target)
+    try:
+        await _threaded(reactor, decryptFile, cipher, partial, identities)
+        os.replace(partial, target)
+    except BaseException:
+        localfiles.discard(partial)
+        raise
+    finally:
+        localfiles.discard(cipher)
+    return transfer._replace(path=target)
