@@ -17,6 +17,7 @@ import sys
 from typing import Dict, List, Optional, Set
 
 from ftx.cli.conflicts import RENAME, SKIP, Refused, Resolver
+from ftx.cli.encrypted import withEncryption
 from ftx.cli.progress import Reporter, humanSize, isTerminal
 from ftx.cli.uploadlist import collectUploads
 from ftx.client import localfiles
@@ -486,3 +487,5 @@ COMMANDS = {
     "delete": doDelete,
     "df": doDf,
 }
+# put --encrypt-to, sget/mget --decrypt, keygen (end-to-end encryption).
+COMMANDS = withEncryption(COMMANDS)

@@ -11,6 +11,7 @@ from typing import List
 
 from ftx import __version__
 from ftx.cli.conflicts import OVERWRITE, RENAME, SKIP
+from ftx.cli.keys import decryptOptions, encryptOptions, keygenOptions
 from ftx.cli.status import EXIT_CODES, UsageError
 
 __all__ = ["UsageError", "buildParser", "DEFAULT_SERVER"]
@@ -108,6 +109,7 @@ def buildParser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", help="the file on the server")
     p.add_argument("-o", "--output", metavar="PATH", help="where to save it (a folder keeps the name)")
     _conflictOptions(p)
+    decryptOptions(p)
 
     p = command("cget", "Continue an interrupted download.",
                 ["ftx cget big.iso", "ftx cget photos/a.jpg -o holiday.jpg"],
@@ -122,6 +124,7 @@ def buildParser() -> argparse.ArgumentParser:
                 "are already here and identical (same size and SHA-1).")
     p.add_argument("masks", nargs="+", metavar="MASK", help="quote it so that your shell leaves it alone")
     _conflictOptions(p)
+    decryptOptions(p)
 
     p = command("hash", "Print the SHA-1 of a file on the server, like sha1sum.",
                 ["ftx hash report.pdf", "ftx hash big.iso 1048576", "ftx hash big.iso:1048576"])
@@ -134,6 +137,7 @@ def buildParser() -> argparse.ArgumentParser:
                 "A folder is uploaded with its own name as the first part of the remote names.")
     p.add_argument("files", nargs="+", metavar="FILE", help="a file, a folder or a glob")
     p.add_argument("--as", dest="remote", metavar="NAME", help="the name on the server (one FILE only)")
+    encryptOptions(p)
 
     p = command("delete", "Delete files on the server.", ["ftx delete old.log", "ftx delete a.txt b.txt"])
     p.add_argument("names", nargs="+", metavar="NAME")
@@ -144,6 +148,12 @@ def buildParser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print {total, free, used} as JSON")
     p.add_argument("--udp", action="store_true", help="ask over UDP instead of a connection")
     p.add_argument("--udp-port", type=_port, metavar="PORT", help="the server's UDP port (default: its TCP port)")
+
+    p = command("keygen", "Make an age identity for end-to-end encryption and print its public key.",
+                ["ftx keygen", "ftx keygen -o ~/keys/ftx.txt",
+                 "ftx put notes.txt --encrypt-to age1...", "ftx sget notes.txt.age --decrypt"],
+                "The identity file (readable only by you) decrypts what was encrypted to its public key.")
+    keygenOptions(p)
 
     command("shell", "Open an interactive session over one connection.", ["ftx shell", "ftx --server host:1234"],
             "Type 'help' at the prompt. 'list' numbers its entries: 'sget 3' fetches the third.")
