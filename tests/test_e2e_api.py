@@ -1,0 +1,147 @@
+"""
+End-to-end encryption through the embedded API on a real server in this
+process: C{client.put(..., encryptTo=...)} stores only ciphertext,
+C{client.sget(..., identities=...)} brings the plaintext back, and both
+resume: a download continues on the ciphertext, an upload continues from
+what the server holds because the saved plan makes the same ciphertext.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from twisted.internet import reactor
+from twisted.trial.unittest import TestCase
+
+from ftx.client.api import connect
+from ftx.client.e2e import NoIdentity, NotDecryptable, decryptFile, encryptFile, generateIdentity
+from ftx.client.e2e.stream import CHUNK
+from ftx.client.e2e.transfers import ciphertextPath
+from ftx.client.e2e.uploads import UploadState, stateFolder
+from ftx.client.localfiles import partialPath
+from tests.connections import Connections
+from tests.support import temporaryFolder
+
+
+class EncryptedTransferTests(TestCase):
+    async def connected(self):
+        self.top = temporaryFolder(self, "ftx-e2e-api-")
+        self.root = os.path.join(self.top, "root")
+        self.here = os.path.join(self.top, "here")
+        os.mkdir(self.root)
+        os.mkdir(self.here)
+        previous = os.environ.get("XDG_STATE_HOME")
+        os.environ["XDG_STATE_HOME"] = os.path.join(self.top, "state")
+        self.addCleanup(self._restore, previous)
+        connections = Connections(self, reactor)
+        port = await connections.listen(self.root)
+        self.client = await connect(reactor, "127.0.0.1:{}".format(port.getHost().port))
+        self.identity = generateIdentity()
+        self.data = os.urandom(5 * CHUNK + 123)
+        self.source = os.path.join(self.here, "plain.bin")
+        with open(self.source, "wb") as f:
+            f.write(self.data)
+
+    def _restore(self, previous) -> None:
+        if previous is None:
+            os.environ.pop("XDG_STATE_HOME", None)
+        else:
+            os.environ["XDG_STATE_HOME"] = previous
+
+    def read(self, path: str) -> bytes:
+        with open(path, "rb") as f:
+            return f.read()
+
+    async def test_roundTrip(self) -> None:
+        """
+        The server holds ciphertext that opens with the identity; the
+        download writes the plaintext and leaves nothing else behind.
+        """
+        await self.connected()
+        sent = await self.client.put(self.source, "p.age", encryptTo=[str(self.identity.recipient())])
+        stored = os.path.join(self.root, "p.age")
+        self.assertEqual(sent.size, os.path.getsize(stored))
+        self.assertEqual(sent.path, self.source)
+        self.assertNotIn(self.data[:64], self.read(stored))
+        target = os.path.join(self.here, "back.bin")
+        got = await self.client.sget("p.age", target, identities=[str(self.identity)])
+        self.assertEqual(got.path, target)
+        self.assertEqual(self.read(target), self.data)
+        self.assertEqual(sorted(os.listdir(self.here)), ["back.bin", "plain.bin"])
+        self.assertEqual(os.listdir(stateFolder()), [])
+
+    async def test_wrongIdentityWritesNothing(self) -> None:
+        await self.connected()
+        await self.client.put(self.source, "p.age", encryptTo=[self.identity.recipient()])
+        target = os.path.join(self.here, "back.bin")
+        with self.assertRaises(NoIdentity):
+            await self.client.sget("p.age", target, identities=[generateIdentity()])
+        self.assertEqual(os.listdir(self.here), ["plain.bin"])
+
+    async def test_tamperedOnServer(self) -> None:
+        """
+        The server's copy altered after upload: the transfer digest matches
+        (it covers what the server sends) but the chunk does not
+        authenticate; no plaintext is left.
+        """
+        await self.connected()
+        await self.client.put(self.source, "p.age", encryptTo=[self.identity.recipient()])
+        stored = os.path.join(self.root, "p.age")
+        with open(stored, "r+b") as f:
+            f.seek(-CHUNK, os.SEEK_END)
+            byte = f.read(1)
+            f.seek(-CHUNK, os.SEEK_END)
+            f.write(bytes([byte[0] ^ 0x40]))
+        with self.assertRaises(NotDecryptable):
+            await self.client.sget("p.age", os.path.join(self.here, "back.bin"), identities=[self.identity])
+        self.assertEqual(os.listdir(self.here), ["plain.bin"])
+
+    async def test_downloadContinuesOnCiphertext(self) -> None:
+        """
+        Part of the ciphertext from an interrupted attempt: only the rest
+        crosses the connection.
+        """
+        await self.connected()
+        await self.client.put(self.source, "p.age", encryptTo=[self.identity.recipient()])
+        stored = self.read(os.path.join(self.root, "p.age"))
+        target = os.path.join(self.here, "back.bin")
+        with open(partialPath(ciphertextPath(target)), "wb") as f:
+            f.write(stored[: 2 * CHUNK])
+        got = await self.client.sget("p.age", target, identities=[self.identity])
+        self.assertEqual(got.transferred, len(stored) - 2 * CHUNK)
+        self.assertEqual(self.read(target), self.data)
+
+    async def test_uploadContinuesFromWhatTheServerHolds(self) -> None:
+        """
+        An interrupted encrypted upload left its plan (readable only by the
+        user) and the server a prefix of the ciphertext: the next attempt
+        makes the same ciphertext and sends only the rest.
+        """
+        await self.connected()
+        state = UploadState(self.source, "p.age", [self.identity.recipient()])
+        plan = state.plan(resume=True)
+        self.assertEqual(stat.S_IMODE(os.stat(state.saved).st_mode), 0o600)
+        self.assertEqual(stat.S_IMODE(os.stat(stateFolder()).st_mode), 0o700)
+        whole = os.path.join(self.top, "whole.age")
+        encryptFile(self.source, whole, plan)
+        held = 3 * CHUNK
+        with open(os.path.join(self.root, ".p.age.ftx-partial"), "wb") as f:
+            f.write(self.read(whole)[:held])
+        sent = await self.client.put(self.source, "p.age", resume=True, encryptTo=[self.identity.recipient()])
+        self.assertEqual(sent.transferred, os.path.getsize(whole) - held)
+        self.assertEqual(self.read(os.path.join(self.root, "p.age")), self.read(whole))
+        self.assertFalse(os.path.exists(state.saved))
+        decryptFile(os.path.join(self.root, "p.age"), os.path.join(self.top, "check"), [self.identity])
+        self.assertEqual(self.read(os.path.join(self.top, "check")), self.data)
+
+    async def test_otherRecipientsStartOver(self) -> None:
+        """
+        A saved plan for other recipients is not used: their header would
+        not let the new recipient in. The upload starts from byte 0.
+        """
+        await self.connected()
+        UploadState(self.source, "p.age", [generateIdentity().recipient()]).plan(resume=True)
+        sent = await self.client.put(self.source, "p.age", resume=True, encryptTo=[self.identity.recipient()])
+        self.assertEqual(sent.transferred, sent.size)
+        decryptFile(os.path.join(self.root, "p.age"), os.path.join(self.top, "check"), [self.identity])
