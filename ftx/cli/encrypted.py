@@ -117,15 +117,13 @@ def _fetchDecrypted(ctx, name: str, target: str, identities, size: int) -> None:
     except OSError as e:
         raise localfiles.localError(e, os.path.dirname(target))
     progress = ctx.reporter.transfer(name, size)
-    ctx.current = name
+    # ctx.current stays unset: on Ctrl-C the plain message would suggest
+    # 'ftx cget NAME', but what continues an encrypted download is running
+    # the same 'sget --decrypt' again (it resumes the hidden ciphertext).
     try:
         transfer = ctx.call("sget", name, target, progress, identities=identities)
-    except Exception:
-        ctx.current = None
-        raise
     finally:
         ctx.reporter.transferDone(size)
-    ctx.current = None
     ctx.reporter.note("received and decrypted {} -> {} ({} ciphertext, {}; every chunk authenticated)".format(
         name, transfer.path, humanSize(transfer.size), _checked(transfer)))
 

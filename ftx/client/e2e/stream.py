@@ -10,12 +10,14 @@ at a few chunks whatever the file's size.
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
+from ftx._io.fileio import writeAll
 from ftx.client.e2e.errors import BadKey, NoIdentity, NotDecryptable
 from ftx.client.e2e.header import Header, hkdf, macKeyCheck
 from ftx.client.e2e.keys import AnyIdentity, AnyRecipient, Passphrase
@@ -25,7 +27,8 @@ __all__ = ["CHUNK", "Plan", "decryptFile", "encryptFile", "encryptedSize", "newP
 CHUNK = 64 * 1024
 _TAG = 16
 _NONCE = 16
-_BUFFER = 1 << 20
+#: Chunks read per system call: 1 MiB of plaintext.
+_BATCH = 16
 
 
 class Plan:
@@ -67,20 +70,35 @@ def _streamNonce(counter: int, last: bool) -> bytes:
     return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
 
 
-def _chunks(f, size: int) -> Iterator[Tuple[bytes, bool]]:
+def _pieces(f, total: int, piece: int) -> Iterator[Tuple[int, memoryview, bool]]:
     """
-    C{f}'s chunks of C{size} bytes, each with whether it is the last: one
-    chunk of lookahead, since a file that ends on a chunk boundary has no
-    short chunk to show it.
+    The next C{total} bytes of the raw file C{f} as C{(index, view,
+    last)} pieces of C{piece} bytes (the last one shorter), read
+    L{_BATCH} pieces at a time into one reused buffer: with the sizes
+    known up front no lookahead is needed to know which piece is last,
+    and nothing is copied but by the kernel and the cipher. An empty
+    C{total} is one empty piece, as age encrypts an empty file.
+
+    @raise EOFError: the file is shorter than C{total}.
     """
-    current = f.read(size)
-    while True:
-        following = f.read(size)
-        if not following:
-            yield current, True
-            return
-        yield current, False
-        current = following
+    if total == 0:
+        yield 0, memoryview(b""), True
+        return
+    view = memoryview(bytearray(piece * _BATCH))
+    index, done = 0, 0
+    while done < total:
+        want = min(len(view), total - done)
+        got = 0
+        while got < want:
+            count = f.readinto(view[got:want])
+            if not count:
+                raise EOFError("the file shrank while it was being read")
+            got += count
+        done += want
+        for start in range(0, want, piece):
+            end = min(start + piece, want)
+            yield index, view[start:end], done == total and end == want
+            index += 1
 
 
 def encryptFile(source: str, target: str, plan: Plan) -> int:
@@ -88,14 +106,21 @@ def encryptFile(source: str, target: str, plan: Plan) -> int:
     Write C{source}'s bytes, encrypted with C{plan}, to C{target} (created
     readable only by the user, truncated if it exists). Returns the
     ciphertext's size.
+
+    @raise OSError: C{source} cannot be read, or it changed size meanwhile.
     """
     aead = ChaCha20Poly1305(hkdf(plan.fileKey, plan.nonce, b"payload"))
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(source, "rb", buffering=_BUFFER) as src, open(fd, "wb", buffering=_BUFFER) as out:
-        out.write(plan.header)
-        out.write(plan.nonce)
-        for counter, (chunk, last) in enumerate(_chunks(src, CHUNK)):
-            out.write(aead.encrypt(_streamNonce(counter, last), chunk, None))
+    with open(source, "rb", buffering=0) as src, open(fd, "wb", buffering=0) as out:
+        size = os.fstat(src.fileno()).st_size
+        writeAll(out, plan.header + plan.nonce)
+        try:
+            for counter, chunk, last in _pieces(src, size, CHUNK):
+                writeAll(out, aead.encrypt(_streamNonce(counter, last), chunk, None))
+        except EOFError:
+            raise OSError(errno.EIO, "the file shrank while it was being encrypted", source)
+        if src.read(1):
+            raise OSError(errno.EIO, "the file grew while it was being encrypted", source)
         return out.tell()
 
 
@@ -136,26 +161,29 @@ def decryptFile(source: str, target: str, identities: Sequence[AnyIdentity]) -> 
     @raise NotDecryptable: a chunk does not authenticate (tampered or cut
         off) or the file is not an age file.
     """
-    with open(source, "rb", buffering=_BUFFER) as src:
-        _, fileKey = openHeader(src, identities)
+    with open(source, "rb") as src:
+        header, fileKey = openHeader(src, identities)
+    headerSize = len(header.encoded)
+    with open(source, "rb", buffering=0) as src:
+        src.seek(headerSize)
+        payload = os.fstat(src.fileno()).st_size - headerSize - _NONCE
         nonce = src.read(_NONCE)
-        if len(nonce) != _NONCE:
+        if len(nonce) != _NONCE or payload < _TAG:
             raise NotDecryptable("the encrypted file is cut off after its header")
+        tail = payload % (CHUNK + _TAG)
+        if 0 < tail < _TAG or (tail == _TAG and payload > CHUNK + _TAG):
+            raise NotDecryptable("the encrypted file is cut off or malformed at its end")
         aead = ChaCha20Poly1305(hkdf(fileKey, nonce, b"payload"))
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(fd, "wb", buffering=_BUFFER) as out:
-            for counter, (chunk, last) in enumerate(_chunks(src, CHUNK + _TAG)):
-                if not last and len(chunk) < CHUNK + _TAG:
-                    raise NotDecryptable("the encrypted file is malformed")
+        with open(fd, "wb", buffering=0) as out:
+            for counter, chunk, last in _pieces(src, payload, CHUNK + _TAG):
                 try:
                     plain = aead.decrypt(_streamNonce(counter, last), chunk, None)
                 except (InvalidTag, ValueError):
                     raise NotDecryptable(
                         "the encrypted file does not authenticate at chunk {} (byte {}): it was tampered with "
                         "or cut off; no plaintext was kept".format(counter, counter * CHUNK))
-                if last and not plain and counter:
-                    raise NotDecryptable("the encrypted file ends with an empty chunk: it is malformed")
-                out.write(plain)
+                writeAll(out, plain)
             return out.tell()
 
 
