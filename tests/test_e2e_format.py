@@ -243,3 +243,14 @@ class KeyTests(SynchronousTestCase):
         self.assertEqual(readRecipients(path), [one, two])
         self.assertRaises(BadKey, readRecipients, self.files.write("empty.txt", b"# nobody\n"))
         self.assertRaises(BadKey, readIdentities, self.files.write("notkey.txt", b"age1xyz\n"))
+
+
+class ExportTests(SynchronousTestCase):
+    def test_publicNames(self) -> None:
+        """
+        Everything C{ftx.client.e2e} lists in C{__all__} is there.
+        """
+        import ftx.client.e2e as e2e
+
+        for name in e2e.__all__:
+            self.assertTrue(hasattr(e2e, name), name)

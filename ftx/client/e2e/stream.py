@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Iterator, Optional, Sequence, Tuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -185,9 +185,3 @@ def decryptFile(source: str, target: str, identities: Sequence[AnyIdentity]) -> 
                         "or cut off; no plaintext was kept".format(counter, counter * CHUNK))
                 writeAll(out, plain)
             return out.tell()
-
-
-def identitiesOrDefault(identities: Optional[List[AnyIdentity]]) -> List[AnyIdentity]:
-    if not identities:
-        raise BadKey("give at least one identity or a passphrase to decrypt with")
-    return list(identities)
