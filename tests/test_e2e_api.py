@@ -12,16 +12,17 @@ import os
 import stat
 
 from twisted.internet import reactor
+from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import TestCase
 
 from ftx.client.api import connect
-from ftx.client.e2e import NoIdentity, NotDecryptable, decryptFile, encryptFile, generateIdentity
+from ftx.client.e2e import NoIdentity, NotDecryptable, decryptFile, encryptFile, generateIdentity, newPlan
 from ftx.client.e2e.stream import CHUNK
 from ftx.client.e2e.transfers import ciphertextPath
 from ftx.client.e2e.uploads import UploadState, stateFolder
 from ftx.client.localfiles import partialPath
 from tests.connections import Connections
-from tests.support import temporaryFolder
+from tests.support import temporaryFolder, waitUntil
 
 
 class EncryptedTransferTests(TestCase):
@@ -145,3 +146,75 @@ class EncryptedTransferTests(TestCase):
         sent = await self.client.put(self.source, "p.age", resume=True, encryptTo=[self.identity.recipient()])
         self.assertEqual(sent.transferred, sent.size)
         decryptFile(os.path.join(self.root, "p.age"), os.path.join(self.top, "check"), [self.identity])
+
+    async def test_streamedEqualsTemporaryCopy(self) -> None:
+        """
+        A fresh upload encrypts while it sends (L{ftx.client.e2e.sending});
+        what it sends is byte for byte what the resume path makes from the
+        same plan, so an upload cut off while streaming continues from the
+        server's prefix. Large enough for several batches.
+        """
+        await self.connected()
+        data = os.urandom(40 * CHUNK + 17)
+        with open(self.source, "wb") as f:
+            f.write(data)
+        state = UploadState(self.source, "s.age", [self.identity.recipient()])
+        plan = state.plan(resume=True)
+        sent = await self.client.put(self.source, "s.age", resume=True, encryptTo=[self.identity.recipient()])
+        self.assertEqual(sent.transferred, sent.size)
+        whole = os.path.join(self.top, "whole.age")
+        encryptFile(self.source, whole, plan)
+        self.assertEqual(self.read(os.path.join(self.root, "s.age")), self.read(whole))
+        self.assertEqual(os.listdir(stateFolder()), [])
+
+
+class EncryptingSenderTests(TestCase):
+    """
+    L{ftx.client.e2e.sending.EncryptingSender} on a L{StringTransport}:
+    bounded while the transport is paused, and a file that shrinks fails
+    the body rather than sending a short one.
+    """
+
+    def setUp(self) -> None:
+        self.folder = temporaryFolder(self, "ftx-e2e-send-")
+        self.path = os.path.join(self.folder, "p")
+        # More batches (16 chunks each) than may wait while paused.
+        self.data = os.urandom(200 * CHUNK + 3)
+        with open(self.path, "wb") as f:
+            f.write(self.data)
+        self.plan = newPlan([generateIdentity().recipient()])
+
+    def sender(self, plainSize: int):
+        from ftx.client.e2e.sending import EncryptingSender
+        from ftx.protocol import checksums
+
+        return EncryptingSender(reactor, self.path, plainSize, self.plan, checksums.new(checksums.XXH128), lambda n: None)
+
+    async def test_pausedHoldsFewBatches(self) -> None:
+        from ftx.client.e2e.sending import _AHEAD
+        from ftx.protocol import checksums
+
+        transport = StringTransport()
+        sender = self.sender(len(self.data))
+        sender.pauseProducing()
+        done = sender.begin(transport)
+        self.assertTrue(await waitUntil(reactor, lambda: len(sender._pending) == _AHEAD, 10))
+        # The worker waits for room: nothing more arrives while paused.
+        await waitUntil(reactor, lambda: len(sender._pending) > _AHEAD, 0.3)
+        self.assertEqual(len(sender._pending), _AHEAD)
+        self.assertEqual(transport.value(), b"")
+        sender.resumeProducing()
+        digest = await done
+        whole = os.path.join(self.folder, "whole")
+        encryptFile(self.path, whole, self.plan)
+        with open(whole, "rb") as f:
+            expected = f.read()
+        self.assertEqual(transport.value(), expected)
+        hasher = checksums.new(checksums.XXH128)
+        hasher.update(expected)
+        self.assertEqual(digest, hasher.hexdigest())
+
+    async def test_shrunkFileFails(self) -> None:
+        transport = StringTransport()
+        with self.assertRaises(OSError):
+            await self.sender(len(self.data) + 100).begin(transport)

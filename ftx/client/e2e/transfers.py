@@ -3,8 +3,10 @@ Encrypted uploads and decrypting downloads on top of L{FtxClient}'s plain
 ones: the server only ever sees the ciphertext, and the transfer digest
 covers exactly what it stores.
 
-An upload encrypts the file in a worker thread into a private temporary
-file, then sends that like any other file (C{sendfile} included). A
+A fresh upload encrypts in a worker thread while it sends
+(L{ftx.client.e2e.sending}); one that continues what the server holds
+encrypts into a private temporary file with the saved plan, then sends
+that like any other file, from the offset the server asks for. A
 download fetches the ciphertext beside the target under a hidden name
 (so an interrupted one continues like any other download), decrypts it
 in a worker thread into the target's partial file and renames that into
@@ -24,9 +26,11 @@ from twisted.internet.threads import deferToThreadPool
 
 from ftx.client import localfiles
 from ftx.client.e2e.keys import toIdentity, toRecipient
-from ftx.client.e2e.stream import decryptFile, encryptFile
+from ftx.client.e2e.sending import EncryptingUpload
+from ftx.client.e2e.stream import decryptFile, encryptedSize, encryptFile
 from ftx.client.e2e.uploads import UploadState
 from ftx.errors import BadOffset, IntegrityError
+from ftx.protocol import checksums, wire
 
 __all__ = ["ciphertextPath", "getDecrypted", "putEncrypted"]
 
@@ -55,6 +59,12 @@ async def _putEncrypted(client, path, name, progress, resume, encryptTo):
         raise localfiles.localError(e, path)
     state = UploadState(path, name, recipients)
     plan = await _threaded(reactor, state.plan, resume)
+    held = (await client.partial(name))[0] if resume else 0
+    if held == 0:
+        # Nothing to continue from: encrypt while sending.
+        transfer = await _putStreaming(client, path, name, progress, plan)
+        state.finished()
+        return transfer
     try:
         try:
             await _threaded(reactor, encryptFile, path, state.ciphertext, plan)
@@ -65,6 +75,22 @@ async def _putEncrypted(client, path, name, progress, resume, encryptTo):
         localfiles.discard(state.ciphertext)
     state.finished()
     return transfer._replace(path=path)
+
+
+async def _putStreaming(client, path, name, progress, plan):
+    try:
+        f = open(path, "rb", buffering=0)
+        plainSize = os.fstat(f.fileno()).st_size
+    except OSError as e:
+        raise localfiles.localError(e, path)
+    size = encryptedSize(plainSize, len(plan.header))
+    line = wire.formatCommand("put", wire.encodeName(name), size)
+    hasher = checksums.new(client.protocol.checksum)
+    request = EncryptingUpload(line, name, f, size, hasher, progress, plainSize, plan)
+    try:
+        return await client.protocol.request(request)
+    finally:
+        f.close()
 
 
 def ciphertextPath(target: str) -> str:
