@@ -218,3 +218,28 @@ class EncryptingSenderTests(TestCase):
         transport = StringTransport()
         with self.assertRaises(OSError):
             await self.sender(len(self.data) + 100).begin(transport)
+
+
+class OverTLSTests(TestCase):
+    async def test_encryptedRoundTripOverTLS(self) -> None:
+        """
+        The streaming sender writes through a TLS transport (no
+        C{sendfile} there) as well as through a plain socket.
+        """
+        from ftx.client.api import ClientTLS
+        from tests.test_tls import workspace
+
+        base, pki, root = workspace(self)
+        connections = Connections(self, reactor)
+        _, number = await connections.listenTLS(root, pki.server)
+        client = await connect(reactor, "ssl:host=127.0.0.1:port={}".format(number), tls=ClientTLS(cafile=pki.serverCA))
+        identity = generateIdentity()
+        data = os.urandom(30 * CHUNK + 1)
+        source = os.path.join(base, "plain")
+        with open(source, "wb") as f:
+            f.write(data)
+        await client.put(source, "t.age", encryptTo=[identity.recipient()])
+        target = os.path.join(base, "back")
+        await client.sget("t.age", target, identities=[identity])
+        with open(target, "rb") as f:
+            self.assertEqual(f.read(), data)

@@ -18,13 +18,14 @@ import os
 import threading
 from typing import Callable, List, Optional
 
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from twisted.internet import interfaces
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ftx.client.e2e.header import hkdf
-from ftx.client.e2e.stream import CHUNK, Plan, _pieces, _streamNonce
+from ftx.client.e2e.stream import CHUNK, Plan, pieces, streamNonce
 from ftx.client.exchanges import UploadRequest
 from ftx.protocol import wire
 
@@ -91,14 +92,12 @@ class EncryptingSender:
         self.reactor.callFromThread(self._deliver, data)
 
     def _encrypt(self) -> str:
-        from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-
         aead = ChaCha20Poly1305(hkdf(self.plan.fileKey, self.plan.nonce, b"payload"))
         batch = [self.plan.header + self.plan.nonce]
         with open(self.path, "rb", buffering=0) as f:
             try:
-                for counter, chunk, last in _pieces(f, self.plainSize, CHUNK):
-                    batch.append(aead.encrypt(_streamNonce(counter, last), chunk, None))
+                for counter, chunk, last in pieces(f, self.plainSize, CHUNK):
+                    batch.append(aead.encrypt(streamNonce(counter, last), chunk, None))
                     if len(batch) >= 16:
                         self._emit(batch)
                         batch = []

@@ -66,11 +66,11 @@ def encryptedSize(plainSize: int, headerSize: int) -> int:
     return headerSize + _NONCE + plainSize + chunks * _TAG
 
 
-def _streamNonce(counter: int, last: bool) -> bytes:
+def streamNonce(counter: int, last: bool) -> bytes:
     return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
 
 
-def _pieces(f, total: int, piece: int) -> Iterator[Tuple[int, memoryview, bool]]:
+def pieces(f, total: int, piece: int) -> Iterator[Tuple[int, memoryview, bool]]:
     """
     The next C{total} bytes of the raw file C{f} as C{(index, view,
     last)} pieces of C{piece} bytes (the last one shorter), read
@@ -115,8 +115,8 @@ def encryptFile(source: str, target: str, plan: Plan) -> int:
         size = os.fstat(src.fileno()).st_size
         writeAll(out, plan.header + plan.nonce)
         try:
-            for counter, chunk, last in _pieces(src, size, CHUNK):
-                writeAll(out, aead.encrypt(_streamNonce(counter, last), chunk, None))
+            for counter, chunk, last in pieces(src, size, CHUNK):
+                writeAll(out, aead.encrypt(streamNonce(counter, last), chunk, None))
         except EOFError:
             raise OSError(errno.EIO, "the file shrank while it was being encrypted", source)
         if src.read(1):
@@ -176,9 +176,9 @@ def decryptFile(source: str, target: str, identities: Sequence[AnyIdentity]) -> 
         aead = ChaCha20Poly1305(hkdf(fileKey, nonce, b"payload"))
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with open(fd, "wb", buffering=0) as out:
-            for counter, chunk, last in _pieces(src, payload, CHUNK + _TAG):
+            for counter, chunk, last in pieces(src, payload, CHUNK + _TAG):
                 try:
-                    plain = aead.decrypt(_streamNonce(counter, last), chunk, None)
+                    plain = aead.decrypt(streamNonce(counter, last), chunk, None)
                 except (InvalidTag, ValueError):
                     raise NotDecryptable(
                         "the encrypted file does not authenticate at chunk {} (byte {}): it was tampered with "
