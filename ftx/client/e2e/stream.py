@@ -162,20 +162,27 @@ def decryptFile(source: str, target: str, identities: Sequence[AnyIdentity]) -> 
         off) or the file is not an age file.
     """
     with open(source, "rb") as src:
-        header, fileKey = openHeader(src, identities)
-    headerSize = len(header.encoded)
-    with open(source, "rb", buffering=0) as src:
-        src.seek(headerSize)
-        payload = os.fstat(src.fileno()).st_size - headerSize - _NONCE
-        nonce = src.read(_NONCE)
-        if len(nonce) != _NONCE or payload < _TAG:
-            raise NotDecryptable("the encrypted file is cut off after its header")
-        tail = payload % (CHUNK + _TAG)
-        if 0 < tail < _TAG or (tail == _TAG and payload > CHUNK + _TAG):
-            raise NotDecryptable("the encrypted file is cut off or malformed at its end")
-        aead = ChaCha20Poly1305(hkdf(fileKey, nonce, b"payload"))
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(fd, "wb", buffering=0) as out:
+        return decryptStream(src, os.fstat(src.fileno()).st_size, identities, target)
+
+
+def decryptStream(src, size: int, identities: Sequence[AnyIdentity], target: str) -> int:
+    """
+    L{decryptFile} from an open binary stream (C{readline}, C{read},
+    C{readinto}) of C{size} bytes: a file, or one still being downloaded
+    (L{ftx.client.e2e.following}).
+    """
+    header, fileKey = openHeader(src, identities)
+    payload = size - len(header.encoded) - _NONCE
+    nonce = src.read(_NONCE)
+    if len(nonce) != _NONCE or payload < _TAG:
+        raise NotDecryptable("the encrypted file is cut off after its header")
+    tail = payload % (CHUNK + _TAG)
+    if 0 < tail < _TAG or (tail == _TAG and payload > CHUNK + _TAG):
+        raise NotDecryptable("the encrypted file is cut off or malformed at its end")
+    aead = ChaCha20Poly1305(hkdf(fileKey, nonce, b"payload"))
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "wb", buffering=0) as out:
+        try:
             for counter, chunk, last in pieces(src, payload, CHUNK + _TAG):
                 try:
                     plain = aead.decrypt(streamNonce(counter, last), chunk, None)
@@ -184,4 +191,6 @@ def decryptFile(source: str, target: str, identities: Sequence[AnyIdentity]) -> 
                         "the encrypted file does not authenticate at chunk {} (byte {}): it was tampered with "
                         "or cut off; no plaintext was kept".format(counter, counter * CHUNK))
                 writeAll(out, plain)
-            return out.tell()
+        except EOFError:
+            raise NotDecryptable("the encrypted file is shorter than it should be")
+        return out.tell()

@@ -25,9 +25,10 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.threads import deferToThreadPool
 
 from ftx.client import localfiles
+from ftx.client.e2e.following import Follower, startFollowing
 from ftx.client.e2e.keys import toIdentity, toRecipient
 from ftx.client.e2e.sending import EncryptingUpload
-from ftx.client.e2e.stream import decryptFile, encryptedSize, encryptFile
+from ftx.client.e2e.stream import encryptedSize, encryptFile
 from ftx.client.e2e.uploads import UploadState
 from ftx.errors import BadOffset, IntegrityError
 from ftx.protocol import checksums, wire
@@ -115,23 +116,52 @@ def getDecrypted(client, name: str, target: str, progress, identities: Sequence)
 async def _getDecrypted(client, name, target, progress, identities):
     reactor = client._reactor
     cipher = ciphertextPath(target)
-    transfer = None
-    if os.path.exists(localfiles.partialPath(cipher)):
-        try:
-            transfer = await client.cget(name, cipher, progress)
-        except (IntegrityError, BadOffset):
-            # What an earlier attempt left no longer matches the server's
-            # file: start over.
-            localfiles.discard(localfiles.partialPath(cipher))
-    if transfer is None:
-        transfer = await client.sget(name, cipher, progress)
     partial = localfiles.partialPath(target)
+    transfer = None
     try:
-        await _threaded(reactor, decryptFile, cipher, partial, identities)
+        if os.path.exists(localfiles.partialPath(cipher)):
+            try:
+                transfer = await _fetchFollowing(reactor, client.cget, name, cipher, partial, progress, identities)
+            except (IntegrityError, BadOffset):
+                # What an earlier attempt left no longer matches the server's
+                # file: start over.
+                localfiles.discard(localfiles.partialPath(cipher))
+        if transfer is None:
+            transfer = await _fetchFollowing(reactor, client.sget, name, cipher, partial, progress, identities)
         os.replace(partial, target)
     except BaseException:
         localfiles.discard(partial)
         raise
+    return transfer._replace(path=target)
+
+
+async def _fetchFollowing(reactor, fetch, name, cipher, partial, progress, identities):
+    """
+    Download C{name} into C{cipher} with C{fetch} (the client's C{sget} or
+    C{cget}) while a L{Follower} decrypts it into C{partial}. Fires with
+    the transfer once both are done; the ciphertext is then removed, but
+    kept (as its partial file) when the download itself failed.
+    """
+    follower = Follower(localfiles.partialPath(cipher), cipher, partial, identities)
+
+    def sized(fileName, done, total):
+        follower.sized(total)
+        if progress is not None:
+            progress(fileName, done, total)
+
+    decrypted = startFollowing(reactor, follower)
+    try:
+        transfer = await fetch(name, cipher, sized)
+    except BaseException:
+        follower.cancel()
+        try:
+            await decrypted
+        except Exception:
+            pass
+        raise
+    follower.downloaded(os.path.getsize(cipher))
+    try:
+        await decrypted
     finally:
         localfiles.discard(cipher)
-    return transfer._replace(path=target)
+    return transfer
