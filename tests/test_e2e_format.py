@@ -199,7 +199,7 @@ class FailureTests(SynchronousTestCase):
         """
         plan = newPlan([Passphrase("pw", CHEAP)])
         text = plan.header.replace(b" 10\n", b" 40\n", 1)
-        error = self.assertRaises(BadKey, self.decrypt, text + plan.nonce, [Passphrase("pw")])
+        error = self.assertRaises(NotDecryptable, self.decrypt, text + plan.nonce, [Passphrase("pw")])
         self.assertIn("work factor", str(error))
 
 

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from ftx.client.e2e.errors import BadKey
+from ftx.client.e2e.errors import BadKey, NotDecryptable
 from ftx.client.e2e.header import Stanza, b64decode, b64encode, hkdf
 
 __all__ = [
@@ -188,13 +188,13 @@ class Passphrase:
             if args[:1] != ["scrypt"] or len(args) != 3 or len(stanza.body) != 32:
                 continue
             if len(stanzas) != 1:
-                raise BadKey("a passphrase-encrypted file must have no other recipient")
+                raise NotDecryptable("not a valid age file: a passphrase stanza must be the only one")
             salt, factor = b64decode(args[1]), args[2]
             if len(salt) != 16 or not factor.isdigit() or factor != str(int(factor)):
                 continue
             if int(factor) > SCRYPT_MAX_WORK_FACTOR:
-                raise BadKey("the file asks for a passphrase work factor of 2**{}, more than the {} allowed".format(
-                    factor, SCRYPT_MAX_WORK_FACTOR))
+                raise NotDecryptable("the file asks for a passphrase work factor of 2**{}, more than the 2**{} "
+                                     "allowed".format(factor, SCRYPT_MAX_WORK_FACTOR))
             return _unwrap(self._key(salt, int(factor)), stanza.body)
         return None
 
