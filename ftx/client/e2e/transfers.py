@@ -143,25 +143,31 @@ async def _fetchFollowing(reactor, fetch, name, cipher, partial, progress, ident
     kept (as its partial file) when the download itself failed.
     """
     follower = Follower(localfiles.partialPath(cipher), cipher, partial, identities)
+    started = []
 
     def sized(fileName, done, total):
+        # Started once the file's header arrived, not before: a cget first
+        # hashes the local part in the same thread pool, which a waiting
+        # follower must not hold up.
+        if not started:
+            started.append(startFollowing(reactor, follower))
         follower.sized(total)
         if progress is not None:
             progress(fileName, done, total)
 
-    decrypted = startFollowing(reactor, follower)
     try:
         transfer = await fetch(name, cipher, sized)
     except BaseException:
         follower.cancel()
-        try:
-            await decrypted
-        except Exception:
-            pass
+        for decrypting in started:
+            try:
+                await decrypting
+            except Exception:
+                pass
         raise
     follower.downloaded(os.path.getsize(cipher))
     try:
-        await decrypted
+        await (started[0] if started else startFollowing(reactor, follower))
     finally:
         localfiles.discard(cipher)
     return transfer
