@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import stat
 import subprocess
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from ftx.client.e2e import generateIdentity, writeIdentity
-from tests.clitools import SharedServer, ftx, temporaryFolder
+from ftx.client.e2e import decryptFile, generateIdentity, readIdentities, writeIdentity
+from tests.clitools import FTX, SharedServer, ftx, partialSize, temporaryFolder, waitFor
 
 AGE = shutil.which("age")
 AGE_KEYGEN = shutil.which("age-keygen")
@@ -215,3 +216,40 @@ class EncryptedCommandTests(SynchronousTestCase):
         result = self.run_("put", "data.bin", "-r", recipient, "--passphrase", env={"FTX_PASSPHRASE": "x"})
         self.assertEqual(result.returncode, 2)
         self.assertFalse((self.root / "data.bin.age").exists())
+
+    def test_killedUploadResumes(self) -> None:
+        """
+        C{ftx put -r} killed mid-upload, then run again: it continues from
+        what the server holds (the saved plan makes the same ciphertext)
+        and the stored file opens to the original bytes.
+        """
+        recipient = self.keygen()
+        data = os.urandom(48 << 20)
+        (self.here / "big.bin").write_bytes(data)
+        stored = self.onServer("big.bin.age")
+        partial = self.onServer(".big.bin.age.ftx-partial")
+        env = dict(os.environ, **self.env)
+        env.pop("FTX_SERVER", None)
+        for _ in range(3):
+            process = subprocess.Popen(
+                [FTX, "--server", self.server.address, "put", "big.bin", "-r", recipient, "-q"], cwd=str(self.here),
+                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                waitFor(lambda: partialSize(partial) > 0 or process.poll() is not None, timeout=30)
+                if process.poll() is None:
+                    process.send_signal(signal.SIGKILL)
+            finally:
+                process.wait(timeout=20)
+            if not stored.exists() and partialSize(partial) > 0:
+                break
+            stored.unlink()
+        else:
+            self.fail("the upload always finished before it could be killed")
+        result = self.run_("put", "big.bin", "-r", recipient)
+        self.assertEqual(result.returncode, 0, result.err)
+        self.assertIn("encrypted and resumed", result.err)
+        identities = readIdentities(str(self.here / "config" / "ftx" / "identity.txt"))
+        decryptFile(str(stored), str(self.here / "check"), identities)
+        self.assertEqual((self.here / "check").read_bytes(), data)
+        self.assertEqual(os.listdir(self.here / "state" / "ftx" / "uploads"), [])
+
