@@ -192,6 +192,18 @@ class FailureTests(SynchronousTestCase):
         hostile = b"age-encryption.org/v1\n-> X25519 " + b"A" * (MAX_HEADER + 10)
         self.assertRaises(NotDecryptable, self.decrypt, hostile)
 
+    def test_lowOrderShare(self) -> None:
+        """
+        An X25519 stanza whose share is a low-order point (the shared
+        secret would be all zeros) opens nothing; it is not a crash.
+        """
+        fileKey = os.urandom(16)
+        from ftx.client.e2e.header import Stanza, b64encode
+
+        stanza = Stanza(["X25519", b64encode(bytes(32))], os.urandom(32))
+        text = Header.make([stanza], fileKey).encoded
+        self.assertRaises(NoIdentity, self.decrypt, text + os.urandom(16 + 32))
+
     def test_hostileWorkFactor(self) -> None:
         """
         A passphrase file asking for scrypt 2**40 is refused before any

@@ -151,7 +151,11 @@ class Identity:
             share = b64decode(stanza.args[1])
             if len(share) != 32:
                 continue
-            shared = self._private.exchange(X25519PublicKey.from_public_bytes(share))
+            try:
+                shared = self._private.exchange(X25519PublicKey.from_public_bytes(share))
+            except ValueError:
+                # A low-order point: the all-zero secret age rejects.
+                continue
             if shared == bytes(32):
                 continue
             fileKey = _unwrap(hkdf(shared, share + ours, _X25519_INFO), stanza.body)
