@@ -14,10 +14,11 @@ import signal
 import stat
 import subprocess
 
+import pexpect
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from ftx.client.e2e import decryptFile, generateIdentity, readIdentities, writeIdentity
-from tests.clitools import FTX, SharedServer, ftx, partialSize, temporaryFolder, waitFor
+from tests.clitools import FTX, SharedServer, ftx, partialSize, spawn, temporaryFolder, waitFor
 
 AGE = shutil.which("age")
 AGE_KEYGEN = shutil.which("age-keygen")
@@ -180,6 +181,26 @@ class EncryptedCommandTests(SynchronousTestCase):
         self.assertEqual((self.here / "pw").read_bytes(), self.data)
         result = self.run_("put", "data.bin", "--passphrase", "--as", "pw2.age")
         self.assertEqual(result.returncode, 2, result.err)
+
+    def test_passphraseAskedOnTerminal(self) -> None:
+        """
+        Without C{$FTX_PASSPHRASE}, on a terminal, the passphrase is asked
+        twice (not echoed) and the file opens with it.
+        """
+        self.onServer("asked.age")
+        env = dict(self.env, FTX_SERVER=self.server.address)
+        child = spawn(["put", "data.bin", "--passphrase", "--as", "asked.age"], self.here, env=env, timeout=60)
+        child.expect("Passphrase: ")
+        child.sendline("typed secret")
+        child.expect("Passphrase again: ")
+        child.sendline("typed secret")
+        child.expect("encrypted and sent")
+        child.expect(pexpect.EOF)
+        child.close()
+        self.assertEqual(child.exitstatus, 0)
+        result = self.run_("sget", "asked.age", "--decrypt", "--passphrase", env={"FTX_PASSPHRASE": "typed secret"})
+        self.assertEqual(result.returncode, 0, result.err)
+        self.assertEqual((self.here / "asked").read_bytes(), self.data)
 
     def test_keygen(self) -> None:
         """
