@@ -49,6 +49,8 @@ def _parse(argv):
                    help="where data and received files go (default /tmp/ftx-bench, on disk)")
     p.add_argument("--shm-dir", default="/dev/shm/ftx-bench",
                    help="tmpfs dir for the mget tmpfs variant; removed at the end")
+    p.add_argument("--s3", action="store_true",
+                   help="also run the S3-backend rows (bench/s3rows.py: needs the engine and boto3)")
     p.add_argument("--timeout", type=float, default=300.0,
                    help="hard limit in seconds on every transfer (default 300)")
     args = p.parse_args(argv)
@@ -102,6 +104,12 @@ def main(argv=None) -> int:
             out.append(table)
         if "hash-1g" in args.only:
             table = _hash(settings, paths, data, rows, ftx_reason, progress)
+            print(table, flush=True)
+            out.append(table)
+        if args.s3:
+            import s3rows
+
+            table = s3rows.run(args.mode == "quick", args.reps or 3, paths.work)
             print(table, flush=True)
             out.append(table)
     finally:

@@ -29,6 +29,7 @@ __all__ = [
     "ConnectionLost",
     "TLSError",
     "CertificateError",
+    "UnsafeName",
     "errorFromReply",
 ]
 
@@ -189,6 +190,24 @@ class CertificateError(TLSError):
     """
 
     token = "certificate"
+
+
+class UnsafeName(PermissionDenied):
+    """
+    The server sent a name this client will not write: it leaves the target
+    folder (C{..}, an absolute path, a local link leading out), holds a
+    control character, or does not match what was asked for. That file was
+    not written; the server may be faulty or hostile.
+    """
+
+    # Client side only: the client refuses, the server never sends it.
+    code = 0
+    token = "unsafe-name"
+
+    def __init__(self, message: str = "", name: "bytes | None" = None) -> None:
+        super().__init__(message)
+        #: The refused name as the server sent it, when there is one.
+        self.name = name
 
 
 _byCode: Dict[int, Type[FtxError]] = {

@@ -40,7 +40,7 @@ class _Server:
         self.reactor = InlineReactor()
         self.storage = FilesystemStorage(self.root)
         if quota is not None:
-            self.storage.quota = Quota(quota)
+            self.storage.quota = Quota(quota, perFile=0, perFolder=0)  # bytes only: the charges are tested in test_storage
         self.factory = FtxServerFactory(self.storage, self.reactor, policy)
 
     def connect(self, host="127.0.0.1"):

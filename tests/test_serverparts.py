@@ -101,6 +101,8 @@ class _StandIn:
     def threaded(self, f, *args):
         raise AssertionError("not used by the limits part")
 
+    hashed = threaded
+
     def logged(self, verb, name, size, started, outcome="ok"):
         pass
 

@@ -25,6 +25,7 @@ from ftx.server.lifecycle import SweepService
 from ftx.server.limits import Quota
 from ftx.server.storage import IStorage, IUpload, SweepResult
 from ftx.testing import MemoryFile, MemoryStorage
+from tests.reliability import measure
 from tests.storages import InMemory, OnFilesystem
 from tests.support import InlineReactor
 
@@ -92,6 +93,18 @@ class _StorageContract:
         self.assertEqual([e.name for e in self.storage.listFiles()], sorted(FILES))
 
     # -- reading --------------------------------------------------------
+
+    def test_nothingStorableIsHidden(self):
+        """
+        Issue 12, item 8: a name that looks like a temporary file is
+        listed like any other once stored.
+        """
+        self.put(b".ftx-tmp-stash", b"kept")
+        self.put(b"sub/.ftx-tmp-x", b"also")
+        names = [e.name for e in self.storage.listFiles(None)]
+        self.assertIn(b".ftx-tmp-stash", names)
+        self.assertIn(b"sub/.ftx-tmp-x", names)
+        self.assertEqual([e.name for e in self.storage.listFiles(b".ftx-tmp-*")], [b".ftx-tmp-stash"])
 
     def test_openForRead(self):
         f, size = self.storage.openForRead(b"b.bin")
@@ -315,32 +328,91 @@ class _StorageContract:
         self.assertTrue(0 <= free <= total, (free, total))
 
     def test_quota(self):
-        quota = self.storage.quota = Quota(2000)
-        self.assertEqual(self.storage.sweep(3600, time.time()), SweepResult(0, sum(map(len, FILES.values()))))
+        """
+        A quota counts what the disk gives up: each file (partial uploads
+        too) is charged C{perFile} on top of its bytes, and each folder
+        C{perFolder}.
+        """
+        quota = self.storage.quota = Quota(10000, perFile=100, perFolder=1000)
+        size = sum(map(len, FILES.values()))
+        # FILES: five files, in two folders (sub, sub/deeper).
+        self.assertEqual(self.storage.sweep(3600, time.time()), SweepResult(0, size, 5, 2))
         used = quota.used
-        self.assertEqual(self.storage.diskSpace()[1], 2000 - used)
-        e = self.assertRaises(errors.NoSpace, self.storage.beginUpload, b"big.bin", 2000)
-        self.assertEqual(e.message, "quota exceeded: big.bin needs 2000 bytes, {} of the 2000-byte quota are free".format(2000 - used))
+        self.assertEqual(used, size + 5 * 100 + 2 * 1000)
+        free = 10000 - used
+        self.assertEqual(self.storage.diskSpace()[1], free)
+        e = self.assertRaises(errors.NoSpace, self.storage.beginUpload, b"big.bin", free - 99)
+        self.assertEqual(e.message, "quota exceeded: big.bin needs {} bytes, {} of the 10000-byte quota are free".format(free + 1, free))
         self.assertEqual(self.storedContent(b"big.bin"), None)
         upload = self.storage.beginUpload(b"up.bin", 100)
-        self.assertEqual(quota.reserved, 100)
+        # The partial file is charged as soon as it exists.
+        self.assertEqual((quota.used, quota.reserved), (used + 100, 100))
         upload.store(b"x" * 40)
-        self.assertEqual((quota.used, quota.reserved), (used + 40, 60))
+        self.assertEqual((quota.used, quota.reserved), (used + 140, 60))
         upload.abort(keep=True)
-        self.assertEqual((quota.used, quota.reserved), (used + 40, 0))
+        self.assertEqual((quota.used, quota.reserved), (used + 140, 0))
         upload = self.storage.beginUpload(b"up.bin", 100, 40, _sha1(b"x" * 40))
         upload.store(b"x" * 60)
         upload.hasher.update(b"x" * 60)
         upload.finish(_sha1(b"x" * 100))
-        self.assertEqual((quota.used, quota.reserved), (used + 100, 0))
+        self.assertEqual((quota.used, quota.reserved), (used + 200, 0))
         self.storage.delete(b"b.bin")
-        self.assertEqual(quota.used, used + 100 - 1000)
+        self.assertEqual(quota.used, used + 200 - 1100)
+        # A replaced file gives back its bytes and its charge.
         self.put(b"up.bin", b"y" * 10)
-        self.assertEqual((quota.used, quota.reserved), (used - 1000 + 10, 0))
+        self.assertEqual((quota.used, quota.reserved), (used - 1100 + 110, 0))
         upload = self.storage.beginUpload(b"gone.bin", 10)
         upload.store(b"z" * 10)
         upload.abort(keep=False)
-        self.assertEqual((quota.used, quota.reserved), (used - 1000 + 10, 0))
+        self.assertEqual((quota.used, quota.reserved), (used - 1100 + 110, 0))
+        # Folders an upload creates are charged; existing ones are not.
+        self.put(b"new/deeper/n.bin", b"n")
+        self.assertEqual((quota.used, quota.reserved), (used - 1100 + 110 + 2101, 0))
+        self.put(b"new/deeper/m.bin", b"m")
+        self.assertEqual(quota.used, used - 1100 + 110 + 2101 + 101)
+        # The running count and a fresh walk agree.
+        counted = quota.used
+        self.storage.sweep(3600, time.time())
+        self.assertEqual(quota.used, counted)
+
+    def test_quotaRefusesFoldersItCannotHold(self):
+        quota = self.storage.quota = Quota(10000, perFile=100, perFolder=1000)
+        self.storage.sweep(3600, time.time())
+        free = quota.available()
+        # The file alone would fit; with the three folders it would not.
+        e = self.assertRaises(errors.NoSpace, self.storage.beginUpload, b"p/q/r/s.bin", free - 100)
+        self.assertIn("needs {} bytes".format(free + 3000), e.message)
+        self.assertNotIn(b"p", self.folderEntries())
+        self.assertEqual(quota.reserved, 0)
+
+    def test_tinyFilesInFreshFoldersFillTheQuota(self):
+        """
+        Issue 12, item 5: a thousand one-byte uploads, each into a folder
+        of its own, under a 64 KiB quota with the default charges: refused
+        after a handful, having used far less disk than the 12 MiB the
+        byte count alone allowed.
+        """
+        quota = self.storage.quota = Quota(64 << 10)
+        self.storage.sweep(3600, time.time())
+        stored = 0
+        for i in range(1000):
+            try:
+                self.put(b"f%d/x" % i, b"1")
+            except errors.NoSpace:
+                break
+            stored += 1
+        self.assertLess(stored, 10)
+        self.assertLessEqual(quota.used, quota.limit)
+        if self.backend == "filesystem":
+            allocated = 0
+            for directory, dirnames, filenames in os.walk(self.storageRoot):
+                for entry in dirnames + filenames:
+                    allocated += os.lstat(os.path.join(directory, entry)).st_blocks * 512
+            self.assertLess(allocated, 256 << 10)
+            measure(
+                "quota: 1000 one-byte uploads into fresh folders, 64 KiB quota",
+                "{} stored, {} KiB of disk used, then 507".format(stored, allocated >> 10),
+            )
 
     # -- home folders ---------------------------------------------------
 
@@ -398,10 +470,10 @@ class _StorageContract:
         self.assertIsNone(self.partialContent(b"sub/old.bin"))
         self.assertEqual((self.partialContent(b"fresh.bin"), self.partialContent(b"held.bin")), (b"p" * 10, b"h" * 10))
         files = sum(map(len, FILES.values()))
-        self.assertEqual(result.used, files + 20)
-        self.assertEqual(self.storage.quota.used, files + 20)
+        self.assertEqual(result, SweepResult(1, files + 20, 5 + 2, 2))
+        self.assertEqual(self.storage.quota.used, self.storage.quota.charge(files + 20, 5 + 2, 2))
         upload.abort(keep=False)
-        self.assertEqual(self.storage.sweep(0, time.time() + 1), SweepResult(1, files))
+        self.assertEqual(self.storage.sweep(0, time.time() + 1), SweepResult(1, files, 5, 2))
 
     def test_sweepServiceRunsTheSweep(self):
         """
@@ -463,7 +535,7 @@ class MemoryStorageTests(InMemory, _StorageContract, SynchronousTestCase):
         storage = MemoryStorage({b"a": b"x"}, clock=clock)
         self.assertEqual(storage.listFiles()[0].mtime, 1000)
         storage.setPartial(b"p", b"kept")
-        self.assertEqual(storage.sweep(10, 1005), SweepResult(0, 5))
-        self.assertEqual(storage.sweep(10, 1010), SweepResult(1, 1))
+        self.assertEqual(storage.sweep(10, 1005), SweepResult(0, 5, 2, 0))
+        self.assertEqual(storage.sweep(10, 1010), SweepResult(1, 1, 1, 0))
         self.assertEqual(storage.location, "memory")
         self.assertEqual(storage.child(b"x/y").location, "memory/x/y")

@@ -20,13 +20,27 @@ from twisted.python.threadpool import ThreadPool
 
 STORE = "store"
 HASH = "hash"
+#: Reading files for their digests (C{hash}, C{cget}, a resumed C{put}):
+#: a pool of its own, so a flood of them never takes the threads that
+#: store uploads or the reactor's, which list and answer cheap commands.
+DIGEST = "digest"
 
 _pools: Dict[Tuple[int, str], Tuple[ThreadPool, object]] = {}
 
 
+def poolWidth(kind: str = STORE) -> int:
+    """
+    The threads of a pool: half the cores, at least one; at least two for
+    L{DIGEST}, so that one client address, held to half of them
+    (L{ftx.server.hashlane.HashLane}), never holds them all.
+    """
+    width = max(1, (os.cpu_count() or 2) // 2)
+    return max(2, width) if kind == DIGEST else width
+
+
 def poolFor(reactor, kind: str):
     """
-    The thread pool for C{kind} (L{STORE} or L{HASH}) work of C{reactor}'s
+    The thread pool for C{kind} (L{STORE}, L{HASH} or L{DIGEST}) work of C{reactor}'s
     transfers, started on first use and stopped when the reactor stops. A
     stand-in reactor that cannot say when it stops (tests) lends its own
     thread pool instead.
@@ -36,8 +50,7 @@ def poolFor(reactor, kind: str):
     key = (id(reactor), kind)
     entry = _pools.get(key)
     if entry is None:
-        size = max(1, (os.cpu_count() or 2) // 2)
-        pool = ThreadPool(1, size, name="ftx-" + kind)
+        pool = ThreadPool(1, poolWidth(kind), name="ftx-" + kind)
         pool.start()
         trigger = reactor.addSystemEventTrigger("during", "shutdown", _stop, key)
         entry = _pools[key] = (pool, trigger)
@@ -51,7 +64,7 @@ def stopPools(reactor) -> None:
     will not shut it down (a test runner), so that no worker thread keeps
     the process from exiting.
     """
-    for kind in (STORE, HASH):
+    for kind in (STORE, HASH, DIGEST):
         entry = _pools.get((id(reactor), kind))
         if entry is not None:
             reactor.removeSystemEventTrigger(entry[1])

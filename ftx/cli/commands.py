@@ -19,8 +19,9 @@ from typing import Dict, List, Optional, Set
 from ftx.cli.conflicts import RENAME, SKIP, Refused, Resolver
 from ftx.cli.encrypted import withEncryption
 from ftx.cli.progress import Reporter, humanSize, isTerminal
+from ftx.cli.terminal import printable
 from ftx.cli.uploadlist import collectUploads
-from ftx.client import localfiles
+from ftx.client import localfiles, safenames
 from ftx.client.results import Entry
 from ftx.errors import (
     BadOffset,
@@ -31,6 +32,7 @@ from ftx.errors import (
     NotFound,
 )
 from ftx.protocol import checksums
+from ftx.protocol.wire import nameText
 
 __all__ = ["Context", "COMMANDS"]
 
@@ -118,7 +120,7 @@ def doList(ctx: Context, args) -> int:
     nw = len(str(len(entries)))
     for i, (entry, h) in enumerate(zip(entries, human), 1):
         number = "{:>{}}  ".format(i, nw) if ctx.numbered else ""
-        print("{}{:>{}}  {:>{}}  {}".format(number, h, hw, entry.size, ew, entry.name))
+        print("{}{:>{}}  {:>{}}  {}".format(number, h, hw, entry.size, ew, printable(entry.name)))
     total = sum(e.size for e in entries)
     files = "1 file" if len(entries) == 1 else "{} files".format(len(entries))
     ctx.reporter.note("{}, {} ({} bytes)".format(files, humanSize(total), total))
@@ -136,7 +138,7 @@ def doHash(ctx: Context, args) -> int:
             raise BadRequest("LENGTH must be a whole number of bytes: {!r}".format(length))
         length = int(length)
     digest = ctx.call("hash", name, length)
-    print("{}  {}".format(digest, name))
+    print("{}  {}".format(printable(digest), printable(name)))
     return 0
 
 
@@ -267,11 +269,12 @@ def _noteReceived(ctx: Context, transfer) -> None:
 
 
 def _target(output: Optional[str], name: str) -> str:
-    base = os.path.basename(name)
+    # The name may come from a listing: the server's choice, checked.
+    base = [safenames.baseName(_raw(name))]
     if output is None:
-        return base
+        return safenames.confined("", base)
     if os.path.isdir(output) or output.endswith(os.sep):
-        return os.path.join(output, base)
+        return safenames.confined(output, base)
     return output
 
 
@@ -319,7 +322,7 @@ def _cgetStrict(ctx: Context, name: str, target: str) -> None:
 
 
 def doMget(ctx: Context, args) -> int:
-    entries, seen, matched = [], set(), []
+    entries, seen, matched, maskOf = [], set(), [], {}
     for mask in args.masks:
         serverMask = ctx.name(mask).rstrip("/") or None
         found = ctx.call("list", serverMask)
@@ -329,12 +332,14 @@ def doMget(ctx: Context, args) -> int:
         for entry in found:
             if entry.name not in seen:
                 seen.add(entry.name)
+                maskOf[entry.name] = serverMask
                 entries.append(entry)
     resolver = ctx.resolver(args)
     plans, failures = [], []
     for entry in entries:
         try:
-            target = localfiles.localPath("", entry.name.encode("utf-8", "surrogateescape"))
+            mask = maskOf[entry.name]
+            target = localfiles.localPath("", _raw(entry.name), _raw(mask) if mask else None)
             plan = _plan(ctx, resolver, entry.name, target, entry.size, resume=True)
         except Refused:
             raise
@@ -349,7 +354,7 @@ def doMget(ctx: Context, args) -> int:
             plans.append((entry, plan))
     planFailures = len(failures)
     ctx.reporter.startBatch("mget", len(plans), sum(e.size for e, _ in plans))
-    fetched = _fetchTogether(ctx, matched, plans)
+    fetched = _fetchTogether(ctx, matched, plans, failures)
     done = len(fetched)
     for entry, (action, path) in plans:
         if entry.name in fetched:
@@ -370,7 +375,7 @@ def doMget(ctx: Context, args) -> int:
     return 0
 
 
-def _fetchTogether(ctx: Context, matched, plans) -> Set[str]:
+def _fetchTogether(ctx: Context, matched, plans, failures: List[FtxError]) -> Set[str]:
     """
     Fetch the planned plain downloads of each mask with one server C{mget},
     rather than a request and an answer per file: for a thousand small
@@ -378,8 +383,11 @@ def _fetchTogether(ctx: Context, matched, plans) -> Set[str]:
     A mask is fetched this way only when nearly everything it matches is
     wanted, since the server sends every match and the rest is dropped.
     Returns the names fetched; anything else (resumes, files that failed
-    here) is left for the one-by-one path, which reports each failure.
+    here) is left for the one-by-one path, which reports each failure. A
+    name the server sends without having listed it is refused (and added
+    to C{failures}) when it is unsafe, and dropped when it is not.
     """
+    listed = {entry.name for _, found in matched for entry in found}
     planned = {entry.name: (entry, action, path) for entry, (action, path) in plans}
     fetched: Set[str] = set()
     for serverMask, found in matched:
@@ -417,8 +425,14 @@ def _fetchTogether(ctx: Context, matched, plans) -> Set[str]:
             ctx.reporter.transferDone(transfer.size)
             _noteReceived(ctx, transfer)
 
+        def refused(error) -> None:
+            # Listed names were checked, and reported, when planned.
+            if nameText(error.name or b"") not in listed:
+                ctx.reporter.error(str(error))
+                failures.append(error)
+
         try:
-            ctx.call("mget", serverMask or "*", ".", progress, accept, received)
+            ctx.call("mget", serverMask or "*", ".", progress, accept, received, refused)
         except ConnectionLost:
             raise
         except FtxError:
@@ -431,6 +445,10 @@ def _fetchTogether(ctx: Context, matched, plans) -> Set[str]:
             # Started but not finished: off the screen, not counted as done.
             ctx.reporter.transferDone(0)
     return fetched
+
+
+def _raw(name: str) -> bytes:
+    return name.encode("utf-8", "surrogateescape")
 
 
 def _raiseFirst(failures: List[FtxError], count: int) -> None:

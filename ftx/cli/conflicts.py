@@ -15,6 +15,7 @@ import os
 import sys
 from typing import Callable, Optional, Tuple
 
+from ftx.cli.terminal import printable
 from ftx.client.localfiles import partialPath
 from ftx.errors import FtxError
 
@@ -106,7 +107,8 @@ class Resolver:
         return policy, path
 
     def _question(self, path: str) -> str:
-        question = "{} already exists. Overwrite it? [y]es, [n]o (skip), [r]ename, [a]ll (overwrite every one): ".format(path)
+        question = "{} already exists. Overwrite it? [y]es, [n]o (skip), [r]ename, [a]ll (overwrite every one): ".format(
+            printable(path))
         for _ in range(_MAX_QUESTIONS):
             if self.paused is not None:
                 with self.paused():

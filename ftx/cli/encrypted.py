@@ -17,7 +17,7 @@ from ftx.cli.conflicts import RENAME, SKIP, Refused
 from ftx.cli.keys import AGE_SUFFIX, doKeygen, identitiesFor, plainName, recipientsFor
 from ftx.cli.progress import humanSize
 from ftx.cli.uploadlist import collectUploads
-from ftx.client import localfiles
+from ftx.client import localfiles, safenames
 from ftx.errors import ConnectionLost, FtxError, NotFound
 from ftx.protocol import checksums
 
@@ -128,15 +128,30 @@ def _fetchDecrypted(ctx, name: str, target: str, identities, size: int) -> None:
         name, transfer.path, humanSize(transfer.size), _checked(transfer)))
 
 
+def _raw(name: str) -> bytes:
+    return name.encode("utf-8", "surrogateescape")
+
+
+def _plainSegment(segment: bytes) -> bytes:
+    """
+    A checked name's last segment without C{.age}, unless that would
+    leave nothing usable (C{..age} is not to become C{.}).
+    """
+    plain = _raw(plainName(os.fsdecode(segment)))
+    return segment if plain in (b"", b".", b"..") else plain
+
+
 def _sgetDecrypted(ctx, args) -> int:
     identities = identitiesFor(args)
     name = ctx.name(args.name)
-    base = plainName(os.path.basename(name))
+    # The name may come from a listing: the server's choice, checked as
+    # plain downloads check it (ftx.client.safenames).
+    base = [_plainSegment(safenames.baseName(_raw(name)))]
     output = args.output
     if output is None:
-        target = base
+        target = safenames.confined("", base)
     elif os.path.isdir(output) or output.endswith(os.sep):
-        target = os.path.join(output, base)
+        target = safenames.confined(output, base)
     else:
         target = output
     target = _destination(ctx, args, target)
@@ -147,21 +162,27 @@ def _sgetDecrypted(ctx, args) -> int:
 
 def _mgetDecrypted(ctx, args) -> int:
     identities = identitiesFor(args)
-    entries, seen = [], set()
+    entries, seen, maskOf = [], set(), {}
     for mask in args.masks:
-        found = ctx.call("list", ctx.name(mask).rstrip("/") or None)
+        serverMask = ctx.name(mask).rstrip("/") or None
+        found = ctx.call("list", serverMask)
         if not found:
             raise NotFound("no file on the server matches {}".format(mask))
         for entry in found:
             if entry.name not in seen:
                 seen.add(entry.name)
+                maskOf[entry.name] = serverMask
                 entries.append(entry)
     ctx.reporter.startBatch("mget", len(entries), sum(e.size for e in entries))
     failures: List[FtxError] = []
     done = skipped = 0
     for entry in entries:
         try:
-            local = localfiles.localPath("", plainName(entry.name).encode("utf-8", "surrogateescape"))
+            # Checked against the mask as the server sent it, then saved
+            # without its .age.
+            mask = maskOf[entry.name]
+            segments = safenames.checked(_raw(entry.name), _raw(mask) if mask else None)
+            local = safenames.confined("", segments[:-1] + [_plainSegment(segments[-1])])
             target = _destination(ctx, args, local)
             if target is None:
                 skipped += 1

@@ -18,6 +18,7 @@ from ftx._io.endpoints import isTLS
 from ftx.cli.parser import DEFAULT_SERVER, buildParser
 from ftx.cli.progress import isTerminal
 from ftx.cli.status import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, describe
+from ftx.cli.terminal import printable
 
 __all__ = ["main", "run"]
 
@@ -87,7 +88,7 @@ def _interrupted(ctx) -> None:
         ctx.reporter.close()
     line = "ftx: interrupted"
     if ctx is not None and ctx.current:
-        line += "; the partial download is kept ('ftx cget {}' continues it)".format(ctx.current)
+        line += "; the partial download is kept ('ftx cget {}' continues it)".format(printable(ctx.current))
     sys.stdout.flush()
     # On a terminal, start after the "^C" the terminal echoed.
     sys.stderr.write(("\n" if isTerminal(sys.stderr) else "") + line + "\n")

@@ -16,6 +16,8 @@ import contextlib
 import sys
 from typing import Callable, Iterator, Optional
 
+from ftx.cli.terminal import printable
+
 __all__ = ["Reporter", "humanSize"]
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
@@ -64,6 +66,8 @@ class Reporter:
     # -- lines ------------------------------------------------------------
 
     def _line(self, text: str) -> None:
+        # Notes and errors carry names and messages from the server.
+        text = printable(text)
         if self._progress is not None:
             self._progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
         else:
@@ -100,7 +104,8 @@ class Reporter:
 
             console = Console(file=self.stream, force_terminal=True)
             self._progress = Progress(
-                TextColumn("{task.description}"),
+                # No markup: a description is a name from the server.
+                TextColumn("{task.description}", markup=False),
                 BarColumn(),
                 TaskProgressColumn(),
                 DownloadColumn(binary_units=True),
@@ -130,7 +135,7 @@ class Reporter:
         if not self.live:
             return None
         progress = self._bars()
-        task = progress.add_task(_shorten(name), total=size or None)
+        task = progress.add_task(_shorten(printable(name)), total=size or None)
         self._files.append(task)
         batch = self._batch
         base = self._batchDone

@@ -18,6 +18,7 @@ from typing import List, Optional
 
 from ftx.cli.commands import COMMANDS, Context
 from ftx.cli.status import UsageError
+from ftx.cli.terminal import printable
 
 __all__ = ["Shell"]
 
@@ -68,7 +69,8 @@ class Shell:
         if not line[: len(line) - len(text)].strip():
             choices = sorted(list(COMMANDS) + ["help", "quit"])
         else:
-            choices = [e.name for e in self.ctx.listing]
+            # Names that would act on the terminal are not offered.
+            choices = [e.name for e in self.ctx.listing if printable(e.name) == e.name]
         matches = [c for c in choices if c.startswith(text)]
         return matches[state] if state < len(matches) else None
 
@@ -88,7 +90,7 @@ class Shell:
             self.ctx.reporter.error(known[1])
             return known[0]
         print("Connected to {} ({}). Type 'help' for the commands, 'quit' to leave.".format(
-            connection.address, client.protocol.version or "ftx"))
+            connection.address, printable(client.protocol.version or "ftx")))
         self._startReadline()
         try:
             while True:
@@ -156,7 +158,7 @@ class Shell:
         self.ctx.reporter.close()
         line = "interrupted"
         if self.ctx.current:
-            line += "; the partial download is kept ('cget {}' continues it)".format(self.ctx.current)
+            line += "; the partial download is kept ('cget {}' continues it)".format(printable(self.ctx.current))
             self.ctx.current = None
         sys.stderr.write(("\n" if sys.stderr.isatty() else "") + line + "\n")
         sys.stderr.flush()

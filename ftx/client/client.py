@@ -15,10 +15,11 @@ from twisted.internet.defer import Deferred, fail
 from twisted.internet.threads import deferToThreadPool
 
 from ftx._io.fileio import hashPrefix
-from ftx.client import localfiles
+from ftx.client import localfiles, safenames
 from ftx.client.exchanges import DownloadRequest, ListRequest, Request, UploadRequest
 from ftx.client.protocol import FtxClientProtocol
 from ftx.client.results import DiskSpace, Entry, Transfer
+from ftx.errors import UnsafeName
 from ftx.protocol import checksums, wire
 from ftx.protocol.wire import encodeName, nameText
 
@@ -76,12 +77,15 @@ class FtxClient:
         and C{path} gets its plaintext, once every chunk authenticated
         (L{ftx.client.e2e.transfers}).
         """
-        target = path if path is not None else os.path.basename(name)
+        try:
+            target, destination = _fixedDestination(name, path)
+        except UnsafeName as e:
+            return fail(e)
         if identities:
             from ftx.client.e2e.transfers import getDecrypted
 
             return getDecrypted(self, name, target, progress, identities)
-        request = DownloadRequest(wire.formatCommand("sget", encodeName(name)), lambda n, s: target, progress)
+        request = DownloadRequest(wire.formatCommand("sget", encodeName(name)), destination, progress)
         return self.protocol.request(request)
 
     def cget(self, name: str, path: Optional[str] = None, progress: Optional[Progress] = None) -> "Deferred[Transfer]":
@@ -91,7 +95,10 @@ class FtxClient:
         The server first checks that its prefix matches; a mismatch fails
         with L{IntegrityError} and leaves local files as they were.
         """
-        target = path if path is not None else os.path.basename(name)
+        try:
+            target, destination = _fixedDestination(name, path)
+        except UnsafeName as e:
+            return fail(e)
         partial = localfiles.partialPath(target)
         if not os.path.exists(partial) and os.path.exists(target):
             os.replace(target, partial)
@@ -103,7 +110,7 @@ class FtxClient:
             offset, prefix, whole = result
             request = DownloadRequest(
                 wire.formatCommand("cget", encodeName(name), offset, prefix.hexdigest()),
-                lambda n, s: target, progress, offset=offset, hasher=whole.copy(),
+                destination, progress, offset=offset, hasher=whole.copy(),
             )
             return self.protocol.request(request)
 
@@ -121,6 +128,7 @@ class FtxClient:
         progress: Optional[Progress] = None,
         accept: Optional[Callable[[str, int], "bool | str"]] = None,
         received: Optional[Callable[[Transfer], None]] = None,
+        refused: Optional[Callable[[UnsafeName], None]] = None,
     ) -> "Deferred[List[Transfer]]":
         """
         Download every file matching C{mask} into C{directory}, keeping the
@@ -130,19 +138,27 @@ class FtxClient:
         called as each file is in place. Fires with the transfers made; if
         a file fails its check, the rest of the batch is still received and
         the Deferred fails at the end with the first error.
+
+        Every name the server sends is checked before anything is written
+        (L{ftx.client.safenames}): it must match C{mask} and stay inside
+        C{directory}; a name that does not fails with
+        L{ftx.errors.UnsafeName} (passed to C{refused(error)} as it
+        happens), and C{accept} never sees it.
         """
 
+        wanted = mask.encode("utf-8", "surrogateescape")
+
         def destination(name: bytes, size: int):
-            path = localfiles.localPath(directory, name)
-            if accept is None:
-                return path
-            verdict = accept(nameText(name), size)
+            # Checked before C{accept} sees the name: the server chose it.
+            segments = safenames.checked(name, wanted)
+            verdict = True if accept is None else accept(nameText(name), size)
             if isinstance(verdict, str):
                 return verdict
-            return path if verdict else None
+            return safenames.confined(directory, segments) if verdict else None
 
         request = DownloadRequest(
-            wire.formatCommand("mget", encodeName(mask)), destination, progress, batch=True, received=received
+            wire.formatCommand("mget", encodeName(mask)), destination, progress, batch=True, received=received,
+            refused=refused,
         )
         return self.protocol.request(request)
 
@@ -252,6 +268,25 @@ class FtxClient:
             self.protocol.transport.loseConnection()
 
         return d.addCallback(close)
+
+
+def _fixedDestination(name: str, path: Optional[str]):
+    """
+    The local path of an C{sget}/C{cget} of C{name}, and the destination
+    that holds the server to sending that very name. With no C{path} the
+    file is saved under the last segment of C{name}, which may itself come
+    from the server (a listing), so it is checked like any server name.
+    """
+    asked = name.encode("utf-8", "surrogateescape")
+    target = path if path is not None else safenames.confined("", [safenames.baseName(asked)])
+
+    def destination(sent: bytes, size: int) -> str:
+        if sent != asked:
+            raise UnsafeName("asked for {}, the server sent {}; it was not written".format(
+                ascii(name), ascii(nameText(sent))), sent)
+        return target
+
+    return target, destination
 
 
 def _hashLocal(path: str, checksum: str):

@@ -8,7 +8,7 @@ lines to the request in flight.
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, NoReturn, Optional
 
 from twisted.internet.defer import Deferred, succeed
 
@@ -17,7 +17,7 @@ from ftx._io.filebody import BodySender
 from ftx.client import localfiles
 from ftx.client.results import Entry, Transfer
 from ftx.client.smallfiles import SmallFile, SmallFileStore
-from ftx.errors import IntegrityError, errorFromReply
+from ftx.errors import ConnectionLost, FtxError, IntegrityError, UnsafeName, errorFromReply
 from ftx.protocol import checksums, wire
 from ftx.protocol.wire import nameText
 
@@ -40,10 +40,17 @@ class Request:
         protocol.sendLine(self.line)
 
     def replyReceived(self, reply: wire.Reply) -> None:
+        if self.broken:
+            return
         if reply.isError:
             self.fail(errorFromReply(reply.code, reply.errorMessage()))
-        else:
-            self.complete(self.parse(reply))
+            return
+        try:
+            result = self.parse(reply)
+        except (IndexError, ValueError, FtxError) as e:
+            # A field missing or not a number: the server's fault.
+            self.malformed("{} in {}".format(e.__class__.__name__, ascii(reply.text[:80])))
+        self.complete(result)
 
     def parse(self, reply: wire.Reply):
         return reply
@@ -62,6 +69,28 @@ class Request:
         Release what the request holds (open files); called on any failure.
         """
 
+    @property
+    def broken(self) -> bool:
+        """
+        Whether the request failed on a malformed answer (L{malformed}) and
+        ignores what the server goes on sending until the connection closes.
+        """
+        return self.deferred.called and self.protocol is not None and self.protocol._active is self
+
+    def malformed(self, text: str) -> NoReturn:
+        """
+        Fail on an answer that breaks the protocol, with a message that says
+        so, and raise it so that the protocol closes the connection: what
+        follows can no longer be framed.
+        """
+        # ConnectionLost, since the connection goes: a batch that carries on
+        # after a failed file must stop here.
+        error = ConnectionLost("malformed answer from the server: {}; the connection was closed".format(text))
+        if not self.deferred.called:
+            self.connectionLost()
+            self.deferred.errback(error)
+        raise error
+
 
 class ListRequest(Request):
     def __init__(self, line: bytes) -> None:
@@ -69,13 +98,23 @@ class ListRequest(Request):
         self.entries: List[Entry] = []
 
     def replyReceived(self, reply: wire.Reply) -> None:
-        if reply.code == wire.LIST_ENTRY and len(reply.fields) == 3:
-            name = nameText(wire.decodeName(reply.fields[0]))
-            self.entries.append(Entry(name, int(reply.fields[1]), int(reply.fields[2])))
+        if self.broken:
+            return
+        if reply.code == wire.LIST_ENTRY:
+            try:
+                if len(reply.fields) != 3:
+                    raise FtxError("wrong number of fields")
+                name = nameText(wire.decodeName(reply.fields[0]))
+                entry = Entry(name, wire.parseNumber(reply.fields[1], "size"), wire.parseNumber(reply.fields[2], "mtime"))
+            except FtxError as e:
+                self.malformed("{} in {}".format(e, ascii(reply.text[:80])))
+            self.entries.append(entry)
         elif reply.code == wire.LIST_END:
             self.complete(self.entries)
-        else:
+        elif reply.isError:
             super().replyReceived(reply)
+        else:
+            self.malformed("{} {} in answer to list".format(reply.code, ascii(reply.text[:80])))
 
 
 class DownloadRequest(Request):
@@ -85,9 +124,10 @@ class DownloadRequest(Request):
     local path for each file (L{None} discards it).
     """
 
-    def __init__(self, line, destination, progress, offset=0, hasher=None, batch=False, received=None):
+    def __init__(self, line, destination, progress, offset=0, hasher=None, batch=False, received=None, refused=None):
         super().__init__(line)
         self.received = received
+        self.refused = refused
         #: In a batch, the first failed file's error, raised at the end.
         self.batchError: Optional[BaseException] = None
         self.destination = destination
@@ -99,6 +139,8 @@ class DownloadRequest(Request):
         self.small: Optional[SmallFile] = None
         self.header: Optional[wire.FileHeader] = None
         self.discarding = False
+        #: Why the file being received is dropped: its name was refused.
+        self.refusal: Optional[BaseException] = None
         self.results: List[Transfer] = []
         self.writer: Optional[BackgroundWriter] = None
         self._holding = False
@@ -106,8 +148,13 @@ class DownloadRequest(Request):
         self._smallPaused = False
 
     def replyReceived(self, reply: wire.Reply) -> None:
+        if self.broken:
+            return
         if reply.code == wire.BODY_FOLLOWS:
-            header = wire.parseFileHeader(reply)
+            try:
+                header = wire.parseFileHeader(reply)
+            except FtxError as e:
+                self.malformed(str(e))
             if header.bodyLength > wire.SMALL_BODY and self._smallFiles is not None and not self._smallFiles.idle:
                 # Small files received earlier go into place before a large
                 # one starts: if the large one is cut off, everything before
@@ -123,33 +170,64 @@ class DownloadRequest(Request):
             self._whenSmallFilesStored().addCallback(lambda _: self._batchEnded())
         elif reply.code == wire.SKIPPED and self.batch:
             pass
-        else:
+        elif reply.isError:
             super().replyReceived(reply)
+        else:
+            self.malformed("{} {} in answer to a download".format(reply.code, ascii(reply.text[:80])))
 
     def _beginFile(self, header: wire.FileHeader) -> None:
+        if header.offset != self.offset:
+            # A body from elsewhere than asked cannot be checked against
+            # what is here.
+            self.malformed("{} from byte {}, not {} as asked".format(
+                ascii(nameText(header.name)), header.offset, self.offset))
         self.header = header
         name = nameText(header.name)
-        path = self.destination(header.name, header.size)
-        self.discarding = path is None
+        self.refusal = None
+        try:
+            path = self.destination(header.name, header.size)
+        except UnsafeName as e:
+            path = None
+            self._dropFile(e)
+            if self.refused is not None:
+                self.refused(e)
         checksum = self.protocol.checksum
         if path is not None and header.offset == 0 and header.bodyLength <= wire.SMALL_BODY:
             self.small = SmallFile(header.name, path, header.size, checksum)
         elif path is not None:
             hasher = self.prefixHasher if header.offset else checksums.new(checksum)
-            self.current = localfiles.PartialFile(path, header.offset, hasher)
-            # Writing and hashing run in worker threads while this thread
-            # receives (XXH3 right after the write in the same worker,
-            # SHA-1 in one of its own): on two cores that overlaps the costs.
-            self.writer = BackgroundWriter(
-                self.current, self.protocol.reactor, self.protocol.pauseProducing, self._writerCaughtUp, hasher,
-                cheapHash=checksums.cheap(checksum),
-            )
+            try:
+                self.current = localfiles.PartialFile(path, header.offset, hasher)
+            except OSError as e:
+                # A local problem (a link in place of the partial file, a
+                # folder that cannot be written) fails this file only.
+                self._dropFile(localfiles.localError(e, localfiles.partialPath(path)))
+            else:
+                # Writing and hashing run in worker threads while this
+                # thread receives (XXH3 right after the write in the same
+                # worker, SHA-1 in one of its own): on two cores that
+                # overlaps the costs.
+                self.writer = BackgroundWriter(
+                    self.current, self.protocol.reactor, self.protocol.pauseProducing, self._writerCaughtUp, hasher,
+                    cheapHash=checksums.cheap(checksum),
+                )
+        self.discarding = self.small is None and self.current is None
         self._done = header.offset
         self._reportEvery = max(header.size // 1000, 1 << 20)
         self._nextReport = header.offset
         if self.progress:
             self.progress(name, header.offset, header.size)
         self.protocol._receiveBody(header.bodyLength, self)
+
+    def _dropFile(self, error: BaseException) -> None:
+        """
+        Read the coming body and drop it, so the connection stays in step;
+        the file fails with C{error} at its trailer, or at the end of a
+        batch.
+        """
+        self.refusal = error
+        if self.batch:
+            self.batchError = self.batchError or error
 
     def _beginAfterSmallFiles(self, header: wire.FileHeader) -> None:
         self._holding = False
@@ -190,6 +268,9 @@ class DownloadRequest(Request):
             return
         current, writer = self.current, self.writer
         if current is None:
+            refusal, self.refusal = self.refusal, None
+            if refusal is not None and not self.batch:
+                self.fail(refusal)
             return
         # Hold further lines until the file is complete on disk, so that
         # files of a batch finish in order and the next body cannot start
@@ -326,8 +407,10 @@ class UploadRequest(Request):
             self.complete(
                 Transfer(self.name, self.file.name, self.size, digest, self.size - self.offset, self.protocol.checksum)
             )
-        else:
+        elif reply.isError:
             super().replyReceived(reply)
+        else:
+            self.malformed("{} {} in answer to put".format(reply.code, ascii(reply.text[:80])))
 
     def _sentSome(self, count: int) -> None:
         self.sent += count

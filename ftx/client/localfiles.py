@@ -15,8 +15,8 @@ import os
 from typing import Optional
 
 from ftx._io.fileio import writeAll
+from ftx.client import safenames
 from ftx.errors import PermissionDenied
-from ftx.protocol.names import splitName
 
 __all__ = [
     "PARTIAL_SUFFIX",
@@ -26,21 +26,22 @@ __all__ = [
     "localError",
     "localPath",
     "makeParents",
+    "openPartial",
     "partialPath",
 ]
 
 PARTIAL_SUFFIX = ".ftx-partial"
 
 
-def localPath(directory: str, name: bytes) -> str:
+def localPath(directory: str, name: bytes, mask: Optional[bytes] = None) -> str:
     """
     The local path for a name received from the server, inside
-    C{directory}.
+    C{directory} (L{ftx.client.safenames.localTarget}).
 
-    @raise PermissionDenied: the name would leave C{directory}.
+    @raise ftx.errors.UnsafeName: the name is malformed, does not match
+        C{mask}, or would leave C{directory}.
     """
-    segments = splitName(name)
-    return os.path.join(directory, *[os.fsdecode(s) for s in segments])
+    return safenames.localTarget(directory, name, mask)
 
 
 def partialPath(path: str) -> str:
@@ -49,6 +50,18 @@ def partialPath(path: str) -> str:
     """
     head, tail = os.path.split(path)
     return os.path.join(head, "." + tail + PARTIAL_SUFFIX)
+
+
+def openPartial(partial: str, truncate: bool):
+    """
+    Open a partial file for writing, unbuffered, never through a link: a
+    link in its place could point anywhere. (L{safenames.confined} refused
+    such a link when the file was planned; this closes the gap after.)
+    """
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    if truncate:
+        flags |= os.O_TRUNC
+    return open(os.open(partial, flags, 0o666), "wb" if truncate else "r+b", buffering=0)
 
 
 def existingSize(path: str) -> Optional[int]:
@@ -76,7 +89,7 @@ class PartialFile:
         makeParents(path)
         self.hasher = hasher
         self.received = offset
-        self._file = open(self.partial, "r+b" if offset else "wb", buffering=0)
+        self._file = openPartial(self.partial, truncate=not offset)
         if offset:
             self._file.seek(offset)
             self._file.truncate(offset)

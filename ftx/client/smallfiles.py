@@ -108,7 +108,7 @@ class SmallFileStore:
             if folder and folder not in self._folders:
                 os.makedirs(folder, exist_ok=True)
                 self._folders.add(folder)
-            with open(partial, "wb", buffering=0) as f:
+            with localfiles.openPartial(partial, truncate=True) as f:
                 for piece in job.pieces:
                     writeAll(f, piece)
             os.replace(partial, job.path)

@@ -61,6 +61,13 @@ class IConnection(Interface):
         meanwhile, since the server is busy, not the client.
         """
 
+    def hashed(f, *args) -> "Deferred":
+        """
+        Run digest work C{f(*args)} (reading a file or a prefix for its
+        digest) in the server's L{ftx.server.hashlane.HashLane}, fairly
+        across client addresses; the idle timer is off meanwhile.
+        """
+
     def logged(verb: str, name: bytes, size: int, started: float, outcome: str = "ok") -> None:
         """
         Log one finished transfer in the server's usual line.

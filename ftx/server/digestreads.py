@@ -10,16 +10,18 @@ to it; it works on open files and stat results, never on paths.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from typing import Callable, Optional, Tuple
 
-from ftx._io.fileio import hashPrefix
-from ftx.errors import BadOffset
+from ftx._io.fileio import READ_CHUNK, hashPrefix
+from ftx.errors import BadOffset, IntegrityError
 from ftx.protocol import checksums
 from ftx.protocol.checksums import SHA1
 from ftx.protocol.wire import nameText
-from ftx.server.digests import DigestCache
+from ftx.server import digests as digestcache
+from ftx.server.digests import DigestCache, PrefixCheckpoints
 
 __all__ = ["DigestReader"]
 
@@ -31,9 +33,48 @@ class DigestReader:
     to the root and raising L{ftx.errors.FtxError}s), kept in C{digests}.
     """
 
-    def __init__(self, openFile: Callable[[bytes], Tuple[int, os.stat_result]], digests: DigestCache) -> None:
+    def __init__(
+        self,
+        openFile: Callable[[bytes], Tuple[int, os.stat_result]],
+        digests: DigestCache,
+        checkpoints: Optional[PrefixCheckpoints] = None,
+    ) -> None:
         self._openFile = openFile
         self.digests = digests
+        self.checkpoints = PrefixCheckpoints() if checkpoints is None else checkpoints
+
+    def _hashPrefix(self, f, st: os.stat_result, length: int, name: bytes, also=None):
+        """
+        The SHA-1 of the first C{length} bytes of C{f} (leaving C{f} just
+        after them), started from the furthest state L{checkpoints} holds,
+        and leaving states behind for the next request. A prefix that must
+        also feed C{also} (another checksum) is read whole.
+        """
+        if also is not None or length < digestcache.CHECKPOINT_STRIDE:
+            return hashPrefix(f, length, name, also)
+        readSince = time.time_ns()
+        start, hasher = self.checkpoints.nearest(st, length)
+        if hasher is None:
+            start, hasher = 0, hashlib.sha1()
+        f.seek(start)
+        stride = self.checkpoints.stride(st.st_size)
+        buffer = bytearray(READ_CHUNK)
+        view = memoryview(buffer)
+        marks = []
+        position = start
+        while position < length:
+            mark = min(length, (position // stride + 1) * stride)
+            while position < mark:
+                got = f.readinto(view[: min(READ_CHUNK, mark - position)])
+                if not got:
+                    raise IntegrityError("{} shrank while it was being read".format(nameText(name)))
+                hasher.update(view[:got])
+                position += got
+            marks.append((position, hasher.copy()))
+        settled = st.st_ctime_ns <= readSince - digestcache.SETTLED_NS
+        if settled and DigestCache.key(os.fstat(f.fileno())) == DigestCache.key(st):
+            self.checkpoints.keep(st, marks)
+        return hasher
 
     def digest(self, name: bytes, length: Optional[int] = None) -> Tuple[str, int]:
         fd, st = self._openFile(name)
@@ -47,7 +88,7 @@ class DigestReader:
                     return cached, st.st_size
             count = st.st_size if length is None else length
             readSince = time.time_ns()
-            hasher = hashPrefix(f, count, name)
+            hasher = self._hashPrefix(f, st, count, name)
             if whole and DigestCache.key(os.fstat(f.fileno())) == DigestCache.key(st):
                 self.digests.put(st, hasher.hexdigest(), SHA1, readSince)
             return hasher.hexdigest(), count
@@ -58,7 +99,7 @@ class DigestReader:
         try:
             if length > st.st_size:
                 raise BadOffset("{} has {} bytes, fewer than {}".format(nameText(name), st.st_size, length))
-            hasher = hashPrefix(f, length, name, also)
+            hasher = self._hashPrefix(f, st, length, name, also)
             return f, hasher, st.st_size
         except BaseException:
             f.close()

@@ -14,11 +14,25 @@ from typing import Callable, Dict, Optional
 from twisted.internet.defer import Deferred, inlineCallbacks
 
 from ftx._io.filebody import BodySender
-from ftx.errors import FtxError, IntegrityError, NotFound
+from ftx.errors import BadOffset, FtxError, IntegrityError, NotFound
 from ftx.protocol import checksums, wire
 from ftx.protocol.wire import decodeName, encodeName, nameText, parseDigest, parseNumber
 from ftx.server.connection import checkArity
 from ftx.server.limits import WriteBackpressure
+
+
+def refuseBeyondEnd(storage, name: bytes, length: int) -> None:
+    """
+    Refuse a prefix longer than the file before it waits for a turn in the
+    hash lane: opening and measuring a file is cheap, reading it is not.
+    The storage checks again when it reads (the file may change).
+
+    @raise BadOffset: C{length} is beyond the end of the file.
+    """
+    f, size = storage.openForRead(name)
+    f.close()
+    if length > size:
+        raise BadOffset("{} has {} bytes, fewer than {}".format(nameText(name), size, length))
 
 
 class Downloads:
@@ -78,7 +92,8 @@ class Downloads:
         # checksum of the whole file, so both hash the same prefix.
         checksum = connection.checksum
         whole = checksums.new(checksum) if checksum != checksums.SHA1 else None
-        f, prefix, size = yield connection.threaded(connection.storage.prefixHasher, name, offset, whole)
+        refuseBeyondEnd(connection.storage, name, offset)
+        f, prefix, size = yield connection.hashed(connection.storage.prefixHasher, name, offset, whole)
         if prefix.hexdigest() != expected:
             f.close()
             raise IntegrityError(

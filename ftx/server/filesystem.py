@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from zope.interface import implementer
 
@@ -26,7 +26,7 @@ from ftx.protocol.checksums import SHA1
 from ftx.protocol.names import PARTIAL_SUFFIX, hasControl, matches, splitName
 from ftx.protocol.wire import EMPTY_SHA1, nameText
 from ftx.server.digestreads import DigestReader
-from ftx.server.digests import DigestCache
+from ftx.server.digests import DigestCache, PrefixCheckpoints
 from ftx.server.oserrors import errorFromOS
 from ftx.server.partial import Upload, partialName, sweepTree
 from ftx.server.storage import (
@@ -49,6 +49,7 @@ class _Shared:
     def __init__(self, quota) -> None:
         self.claims = UploadClaims()
         self.digests = DigestCache()
+        self.checkpoints = PrefixCheckpoints()
         self.quota = quota
 
 
@@ -66,7 +67,19 @@ class FilesystemStorage:
     @ivar digests: the L{DigestCache} of whole-file digests.
     """
 
-    def __init__(self, root: "str | bytes", quota=None, *, _shared: Optional[_Shared] = None) -> None:
+    def __init__(
+        self,
+        root: "str | bytes",
+        quota=None,
+        *,
+        freeSpace: Optional[Callable[[], int]] = None,
+        _shared: Optional[_Shared] = None,
+    ) -> None:
+        """
+        @param freeSpace: returns the bytes free on the disk under the
+            root; by default the file system's count (C{statvfs}). Tests
+            pass their own to play a nearly full disk.
+        """
         if isinstance(root, str):
             root = os.fsencode(root)
         self.root = os.path.realpath(root)
@@ -74,8 +87,9 @@ class FilesystemStorage:
             raise ValueError("root is not a directory: {!r}".format(root))
         self._rootPrefix = self.root.rstrip(b"/") + b"/"
         self._shared = _Shared(quota) if _shared is None else _shared
+        self._freeSpace = freeSpace
         self.digests = self._shared.digests
-        self._reads = DigestReader(self._openFile, self.digests)
+        self._reads = DigestReader(self._openFile, self.digests, self._shared.checkpoints)
 
     @property
     def quota(self):
@@ -105,12 +119,12 @@ class FilesystemStorage:
         real = os.path.realpath(folder)
         if not (real + b"/").startswith(self._rootPrefix):
             raise PermissionDenied("the home folder {} leads outside the root".format(nameText(path)))
-        return FilesystemStorage(real, _shared=self._shared)
+        return FilesystemStorage(real, freeSpace=self._freeSpace, _shared=self._shared)
 
     def sweep(self, ttl: float, now: float) -> SweepResult:
         result = sweepTree(self.root, self._shared.claims, ttl, now)
         if self.quota is not None:
-            self.quota.recount(result.used)
+            self.quota.recount(self.quota.charge(result.used, result.files, result.folders))
         return result
 
     # -- confinement ----------------------------------------------------
@@ -134,10 +148,11 @@ class FilesystemStorage:
     def _path(self, segments: List[bytes]) -> bytes:
         return os.path.join(self.root, *segments)
 
-    def _openDirectory(self, segments: List[bytes], create: bool) -> int:
+    def _openDirectory(self, segments: List[bytes], create: bool, made: Optional[List[bytes]] = None) -> int:
         """
         Open the directory holding a name (creating missing levels when
-        C{create}), checked to be inside the root. Returns a directory fd.
+        C{create}, each one it makes appended to C{made}), checked to be
+        inside the root. Returns a directory fd.
         """
         current = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         try:
@@ -149,6 +164,8 @@ class FilesystemStorage:
                         raise
                     try:
                         os.mkdir(segment, 0o755, dir_fd=current)
+                        if made is not None:
+                            made.append(segment)
                     except FileExistsError:
                         pass
                     nxt = os.open(segment, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=current)
@@ -208,7 +225,9 @@ class FilesystemStorage:
                 here = prefix + (directory[2:] + b"/" if directory != b"." else b"")
                 dirnames.sort()
                 for filename in filenames:
-                    if filename.endswith(PARTIAL_SUFFIX) or filename.startswith(b".ftx-tmp-") or hasControl(filename):
+                    # Exactly the names an upload cannot take (splitName
+                    # refuses both): never hide what a client could store.
+                    if filename.endswith(PARTIAL_SUFFIX) or hasControl(filename):
                         continue
                     name = here + filename
                     if maskSegments is not None and not matches(maskSegments, name.split(b"/")):
@@ -269,7 +288,7 @@ class FilesystemStorage:
 
     def diskSpace(self) -> Tuple[int, int]:
         st = os.statvfs(self.root)
-        free = st.f_bavail * st.f_frsize
+        free = st.f_bavail * st.f_frsize if self._freeSpace is None else self._freeSpace()
         if self.quota is not None:
             free = min(free, self.quota.available())
         return st.f_blocks * st.f_frsize, free
@@ -285,12 +304,17 @@ class FilesystemStorage:
         symbolic link is replaced by the upload, never written through.
         """
         segments = splitName(name)
-        reservation = QuotaReservation(self.quota, size - offset, name)
+        folders = segments[:-1]
+        missing = self._missingFolders(folders) if self.quota is not None else 0
+        reservation = QuotaReservation(self.quota, size - offset, name, missing)
+        made: List[bytes] = []
         try:
             try:
-                dirFd = self._openDirectory(segments[:-1], create=True)
+                dirFd = self._openDirectory(folders, create=True, made=made)
             except OSError as e:
                 raise errorFromOS(e, name)
+            finally:
+                reservation.foldersCreated(len(made))
         except BaseException:
             reservation.settle()
             raise
@@ -321,6 +345,25 @@ class FilesystemStorage:
             release()
             os.close(dirFd)
             raise
+
+    def _missingFolders(self, segments: List[bytes]) -> int:
+        """
+        How many of the folders C{segments} lead through do not exist yet:
+        what an upload will create, to be reserved from the quota before
+        anything is created.
+        """
+        current = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for depth, segment in enumerate(segments):
+                try:
+                    nxt = os.open(segment, os.O_RDONLY | os.O_DIRECTORY, dir_fd=current)
+                except OSError:
+                    return len(segments) - depth
+                os.close(current)
+                current = nxt
+            return 0
+        finally:
+            os.close(current)
 
     def _refuseOutwardLink(self, dirFd: int, leaf: bytes, name: bytes) -> None:
         """
@@ -379,7 +422,7 @@ class FilesystemStorage:
                 raise Conflict("is a directory: {}".format(nameText(name)))
             os.unlink(segments[-1], dir_fd=dirFd)
             if self.quota is not None and stat.S_ISREG(st.st_mode):
-                self.quota.freed(st.st_size)
+                self.quota.freed(self.quota.charge(st.st_size, 1))
         except OSError as e:
             raise errorFromOS(e, name)
         finally:

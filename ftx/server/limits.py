@@ -24,7 +24,7 @@ from ftx.protocol import wire
 from ftx.protocol.wire import nameText
 from ftx.server.readgate import CLIENT_BEHIND, ReadGate
 
-__all__ = ["Quota", "Admission", "WriteBackpressure", "ConnectionLimits", "MAX_BUFFERED_INPUT"]
+__all__ = ["FILE_CHARGE", "FOLDER_CHARGE", "Quota", "Admission", "WriteBackpressure", "ConnectionLimits", "MAX_BUFFERED_INPUT"]
 
 #: Bytes a connection may have read but not yet handled while the server is
 #: not reading from it. A paused TCP transport stops reading, so this only
@@ -33,6 +33,15 @@ MAX_BUFFERED_INPUT = 4 << 20
 #: Bytes handed to LineReceiver at a time in line mode (see
 #: L{ConnectionLimits.received}).
 LINE_PIECE = 4096
+
+
+#: What a quota charges for each file and each folder on top of the bytes
+#: in them: a file system allocates whole blocks (4 KiB on ext4, xfs and
+#: tmpfs) and an inode per file, a block per folder. Counting bytes only, a
+#: thousand one-byte uploads into fresh folders passed a 64 KiB quota and
+#: took 12 MiB of disk.
+FILE_CHARGE = 4096
+FOLDER_CHARGE = 4096
 
 
 class Quota:
@@ -45,15 +54,30 @@ class Quota:
     before its body is read, so uploads running side by side cannot
     overshoot together. Methods are called from the reactor and from
     threads, hence the lock.
+
+    Usage is what the disk gives up, not only what files say they hold:
+    every file (a partial upload too) is charged C{perFile} bytes on top
+    of its size and every folder below the root C{perFolder} bytes
+    (L{charge}), so many tiny files cannot use far more disk than the
+    quota allows.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, perFile: int = FILE_CHARGE, perFolder: int = FOLDER_CHARGE) -> None:
         self.limit = limit
+        self.perFile = perFile
+        self.perFolder = perFolder
         self.used = 0
         self.reserved = 0
         self.counted = False
         self._lock = threading.Lock()
         self._waiting: List[Deferred] = []
+
+    def charge(self, size: int, files: int = 0, folders: int = 0) -> int:
+        """
+        What C{size} bytes in C{files} files and C{folders} new folders
+        count against the quota.
+        """
+        return size + files * self.perFile + folders * self.perFolder
 
     def available(self) -> int:
         with self._lock:

@@ -19,6 +19,10 @@ def errorFromOS(error: OSError, name: bytes) -> FtxError:
     shown = nameText(name)
     if error.errno in (errno.ENOENT, errno.ENOTDIR):
         return NotFound("no such file: {}".format(shown))
+    if error.errno == errno.ELOOP:
+        # A loop of symbolic links (ln -s a b; ln -s b a) leads nowhere:
+        # for a client it is a name with no file behind it.
+        return NotFound("no such file: {} (a loop of symbolic links)".format(shown))
     if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return PermissionDenied("permission denied: {}".format(shown))
     if error.errno == errno.EISDIR:

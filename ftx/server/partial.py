@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Callable
+from typing import Callable, Optional
 
 from zope.interface import implementer
 
@@ -80,7 +80,11 @@ class Upload:
         self.checksum = checksum
         self.hasher = checksums.new(checksum)
         try:
-            fd = os.open(self._partial, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644, dir_fd=dirFd)
+            try:
+                fd = os.open(self._partial, os.O_RDWR | os.O_NOFOLLOW, dir_fd=dirFd)
+            except FileNotFoundError:
+                fd = os.open(self._partial, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644, dir_fd=dirFd)
+                reservation.fileCreated()
         except OSError as e:
             reservation.settle()
             raise errorFromOS(e, name)
@@ -135,7 +139,8 @@ class Upload:
         except OSError as e:
             self.abort(keep=False)
             raise errorFromOS(e, self.name)
-        self._reservation.freed(replaced)
+        if replaced is not None:
+            self._reservation.fileRemoved(replaced)
         self._release()
 
     def abort(self, keep: bool) -> None:
@@ -151,16 +156,20 @@ class Upload:
             try:
                 os.unlink(self._partial, dir_fd=self._dirFd)
             except OSError:
-                size = 0
-            self._reservation.freed(size)
+                size = None
+            if size is not None:
+                self._reservation.fileRemoved(size)
         self._release()
 
-    def _regularSize(self, leaf: bytes) -> int:
+    def _regularSize(self, leaf: bytes) -> Optional[int]:
+        """
+        The size of the regular file C{leaf}, or L{None} when there is none.
+        """
         try:
             st = os.stat(leaf, dir_fd=self._dirFd, follow_symlinks=False)
         except OSError:
-            return 0
-        return st.st_size if stat.S_ISREG(st.st_mode) else 0
+            return None
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
 
     def _release(self) -> None:
         if not self._closed:
@@ -170,45 +179,100 @@ class Upload:
             os.close(self._dirFd)
 
 
+#: How a folder is opened during the sweep: never through a symbolic link.
+_FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
 def sweepTree(root: bytes, claims: UploadClaims, ttl: float, now: float) -> SweepResult:
     """
-    Walk the tree under C{root} once, without following symbolic links:
-    remove partial uploads last written more than C{ttl} seconds before
-    C{now} that no upload holds in C{claims}, and add up the sizes of the
-    regular files left. Runs in a thread; cost grows with the tree.
+    Walk the tree under C{root} once: remove partial uploads last written
+    more than C{ttl} seconds before C{now} that no upload holds in
+    C{claims}, and count the regular files left, their bytes and the
+    folders. Runs in a thread; cost grows with the tree.
+
+    The walk holds each folder open and reaches everything below it
+    relative to that descriptor (C{scandir}, C{stat}, C{unlink} and
+    C{open} with C{dir_fd}), opening subfolders with C{O_NOFOLLOW}. A
+    folder swapped for a symbolic link after its parent was listed is
+    then refused by the kernel rather than followed, so nothing outside
+    the root is ever counted or removed, whatever is renamed meanwhile.
     """
-    expired = used = 0
+    expired = used = files = folders = 0
     cutoff = now - ttl
-    pending = [root]
-    while pending:
-        directory = pending.pop()
+    try:
+        top = os.open(root, _FOLDER_FLAGS)
+    except OSError:
+        return SweepResult(0, 0)
+    # One open folder a level: (descriptor, subfolders still to visit).
+    stack = [(top, _sweepFolder(top, claims, cutoff))]
+    try:
+        while stack:
+            fd, state = stack[-1]
+            if state.subfolders:
+                name = state.subfolders.pop()
+                try:
+                    child = os.open(name, _FOLDER_FLAGS, dir_fd=fd)
+                except OSError:
+                    # Gone, or now a link (ELOOP) or a file (ENOTDIR).
+                    continue
+                folders += 1
+                stack.append((child, _sweepFolder(child, claims, cutoff)))
+                continue
+            stack.pop()
+            os.close(fd)
+            expired += state.expired
+            used += state.used
+            files += state.files
+    finally:
+        for fd, _ in stack:
+            os.close(fd)
+    return SweepResult(expired, used, files, folders)
+
+
+class _Folder:
+    # What the sweep found in one folder.
+    def __init__(self) -> None:
+        self.subfolders: list = []
+        self.expired = self.used = self.files = 0
+
+
+def _sweepFolder(fd: int, claims: UploadClaims, cutoff: float) -> _Folder:
+    """
+    List the folder open as C{fd}: remove its expired partial uploads,
+    count its regular files and note its subfolders (by name, to be
+    opened relative to C{fd}).
+    """
+    found = _Folder()
+    try:
+        inode = os.fstat(fd).st_ino
+        with os.scandir(fd) as listing:
+            entries = list(listing)
+    except OSError:
+        return found
+    for entry in entries:
+        name = os.fsencode(entry.name)
         try:
-            inode = os.stat(directory, follow_symlinks=False).st_ino
-            entries = list(os.scandir(directory))
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
         except OSError:
             continue
-        for entry in entries:
+        if stat.S_ISDIR(st.st_mode):
+            found.subfolders.append(name)
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        if name.startswith(b".") and name.endswith(PARTIAL_SUFFIX) and st.st_mtime <= cutoff:
+            # The key an upload claims (FilesystemStorage.beginUpload).
+            key = (inode, name[1 : -len(PARTIAL_SUFFIX)])
             try:
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(entry.path)
-                    continue
-                st = entry.stat(follow_symlinks=False)
+                # Under the claims' lock, so an upload cannot claim this
+                # partial file between the check and the unlink.
+                removed = claims.unlessClaimed(key, lambda: os.unlink(name, dir_fd=fd))
             except OSError:
+                removed = False
+            if removed:
+                found.expired += 1
                 continue
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            name = entry.name
-            if name.startswith(b".") and name.endswith(PARTIAL_SUFFIX) and st.st_mtime <= cutoff:
-                # The key an upload claims (FilesystemStorage.beginUpload).
-                key = (inode, name[1 : -len(PARTIAL_SUFFIX)])
-                try:
-                    # Under the claims' lock, so an upload cannot claim this
-                    # partial file between the check and the unlink.
-                    removed = claims.unlessClaimed(key, lambda: os.unlink(entry.path))
-                except OSError:
-                    removed = False
-                if removed:
-                    expired += 1
-                    continue
-            used += st.st_size
-    return SweepResult(expired, used)
+        found.used += st.st_size
+        found.files += 1
+    found.subfolders.reverse()
+    return found

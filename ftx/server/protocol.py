@@ -39,7 +39,8 @@ from ftx.protocol import checksums, wire
 from ftx.protocol.wire import decodeName, encodeName, nameText
 from ftx.server.accounts import AccessControl, Account
 from ftx.server.connection import IConnection, checkArity
-from ftx.server.downloads import Downloads
+from ftx.server.downloads import Downloads, refuseBeyondEnd
+from ftx.server.hashlane import HashLane
 from ftx.server.limits import Admission, ConnectionLimits
 from ftx.server.logins import LoginAttempts
 from ftx.server.readgate import COMMAND, ReadGate
@@ -71,6 +72,7 @@ class ServerPolicy:
         idleTimeout: Optional[float] = None,
         partialTTL: Optional[float] = None,
         shutdownGrace: float = 30.0,
+        uploadTakeover: Optional[float] = 10.0,
     ) -> None:
         self.readOnly = readOnly
         self.maxUploadSize = maxUploadSize
@@ -82,6 +84,9 @@ class ServerPolicy:
         #: L{None} keeps them until deleted by hand.
         self.partialTTL = partialTTL
         self.shutdownGrace = shutdownGrace
+        #: Seconds without a body byte after which an upload's name may be
+        #: taken over by another connection of the same user; None: never.
+        self.uploadTakeover = uploadTakeover
 
 
 @implementer(interfaces.IHandshakeListener, IConnection)
@@ -331,6 +336,15 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         d = deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
         return d.addBoth(self._threadDone)
 
+    def hashed(self, f, *args) -> Deferred:
+        """
+        Run digest work C{f(*args)} in the server's L{HashLane}, in this
+        client address's turn; the idle timer is off meanwhile.
+        """
+        self.setTimeout(None)
+        d = self.factory.hashing.run(self._address, f, *args, wanted=lambda: not self.disconnected)
+        return d.addBoth(self._threadDone)
+
     def _threadDone(self, result):
         if not self.disconnected:
             self.setTimeout(self.factory.policy.idleTimeout)
@@ -374,8 +388,10 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         name = decodeName(args[0])
         length = wire.optionalInt(args, 1, "length")
         self.permit("read", name)
+        if length is not None:
+            refuseBeyondEnd(self.storage, name, length)
         started = time.monotonic()
-        digest, count = yield self.threaded(self.storage.digest, name, length)
+        digest, count = yield self.hashed(self.storage.digest, name, length)
         self.reply(wire.formatLine(wire.DIGEST, digest, count))
         self.logged("hash", name, count, started)
 
@@ -445,5 +461,7 @@ class FtxServerFactory(Factory):
         self.reactor = reactor
         self.policy = policy or ServerPolicy()
         self.admission = Admission(self.policy.maxConnections, self.policy.maxPerAddress)
+        #: Where digest work (hash, cget, resumes) waits its turn.
+        self.hashing = HashLane(reactor)
         #: Accounts and permissions; without one, everyone is anonymous with full rights.
         self.access = access or AccessControl(reactor=reactor)

@@ -43,12 +43,17 @@ class StoredFile(NamedTuple):
 
 class SweepResult(NamedTuple):
     """
-    What one L{IStorage.sweep} found: partial uploads removed, and the bytes
-    the storage holds after it (files and the partial uploads left).
+    What one L{IStorage.sweep} found: partial uploads removed, the bytes
+    the storage holds after it (files and the partial uploads left), how
+    many files that is (partial uploads included) and how many folders
+    there are below the root. A quota charges each file and each folder
+    on top of the bytes (L{ftx.server.limits.Quota.charge}).
     """
 
     expired: int
     used: int
+    files: int = 0
+    folders: int = 0
 
 
 class UploadClaims:
@@ -111,16 +116,25 @@ class QuotaReservation:
     or L{None}, then every call does nothing): reserved at once, so that
     uploads running side by side cannot overshoot together, turned into
     usage as they are written, and the rest given back by L{settle}.
+
+    Besides the body, the reservation holds the quota's charge for the
+    file the upload may create (its partial file, which becomes the file)
+    and for the C{folders} it will create; the backend turns them into
+    usage with L{fileCreated} and L{foldersCreated} when it does create
+    them, and gives a file's charge back with L{fileRemoved}.
     """
 
-    def __init__(self, quota, count: int, name: bytes) -> None:
+    def __init__(self, quota, count: int, name: bytes, folders: int = 0) -> None:
         """
-        @raise ftx.errors.NoSpace: C{count} bytes do not fit.
+        @raise ftx.errors.NoSpace: C{count} bytes, a file and C{folders}
+            folders do not fit.
         """
+        left = 0
         if quota is not None:
-            quota.reserve(count, name)
+            left = quota.charge(count, 1, folders)
+            quota.reserve(left, name)
         self._quota = quota
-        self._left = count if quota is not None else 0
+        self._left = left
 
     def wrote(self, count: int) -> None:
         """
@@ -131,12 +145,34 @@ class QuotaReservation:
             self._left -= used
             self._quota.wrote(used, count - used)
 
+    def fileCreated(self) -> None:
+        """
+        The upload created its (partial) file: charge it.
+        """
+        if self._quota is not None:
+            self.wrote(self._quota.perFile)
+
+    def foldersCreated(self, count: int) -> None:
+        """
+        The upload created C{count} folders on its way: charge them.
+        """
+        if self._quota is not None and count:
+            self.wrote(count * self._quota.perFolder)
+
     def freed(self, count: int) -> None:
         """
         C{count} bytes held before were removed or replaced.
         """
         if self._quota is not None and count:
             self._quota.freed(count)
+
+    def fileRemoved(self, size: int) -> None:
+        """
+        A file of C{size} bytes is gone (replaced by the upload, or the
+        upload's own partial file removed): its bytes and its charge.
+        """
+        if self._quota is not None:
+            self._quota.freed(self._quota.charge(size, 1))
 
     def settle(self) -> None:
         """
@@ -233,7 +269,9 @@ class IStorage(Interface):
 
     quota = Attribute(
         "An L{ftx.server.limits.Quota} that uploads reserve from and deletes give back to, or None. "
-        "Shared with every L{child} view. Its usage is counted by L{sweep}; uploads wait for the first count."
+        "Shared with every L{child} view. Its usage is counted by L{sweep}; uploads wait for the first count. "
+        "Usage is bytes plus the quota's charge for each file (partial uploads too) and each folder below "
+        "the root (L{ftx.server.limits.Quota.charge}), through L{QuotaReservation} for uploads."
     )
 
     location = Attribute("Where the files are, as text for people and logs (the server logs 'serving LOCATION').")
@@ -244,7 +282,8 @@ class IStorage(Interface):
         when C{mask} is L{None} or empty; everything below a folder when
         C{mask} names one and has no wildcard; otherwise the names that
         match it segment by segment (L{ftx.protocol.names.matches}).
-        Partial uploads are never listed. Worker thread.
+        Partial uploads are never listed, and nothing else is hidden:
+        every name an upload can store is listed. Worker thread.
 
         @raise ftx.errors.PermissionDenied: a malformed mask.
         """
@@ -323,8 +362,12 @@ class IStorage(Interface):
         kept from an interrupted upload (L{IUpload.abort} with C{keep}),
         which must have the SHA-1 C{prefixSha1}; with none, anything kept is
         dropped. Missing folders are created. With a L{quota},
-        C{size - offset} bytes are reserved first, so a refusal creates
-        nothing. The name is claimed (L{UploadClaims}) until the upload ends.
+        C{size - offset} bytes, a file's charge and a charge for each
+        folder to create are reserved first (L{QuotaReservation}), so a
+        refusal creates nothing; the charges become usage as the file and
+        the folders are created, and a replaced or removed file gives its
+        bytes and its charge back. The name is claimed (L{UploadClaims})
+        until the upload ends.
 
         Reactor thread without an offset (cheap); worker thread with one
         (it reads the kept bytes).
@@ -377,7 +420,10 @@ class IStorage(Interface):
         """
         Remove the partial uploads last written more than C{ttl} seconds
         before C{now} (a C{time.time()}) that no upload holds, count the
-        bytes held (files and the partial uploads left), and give that count
-        to the L{quota}. Worker thread: its cost grows with the tree. Meant
-        for the root storage, not a L{child} view.
+        bytes held (files and the partial uploads left), the files and the
+        folders below the root, and give the L{quota} their charge
+        (L{ftx.server.limits.Quota.charge}). Never acts on or counts
+        anything outside the root, whatever is renamed while it runs.
+        Worker thread: its cost grows with the tree. Meant for the root
+        storage, not a L{child} view.
         """

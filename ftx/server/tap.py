@@ -21,6 +21,7 @@ from ftx.server.filesystem import FilesystemStorage
 from ftx.server.lifecycle import SweepService, drain
 from ftx.server.limits import Quota
 from ftx.server.protocol import FtxServerFactory, ServerPolicy
+from ftx.server.s3 import options as storageOptions
 
 
 def parseDuration(text: str) -> float:
@@ -73,6 +74,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["idle-timeout", None, "300", "Close a connection after this long without a byte moving (e.g. 90, 5m; 0: never)."],
         ["partial-ttl", None, "24h", "Remove interrupted uploads not resumed within this time (e.g. 24h, 7d; 0: keep none)."],
         ["shutdown-grace", None, "30", "On stop, seconds running transfers get to finish before they are cut."],
+        ["upload-takeover", None, "10", "Seconds an upload may stall before a new connection of the same user takes it over (0: never)."],
         ["udp-port", None, None, "Also answer disk-space queries over UDP on this port, same interface as --port."],
         ["http-port", None, None, "Also serve the root read-only over HTTP on this endpoint (e.g. tcp:8080, ssl:8443:...)."],
         # Accounts, access and TLS: docs/security.rst.
@@ -86,14 +88,16 @@ class Options(usage.Options, strcred.AuthOptionMixin):
     optFlags = [
         ["read-only", None, "Refuse put and delete."],
     ]
+    optParameters += storageOptions.OPTIONS
 
     def postOptions(self) -> None:
         port = self["port"]
         if port.isdigit():
             port = "tcp:" + port
         self["port"] = port
+        storageOptions.checkStorage(self, parseSize, parseDuration)
         root = self["root"]
-        if not os.path.isdir(root):
+        if self["storage"] == "local" and not os.path.isdir(root):
             raise usage.UsageError("--root must be an existing directory: {!r}".format(root))
         self["root"] = os.path.abspath(root)
         if self["max-upload-size"] is not None:
@@ -104,7 +108,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             if not str(self[key]).isdigit():
                 raise usage.UsageError("--{} must be a whole number: {!r}".format(key, self[key]))
             self[key] = int(self[key])
-        for key in ("idle-timeout", "partial-ttl", "shutdown-grace"):
+        for key in ("idle-timeout", "partial-ttl", "shutdown-grace", "upload-takeover"):
             self[key] = parseDuration(str(self[key]))
         if self["udp-port"] is not None:
             udp = self["udp-port"]
@@ -136,9 +140,13 @@ def makeFactory(options: Options, reactor) -> FtxServerFactory:
         idleTimeout=options["idle-timeout"],
         partialTTL=options["partial-ttl"],
         shutdownGrace=options["shutdown-grace"],
+        uploadTakeover=options["upload-takeover"] or None,
     )
     quota = Quota(options["quota"]) if options["quota"] is not None else None
-    storage = FilesystemStorage(options["root"], quota)
+    if options["storage"] == "s3":
+        storage = storageOptions.makeStorage(options, quota, reactor)
+    else:
+        storage = FilesystemStorage(options["root"], quota)
     return FtxServerFactory(storage, reactor, policy, auth.fromOptions(options, storage, reactor))
 
 

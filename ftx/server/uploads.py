@@ -10,17 +10,48 @@ matches (L{ftx.server.partial.Upload.finish}).
 from __future__ import annotations
 
 import time
-from typing import Callable, Dict, Optional
+import weakref
+from typing import Callable, Dict, List, Optional
 
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 
 from ftx._io import bodyreads, internals
 from ftx._io.background import BackgroundWriter
-from ftx.errors import BadOffset, BadRequest, FtxError, TooLarge
+from ftx.errors import BadOffset, BadRequest, Conflict, FtxError, NoSpace, TooLarge
 from ftx.protocol import checksums, wire
-from ftx.protocol.wire import decodeName, encodeName, parseDigest, parseNumber
+from ftx.protocol.wire import decodeName, encodeName, nameText, parseDigest, parseNumber
 from ftx.server.connection import checkArity
 from ftx.server.readgate import COMMAND, DISK_BEHIND, ReadGate
+
+
+#: Seconds a stalled upload holds its name against a new connection of the
+#: same user (C{--upload-takeover}).
+TAKEOVER_AFTER = 10.0
+
+
+class _Receiving:
+    """
+    The uploads being received, by storage and name, so that a client that
+    reconnects can take over the name from its own stalled connection
+    instead of waiting out the idle timeout. Reactor thread only.
+    """
+
+    def __init__(self) -> None:
+        self._byStorage: "weakref.WeakKeyDictionary[object, Dict[bytes, Uploads]]" = weakref.WeakKeyDictionary()
+
+    def add(self, storage, name: bytes, part: "Uploads") -> None:
+        self._byStorage.setdefault(storage, {})[name] = part
+
+    def remove(self, storage, name: bytes, part: "Uploads") -> None:
+        names = self._byStorage.get(storage, {})
+        if names.get(name) is part:
+            del names[name]
+
+    def holder(self, storage, name: bytes) -> "Optional[Uploads]":
+        return self._byStorage.get(storage, {}).get(name)
+
+
+_receiving = _Receiving()
 
 
 class Uploads:
@@ -42,6 +73,9 @@ class Uploads:
         self._done: Optional[Deferred] = None
         self._buffers = bodyreads.sharedPool
         self._directBody: Optional[bodyreads.DirectBody] = None
+        #: When a byte of the running upload's body last arrived.
+        self._lastByte = 0.0
+        self._finished: List[Deferred] = []
 
     def commands(self) -> Dict[str, Callable]:
         """
@@ -73,7 +107,7 @@ class Uploads:
         name = decodeName(args[0])
         connection = self._connection
         connection.permit("write", name)
-        held, digest = yield connection.threaded(connection.storage.partialUpload, name)
+        held, digest = yield connection.hashed(connection.storage.partialUpload, name)
         connection.reply(wire.formatLine(wire.PARTIAL, held, digest))
 
     @inlineCallbacks
@@ -97,13 +131,71 @@ class Uploads:
         quota = getattr(storage, "quota", None)
         if quota is not None and not quota.counted:
             yield quota.whenCounted()
-        if offset:
-            upload = yield connection.threaded(storage.beginUpload, name, size, offset, prefix, connection.checksum)
-        else:
-            upload = storage.beginUpload(name, size, 0, None, connection.checksum)
+        if quota is None or size - offset <= quota.available():
+            # (Beyond the quota, the reservation says so in its own words.)
+            self._checkRoom(storage, name, size - offset)
+        try:
+            upload = yield self._begin(storage, name, size, offset, prefix)
+        except Conflict:
+            stale = self._staleHolder(storage, name)
+            if stale is None:
+                raise
+            yield stale.giveUp(connection.peer)
+            upload = yield self._begin(storage, name, size, offset, prefix)
         if connection.disconnected:
             upload.abort(keep=self._keepPartial(upload))
             return
+        _receiving.add(storage, name, self)
+        try:
+            yield self._receive(upload, name, size, offset)
+        finally:
+            _receiving.remove(storage, name, self)
+            finished, self._finished = self._finished, []
+            for d in finished:
+                d.callback(None)
+
+    def _begin(self, storage, name: bytes, size: int, offset: int, prefix) -> Deferred:
+        connection = self._connection
+        if offset:
+            return connection.hashed(storage.beginUpload, name, size, offset, prefix, connection.checksum)
+        return succeed(storage.beginUpload(name, size, 0, None, connection.checksum))
+
+    def _staleHolder(self, storage, name: bytes) -> "Optional[Uploads]":
+        """
+        The upload part of another connection of this same user that holds
+        C{name} and has received nothing for C{--upload-takeover} seconds,
+        if any: its client most likely vanished without a close.
+        """
+        holder = _receiving.holder(storage, name)
+        if holder is None or holder is self or holder._connection.disconnected:
+            return None
+        if _user(holder._connection) != _user(self._connection):
+            return None
+        after = getattr(self._connection.policy, "uploadTakeover", TAKEOVER_AFTER)
+        if after is None or self._connection.reactor.seconds() - holder._lastByte < after:
+            return None
+        return holder
+
+    def giveUp(self, newcomer: str) -> Deferred:
+        """
+        A new connection of the same user takes this stalled upload's name:
+        cut this connection (its partial file stays for a resume, as for
+        any cut upload). Fires once the upload has let go of the name.
+        """
+        connection = self._connection
+        connection.log.info(
+            "{peer} upload idle for {seconds:.0f}s taken over by {newcomer}; closing",
+            peer=connection.peer, seconds=connection.reactor.seconds() - self._lastByte, newcomer=newcomer,
+        )
+        d: Deferred = Deferred()
+        self._finished.append(d)
+        connection.transport.abortConnection()
+        return d
+
+    @inlineCallbacks
+    def _receive(self, upload, name: bytes, size: int, offset: int):
+        connection = self._connection
+        self._lastByte = connection.reactor.seconds()
         started = time.monotonic()
         self._writer = BackgroundWriter(
             upload, connection.reactor, self._diskBehind, self._diskCaughtUp, upload.hasher,
@@ -124,9 +216,24 @@ class Uploads:
         if error is not None:
             upload.abort(keep=False)
             raise error
-        upload.finish(digest)
+        if getattr(upload, "finishesInThread", False):
+            # An object store makes the file with network calls (ftx/server/s3).
+            yield connection.threaded(upload.finish, digest)
+        else:
+            upload.finish(digest)
         connection.reply(wire.formatLine(wire.STORED, encodeName(name), size, digest))
         connection.logged("put", name, size - offset, started)
+
+    def _checkRoom(self, storage, name: bytes, count: int) -> None:
+        """
+        Refuse at once an upload whose body cannot fit in the space free
+        now, rather than find the disk full after the client sent it. Two
+        uploads that each fit alone may still meet a full disk together:
+        that race ends as a write's C{ENOSPC} (also a C{507}).
+        """
+        free = storage.diskSpace()[1]
+        if count > free:
+            raise NoSpace("not enough space for {}: it needs {} bytes, the server has {} free".format(nameText(name), count, free))
 
     def _keepPartial(self, upload) -> bool:
         """
@@ -161,6 +268,7 @@ class Uploads:
         self._gate.resume(DISK_BEHIND)
 
     def rawDataReceived(self, data: bytes) -> None:
+        self._lastByte = self._connection.reactor.seconds()
         take = min(len(data), self._remaining)
         if take:
             # After a write error the writer drops the rest, but the bytes
@@ -200,6 +308,7 @@ class Uploads:
         self._directBody.install()
 
     def _directData(self, view, release) -> None:
+        self._lastByte = self._connection.reactor.seconds()
         self._connection.resetTimeout()
         self._remaining -= len(view)
         self._writer.write(view, release)
@@ -228,3 +337,12 @@ class Uploads:
             d.errback(e)
             return
         d.callback(digest)
+
+
+def _user(connection) -> Optional[str]:
+    """
+    Who is logged in on C{connection}: only the same user may take over
+    an upload.
+    """
+    account = getattr(connection, "account", None)
+    return getattr(account, "name", None)

@@ -99,6 +99,14 @@ class _Memory:
         segments = full.split(b"/")
         return any(b"/".join(segments[:i]) in self.files for i in range(1, len(segments)))
 
+    def missingFolders(self, full: bytes) -> List[bytes]:
+        """
+        The folders holding C{full} that do not exist yet. Call with the
+        lock held.
+        """
+        segments = full.split(b"/")
+        return [f for f in (b"/".join(segments[:i]) for i in range(1, len(segments))) if f not in self.folders]
+
     def makeFolders(self, full: bytes) -> None:
         """
         Create the folders holding C{full}. Call with the lock held, after
@@ -167,6 +175,7 @@ class _MemoryUpload:
                 partial = memory.partials.get(full)
                 if partial is None:
                     partial = memory.partials[full] = _Partial(b"", memory.now())
+                    reservation.fileCreated()
                 held = len(partial.data)
                 kept = bytes(partial.data[:offset])
             if offset:
@@ -209,12 +218,14 @@ class _MemoryUpload:
             inTheWay = self._full in memory.folders
             if not inTheWay:
                 data = bytes(self._partial.data)
+                existed = self._full in memory.files
                 memory.dropPartial(self._full)
                 replaced = memory.store(self._full, data, memory.now())
         if inTheWay:
             self.abort(keep=False)
             raise Conflict("is a directory: {}".format(nameText(self.name)))
-        self._reservation.freed(replaced)
+        if existed:
+            self._reservation.fileRemoved(replaced)
         self._release()
 
     def abort(self, keep: bool) -> None:
@@ -222,8 +233,10 @@ class _MemoryUpload:
             return
         if not keep:
             with self._memory.lock:
-                size = self._memory.dropPartial(self._full) if self._memory.partials.get(self._full) is self._partial else 0
-            self._reservation.freed(size)
+                mine = self._memory.partials.get(self._full) is self._partial
+                size = self._memory.dropPartial(self._full) if mine else 0
+            if mine:
+                self._reservation.fileRemoved(size)
         self._release()
 
     def _release(self) -> None:
@@ -304,9 +317,6 @@ class MemoryStorage:
             files = [(full[len(self._prefix) :], stored) for full, stored in memory.files.items() if self._mine(full)]
         entries = []
         for name, stored in files:
-            if name.rsplit(b"/", 1)[-1].startswith(b".ftx-tmp-"):
-                # The filesystem leaves these out too.
-                continue
             if below is not None and not name.startswith(below):
                 continue
             if maskSegments is not None and not matches(maskSegments, name.split(b"/")):
@@ -396,11 +406,14 @@ class MemoryStorage:
     ) -> IUpload:
         full = self._full(name)
         memory = self._memory
-        reservation = QuotaReservation(memory.quota, size - offset, name)
+        with memory.lock:
+            missing = len(memory.missingFolders(full))
+        reservation = QuotaReservation(memory.quota, size - offset, name, missing)
         try:
             with memory.lock:
                 if memory.fileInTheWay(full):
                     raise NotFound("no such file: {}".format(nameText(name)))
+                reservation.foldersCreated(len(memory.missingFolders(full)))
                 memory.makeFolders(full)
                 if full in memory.folders:
                     raise Conflict("is a directory: {}".format(nameText(name)))
@@ -426,7 +439,7 @@ class MemoryStorage:
                 raise NotFound("no such file: {}".format(nameText(name)))
             memory.used -= len(stored.data)
         if memory.quota is not None:
-            memory.quota.freed(len(stored.data))
+            memory.quota.freed(memory.quota.charge(len(stored.data), 1))
 
     # -- views and upkeep ---------------------------------------------------
 
@@ -452,11 +465,13 @@ class MemoryStorage:
                     # other way round.
                     if memory.claims.unlessClaimed(full, lambda: memory.dropPartial(full)):
                         expired += 1
-            used = sum(len(s.data) for f, s in memory.files.items() if self._mine(f))
-            used += sum(len(p.data) for f, p in memory.partials.items() if self._mine(f))
+            files = [len(s.data) for f, s in memory.files.items() if self._mine(f)]
+            files += [len(p.data) for f, p in memory.partials.items() if self._mine(f)]
+            folders = sum(1 for f in memory.folders if self._mine(f) and f != self._prefix.rstrip(b"/"))
+        used = sum(files)
         if memory.quota is not None:
-            memory.quota.recount(used)
-        return SweepResult(expired, used)
+            memory.quota.recount(memory.quota.charge(used, len(files), folders))
+        return SweepResult(expired, used, len(files), folders)
 
     # -- for tests: what is stored, as a test would look on disk ------------
 

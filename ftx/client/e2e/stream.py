@@ -27,6 +27,9 @@ __all__ = ["CHUNK", "Plan", "decryptFile", "encryptFile", "encryptedSize", "newP
 CHUNK = 64 * 1024
 _TAG = 16
 _NONCE = 16
+#: Never through a link: one in the partial file's place could point
+#: anywhere (as for ftx.client.localfiles.openPartial).
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 #: Chunks read per system call: 1 MiB of plaintext.
 _BATCH = 16
 
@@ -110,7 +113,7 @@ def encryptFile(source: str, target: str, plan: Plan) -> int:
     @raise OSError: C{source} cannot be read, or it changed size meanwhile.
     """
     aead = ChaCha20Poly1305(hkdf(plan.fileKey, plan.nonce, b"payload"))
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(target, _CREATE, 0o600)
     with open(source, "rb", buffering=0) as src, open(fd, "wb", buffering=0) as out:
         size = os.fstat(src.fileno()).st_size
         writeAll(out, plan.header + plan.nonce)
@@ -180,7 +183,7 @@ def decryptStream(src, size: int, identities: Sequence[AnyIdentity], target: str
     if 0 < tail < _TAG or (tail == _TAG and payload > CHUNK + _TAG):
         raise NotDecryptable("the encrypted file is cut off or malformed at its end")
     aead = ChaCha20Poly1305(hkdf(fileKey, nonce, b"payload"))
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(target, _CREATE, 0o600)
     with open(fd, "wb", buffering=0) as out:
         try:
             for counter, chunk, last in pieces(src, payload, CHUNK + _TAG):

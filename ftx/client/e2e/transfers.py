@@ -24,7 +24,7 @@ from typing import Sequence
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.threads import deferToThreadPool
 
-from ftx.client import localfiles
+from ftx.client import localfiles, safenames
 from ftx.client.e2e.following import Follower, startFollowing
 from ftx.client.e2e.keys import toIdentity, toRecipient
 from ftx.client.e2e.sending import EncryptingUpload
@@ -116,6 +116,9 @@ def getDecrypted(client, name: str, target: str, progress, identities: Sequence)
 async def _getDecrypted(client, name, target, progress, identities):
     reactor = client._reactor
     cipher = ciphertextPath(target)
+    # The hidden ciphertext and its partial file, like any partial file,
+    # must not be local links leading elsewhere.
+    safenames.confined(os.path.dirname(cipher), [os.fsencode(os.path.basename(cipher))])
     partial = localfiles.partialPath(target)
     transfer = None
     try:

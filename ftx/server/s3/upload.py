@@ -1,0 +1,260 @@
+"""
+L{S3Upload}, one file being received into a bucket. Bytes are kept in
+memory up to a chunk, then written as a hidden chunk object and listed in
+the partial upload's state with the SHA-1 up to its end; the final object
+appears only in L{S3Upload.finish}, after the digest matched, by one
+atomic S3 call: a single PUT for a file of one chunk or less, or a
+CompleteMultipartUpload whose parts are copied server-side from the chunks
+(UploadPartCopy). Never a copy and a delete: no reader ever sees a
+half-made file under the final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import List, Optional
+
+import xxhash
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from ftx.errors import BadOffset, FtxError, IntegrityError
+from ftx.protocol import checksums
+from ftx.protocol.checksums import SHA1, XXH128
+from ftx.protocol.wire import nameText
+from ftx.server.s3.bucket import Bucket, unavailable
+from ftx.server.s3.leases import Lease
+from ftx.server.s3.partials import (
+    Chunk,
+    PartialState,
+    chunkSizeFor,
+    dropArea,
+    newChunkKey,
+    readChunks,
+    readState,
+    splitHeld,
+    writeState,
+)
+from ftx.server.storage import IUpload, checkComplete
+
+__all__ = ["S3Upload", "SHA1_META", "XXH128_META"]
+
+#: The object metadata holding the whole file's digests, written at finish.
+SHA1_META = "ftx-sha1"
+XXH128_META = "ftx-xxh128"
+
+
+@implementer(IUpload)
+class S3Upload:
+    """
+    A file being received into a bucket; holds the name's lease and the
+    quota reservation until it finishes or aborts.
+    """
+
+    _log = Logger()
+
+    #: L{finish} composes the object with network calls whose number grows
+    #: with the file: the server runs it in a worker thread, not the
+    #: reactor's (a 64 MiB compose took 2.9 s on SeaweedFS here).
+    finishesInThread = True
+
+    def __init__(self, bucket: Bucket, key: str, area: str, name: bytes, size: int, lease: Lease, reservation, checksum: str, shared) -> None:
+        self.name = name
+        self.size = size
+        self.offset = 0
+        self.received = 0
+        self.checksum = checksum
+        self.hasher = checksums.new(checksum)
+        self._bucket = bucket
+        self._key = key
+        self._area = area
+        self._lease = lease
+        self._reservation = reservation
+        self._shared = shared
+        self._chunkSize = chunkSizeFor(size)
+        self._chunks: List[Chunk] = []
+        self._buffer = bytearray()
+        #: Chunk keys a resume took into memory: removed once no state lists them.
+        self._superseded: List[str] = []
+        # The SHA-1 up to the end of the written chunks; the XXH3-128 of
+        # everything stored. Both end in the object's metadata.
+        self._sha1 = hashlib.sha1()
+        self._xxh128 = xxhash.xxh3_128()
+        self._closed = False
+
+    # -- starting -------------------------------------------------------
+
+    def start(self, offset: int, prefixSha1: Optional[str]) -> None:
+        """
+        Take over what an earlier upload kept: the first C{offset} bytes,
+        which must have the SHA-1 C{prefixSha1}; with no offset, drop
+        anything kept. Reads the kept bytes (to feed the hashers), so a
+        worker thread calls it for a resume.
+        """
+        state = readState(self._bucket, self._area)
+        held = state.held if state is not None else 0
+        if not offset:
+            if state is not None:
+                dropArea(self._bucket, [chunk.key for chunk in state.chunks] + [self._area + "state"])
+                self._reservation.freed(held)
+            return
+        if held < offset:
+            raise BadOffset("the server holds {} bytes of {}, fewer than {}".format(held, nameText(self.name), offset))
+        differs = IntegrityError("the part the server holds differs from yours; upload it again from the start")
+        # A boundary the state knows the SHA-1 of is checked before reading.
+        if any(end == offset and chunk.sha1 != prefixSha1 for end, chunk in _ends(state.chunks)):
+            raise differs
+        if state.chunkSize == self._chunkSize:
+            kept, base = splitHeld(state, offset)
+        else:
+            kept, base = [], 0
+        other = None if self.checksum in (SHA1, XXH128) else checksums.new(self.checksum)
+        position = 0
+        for piece in readChunks(self._bucket, state.chunks, offset):
+            self._sha1.update(piece[: max(0, base - position)])
+            self._xxh128.update(piece)
+            if other is not None:
+                other.update(piece)
+            if position + len(piece) > base:
+                self._buffer += piece[max(0, base - position) :]
+            position += len(piece)
+        whole = self._sha1.copy()
+        whole.update(self._buffer)
+        if whole.hexdigest() != prefixSha1:
+            raise differs
+        self._chunks = kept
+        self._superseded = [chunk.key for chunk in state.chunks[len(kept) :]]
+        self.offset = self.received = offset
+        self.hasher = whole if self.checksum == SHA1 else self._xxh128.copy() if other is None else other
+        if held > offset:
+            # What lies past the offset is gone from now on: the state
+            # lists the kept chunks and the start of the next one (its
+            # object is longer; readers take only the listed size).
+            tail = [Chunk(state.chunks[len(kept)].key, offset - base, prefixSha1)] if offset > base else []
+            writeState(self._bucket, self._area, PartialState(state.chunkSize, self._shared.now(), kept + tail))
+            self._reservation.freed(held - offset)
+
+    # -- receiving ------------------------------------------------------
+
+    def store(self, data) -> None:
+        try:
+            self._buffer += data
+            self._xxh128.update(data)
+            while len(self._buffer) >= self._chunkSize:
+                self._writeChunk(self._chunkSize)
+            self._lease.renewIfDue()
+        except FtxError:
+            raise
+        except Exception as e:
+            raise unavailable(e)
+        count = len(data)
+        self.received += count
+        self._reservation.wrote(count)
+
+    def _writeChunk(self, count: int) -> None:
+        """
+        Write the first C{count} buffered bytes as a chunk and list it in
+        the state; chunks the state stopped listing are removed after.
+        """
+        self._lease.renewIfDue()
+        piece = bytes(self._buffer[:count])
+        key = newChunkKey(self._area, len(self._chunks))
+        self._bucket.client.put_object(Bucket=self._bucket.name, Key=key, Body=piece)
+        self._sha1.update(piece)
+        self._chunks.append(Chunk(key, len(piece), self._sha1.hexdigest()))
+        del self._buffer[:count]
+        writeState(self._bucket, self._area, PartialState(self._chunkSize, self._shared.now(), self._chunks))
+        superseded, self._superseded = self._superseded, []
+        for old in superseded:
+            self._bucket.deleteQuietly(old)
+
+    # -- ending ---------------------------------------------------------
+
+    def finish(self, digest: str) -> None:
+        checkComplete(self, digest)
+        try:
+            self._lease.renew()
+            sha1 = self._sha1.copy()
+            sha1.update(self._buffer)
+            metadata = {SHA1_META: sha1.hexdigest(), XXH128_META: self._xxh128.hexdigest()}
+            old = self._bucket.head(self._key)
+            if self._chunks:
+                self._compose(metadata)
+            else:
+                self._bucket.client.put_object(Bucket=self._bucket.name, Key=self._key, Body=bytes(self._buffer), Metadata=metadata)
+        except BaseException as e:
+            if self._lease.held:
+                self.abort(keep=False)
+            else:
+                self._end()
+            if isinstance(e, FtxError):
+                raise
+            raise unavailable(e)
+        replaced = old["ContentLength"] if old is not None else 0
+        self._shared.wrote(self.size - replaced)
+        self._reservation.freed(replaced)
+        self._buffer = bytearray()
+        try:
+            dropArea(self._bucket, [c.key for c in self._chunks] + self._superseded + [self._area + "state"])
+        except Exception:
+            self._log.failure("leftovers of the upload of {name} stay for the sweep", name=nameText(self.name))
+        self._end()
+
+    def _compose(self, metadata: dict) -> None:
+        """
+        Make the final object from the chunks and what is buffered: the
+        parts are copied by the engine (in parallel, from the bucket's
+        pool), and the object appears only on CompleteMultipartUpload.
+        """
+        client, bucket = self._bucket.client, self._bucket.name
+        uploadId = client.create_multipart_upload(Bucket=bucket, Key=self._key, Metadata=metadata)["UploadId"]
+        try:
+            def copy(number: int, chunk: Chunk):
+                return lambda: client.upload_part_copy(
+                    Bucket=bucket, Key=self._key, UploadId=uploadId, PartNumber=number,
+                    CopySource={"Bucket": bucket, "Key": chunk.key},
+                )["CopyPartResult"]["ETag"]
+
+            calls = [copy(number, chunk) for number, chunk in enumerate(self._chunks, 1)]
+            etags = self._bucket.inParallel(calls)
+            if self._buffer:
+                last = len(self._chunks) + 1
+                etags.append(client.upload_part(Bucket=bucket, Key=self._key, UploadId=uploadId, PartNumber=last, Body=bytes(self._buffer))["ETag"])
+            parts = [{"PartNumber": number, "ETag": etag} for number, etag in enumerate(etags, 1)]
+            client.complete_multipart_upload(Bucket=bucket, Key=self._key, UploadId=uploadId, MultipartUpload={"Parts": parts})
+        except BaseException:
+            try:
+                client.abort_multipart_upload(Bucket=bucket, Key=self._key, UploadId=uploadId)
+            except Exception:
+                pass
+            raise
+
+    def abort(self, keep: bool) -> None:
+        if self._closed:
+            return
+        try:
+            if not self._lease.held:
+                pass  # another front end holds the partial upload now
+            elif keep and self.received:
+                if self._buffer:
+                    self._writeChunk(len(self._buffer))
+            else:
+                dropArea(self._bucket, [c.key for c in self._chunks] + self._superseded + [self._area + "state"])
+                self._reservation.freed(self.received)
+        except Exception:
+            self._log.failure("ending the upload of {name}", name=nameText(self.name))
+        self._end()
+
+    def _end(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._buffer = bytearray()
+            self._reservation.settle()
+            self._lease.release()
+
+
+def _ends(chunks: List[Chunk]):
+    end = 0
+    for chunk in chunks:
+        end += chunk.size
+        yield end, chunk
