@@ -266,3 +266,17 @@ class ExportTests(SynchronousTestCase):
 
         for name in e2e.__all__:
             self.assertTrue(hasattr(e2e, name), name)
+
+
+class PlainNameTests(SynchronousTestCase):
+    def test_ageSuffixDropped(self) -> None:
+        """
+        C{--decrypt} saves C{a.txt.age} as C{a.txt}, but never turns a
+        server's C{..age} into C{.}, nor C{.age} into nothing.
+        """
+        from ftx.cli.encrypted import _plainSegment
+
+        self.assertEqual(_plainSegment(b"a.txt.age"), b"a.txt")
+        self.assertEqual(_plainSegment(b"..age"), b"..age")
+        self.assertEqual(_plainSegment(b".age"), b".age")
+        self.assertEqual(_plainSegment(b"notes"), b"notes")
