@@ -18,6 +18,7 @@ __all__ = [
     "PermissionDenied",
     "NotFound",
     "Conflict",
+    "AlreadyExists",
     "TooLarge",
     "BadOffset",
     "IntegrityError",
@@ -95,6 +96,16 @@ class Conflict(FtxError):
 
     code = 409
     token = "conflict"
+
+
+class AlreadyExists(Conflict):
+    """
+    A file of that name is already there, and you asked not to replace it.
+    """
+
+    # The same code as Conflict (an old client still reads a conflict);
+    # the token tells the two apart.
+    token = "exists"
 
 
 class TooLarge(FtxError):
@@ -229,12 +240,18 @@ _byCode: Dict[int, Type[FtxError]] = {
 }
 
 
-def errorFromReply(code: int, message: str) -> FtxError:
+#: Errors that share a code with another and are told apart by their token.
+_byToken: Dict[str, Type[FtxError]] = {AlreadyExists.token: AlreadyExists}
+
+
+def errorFromReply(code: int, message: str, token: str = "") -> FtxError:
     """
     Rebuild the exception the server sent. Codes this client does not know
     still become an L{FtxError} so callers have one thing to catch.
     """
-    cls = _byCode.get(code)
+    cls = _byToken.get(token)
+    if cls is None or cls.code != code:
+        cls = _byCode.get(code)
     if cls is None:
         error = FtxError(message or "error {}".format(code))
         error.code = code

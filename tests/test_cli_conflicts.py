@@ -42,11 +42,17 @@ class ConflictTests(SynchronousTestCase):
         self.assertEqual((self.local / "a.txt").read_bytes(), LOCAL)
         self.assertEqual(self.localNames(), ["a.txt"])
 
-    def test_mgetRefusesBeforeDownloadingAnything(self) -> None:
+    def test_mgetRefusesTheConflictAndGoesOn(self) -> None:
+        """
+        Without a terminal, the file in the way is refused, the rest is
+        fetched, and the exit status at the end says there was a conflict
+        (issue 13 item 7).
+        """
         result = ftx(self.server, "mget", "*.txt", cwd=self.local)
         self.assertEqual(result.returncode, cli.EXIT_CONFLICT)
-        self.assertEqual(self.localNames(), ["a.txt"])
         self.assertEqual((self.local / "a.txt").read_bytes(), LOCAL)
+        self.assertIn("b.txt", self.localNames())
+        self.assertIn("1 refused", result.err)
 
     def test_overwrite(self) -> None:
         result = ftx(self.server, "sget", "a.txt", "--overwrite", cwd=self.local)

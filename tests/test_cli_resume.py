@@ -59,8 +59,21 @@ class ResumeTests(SynchronousTestCase):
     def test_ctrlCExitsWithPartialKept(self) -> None:
         process, err = interruptMidway(self.server, ["sget", "b-huge.bin"], self.local, self.partial, sig=signal.SIGINT)
         self.assertEqual(process.returncode, cli.EXIT_INTERRUPTED)
-        self.assertEqual(err, "ftx: interrupted; the partial download is kept ('ftx cget b-huge.bin' continues it)\n")
+        self.assertEqual(
+            err, "ftx: interrupted; the partial download is kept as .b-huge.bin.ftx-partial "
+            "('ftx sget b-huge.bin' continues it)\n"
+        )
         self.assertGreater(self.partial.stat().st_size, 0)
+
+    def test_ctrlCInMgetNamesThePartialFile(self) -> None:
+        process, err = interruptMidway(self.server, ["mget", "*"], self.local, self.partial, sig=signal.SIGINT)
+        self.assertEqual(process.returncode, cli.EXIT_INTERRUPTED)
+        self.assertIn(
+            "ftx: interrupted; the partial download is kept as .b-huge.bin.ftx-partial "
+            "('ftx sget b-huge.bin' continues it)\n", err
+        )
+        result = ftx(self.server, "mget", "*", cwd=self.local)
+        self.assertIn("continued b-huge.bin", result.err)
 
     def test_progressOnTerminal(self) -> None:
         import pexpect

@@ -274,3 +274,21 @@ class EncryptedCommandTests(SynchronousTestCase):
         self.assertEqual((self.here / "check").read_bytes(), data)
         self.assertEqual(os.listdir(self.here / "state" / "ftx" / "uploads"), [])
 
+
+    def test_existingOnServerNeedsAPolicy(self) -> None:
+        """
+        As for plain uploads, a file already on the server is not replaced
+        silently: exit 7 without a policy, replaced with C{--overwrite},
+        kept with C{--skip}.
+        """
+        recipient = self.keygen()
+        stored = self.onServer("data.bin.age")
+        self.assertEqual(self.run_("put", "data.bin", "-r", recipient).returncode, 0)
+        first = stored.read_bytes()
+        result = self.run_("put", "data.bin", "-r", recipient)
+        self.assertEqual(result.returncode, 7, result.err)
+        self.assertEqual(stored.read_bytes(), first)
+        self.assertEqual(self.run_("put", "data.bin", "-r", recipient, "--skip").returncode, 0)
+        self.assertEqual(stored.read_bytes(), first)
+        self.assertEqual(self.run_("put", "data.bin", "-r", recipient, "--overwrite").returncode, 0)
+        self.assertNotEqual(stored.read_bytes(), first)

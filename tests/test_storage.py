@@ -328,6 +328,122 @@ class _StorageContract:
         self.assertTrue(0 <= free <= total, (free, total))
 
     def test_quota(self):
+        # Bytes only: what every backend counts. The charges per file and
+        # per folder are L{_QuotaChargesContract}.
+        quota = self.storage.quota = Quota(2000, perFile=0, perFolder=0)
+        self.assertEqual(self.storage.sweep(3600, time.time())[:2], (0, sum(map(len, FILES.values()))))
+        used = quota.used
+        self.assertEqual(self.storage.diskSpace()[1], 2000 - used)
+        e = self.assertRaises(errors.NoSpace, self.storage.beginUpload, b"big.bin", 2000)
+        self.assertEqual(e.message, "quota exceeded: big.bin needs 2000 bytes, {} of the 2000-byte quota are free".format(2000 - used))
+        self.assertEqual(self.storedContent(b"big.bin"), None)
+        upload = self.storage.beginUpload(b"up.bin", 100)
+        self.assertEqual(quota.reserved, 100)
+        upload.store(b"x" * 40)
+        self.assertEqual((quota.used, quota.reserved), (used + 40, 60))
+        upload.abort(keep=True)
+        self.assertEqual((quota.used, quota.reserved), (used + 40, 0))
+        upload = self.storage.beginUpload(b"up.bin", 100, 40, _sha1(b"x" * 40))
+        upload.store(b"x" * 60)
+        upload.hasher.update(b"x" * 60)
+        upload.finish(_sha1(b"x" * 100))
+        self.assertEqual((quota.used, quota.reserved), (used + 100, 0))
+        self.storage.delete(b"b.bin")
+        self.assertEqual(quota.used, used + 100 - 1000)
+        self.put(b"up.bin", b"y" * 10)
+        self.assertEqual((quota.used, quota.reserved), (used - 1000 + 10, 0))
+        upload = self.storage.beginUpload(b"gone.bin", 10)
+        upload.store(b"z" * 10)
+        upload.abort(keep=False)
+        self.assertEqual((quota.used, quota.reserved), (used - 1000 + 10, 0))
+
+    # -- home folders ---------------------------------------------------
+
+    def test_child(self):
+        home = self.storage.child(b"sub")
+        self.assertTrue(verifyObject(IStorage, home))
+        self.assertEqual([e.name for e in home.listFiles()], [b"c.txt", b"deeper/d.txt"])
+        self.assertEqual(home.digest(b"c.txt"), (_sha1(b"in sub"), 6))
+        self.assertRaises(errors.PermissionDenied, home.openForRead, b"../a.txt")
+        self.assertRaises(errors.NotFound, home.openForRead, b"a.txt")
+        upload = home.beginUpload(b"from home.bin", 3)
+        # The view and the root share one set of names being uploaded.
+        e = self.assertRaises(errors.Conflict, self.storage.beginUpload, b"sub/from home.bin", 3)
+        self.assertEqual(e.message, "an upload to sub/from home.bin is already in progress")
+        upload.store(b"abc")
+        upload.hasher.update(b"abc")
+        upload.finish(_sha1(b"abc"))
+        self.assertEqual(self.storedContent(b"sub/from home.bin"), b"abc")
+        self.assertEqual(home.digest(b"deeper/d.txt")[0], _sha1(b"deep"))
+        f, _ = self.storage.openForRead(b"sub/deeper/d.txt")
+        with f:
+            self.assertEqual(self.storage.cachedDigest(f), _sha1(b"deep"))
+
+    def test_childCreatedAndSharingTheQuota(self):
+        home = self.storage.child(b"homes/alice")
+        self.assertEqual(self.folderEntries(b"homes"), [b"alice"])
+        self.assertEqual(home.listFiles(), [])
+        self.storage.quota = Quota(10 ** 6)
+        self.assertIs(home.quota, self.storage.quota)
+        self.assertRaises(errors.PermissionDenied, self.storage.child, b"../out")
+
+    def test_accountHomesAreChildViews(self):
+        """
+        The realm gives an account with a home the root's child view of it,
+        one per home folder.
+        """
+        realm = FtxRealm(AccessRules(), self.storage)
+        alice = realm.account("alice", Permissions("rw", b"sub"))
+        self.assertEqual([e.name for e in alice.storage.listFiles()], [b"c.txt", b"deeper/d.txt"])
+        self.assertIs(realm.account("bob", Permissions("r", b"sub")).storage, alice.storage)
+        self.assertIsNone(realm.account("carol", Permissions("r")).storage)
+
+    # -- sweep ----------------------------------------------------------
+
+    def test_sweepExpiresOnlyAbandonedOldPartials(self):
+        self.storage.quota = Quota(10 << 20, perFile=0, perFolder=0)
+        past = time.time() - 7200
+        self.storePartial(b"sub/old.bin", b"p" * 10, past)
+        self.storePartial(b"fresh.bin", b"p" * 10)
+        # An old partial that an upload holds right now stays.
+        self.storePartial(b"held.bin", b"h" * 10, past)
+        upload = self.storage.beginUpload(b"held.bin", 20, 10, _sha1(b"h" * 10))
+        result = self.storage.sweep(3600, time.time())
+        self.assertEqual(result.expired, 1)
+        self.assertIsNone(self.partialContent(b"sub/old.bin"))
+        self.assertEqual((self.partialContent(b"fresh.bin"), self.partialContent(b"held.bin")), (b"p" * 10, b"h" * 10))
+        files = sum(map(len, FILES.values()))
+        self.assertEqual(result[:2], (1, files + 20))
+        self.assertEqual(self.storage.quota.used, files + 20)
+        upload.abort(keep=False)
+        self.assertEqual(self.storage.sweep(0, time.time() + 1)[:2], (1, files))
+
+    def test_sweepServiceRunsTheSweep(self):
+        """
+        L{SweepService} sweeps through the storage's C{sweep} in the
+        reactor's thread pool when it starts, and with a C{None} TTL keeps
+        every partial upload but still counts.
+        """
+        self.storage.quota = Quota(10 << 20)
+        self.storePartial(b"old.bin", b"o" * 7, time.time() - 7200)
+        reactor = InlineReactor()
+        for ttl, kept in ((None, b"o" * 7), (60, None)):
+            service = SweepService(self.storage, ttl, reactor)
+            service.clock = Clock()
+            service.startService()
+            service.stopService()
+            self.assertEqual(self.partialContent(b"old.bin"), kept)
+            self.assertTrue(self.storage.quota.counted)
+
+
+class _QuotaChargesContract:
+    """
+    Issue 12, item 5: a quota counts disk, not only sizes. Every backend
+    should pass these; the filesystem and memory backends do (the S3
+    backend does not charge files and folders yet).
+    """
+
+    def test_quotaCharges(self):
         """
         A quota counts what the disk gives up: each file (partial uploads
         too) is charged C{perFile} on top of its bytes, and each folder
@@ -414,83 +530,13 @@ class _StorageContract:
                 "{} stored, {} KiB of disk used, then 507".format(stored, allocated >> 10),
             )
 
-    # -- home folders ---------------------------------------------------
-
-    def test_child(self):
-        home = self.storage.child(b"sub")
-        self.assertTrue(verifyObject(IStorage, home))
-        self.assertEqual([e.name for e in home.listFiles()], [b"c.txt", b"deeper/d.txt"])
-        self.assertEqual(home.digest(b"c.txt"), (_sha1(b"in sub"), 6))
-        self.assertRaises(errors.PermissionDenied, home.openForRead, b"../a.txt")
-        self.assertRaises(errors.NotFound, home.openForRead, b"a.txt")
-        upload = home.beginUpload(b"from home.bin", 3)
-        # The view and the root share one set of names being uploaded.
-        e = self.assertRaises(errors.Conflict, self.storage.beginUpload, b"sub/from home.bin", 3)
-        self.assertEqual(e.message, "an upload to sub/from home.bin is already in progress")
-        upload.store(b"abc")
-        upload.hasher.update(b"abc")
-        upload.finish(_sha1(b"abc"))
-        self.assertEqual(self.storedContent(b"sub/from home.bin"), b"abc")
-        self.assertEqual(home.digest(b"deeper/d.txt")[0], _sha1(b"deep"))
-        f, _ = self.storage.openForRead(b"sub/deeper/d.txt")
-        with f:
-            self.assertEqual(self.storage.cachedDigest(f), _sha1(b"deep"))
-
-    def test_childCreatedAndSharingTheQuota(self):
-        home = self.storage.child(b"homes/alice")
-        self.assertEqual(self.folderEntries(b"homes"), [b"alice"])
-        self.assertEqual(home.listFiles(), [])
-        self.storage.quota = Quota(10 ** 6)
-        self.assertIs(home.quota, self.storage.quota)
-        self.assertRaises(errors.PermissionDenied, self.storage.child, b"../out")
-
-    def test_accountHomesAreChildViews(self):
-        """
-        The realm gives an account with a home the root's child view of it,
-        one per home folder.
-        """
-        realm = FtxRealm(AccessRules(), self.storage)
-        alice = realm.account("alice", Permissions("rw", b"sub"))
-        self.assertEqual([e.name for e in alice.storage.listFiles()], [b"c.txt", b"deeper/d.txt"])
-        self.assertIs(realm.account("bob", Permissions("r", b"sub")).storage, alice.storage)
-        self.assertIsNone(realm.account("carol", Permissions("r")).storage)
-
-    # -- sweep ----------------------------------------------------------
-
-    def test_sweepExpiresOnlyAbandonedOldPartials(self):
-        self.storage.quota = Quota(10 << 20)
-        past = time.time() - 7200
-        self.storePartial(b"sub/old.bin", b"p" * 10, past)
-        self.storePartial(b"fresh.bin", b"p" * 10)
-        # An old partial that an upload holds right now stays.
-        self.storePartial(b"held.bin", b"h" * 10, past)
-        upload = self.storage.beginUpload(b"held.bin", 20, 10, _sha1(b"h" * 10))
+    def test_sweepCountsFilesAndFolders(self):
+        quota = self.storage.quota = Quota(10 << 20)
+        self.storePartial(b"sub/kept.bin", b"p" * 10)
         result = self.storage.sweep(3600, time.time())
-        self.assertEqual(result.expired, 1)
-        self.assertIsNone(self.partialContent(b"sub/old.bin"))
-        self.assertEqual((self.partialContent(b"fresh.bin"), self.partialContent(b"held.bin")), (b"p" * 10, b"h" * 10))
         files = sum(map(len, FILES.values()))
-        self.assertEqual(result, SweepResult(1, files + 20, 5 + 2, 2))
-        self.assertEqual(self.storage.quota.used, self.storage.quota.charge(files + 20, 5 + 2, 2))
-        upload.abort(keep=False)
-        self.assertEqual(self.storage.sweep(0, time.time() + 1), SweepResult(1, files, 5, 2))
-
-    def test_sweepServiceRunsTheSweep(self):
-        """
-        L{SweepService} sweeps through the storage's C{sweep} in the
-        reactor's thread pool when it starts, and with a C{None} TTL keeps
-        every partial upload but still counts.
-        """
-        self.storage.quota = Quota(10 << 20)
-        self.storePartial(b"old.bin", b"o" * 7, time.time() - 7200)
-        reactor = InlineReactor()
-        for ttl, kept in ((None, b"o" * 7), (60, None)):
-            service = SweepService(self.storage, ttl, reactor)
-            service.clock = Clock()
-            service.startService()
-            service.stopService()
-            self.assertEqual(self.partialContent(b"old.bin"), kept)
-            self.assertTrue(self.storage.quota.counted)
+        self.assertEqual(result, SweepResult(0, files + 10, 5 + 1, 2))
+        self.assertEqual(quota.used, quota.charge(files + 10, 6, 2))
 
 
 def _digest(data: bytes, checksum: str) -> str:
@@ -499,7 +545,7 @@ def _digest(data: bytes, checksum: str) -> str:
     return hasher.hexdigest()
 
 
-class FilesystemStorageTests(OnFilesystem, _StorageContract, SynchronousTestCase):
+class FilesystemStorageTests(OnFilesystem, _StorageContract, _QuotaChargesContract, SynchronousTestCase):
     def test_homeLeadingOutsideIsRefused(self):
         outside = tempfile.mkdtemp(prefix="ftx-test-outside-")
         self.addCleanup(shutil.rmtree, outside, True)
@@ -510,7 +556,7 @@ class FilesystemStorageTests(OnFilesystem, _StorageContract, SynchronousTestCase
         self.assertEqual(e.message, "the home folder out leads outside the root")
 
 
-class MemoryStorageTests(InMemory, _StorageContract, SynchronousTestCase):
+class MemoryStorageTests(InMemory, _StorageContract, _QuotaChargesContract, SynchronousTestCase):
     def test_openFilesHaveNoDescriptor(self):
         """
         Bodies from memory go by copying: no C{fileno()} to send from.

@@ -137,7 +137,10 @@ class UdpDfTests(SynchronousTestCase):
         result = self.df("--udp", "--udp-port", str(self.server.udpPort), "--json")
         self.assertEqual(result.returncode, 0, result.err)
         viaUdp = json.loads(result.out)
-        self.assertEqual(viaUdp, tcp)
+        # The UDP answer has no room for df(1)'s used figure (64 bytes at
+        # most): total and free agree, used is worked out and says so.
+        self.assertEqual((viaUdp["total"], viaUdp["free"]), (tcp["total"], tcp["free"]))
+        self.assertIn("does not report used", viaUdp["used_is"])
         self.assertEqual(tcp["free"], 1 << 30)
         text = self.df("--udp", "--udp-port", str(self.server.udpPort)).out
         self.assertEqual([line.split()[0] for line in text.splitlines()], ["total", "used", "free"])

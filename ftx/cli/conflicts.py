@@ -33,8 +33,9 @@ _MAX_QUESTIONS = 10
 
 class Refused(FtxError):
     """
-    A local file is in the way. Choose --overwrite, --rename or --skip, or
-    run the command on a terminal to be asked.
+    A file is in the way: here for a download, on the server for an
+    upload. Choose --overwrite, --rename or --skip, or run the command on
+    a terminal to be asked.
     """
 
     code = 0
@@ -88,21 +89,22 @@ class Resolver:
         self.paused = paused
         self.overwriteAll = False
 
-    def decide(self, path: str) -> Tuple[str, str]:
+    def decide(self, path: str, remote: bool = False) -> Tuple[str, str]:
         """
         For a download whose target C{path} exists: C{(OVERWRITE, path)},
-        C{(RENAME, newPath)} or C{(SKIP, path)}.
+        C{(RENAME, newPath)} or C{(SKIP, path)}. With C{remote}, C{path}
+        is an upload's name that the server holds with other content, and
+        a rename is left to the server (C{(RENAME, path)}).
 
         @raise Refused: no policy and no terminal to ask on.
         """
         policy = OVERWRITE if self.overwriteAll else self.policy
+        where = "on the server with other content; nothing was sent" if remote else "here; nothing was changed"
         if policy is None:
             if not self.interactive:
-                raise Refused(
-                    "{} already exists here; nothing was changed (use --overwrite, --rename or --skip)".format(path)
-                )
-            policy = self._question(path)
-        if policy == RENAME:
+                raise Refused("{} already exists {} (use --overwrite, --rename or --skip)".format(path, where))
+            policy = self._question(path + (" (on the server)" if remote else ""))
+        if policy == RENAME and not remote:
             return RENAME, renamed(path)
         return policy, path
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 from typing import Callable, Dict, List
 
-from ftx.cli.conflicts import RENAME, SKIP, Refused
+from ftx.cli.conflicts import OVERWRITE, RENAME, SKIP, Refused
 from ftx.cli.keys import AGE_SUFFIX, doKeygen, identitiesFor, plainName, recipientsFor
 from ftx.cli.progress import humanSize
 from ftx.cli.uploadlist import collectUploads
 from ftx.client import localfiles, safenames
-from ftx.errors import ConnectionLost, FtxError, NotFound
+from ftx.errors import AlreadyExists, ConnectionLost, FtxError, NotFound
 from ftx.protocol import checksums
 
 __all__ = ["withEncryption"]
@@ -67,6 +67,7 @@ def _putEncrypted(ctx, args, recipients) -> int:
     if not uploads:
         raise NotFound("nothing to upload: the folders are empty")
     resumable = "resume" in ctx.connection.features
+    mode = _serverMode(ctx, args)
     ctx.reporter.startBatch("put", len(uploads), sum(size for _, _, size in uploads))
     failures: List[FtxError] = []
     for path, name, size in uploads:
@@ -74,7 +75,19 @@ def _putEncrypted(ctx, args, recipients) -> int:
         progress = ctx.reporter.transfer(remote, size)
         try:
             transfer = ctx.call("put", path, remote, progress, resume=resumable and size >= _RESUME_AT,
-                                encryptTo=recipients)
+                                encryptTo=recipients, **mode)
+        except AlreadyExists:
+            # A new ciphertext never equals the stored one, so there is no
+            # "identical, skipped" here: the policy decides.
+            if args.conflict == SKIP:
+                ctx.reporter.note("{} is already on the server; skipped".format(remote))
+                continue
+            error = Refused("{} already exists on the server; nothing was sent (use --overwrite, --rename or "
+                            "--skip)".format(remote))
+            if len(uploads) > 1:
+                ctx.reporter.error("{}: {}".format(path, error))
+            failures.append(error)
+            continue
         except FtxError as e:
             if isinstance(e, ConnectionLost):
                 raise
@@ -92,6 +105,19 @@ def _putEncrypted(ctx, args, recipients) -> int:
         ctx.reporter.note("put: {} sent, {} failed".format(len(uploads) - len(failures), len(failures)))
     _raiseFirst(failures, len(uploads))
     return 0
+
+
+def _serverMode(ctx, args) -> dict:
+    """
+    The client's C{put} mode for the conflict option: an existing file on
+    the server is replaced only with C{--overwrite} (or by a server too
+    old to be asked otherwise).
+    """
+    from ftx.client.client import NEW, RENAME as SERVER_RENAME
+
+    if "put-mode" not in ctx.connection.features or args.conflict == OVERWRITE:
+        return {}
+    return {"mode": SERVER_RENAME if args.conflict == RENAME else NEW}
 
 
 def _destination(ctx, args, target: str):

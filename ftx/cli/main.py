@@ -87,8 +87,8 @@ def _interrupted(ctx) -> None:
     if ctx is not None:
         ctx.reporter.close()
     line = "ftx: interrupted"
-    if ctx is not None and ctx.current:
-        line += "; the partial download is kept ('ftx cget {}' continues it)".format(printable(ctx.current))
+    if ctx is not None:
+        line += ctx.interruptedNote()
     sys.stdout.flush()
     # On a terminal, start after the "^C" the terminal echoed.
     sys.stderr.write(("\n" if isTerminal(sys.stderr) else "") + line + "\n")

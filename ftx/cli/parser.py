@@ -49,13 +49,15 @@ def _commonOptions() -> argparse.ArgumentParser:
     return common
 
 
-def _conflictOptions(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("when a local file of the same name exists").add_mutually_exclusive_group()
+def _conflictOptions(parser: argparse.ArgumentParser, where: str = "here",
+                     rename: str = "save as 'name (1).ext', 'name (2).ext', ...",
+                     skip: str = "keep it, download nothing") -> None:
+    title = "when a file of the same name and other content exists {}".format(where)
+    g = parser.add_argument_group(title).add_mutually_exclusive_group()
     g.add_argument("--overwrite", dest="conflict", action="store_const", const=OVERWRITE,
                    help="replace it (once the new copy is complete and checked)")
-    g.add_argument("--rename", dest="conflict", action="store_const", const=RENAME,
-                   help="save as 'name (1).ext', 'name (2).ext', ...")
-    g.add_argument("--skip", dest="conflict", action="store_const", const=SKIP, help="keep it, download nothing")
+    g.add_argument("--rename", dest="conflict", action="store_const", const=RENAME, help=rename)
+    g.add_argument("--skip", dest="conflict", action="store_const", const=SKIP, help=skip)
     parser.set_defaults(conflict=None)
 
 
@@ -102,12 +104,18 @@ def buildParser() -> argparse.ArgumentParser:
     p.add_argument("mask", nargs="?", metavar="MASK", help="only the files matching MASK (a folder lists what is under it)")
     p.add_argument("--json", action="store_true", help="print a JSON array of {name, size, mtime}")
 
-    p = command("sget", "Download one file.",
-                ["ftx sget report.pdf", "ftx sget photos/a.jpg -o holiday.jpg", "ftx sget big.iso --rename"],
-                "The file appears under its name only once complete and its digest checked. If the\n"
-                "download is cut off, the part received is kept and 'ftx cget NAME' continues it.")
-    p.add_argument("name", metavar="NAME", help="the file on the server")
-    p.add_argument("-o", "--output", metavar="PATH", help="where to save it (a folder keeps the name)")
+    p = command("sget", "Download one file, or a folder with -r.",
+                ["ftx sget report.pdf", "ftx sget photos/a.jpg -o holiday.jpg", "ftx sget big.iso --rename",
+                 "ftx sget -r photos", "ftx sget notes.txt -o - | less"],
+                "The file appears under its name only once complete and its digest checked, with the\n"
+                "server's modification time. If the download is cut off, the part received is kept and\n"
+                "running the same command again continues it (after the server checks that part).")
+    p.add_argument("name", metavar="NAME", help="the file on the server ('photos/' or 'photos/.' is the folder)")
+    p.add_argument("-o", "--output", metavar="PATH",
+                   help="where to save it (a folder keeps the name; '-' writes the file to stdout)")
+    p.add_argument("-r", "--recursive", action="store_true", help="download a folder and everything in it")
+    p.add_argument("-c", "--continue", dest="resume", action="store_true",
+                   help="continue a shorter local copy, as wget -c (the same as 'ftx cget')")
     _conflictOptions(p)
     decryptOptions(p)
 
@@ -121,8 +129,11 @@ def buildParser() -> argparse.ArgumentParser:
     p = command("mget", "Download every file matching one or more masks, keeping their folders.",
                 ["ftx mget '*.jpg'", "ftx mget 'photos/*' --skip", "ftx mget '*' --overwrite"],
                 "Re-running mget after an interruption continues partial files and skips files that\n"
-                "are already here and identical (same size and SHA-1).")
+                "are already here and identical (same size and SHA-1). Without a terminal, a file in\n"
+                "the way is refused and the rest goes on; the exit status is then 7.")
     p.add_argument("masks", nargs="+", metavar="MASK", help="quote it so that your shell leaves it alone")
+    p.add_argument("-r", "--recursive", action="store_true",
+                   help="also download the folders MASK matches, with everything in them ('.' is all)")
     _conflictOptions(p)
     decryptOptions(p)
 
@@ -133,13 +144,23 @@ def buildParser() -> argparse.ArgumentParser:
 
     p = command("put", "Upload files, folders (recursively) or globs, over one connection.",
                 ["ftx put report.pdf", "ftx put notes.txt --as archive/2024-notes.txt",
-                 "ftx put photos/", "ftx put '*.log'"],
-                "A folder is uploaded with its own name as the first part of the remote names.")
-    p.add_argument("files", nargs="+", metavar="FILE", help="a file, a folder or a glob")
+                 "ftx put photos/", "ftx put '*.log'", "tar c photos | ftx put - --as photos.tar"],
+                "A folder is uploaded with its own name as the first part of the remote names. A file\n"
+                "already on the server is skipped when identical; otherwise see the options below.\n"
+                "'-' reads standard input (spooled to a temporary file first, as its size must be known).")
+    p.add_argument("files", nargs="+", metavar="FILE", help="a file, a folder, a glob, or - for stdin")
     p.add_argument("--as", dest="remote", metavar="NAME", help="the name on the server (one FILE only)")
+    _conflictOptions(p, "on the server", "let the server save it as 'name (1).ext', ...", "keep the server's file")
     encryptOptions(p)
 
-    p = command("delete", "Delete files on the server.", ["ftx delete old.log", "ftx delete a.txt b.txt"])
+    p = command("delete", "Delete files (and folders, with -r) on the server.",
+                ["ftx delete old.log", "ftx delete a.txt b.txt '*.tmp'", "ftx delete -r photos"],
+                "Goes on past a name that does not exist, and exits with 4 at the end.")
+    p.add_argument("names", nargs="+", metavar="NAME", help="a file, a mask, or a folder with -r")
+    p.add_argument("-r", "--recursive", action="store_true", help="remove folders and everything in them")
+
+    p = command("mkdir", "Create folders on the server (and the folders above them).",
+                ["ftx mkdir photos", "ftx mkdir archive/2024"])
     p.add_argument("names", nargs="+", metavar="NAME")
 
     p = command("df", "Show the server's total, used and free space.",

@@ -39,6 +39,9 @@ class Shell:
         self.describe = describe
         self.historyPath = os.environ.get("FTX_HISTORY") or os.path.join(os.path.expanduser("~"), ".ftx_history")
         self._readline = None
+        #: The status of the last command that failed: the shell's own when
+        #: it reads a script rather than a terminal, as sh's is.
+        self.lastFailure = 0
 
     # -- line editing -----------------------------------------------------
 
@@ -106,7 +109,7 @@ class Shell:
                     break
         finally:
             self._saveHistory()
-        return 0
+        return 0 if sys.stdin.isatty() else self.lastFailure
 
     def execute(self, line: str) -> bool:
         """
@@ -133,6 +136,7 @@ class Shell:
             args = self.parser.parse_args(words)
         except UsageError as e:
             reporter.error(str(e))
+            self.lastFailure = 2
             return True
         except SystemExit:
             # --help printed its text.
@@ -147,6 +151,7 @@ class Shell:
                 raise
             reporter.close()
             reporter.error(known[1])
+            self.lastFailure = known[0]
         finally:
             reporter.close()
         return True
@@ -157,9 +162,8 @@ class Shell:
         self.ctx.connection.abort()
         self.ctx.reporter.close()
         line = "interrupted"
-        if self.ctx.current:
-            line += "; the partial download is kept ('cget {}' continues it)".format(printable(self.ctx.current))
-            self.ctx.current = None
+        line += self.ctx.interruptedNote(prefix="")
+        self.ctx.downloading(None)
         sys.stderr.write(("\n" if sys.stderr.isatty() else "") + line + "\n")
         sys.stderr.flush()
 

@@ -19,11 +19,16 @@ from ftx.client import localfiles, safenames
 from ftx.client.exchanges import DownloadRequest, ListRequest, Request, UploadRequest
 from ftx.client.protocol import FtxClientProtocol
 from ftx.client.results import DiskSpace, Entry, Transfer
-from ftx.errors import UnsafeName
+from ftx.errors import BadRequest, UnsafeName
 from ftx.protocol import checksums, wire
 from ftx.protocol.wire import encodeName, nameText
 
-__all__ = ["FtxClient", "Progress"]
+__all__ = ["FtxClient", "Progress", "REPLACE", "NEW", "RENAME"]
+
+#: What L{FtxClient.put} does when the name is taken on the server.
+REPLACE = "replace"
+NEW = "new"
+RENAME = "rename"
 
 #: C{progress(name, bytesDone, bytesTotal)}; bytesDone counts a resumed
 #: prefix as done.
@@ -66,12 +71,20 @@ class FtxClient:
         return self.protocol.request(ListRequest(wire.formatCommand("list", *fields)))
 
     def sget(
-        self, name: str, path: Optional[str] = None, progress: Optional[Progress] = None, identities: Optional[list] = None
+        self, name: str, path: Optional[str] = None, progress: Optional[Progress] = None, stream=None,
+        identities: Optional[list] = None,
     ) -> "Deferred[Transfer]":
         """
         Download C{name} to C{path} (default: its base name in the current
         folder). The file appears at C{path} only once complete and checked;
         if the transfer is cut off, the part received is kept for L{cget}.
+
+        With C{stream} (a binary file object such as C{sys.stdout.buffer})
+        the bytes are written to it as they arrive instead, and C{path} is
+        only the name the L{Transfer} reports: the digest is checked at the
+        end, and a mismatch fails with L{ftx.errors.IntegrityError} after
+        the bytes went out, as C{curl} does.
+
         With C{identities} (C{AGE-SECRET-KEY-1...} strings, or
         L{ftx.client.e2e} identities and passphrases) C{name} is an age file
         and C{path} gets its plaintext, once every chunk authenticated
@@ -85,7 +98,7 @@ class FtxClient:
             from ftx.client.e2e.transfers import getDecrypted
 
             return getDecrypted(self, name, target, progress, identities)
-        request = DownloadRequest(wire.formatCommand("sget", encodeName(name)), destination, progress)
+        request = DownloadRequest(wire.formatCommand("sget", encodeName(name)), destination, progress, stream=stream)
         return self.protocol.request(request)
 
     def cget(self, name: str, path: Optional[str] = None, progress: Optional[Progress] = None) -> "Deferred[Transfer]":
@@ -173,22 +186,33 @@ class FtxClient:
 
     def put(
         self, path: str, name: Optional[str] = None, progress: Optional[Progress] = None, resume: bool = False,
-        encryptTo: Optional[list] = None,
+        mode: str = REPLACE, encryptTo: Optional[list] = None,
     ) -> "Deferred[Transfer]":
         """
         Upload the local file C{path} as C{name} (default: its base name).
         The server keeps it under C{name} only once every byte arrived and
         the digest matches. With C{resume}, first ask the server how much of
         an interrupted upload it holds and send only the rest if that part
-        matches the local file. With C{encryptTo} (C{age1...} strings, or
-        L{ftx.client.e2e} recipients or one passphrase) the server gets the
-        file encrypted in the age format (L{ftx.client.e2e.transfers}).
+        matches the local file.
+
+        C{mode} says what to do when C{name} is taken: L{REPLACE} it,
+        L{NEW} (fail with L{ftx.errors.AlreadyExists}, before the body when
+        the file is already there) or L{RENAME} (the server stores it as
+        C{name (1).ext}, ...; the L{Transfer}'s C{name} says which). The
+        last two need the server's C{put-mode} feature.
+
+        With C{encryptTo} (C{age1...} strings, or L{ftx.client.e2e}
+        recipients or one passphrase) the server gets the file encrypted in
+        the age format (L{ftx.client.e2e.transfers}).
         """
         name = name if name is not None else os.path.basename(path)
+        if mode != REPLACE and "put-mode" not in self.protocol.features:
+            return fail(BadRequest("this server always replaces an existing file (it lacks the put-mode feature)"))
         if encryptTo:
             from ftx.client.e2e.transfers import putEncrypted
 
-            return putEncrypted(self, path, name, progress, resume, encryptTo)
+            return putEncrypted(self, path, name, progress, resume, encryptTo, mode if mode != REPLACE else "")
+        modeField = [mode] if mode != REPLACE else []
         try:
             f = open(path, "rb", buffering=0)
             size = os.fstat(f.fileno()).st_size
@@ -197,7 +221,8 @@ class FtxClient:
         checksum = self.protocol.checksum
         if not resume:
             request = UploadRequest(
-                wire.formatCommand("put", encodeName(name), size), name, f, size, 0, checksums.new(checksum), progress
+                wire.formatCommand("put", encodeName(name), size, *modeField),
+                name, f, size, 0, checksums.new(checksum), progress,
             )
             return self.protocol.request(request)
 
@@ -212,7 +237,7 @@ class FtxClient:
 
         def send(result):
             offset, prefix, whole = result
-            fields = [encodeName(name), size] + ([offset, prefix.hexdigest()] if offset else [])
+            fields = [encodeName(name), size] + ([offset, prefix.hexdigest()] if offset else []) + modeField
             request = UploadRequest(wire.formatCommand("put", *fields), name, f, size, offset, whole, progress)
             return self.protocol.request(request)
 
@@ -240,12 +265,34 @@ class FtxClient:
         request.parse = lambda reply: None
         return self.protocol.request(request)
 
+    def mkdir(self, name: str) -> "Deferred[None]":
+        """
+        Create the folder C{name} on the server, and those above it; an
+        existing folder is fine. Fails with L{ftx.errors.AlreadyExists}
+        when a file is in the way.
+        """
+        request = Request(wire.formatCommand("mkdir", encodeName(name)))
+        request.parse = lambda reply: None
+        return self.protocol.request(request)
+
+    def rmtree(self, name: str) -> "Deferred[int]":
+        """
+        Remove the folder C{name} and everything in it; fires with how many
+        files went.
+        """
+        request = Request(wire.formatCommand("rmtree", encodeName(name)))
+        request.parse = lambda reply: int(reply.fields[2]) if len(reply.fields) > 2 else 0
+        return self.protocol.request(request)
+
     def df(self) -> "Deferred[DiskSpace]":
         """
-        Total and free bytes of the disk that holds the server's files.
+        Total and free bytes of the disk that holds the server's files, and
+        the bytes used as df(1) counts them when the server says.
         """
         request = Request(wire.formatCommand("df"))
-        request.parse = lambda reply: DiskSpace(int(reply.fields[0]), int(reply.fields[1]))
+        request.parse = lambda reply: DiskSpace(
+            int(reply.fields[0]), int(reply.fields[1]), int(reply.fields[2]) if len(reply.fields) > 2 else None
+        )
         return self.protocol.request(request)
 
     def login(self, user: str, password: str) -> "Deferred[str]":

@@ -21,7 +21,7 @@ from ftx.errors import ConnectionLost, FtxError, IntegrityError, UnsafeName, err
 from ftx.protocol import checksums, wire
 from ftx.protocol.wire import nameText
 
-__all__ = ["Request", "ListRequest", "DownloadRequest", "UploadRequest"]
+__all__ = ["Request", "ListRequest", "DownloadRequest", "UploadRequest", "StreamedFile"]
 
 
 class Request:
@@ -43,7 +43,7 @@ class Request:
         if self.broken:
             return
         if reply.isError:
-            self.fail(errorFromReply(reply.code, reply.errorMessage()))
+            self.fail(errorFromReply(reply.code, reply.errorMessage(), reply.fields[0] if reply.fields else ""))
             return
         try:
             result = self.parse(reply)
@@ -124,8 +124,13 @@ class DownloadRequest(Request):
     local path for each file (L{None} discards it).
     """
 
-    def __init__(self, line, destination, progress, offset=0, hasher=None, batch=False, received=None, refused=None):
+    def __init__(
+        self, line, destination, progress, offset=0, hasher=None, batch=False, received=None, refused=None, stream=None
+    ):
         super().__init__(line)
+        #: A binary file object the body goes to as it arrives (stdout),
+        #: instead of a file under C{destination}'s path.
+        self.stream = stream
         self.received = received
         self.refused = refused
         #: In a batch, the first failed file's error, raised at the end.
@@ -192,12 +197,15 @@ class DownloadRequest(Request):
             if self.refused is not None:
                 self.refused(e)
         checksum = self.protocol.checksum
-        if path is not None and header.offset == 0 and header.bodyLength <= wire.SMALL_BODY:
+        if path is not None and header.offset == 0 and header.bodyLength <= wire.SMALL_BODY and self.stream is None:
             self.small = SmallFile(header.name, path, header.size, checksum)
         elif path is not None:
             hasher = self.prefixHasher if header.offset else checksums.new(checksum)
             try:
-                self.current = localfiles.PartialFile(path, header.offset, hasher)
+                if self.stream is not None:
+                    self.current = StreamedFile(self.stream, path, hasher)
+                else:
+                    self.current = localfiles.PartialFile(path, header.offset, hasher)
             except OSError as e:
                 # A local problem (a link in place of the partial file, a
                 # folder that cannot be written) fails this file only.
@@ -374,6 +382,34 @@ class DownloadRequest(Request):
             writer.whenDrained().addCallback(lambda _: current.keep())
 
 
+class StreamedFile:
+    """
+    Where a download to a stream (stdout) goes, in place of a
+    L{localfiles.PartialFile}: bytes are written as they arrive, so the
+    digest can only be checked at the end; L{finish} says whether it
+    matched, and the caller fails the download if not.
+    """
+
+    def __init__(self, stream, path: str, hasher) -> None:
+        self.stream = stream
+        self.path = path
+        self.hasher = hasher
+        self.received = 0
+
+    def store(self, data) -> None:
+        # In a worker thread (BackgroundWriter): a slow reader of the pipe
+        # holds the worker, and the connection is paused behind it.
+        self.stream.write(data)
+        self.received += len(data)
+
+    def finish(self, expected: str) -> bool:
+        self.stream.flush()
+        return self.hasher.hexdigest() == expected
+
+    def keep(self) -> None:
+        pass
+
+
 class UploadRequest(Request):
     """
     C{put}: wait for C{350}, stream the file with a L{BodySender} (so a slow
@@ -404,8 +440,14 @@ class UploadRequest(Request):
         elif reply.code == wire.STORED:
             self.file.close()
             digest = reply.fields[2] if len(reply.fields) > 2 else ""
+            # The name the server stored it under: another one when it
+            # was asked to rename rather than replace.
+            try:
+                stored = nameText(wire.decodeName(reply.fields[0])) if reply.fields else self.name
+            except FtxError as e:
+                self.malformed("{} in {}".format(e, ascii(reply.text[:80])))
             self.complete(
-                Transfer(self.name, self.file.name, self.size, digest, self.size - self.offset, self.protocol.checksum)
+                Transfer(stored, self.file.name, self.size, digest, self.size - self.offset, self.protocol.checksum)
             )
         elif reply.isError:
             super().replyReceived(reply)

@@ -24,11 +24,15 @@ class Entry(NamedTuple):
 
 class DiskSpace(NamedTuple):
     """
-    The total and free bytes of the disk that holds the server's files.
+    The total and free bytes of the disk that holds the server's files, and
+    the bytes used as df(1) counts them (total less the free blocks, where
+    blocks reserved for root count as free); L{None} when the server does
+    not say (older servers, and the UDP answer).
     """
 
     total: int
     free: int
+    used: Optional[int] = None
 
 
 class Transfer(NamedTuple):

@@ -17,6 +17,9 @@ from ftx.errors import BadRequest, FtxError
 from ftx.protocol import checksums
 
 PROTOCOL_VERSION = "ftx/1"
+#: What every line either side sends ends with. A server also takes a bare
+#: LF as the end of a line it reads (docs/protocol.rst, Lines).
+LINE_END = b"\r\n"
 MAX_LINE_LENGTH = 16384
 EMPTY_SHA1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709"
 

@@ -42,7 +42,7 @@ class IConnection(Interface):
     gate = Attribute("The L{ftx.server.readgate.ReadGate}: the one place reading is paused and resumed.")
     paused = Attribute("C{LineReceiver}'s: whether lines and raw data are being delivered.")
     line_mode = Attribute("C{LineReceiver}'s: true in line mode, false while a body is read raw.")
-    delimiter = Attribute("The line delimiter, C{CR LF}.")
+    delimiter = Attribute("What lines are split on when read: C{LF} (a C{CR} before it is dropped); lines sent end in L{ftx.protocol.wire.LINE_END}.")
 
     def reply(line: bytes) -> None:
         """

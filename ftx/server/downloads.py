@@ -152,8 +152,8 @@ class Downloads:
         data, digest = connection.storage.readSmall(f, size, connection.checksum)
         header = wire.formatLine(wire.BODY_FOLLOWS, encodeName(name), len(data), 0)
         trailer = wire.formatLine(wire.TRAILER, digest)
-        delimiter = connection.delimiter
-        connection.transport.writeSequence((header, delimiter, data, trailer, delimiter))
+        end = wire.LINE_END
+        connection.transport.writeSequence((header, end, data, trailer, end))
         return len(data)
 
     def _sendBody(self, name: bytes, f, size: int, offset: int, hasher, verb: str, logEach: bool = True) -> Deferred:

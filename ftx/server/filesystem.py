@@ -21,15 +21,18 @@ from typing import Callable, List, Optional, Tuple
 from zope.interface import implementer
 
 from ftx._io.fileio import hashPrefix
-from ftx.errors import Conflict, PermissionDenied
+from ftx.errors import AlreadyExists, Conflict, PermissionDenied
 from ftx.protocol.checksums import SHA1
-from ftx.protocol.names import PARTIAL_SUFFIX, hasControl, matches, splitName
+from ftx.protocol.names import MAX_ROOT, listable, matches, splitName
 from ftx.protocol.wire import EMPTY_SHA1, nameText
 from ftx.server.digestreads import DigestReader
 from ftx.server.digests import DigestCache, PrefixCheckpoints
+from ftx.server.folderops import makeFolder, removeFolder
 from ftx.server.oserrors import errorFromOS
 from ftx.server.partial import Upload, partialName, sweepTree
 from ftx.server.storage import (
+    PUT_NEW,
+    PUT_REPLACE,
     IStorage,
     QuotaReservation,
     StoredFile,
@@ -85,6 +88,9 @@ class FilesystemStorage:
         self.root = os.path.realpath(root)
         if not os.path.isdir(self.root):
             raise ValueError("root is not a directory: {!r}".format(root))
+        if len(self.root) > MAX_ROOT:
+            # Names up to MAX_NAME bytes must fit under it (docs/protocol.rst).
+            raise ValueError("root path longer than {} bytes: {!r}".format(MAX_ROOT, root[:80]))
         self._rootPrefix = self.root.rstrip(b"/") + b"/"
         self._shared = _Shared(quota) if _shared is None else _shared
         self._freeSpace = freeSpace
@@ -119,6 +125,8 @@ class FilesystemStorage:
         real = os.path.realpath(folder)
         if not (real + b"/").startswith(self._rootPrefix):
             raise PermissionDenied("the home folder {} leads outside the root".format(nameText(path)))
+        if len(real) > MAX_ROOT:
+            raise PermissionDenied("the home folder {} has a path longer than {} bytes".format(nameText(path), MAX_ROOT))
         return FilesystemStorage(real, freeSpace=self._freeSpace, _shared=self._shared)
 
     def sweep(self, ttl: float, now: float) -> SweepResult:
@@ -225,11 +233,12 @@ class FilesystemStorage:
                 here = prefix + (directory[2:] + b"/" if directory != b"." else b"")
                 dirnames.sort()
                 for filename in filenames:
-                    # Exactly the names an upload cannot take (splitName
-                    # refuses both): never hide what a client could store.
-                    if filename.endswith(PARTIAL_SUFFIX) or hasControl(filename):
-                        continue
                     name = here + filename
+                    # Exactly the names a client could ask for (splitName's
+                    # rules, docs/protocol.rst): never hide what a client
+                    # could store, never list what it could not fetch.
+                    if not listable(name):
+                        continue
                     if maskSegments is not None and not matches(maskSegments, name.split(b"/")):
                         continue
                     st = self._listedStat(dirFd, filename)
@@ -293,10 +302,24 @@ class FilesystemStorage:
             free = min(free, self.quota.available())
         return st.f_blocks * st.f_frsize, free
 
+    def usedSpace(self) -> int:
+        st = os.statvfs(self.root)
+        # As df(1): blocks reserved for root are free (f_bfree), not used.
+        return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+    # -- folders (L{ftx.server.folderops}) ----------------------------------
+
+    def makeFolder(self, name: bytes) -> None:
+        makeFolder(self._openDirectory, self.quota, name)
+
+    def removeFolder(self, name: bytes) -> int:
+        return removeFolder(self._openDirectory, self._refuseOutwardLink, self.quota, name)
+
     # -- writing --------------------------------------------------------
 
     def beginUpload(
-        self, name: bytes, size: int, offset: int = 0, prefixSha1: Optional[str] = None, checksum: str = SHA1
+        self, name: bytes, size: int, offset: int = 0, prefixSha1: Optional[str] = None, checksum: str = SHA1,
+        mode: str = PUT_REPLACE,
     ) -> Upload:
         """
         Start receiving C{name}. With a quota, C{size - offset} bytes are
@@ -329,6 +352,8 @@ class FilesystemStorage:
                 raise errorFromOS(e, name)
             if st is not None and stat.S_ISDIR(st.st_mode):
                 raise Conflict("is a directory: {}".format(nameText(name)))
+            if st is not None and mode == PUT_NEW:
+                raise AlreadyExists("{} already exists on the server; nothing was changed".format(nameText(name)))
             # The folder's inode, not its path: a home view and the root
             # reach the same name by different paths. The sweep uses the
             # same key (L{ftx.server.partial.sweepTree}).
@@ -340,7 +365,9 @@ class FilesystemStorage:
         try:
             # From here the Upload owns the reservation and settles it.
             # (Positional arguments: tests wrap Upload.__init__.)
-            return Upload(name, dirFd, leaf, size, offset, prefixSha1, release, reservation, checksum)
+            upload = Upload(name, dirFd, leaf, size, offset, prefixSha1, release, reservation, checksum)
+            upload.mode = mode
+            return upload
         except BaseException:
             release()
             os.close(dirFd)

@@ -396,7 +396,7 @@ class ConnectionLimits:
 
     def _closeWith(self, error: Unavailable) -> None:
         transport = self._connection.transport
-        transport.write(wire.formatError(error) + self._connection.delimiter)
+        transport.write(wire.formatError(error) + wire.LINE_END)
         transport.loseConnection()
         self.closeSoon()
 

@@ -12,6 +12,8 @@ which claims names (L{ftx.server.storage.UploadClaims}) for them.
 
 from __future__ import annotations
 
+import errno
+import itertools
 import os
 import stat
 from typing import Callable, Optional
@@ -19,13 +21,23 @@ from typing import Callable, Optional
 from zope.interface import implementer
 
 from ftx._io.fileio import hashPrefix, writeAll
-from ftx.errors import BadOffset, IntegrityError
+from ftx.errors import AlreadyExists, BadOffset, IntegrityError
 from ftx.protocol import checksums
 from ftx.protocol.checksums import SHA1
 from ftx.protocol.names import PARTIAL_SUFFIX
 from ftx.protocol.wire import nameText
 from ftx.server.oserrors import errorFromOS
-from ftx.server.storage import IUpload, QuotaReservation, SweepResult, UploadClaims, checkComplete
+from ftx.server.storage import (
+    PUT_NEW,
+    PUT_RENAME,
+    PUT_REPLACE,
+    IUpload,
+    QuotaReservation,
+    SweepResult,
+    UploadClaims,
+    checkComplete,
+    renamedLeaves,
+)
 
 __all__ = ["Upload", "partialName", "sweepTree"]
 
@@ -125,23 +137,75 @@ class Upload:
         self.received += len(data)
         self._reservation.wrote(len(data))
 
-    def finish(self, digest: str) -> None:
+    #: What finish does when the name is taken (set by the storage).
+    mode = PUT_REPLACE
+
+    def finish(self, digest: str) -> bytes:
         """
-        Check the digest and move the file to its final name.
+        Check the digest and move the file to its final name (by L{mode});
+        returns that name.
 
         @raise IntegrityError: the digest differs; the partial file is removed.
+        @raise AlreadyExists: L{PUT_NEW} and the name is taken.
         """
         checkComplete(self, digest)
+        replaced, leaf = None, self._leaf
         try:
             self._file.close()
-            replaced = self._regularSize(self._leaf)
-            os.replace(self._partial, self._leaf, src_dir_fd=self._dirFd, dst_dir_fd=self._dirFd)
+            if self.mode == PUT_REPLACE:
+                replaced = self._regularSize(self._leaf)
+                os.replace(self._partial, self._leaf, src_dir_fd=self._dirFd, dst_dir_fd=self._dirFd)
+            else:
+                leaf = self._linkFree()
         except OSError as e:
             self.abort(keep=False)
             raise errorFromOS(e, self.name)
+        except AlreadyExists:
+            self.abort(keep=False)
+            raise
         if replaced is not None:
             self._reservation.fileRemoved(replaced)
         self._release()
+        folder = self.name.rpartition(b"/")[0]
+        return folder + b"/" + leaf if folder else leaf
+
+    def _linkFree(self) -> bytes:
+        """
+        Give the partial file a name nobody holds: its own, or (to rename)
+        the first free one of L{renamedLeaves}. A hard link fails if the
+        name exists, so taking it is one atomic step; then the partial name
+        goes.
+        """
+        candidates = [self._leaf]
+        if self.mode == PUT_RENAME:
+            candidates = itertools.chain(candidates, renamedLeaves(self._leaf))
+        for leaf in candidates:
+            try:
+                self._takeName(leaf)
+            except FileExistsError:
+                continue
+            return leaf
+        if self.mode == PUT_NEW:
+            raise AlreadyExists("{} already exists on the server; nothing was changed".format(nameText(self.name)))
+        raise AlreadyExists("no free name like {} on the server".format(nameText(self.name)))
+
+    def _takeName(self, leaf: bytes) -> None:
+        """
+        Move the partial file to C{leaf} unless something holds it.
+
+        @raise FileExistsError: something does.
+        """
+        try:
+            os.link(self._partial, leaf, src_dir_fd=self._dirFd, dst_dir_fd=self._dirFd, follow_symlinks=False)
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                raise
+            # No hard links here (some network and FAT file systems): claim
+            # the name with an exclusive create, then rename over it.
+            os.close(os.open(leaf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=self._dirFd))
+            os.replace(self._partial, leaf, src_dir_fd=self._dirFd, dst_dir_fd=self._dirFd)
+            return
+        os.unlink(self._partial, dir_fd=self._dirFd)
 
     def abort(self, keep: bool) -> None:
         """

@@ -40,6 +40,7 @@ from ftx.protocol.wire import decodeName, encodeName, nameText
 from ftx.server.accounts import AccessControl, Account
 from ftx.server.connection import IConnection, checkArity
 from ftx.server.downloads import Downloads, refuseBeyondEnd
+from ftx.server.folders import Folders
 from ftx.server.hashlane import HashLane
 from ftx.server.limits import Admission, ConnectionLimits
 from ftx.server.logins import LoginAttempts
@@ -47,7 +48,14 @@ from ftx.server.readgate import COMMAND, ReadGate
 from ftx.server.storage import IStorage
 from ftx.server.uploads import Uploads
 
-FEATURES = ("list", "sget", "mget", "hash", "cget", "put", "resume", "delete", "df", "quit")
+FEATURES = (
+    "list", "sget", "mget", "hash", "cget", "put", "resume", "delete", "df", "quit",
+    # put's last field chooses replace/new/rename; folders.
+    "put-mode", "mkdir", "rmtree",
+)
+# What a --read-only server leaves out of its greeting: it refuses these
+# commands to everyone (docs/protocol.rst, Greeting).
+WRITE_FEATURES = ("put", "resume", "delete", "put-mode", "mkdir", "rmtree")
 # Each checksum besides SHA-1 is a feature of its own: the client may ask
 # for it with "checksum NAME".
 CHECKSUM_FEATURES = tuple(name for name in checksums.available() if name != checksums.SHA1)
@@ -115,8 +123,12 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
     """
 
     _log = Logger()
-    MAX_LENGTH = wire.MAX_LINE_LENGTH
-    delimiter = b"\r\n"
+    # Lines are read up to LF and a CR before it is dropped, so that a
+    # bare LF ends a line too (docs/protocol.rst, Lines); every line sent
+    # ends in CR LF (sendLine). The CR counts toward LineReceiver's limit,
+    # so the limit without it is checked in lineReceived.
+    MAX_LENGTH = wire.MAX_LINE_LENGTH + 1
+    delimiter = b"\n"
     #: Who the client is (L{ftx.server.accounts}); L{None} until it logs in when
     #: anonymous use is off.
     account: Optional[Account] = None
@@ -134,6 +146,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         self.limits = ConnectionLimits(self, self.gate)
         self.downloads = Downloads(self, self.limits.backpressure)
         self.uploads = Uploads(self, self.gate)
+        self.folders = Folders(self)
         self._commands = self._commandTable()
 
     def _commandTable(self) -> Dict[str, Callable]:
@@ -153,6 +166,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         }
         table.update(self.downloads.commands())
         table.update(self.uploads.commands())
+        table.update(self.folders.commands())
         return table
 
     # -- connection -----------------------------------------------------
@@ -186,7 +200,20 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
             access, self.peer, self._address,
             interfaces.ISSLTransport.providedBy(self.transport) or not hasattr(peer, "port"),
         )
-        self.sendLine(wire.formatLine(wire.GREETING, wire.PROTOCOL_VERSION, ",".join(FEATURES + CHECKSUM_FEATURES + access.features())))
+        self.sendLine(wire.formatLine(wire.GREETING, wire.PROTOCOL_VERSION, ",".join(self.features())))
+
+    def features(self):
+        """
+        What the greeting offers: the commands this server may run for
+        someone, the checksums besides SHA-1, and the login features.
+        """
+        features = FEATURES
+        if self.factory.policy.readOnly:
+            features = tuple(f for f in features if f not in WRITE_FEATURES)
+        return features + CHECKSUM_FEATURES + self.factory.access.features()
+
+    def sendLine(self, line: bytes) -> None:
+        self.transport.write(line + wire.LINE_END)
 
     def handshakeCompleted(self) -> None:
         """
@@ -221,8 +248,8 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         self.limits.shutdownRequested(idle=not self._commandRunning)
 
     def lineLengthExceeded(self, line: bytes) -> None:
-        self._log.warn("{peer} sent a line longer than {limit} bytes; closing", peer=self.peer, limit=self.MAX_LENGTH)
-        self.transport.write(wire.formatError(BadRequest("line too long")) + self.delimiter)
+        self._log.warn("{peer} sent a line longer than {limit} bytes; closing", peer=self.peer, limit=wire.MAX_LINE_LENGTH)
+        self.transport.write(wire.formatError(BadRequest("line too long")) + wire.LINE_END)
         self.transport.loseConnection()
 
     def timeoutConnection(self) -> None:
@@ -259,6 +286,11 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
     # -- dispatch -------------------------------------------------------
 
     def lineReceived(self, line: bytes) -> None:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if len(line) > wire.MAX_LINE_LENGTH:
+            self.lineLengthExceeded(line)
+            return
         if self.uploads.awaitingTrailer:
             self.uploads.trailerReceived(line)
             return
@@ -379,7 +411,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         lines.append(wire.formatLine(wire.LIST_END, len(entries)))
         if not self.disconnected:
             # One write for the whole listing rather than a syscall a line.
-            self.transport.write(self.delimiter.join(lines) + self.delimiter)
+            self.transport.write(wire.LINE_END.join(lines) + wire.LINE_END)
         self._log.info("{peer} list {mask}: {count} entries", peer=self.peer, mask=nameText(mask or b"*"), count=len(entries))
 
     @inlineCallbacks
@@ -406,7 +438,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
     def _df(self, args):
         checkArity(args, 0, 0, "df")
         total, free = self.storage.diskSpace()
-        self.reply(wire.formatLine(wire.DISK_SPACE, total, free))
+        self.reply(wire.formatLine(wire.DISK_SPACE, total, free, self.storage.usedSpace()))
 
     @inlineCallbacks
     def _login(self, args):

@@ -20,7 +20,7 @@ logged as a server bug and sent as a generic error.
 from __future__ import annotations
 
 import threading
-from typing import Callable, List, NamedTuple, Optional, Tuple
+from typing import Callable, Iterator, List, NamedTuple, Optional, Tuple
 
 from zope.interface import Attribute, Interface
 
@@ -28,7 +28,39 @@ from ftx.errors import Conflict, IntegrityError
 from ftx.protocol import checksums
 from ftx.protocol.wire import nameText
 
-__all__ = ["IStorage", "IUpload", "StoredFile", "SweepResult", "UploadClaims", "QuotaReservation", "checkComplete"]
+__all__ = [
+    "IStorage", "IUpload", "StoredFile", "SweepResult", "UploadClaims", "QuotaReservation", "checkComplete",
+    "PUT_REPLACE", "PUT_NEW", "PUT_RENAME", "PUT_MODES", "renamedLeaves",
+]
+
+#: What an upload does when its name is taken once it is complete
+#: (L{IStorage.beginUpload}): replace the file, refuse (409 exists), or
+#: take the first free C{name (N).ext}.
+PUT_REPLACE = "replace"
+PUT_NEW = "new"
+PUT_RENAME = "rename"
+PUT_MODES = (PUT_REPLACE, PUT_NEW, PUT_RENAME)
+
+#: Compound extensions kept whole when renaming: C{a (1).tar.gz}.
+_COMPOUND = (b".tar.gz", b".tar.bz2", b".tar.xz", b".tar.zst")
+_MAX_RENAMES = 10000
+
+
+def renamedLeaves(leaf: bytes) -> Iterator[bytes]:
+    """
+    The names a C{rename} upload tries after C{leaf} itself, in order:
+    C{stem (1).ext}, C{stem (2).ext}, ... (a bounded number of them). Each
+    backend tries them with an atomic create-if-absent, never a check
+    followed by a rename.
+    """
+    lower = leaf.lower()
+    ext = next((e for e in _COMPOUND if lower.endswith(e) and len(leaf) > len(e)), None)
+    if ext is None:
+        dot = leaf.rfind(b".")
+        ext = leaf[dot:] if dot > 0 else b""
+    stem = leaf[: len(leaf) - len(ext)]
+    for n in range(1, _MAX_RENAMES + 1):
+        yield stem + b" (" + str(n).encode("ascii") + b")" + ext
 
 
 class StoredFile(NamedTuple):
@@ -232,15 +264,26 @@ class IUpload(Interface):
         @raise ftx.errors.FtxError: another failure to write.
         """
 
-    def finish(digest: str) -> None:
+    mode = Attribute(
+        "What L{finish} does when the name is taken: L{PUT_REPLACE} (the default), L{PUT_NEW} or L{PUT_RENAME}; "
+        "set by L{IStorage.beginUpload}."
+    )
+
+    def finish(digest: str) -> bytes:
         """
         Check that C{size} bytes arrived and that C{hasher} gives C{digest},
-        then put the file under its name at once, replacing any file there
-        (readers of the old file keep reading the old bytes). Reactor
-        thread. On any failure the received bytes are removed.
+        then put the file in place at once, and return the name it was
+        stored under. By C{mode}: L{PUT_REPLACE} replaces any file there
+        (readers of the old file keep reading the old bytes); L{PUT_NEW}
+        refuses when a file holds the name; L{PUT_RENAME} takes the name,
+        else the first free one of L{renamedLeaves} in the same folder.
+        Taking a name is one atomic step (a hard link or an exclusive
+        create), so two uploads never both get it. Reactor thread. On any
+        failure the received bytes are removed.
 
         @raise ftx.errors.IntegrityError: too few or too many bytes, or the
             digest differs.
+        @raise ftx.errors.AlreadyExists: L{PUT_NEW} and the name is taken.
         @raise ftx.errors.FtxError: the file could not be put in place.
         """
 
@@ -354,11 +397,14 @@ class IStorage(Interface):
         """
 
     def beginUpload(
-        name: bytes, size: int, offset: int = 0, prefixSha1: Optional[str] = None, checksum: str = "sha1"
+        name: bytes, size: int, offset: int = 0, prefixSha1: Optional[str] = None, checksum: str = "sha1",
+        mode: str = PUT_REPLACE,
     ) -> IUpload:
         """
         Start receiving C{size} bytes for C{name}, to be checked by
-        C{checksum}. With an C{offset}, the first C{offset} bytes are those
+        C{checksum}, and put in place as C{mode} says (L{IUpload.finish});
+        with L{PUT_NEW} a file already under the name is refused here too,
+        before any byte is sent. With an C{offset}, the first C{offset} bytes are those
         kept from an interrupted upload (L{IUpload.abort} with C{keep}),
         which must have the SHA-1 C{prefixSha1}; with none, anything kept is
         dropped. Missing folders are created. With a L{quota},
@@ -373,6 +419,7 @@ class IStorage(Interface):
         (it reads the kept bytes).
 
         @raise ftx.errors.NoSpace: the quota cannot hold C{size - offset} bytes.
+        @raise ftx.errors.AlreadyExists: L{PUT_NEW} and a file holds the name.
         @raise ftx.errors.Conflict: the name is a folder, or an upload to it
             is in progress.
         @raise ftx.errors.BadOffset: fewer than C{offset} bytes are kept.
@@ -400,6 +447,35 @@ class IStorage(Interface):
         """
         Total and free bytes; free is at most what the L{quota} has left.
         Reactor thread (also for the UDP responder).
+        """
+
+    def usedSpace() -> int:
+        """
+        Bytes in use as df(1) counts them: the total less the free blocks,
+        where blocks reserved for the superuser count as free (so used and
+        the free of L{diskSpace} need not add up to the total). Reactor
+        thread.
+        """
+
+    def makeFolder(name: bytes) -> None:
+        """
+        Create the folder C{name} and any missing folder above it; an
+        existing folder is fine (as C{mkdir -p}). Reactor thread.
+
+        @raise ftx.errors.AlreadyExists: a file holds the name or a name
+            above it.
+        """
+
+    def removeFolder(name: bytes) -> int:
+        """
+        Remove the folder C{name} and everything in it (partial uploads
+        too), giving the bytes back to the L{quota}; returns how many files
+        were removed. Symbolic links in it are removed, never followed.
+        Worker thread: its cost grows with the tree.
+
+        @raise ftx.errors.NotFound: no such folder.
+        @raise ftx.errors.Conflict: the name is a file (message: C{not a
+            folder: NAME}).
         """
 
     def child(path: bytes) -> "IStorage":

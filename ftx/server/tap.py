@@ -16,6 +16,7 @@ from twisted.python import usage
 from ftx._io import tls
 from ftx._io.endpoints import parseServerAddress
 from ftx.errors import FtxError
+from ftx.protocol.names import MAX_ROOT
 from ftx.server import accounts as auth
 from ftx.server.filesystem import FilesystemStorage
 from ftx.server.lifecycle import SweepService, drain
@@ -100,6 +101,9 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         if self["storage"] == "local" and not os.path.isdir(root):
             raise usage.UsageError("--root must be an existing directory: {!r}".format(root))
         self["root"] = os.path.abspath(root)
+        if len(os.fsencode(os.path.realpath(root))) > MAX_ROOT:
+            # Names up to MAX_NAME bytes must fit under it (docs/protocol.rst).
+            raise usage.UsageError("--root must be a path of at most {} bytes".format(MAX_ROOT))
         if self["max-upload-size"] is not None:
             self["max-upload-size"] = parseSize(self["max-upload-size"])
         if self["quota"] is not None:

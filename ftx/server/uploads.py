@@ -17,11 +17,12 @@ from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 
 from ftx._io import bodyreads, internals
 from ftx._io.background import BackgroundWriter
-from ftx.errors import BadOffset, BadRequest, Conflict, FtxError, NoSpace, TooLarge
+from ftx.errors import AlreadyExists, BadOffset, BadRequest, Conflict, FtxError, NoSpace, TooLarge
 from ftx.protocol import checksums, wire
 from ftx.protocol.wire import decodeName, encodeName, nameText, parseDigest, parseNumber
 from ftx.server.connection import checkArity
 from ftx.server.readgate import COMMAND, DISK_BEHIND, ReadGate
+from ftx.server.storage import PUT_MODES, PUT_REPLACE
 
 
 #: Seconds a stalled upload holds its name against a new connection of the
@@ -112,8 +113,15 @@ class Uploads:
 
     @inlineCallbacks
     def put(self, args):
+        mode = PUT_REPLACE
+        if len(args) in (3, 5):
+            # The last field says what to do if the name is taken
+            # (docs/protocol.rst, "put modes").
+            args, mode = args[:-1], args[-1]
+            if mode not in PUT_MODES:
+                raise BadRequest("unknown put mode {!r}; expected one of {}".format(mode[:40], ", ".join(PUT_MODES)))
         if len(args) not in (2, 4):
-            raise BadRequest("usage: put NAME SIZE [OFFSET PREFIX-SHA1]")
+            raise BadRequest("usage: put NAME SIZE [OFFSET PREFIX-SHA1] [replace|new|rename]")
         name = decodeName(args[0])
         size = parseNumber(args[1], "size")
         offset, prefix = 0, None
@@ -135,13 +143,13 @@ class Uploads:
             # (Beyond the quota, the reservation says so in its own words.)
             self._checkRoom(storage, name, size - offset)
         try:
-            upload = yield self._begin(storage, name, size, offset, prefix)
-        except Conflict:
-            stale = self._staleHolder(storage, name)
+            upload = yield self._begin(storage, name, size, offset, prefix, mode)
+        except Conflict as e:
+            stale = None if isinstance(e, AlreadyExists) else self._staleHolder(storage, name)
             if stale is None:
                 raise
             yield stale.giveUp(connection.peer)
-            upload = yield self._begin(storage, name, size, offset, prefix)
+            upload = yield self._begin(storage, name, size, offset, prefix, mode)
         if connection.disconnected:
             upload.abort(keep=self._keepPartial(upload))
             return
@@ -154,11 +162,11 @@ class Uploads:
             for d in finished:
                 d.callback(None)
 
-    def _begin(self, storage, name: bytes, size: int, offset: int, prefix) -> Deferred:
+    def _begin(self, storage, name: bytes, size: int, offset: int, prefix, mode: str) -> Deferred:
         connection = self._connection
         if offset:
-            return connection.hashed(storage.beginUpload, name, size, offset, prefix, connection.checksum)
-        return succeed(storage.beginUpload(name, size, 0, None, connection.checksum))
+            return connection.hashed(storage.beginUpload, name, size, offset, prefix, connection.checksum, mode)
+        return succeed(storage.beginUpload(name, size, 0, None, connection.checksum, mode))
 
     def _staleHolder(self, storage, name: bytes) -> "Optional[Uploads]":
         """
@@ -218,10 +226,12 @@ class Uploads:
             raise error
         if getattr(upload, "finishesInThread", False):
             # An object store makes the file with network calls (ftx/server/s3).
-            yield connection.threaded(upload.finish, digest)
+            stored = yield connection.threaded(upload.finish, digest)
         else:
-            upload.finish(digest)
-        connection.reply(wire.formatLine(wire.STORED, encodeName(name), size, digest))
+            stored = upload.finish(digest)
+        # Another name than asked when the mode was rename.
+        stored = stored or name
+        connection.reply(wire.formatLine(wire.STORED, encodeName(stored), size, digest))
         connection.logged("put", name, size - offset, started)
 
     def _checkRoom(self, storage, name: bytes, count: int) -> None:

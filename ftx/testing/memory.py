@@ -19,12 +19,14 @@ from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Set, Tup
 
 from zope.interface import implementer
 
-from ftx.errors import BadOffset, Conflict, IntegrityError, NoSpace, NotFound
+from ftx.errors import AlreadyExists, BadOffset, Conflict, IntegrityError, NoSpace, NotFound
 from ftx.protocol import checksums
 from ftx.protocol.checksums import SHA1
-from ftx.protocol.names import PARTIAL_SUFFIX, matches, splitName
+from ftx.protocol.names import PARTIAL_SUFFIX, listable, matches, splitName
 from ftx.protocol.wire import EMPTY_SHA1, nameText
 from ftx.server.storage import (
+    PUT_NEW,
+    PUT_REPLACE,
     IStorage,
     IUpload,
     QuotaReservation,
@@ -33,6 +35,7 @@ from ftx.server.storage import (
     UploadClaims,
     checkComplete,
 )
+from ftx.testing import memoryfolders
 
 __all__ = ["MemoryStorage", "MemoryFile"]
 
@@ -211,22 +214,30 @@ class _MemoryUpload:
         self.received += count
         self._reservation.wrote(count)
 
-    def finish(self, digest: str) -> None:
+    mode = PUT_REPLACE
+
+    def finish(self, digest: str) -> bytes:
         checkComplete(self, digest)
         memory = self._memory
-        with memory.lock:
-            inTheWay = self._full in memory.folders
-            if not inTheWay:
-                data = bytes(self._partial.data)
-                existed = self._full in memory.files
-                memory.dropPartial(self._full)
-                replaced = memory.store(self._full, data, memory.now())
+        try:
+            with memory.lock:
+                target = memoryfolders.freeName(memory, self._full, self.mode) or self._full
+                inTheWay = target in memory.folders
+                if not inTheWay:
+                    data = bytes(self._partial.data)
+                    existed = target in memory.files
+                    memory.dropPartial(self._full)
+                    replaced = memory.store(target, data, memory.now())
+        except AlreadyExists:
+            self.abort(keep=False)
+            raise
         if inTheWay:
             self.abort(keep=False)
             raise Conflict("is a directory: {}".format(nameText(self.name)))
         if existed:
             self._reservation.fileRemoved(replaced)
         self._release()
+        return target[len(self._full) - len(self.name) :]
 
     def abort(self, keep: bool) -> None:
         if self._closed:
@@ -317,6 +328,9 @@ class MemoryStorage:
             files = [(full[len(self._prefix) :], stored) for full, stored in memory.files.items() if self._mine(full)]
         entries = []
         for name, stored in files:
+            if not listable(name):
+                # The filesystem leaves these out too.
+                continue
             if below is not None and not name.startswith(below):
                 continue
             if maskSegments is not None and not matches(maskSegments, name.split(b"/")):
@@ -399,10 +413,20 @@ class MemoryStorage:
             free = min(free, memory.quota.available())
         return memory.total, free
 
+    def usedSpace(self) -> int:
+        return self._memory.used
+
     # -- writing --------------------------------------------------------
 
+    def makeFolder(self, name: bytes) -> None:
+        memoryfolders.makeFolder(self._memory, self._full(name), name)
+
+    def removeFolder(self, name: bytes) -> int:
+        return memoryfolders.removeFolder(self._memory, self._full(name), name)
+
     def beginUpload(
-        self, name: bytes, size: int, offset: int = 0, prefixSha1: Optional[str] = None, checksum: str = SHA1
+        self, name: bytes, size: int, offset: int = 0, prefixSha1: Optional[str] = None, checksum: str = SHA1,
+        mode: str = PUT_REPLACE,
     ) -> IUpload:
         full = self._full(name)
         memory = self._memory
@@ -417,13 +441,17 @@ class MemoryStorage:
                 memory.makeFolders(full)
                 if full in memory.folders:
                     raise Conflict("is a directory: {}".format(nameText(name)))
+                if mode == PUT_NEW and full in memory.files:
+                    raise AlreadyExists("{} already exists on the server; nothing was changed".format(nameText(name)))
             release = memory.claims.claim(full, name)
         except BaseException:
             reservation.settle()
             raise
         try:
             # From here the upload owns the reservation and settles it.
-            return _MemoryUpload(memory, full, name, size, offset, prefixSha1, release, reservation, checksum)
+            upload = _MemoryUpload(memory, full, name, size, offset, prefixSha1, release, reservation, checksum)
+            upload.mode = mode
+            return upload
         except BaseException:
             release()
             raise
@@ -519,17 +547,4 @@ class MemoryStorage:
         folders, and partial uploads under their hidden names
         (C{.NAME.ftx-partial}).
         """
-        base = self._prefix + (folder + b"/" if folder else b"")
-        memory = self._memory
-        found = set()
-        with memory.lock:
-            for full in itertools.chain(memory.files, memory.folders):
-                if full.startswith(base) and len(full) > len(base):
-                    found.add(full[len(base) :].split(b"/", 1)[0])
-            for full in memory.partials:
-                rest = full[len(base) :] if full.startswith(base) else b""
-                if rest and b"/" in rest:
-                    found.add(rest.split(b"/", 1)[0])
-                elif rest:
-                    found.add(b"." + rest + PARTIAL_SUFFIX)
-        return sorted(found)
+        return memoryfolders.entries(self._memory, self._prefix + (folder + b"/" if folder else b""))

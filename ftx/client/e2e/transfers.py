@@ -40,18 +40,20 @@ def _threaded(reactor, f, *args) -> Deferred:
     return deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
 
 
-def putEncrypted(client, path: str, name: str, progress, resume: bool, encryptTo: Sequence) -> Deferred:
+def putEncrypted(client, path: str, name: str, progress, resume: bool, encryptTo: Sequence, mode: str = "") -> Deferred:
     """
     Encrypt C{path} to C{encryptTo} and upload the ciphertext as C{name}.
     With C{resume}, an upload of the same file to the same recipients that
     was cut off is continued: the saved plan (file key, header, nonce)
     makes the same ciphertext again, whose prefix the server holds.
-    Fires with the L{Transfer} of the ciphertext.
+    C{mode} is the client's C{put} mode (what to do when C{name} is
+    taken), empty for the default (replace), which the wire says by
+    leaving the field out. Fires with the L{Transfer} of the ciphertext.
     """
-    return ensureDeferred(_putEncrypted(client, path, name, progress, resume, encryptTo))
+    return ensureDeferred(_putEncrypted(client, path, name, progress, resume, encryptTo, mode))
 
 
-async def _putEncrypted(client, path, name, progress, resume, encryptTo):
+async def _putEncrypted(client, path, name, progress, resume, encryptTo, mode):
     reactor = client._reactor
     recipients = [toRecipient(r) for r in encryptTo]
     try:
@@ -63,7 +65,7 @@ async def _putEncrypted(client, path, name, progress, resume, encryptTo):
     held = (await client.partial(name))[0] if resume else 0
     if held == 0:
         # Nothing to continue from: encrypt while sending.
-        transfer = await _putStreaming(client, path, name, progress, plan)
+        transfer = await _putStreaming(client, path, name, progress, plan, mode)
         state.finished()
         return transfer
     try:
@@ -71,21 +73,22 @@ async def _putEncrypted(client, path, name, progress, resume, encryptTo):
             await _threaded(reactor, encryptFile, path, state.ciphertext, plan)
         except OSError as e:
             raise localfiles.localError(e, path)
-        transfer = await client.put(state.ciphertext, name, progress, resume=resume)
+        transfer = await client.put(state.ciphertext, name, progress, resume=resume, **({"mode": mode} if mode else {}))
     finally:
         localfiles.discard(state.ciphertext)
     state.finished()
     return transfer._replace(path=path)
 
 
-async def _putStreaming(client, path, name, progress, plan):
+async def _putStreaming(client, path, name, progress, plan, mode):
     try:
         f = open(path, "rb", buffering=0)
         plainSize = os.fstat(f.fileno()).st_size
     except OSError as e:
         raise localfiles.localError(e, path)
     size = encryptedSize(plainSize, len(plan.header))
-    line = wire.formatCommand("put", wire.encodeName(name), size)
+    modeField = [mode] if mode else []
+    line = wire.formatCommand("put", wire.encodeName(name), size, *modeField)
     hasher = checksums.new(client.protocol.checksum)
     request = EncryptingUpload(line, name, f, size, hasher, progress, plainSize, plan)
     try:

@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from zope.interface import implementer
 
-from ftx.errors import BadOffset, Conflict, FtxError, NotFound, PermissionDenied
+from ftx.errors import AlreadyExists, BadOffset, Conflict, FtxError, NotFound, PermissionDenied
 from ftx.protocol import checksums
 from ftx.protocol.checksums import SHA1, XXH128
 from ftx.protocol.names import matches, splitName
@@ -35,7 +35,7 @@ from ftx.server.s3.partials import HIDDEN, areaOf, readState
 from ftx.server.s3.reads import WHOLE_AT_OPEN, S3File
 from ftx.server.s3.sweeping import sweepBucket
 from ftx.server.s3.upload import SHA1_META, XXH128_META, S3Upload
-from ftx.server.storage import IStorage, QuotaReservation, StoredFile, SweepResult
+from ftx.server.storage import PUT_NEW, PUT_REPLACE, IStorage, QuotaReservation, StoredFile, SweepResult
 
 __all__ = ["S3Storage", "openBucket", "DEFAULT_CAPACITY", "LEASE_SECONDS"]
 
@@ -339,12 +339,19 @@ class S3Storage:
 
     # -- uploads --------------------------------------------------------
 
-    def beginUpload(self, name: bytes, size: int, offset: int = 0, prefixSha1: Optional[str] = None, checksum: str = SHA1) -> S3Upload:
+    def beginUpload(
+        self, name: bytes, size: int, offset: int = 0, prefixSha1: Optional[str] = None, checksum: str = SHA1,
+        mode: str = PUT_REPLACE,
+    ) -> S3Upload:
         full = self._full(name)
         missing = self._engine(self._foldersToMake, name, full)
+        if mode == PUT_NEW and self._engine(self._bucket.head, self._key(full)) is not None:
+            raise AlreadyExists("{} already exists on the server; nothing was changed".format(nameText(name)))
         reservation = QuotaReservation(self.quota, size - offset, name)
         try:
-            return self._engine(self._beginUpload, name, full, size, offset, prefixSha1, checksum, reservation, missing)
+            upload = self._engine(self._beginUpload, name, full, size, offset, prefixSha1, checksum, reservation, missing)
+            upload.mode = mode
+            return upload
         except BaseException:
             reservation.settle()
             raise
@@ -422,6 +429,48 @@ class S3Storage:
         if self.quota is not None:
             free = min(free, self.quota.available())
         return total, free
+
+    def usedSpace(self) -> int:
+        # No blocks are reserved in a bucket: used is total less free.
+        return self._shared.used
+
+    def makeFolder(self, name: bytes) -> None:
+        full = self._full(name)
+        self._engine(self._makeFolder, name, full)
+
+    def _makeFolder(self, name: bytes, full: bytes) -> None:
+        segments = full.split(b"/")
+        top = len(self._home.split(b"/")) if self._home else 1
+        for depth in range(top, len(segments) + 1):
+            folder = self._key(b"/".join(segments[:depth]))
+            if self._bucket.head(folder) is not None:
+                raise AlreadyExists("a file is in the way of the folder {}".format(nameText(name)))
+            if not self._bucket.anyKey(folder + "/"):
+                self._bucket.client.put_object(Bucket=self._bucket.name, Key=folder + "/", Body=b"")
+
+    def removeFolder(self, name: bytes) -> int:
+        full = self._full(name)
+        return self._engine(self._removeFolder, name, full)
+
+    def _removeFolder(self, name: bytes, full: bytes) -> int:
+        """
+        Delete every object under the folder's prefix (partial uploads
+        live in their own hidden area and are left to the sweep).
+        """
+        key = self._key(full)
+        if self._bucket.head(key) is not None:
+            raise Conflict("not a folder: {}".format(nameText(name)))
+        keys = list(self._bucket.listKeys(key + "/"))
+        if not keys:
+            raise NotFound("no such folder: {}".format(nameText(name)))
+        files = [k for k in keys if not k["Key"].endswith("/")]
+        freed = sum(k["Size"] for k in files)
+        for k in keys:
+            self._bucket.client.delete_object(Bucket=self._bucket.name, Key=k["Key"])
+        self._shared.wrote(-freed)
+        if self.quota is not None:
+            self.quota.freed(self.quota.charge(freed, len(files), len(keys) - len(files)))
+        return len(files)
 
     def child(self, path: bytes) -> "S3Storage":
         home = self._full(path) + b"/"

@@ -18,7 +18,7 @@ import xxhash
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ftx.errors import BadOffset, FtxError, IntegrityError
+from ftx.errors import AlreadyExists, BadOffset, FtxError, IntegrityError
 from ftx.protocol import checksums
 from ftx.protocol.checksums import SHA1, XXH128
 from ftx.protocol.wire import nameText
@@ -35,7 +35,7 @@ from ftx.server.s3.partials import (
     splitHeld,
     writeState,
 )
-from ftx.server.storage import IUpload, checkComplete
+from ftx.server.storage import PUT_NEW, PUT_REPLACE, IUpload, checkComplete, renamedLeaves
 
 __all__ = ["S3Upload", "SHA1_META", "XXH128_META"]
 
@@ -57,6 +57,9 @@ class S3Upload:
     #: with the file: the server runs it in a worker thread, not the
     #: reactor's (a 64 MiB compose took 2.9 s on SeaweedFS here).
     finishesInThread = True
+
+    #: What finish does when the name is taken (set by the storage).
+    mode = PUT_REPLACE
 
     def __init__(self, bucket: Bucket, key: str, area: str, name: bytes, size: int, lease: Lease, reservation, checksum: str, shared) -> None:
         self.name = name
@@ -170,7 +173,7 @@ class S3Upload:
 
     # -- ending ---------------------------------------------------------
 
-    def finish(self, digest: str) -> None:
+    def finish(self, digest: str) -> bytes:
         checkComplete(self, digest)
         try:
             self._lease.renew()
@@ -178,6 +181,10 @@ class S3Upload:
             sha1.update(self._buffer)
             metadata = {SHA1_META: sha1.hexdigest(), XXH128_META: self._xxh128.hexdigest()}
             old = self._bucket.head(self._key)
+            if old is not None and self.mode != PUT_REPLACE:
+                # Checked by HEAD just before the write: between front ends
+                # this is not the atomic step the filesystem's hard link is.
+                old = self._takeFreeName()
             if self._chunks:
                 self._compose(metadata)
             else:
@@ -199,6 +206,23 @@ class S3Upload:
         except Exception:
             self._log.failure("leftovers of the upload of {name} stay for the sweep", name=nameText(self.name))
         self._end()
+        return self.name
+
+    def _takeFreeName(self) -> None:
+        """
+        For C{new} and C{rename} when the name is taken: refuse, or move
+        this upload's key and name to the first free C{name (N).ext}.
+        """
+        if self.mode == PUT_NEW:
+            raise AlreadyExists("{} already exists on the server; nothing was changed".format(nameText(self.name)))
+        folder, slash, leaf = self._key.rpartition("/")
+        nameFolder, nameSlash, _ = self.name.rpartition(b"/")
+        for other in renamedLeaves(leaf.encode("utf-8")):
+            key = folder + slash + other.decode("utf-8")
+            if self._bucket.head(key) is None and not self._bucket.anyKey(key + "/"):
+                self._key, self.name = key, nameFolder + nameSlash + other
+                return None
+        raise AlreadyExists("no free name like {} on the server".format(nameText(self.name)))
 
     def _compose(self, metadata: dict) -> None:
         """
