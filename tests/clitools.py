@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Dict, Optional
 
 from tests import support
-from tests.support import BIN, ServerProcess, runFtx
+from tests.support import BIN, ServerProcess, ftxEnvironment, runFtx
 
 FTX = os.path.join(BIN, "ftx")
 UDP_LISTENING = re.compile(r"answering df over UDP on .* \(port (\d+)\)")
@@ -151,8 +151,7 @@ def spawn(args, cwd, env=None, timeout=20):
     """
     import pexpect
 
-    environment = dict(os.environ)
-    environment.pop("FTX_SERVER", None)
+    environment = ftxEnvironment()
     environment.update({"TERM": "xterm", "COLUMNS": "120", "LINES": "30"})
     environment.update(env or {})
     return pexpect.spawn(FTX, list(args), cwd=str(cwd), env=environment, timeout=timeout, dimensions=(30, 120))
@@ -180,8 +179,7 @@ def partialSize(path) -> int:
 
 
 def startFtx(server, *args, cwd):
-    environment = dict(os.environ)
-    environment.pop("FTX_SERVER", None)
+    environment = ftxEnvironment()
     return subprocess.Popen(
         [FTX, "--server", server.address, *args], cwd=str(cwd), env=environment,
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -5,6 +5,7 @@ as a ``twistd`` subprocess, and small file utilities.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import re
@@ -133,12 +134,30 @@ class ServerProcess:
         self.stop()
 
 
+_NEUTRAL_HOME = tempfile.mkdtemp(prefix="ftx-test-home-")
+atexit.register(shutil.rmtree, _NEUTRAL_HOME, True)
+
+
+def ftxEnvironment() -> dict:
+    """
+    This process's environment without what would make the C{ftx} command
+    behave differently on a developer's machine: the C{FTX_*} settings, the
+    user's config file and C{~/.netrc} (an empty config folder and a netrc
+    path that does not exist stand in for them).
+    """
+    environment = dict(os.environ)
+    for key in ("FTX_SERVER", "FTX_USER", "FTX_PASSWORD"):
+        environment.pop(key, None)
+    environment["XDG_CONFIG_HOME"] = _NEUTRAL_HOME
+    environment["NETRC"] = os.path.join(_NEUTRAL_HOME, "no-netrc")
+    return environment
+
+
 def runFtx(args: List[str], cwd: Optional[str] = None, timeout: float = 120, env=None, input=None):
     """
     Run the installed ``ftx`` command; returns the CompletedProcess.
     """
-    environment = dict(os.environ)
-    environment.pop("FTX_SERVER", None)
+    environment = ftxEnvironment()
     if env:
         environment.update(env)
     return subprocess.run(

@@ -229,7 +229,7 @@ class OneLineErrorTests(SynchronousTestCase):
         self.assertOneLineError(["hash", "a.txt", "99"], cli.EXIT_USAGE, "fewer than")
 
     def test_unknownCommand(self) -> None:
-        self.assertOneLineError(["frobnicate"], cli.EXIT_USAGE, "invalid choice")
+        self.assertOneLineError(["frobnicate"], cli.EXIT_USAGE, "unknown command")
 
     def test_missingArgument(self) -> None:
         self.assertOneLineError(["sget"], cli.EXIT_USAGE, "required")

@@ -126,7 +126,7 @@ class BrowserTests(SynchronousTestCase):
         With accounts, the browser gets a challenge without credentials
         and the account's listing with them.
         """
-        _, port = startWeb(self, self.root, "--auth", "memory:alice:wonder")
+        _, port = startWeb(self, self.root, "--auth", "memory:alice:wonder", "--anonymous", "none")
         url = "http://127.0.0.1:{}/".format(port)
         from playwright.sync_api import Error
 

@@ -125,7 +125,7 @@ class AccountTests(SynchronousTestCase):
         access = os.path.join(self.folder, "access")
         with open(access, "w") as f:
             f.write("alice r\n")
-        server, port = startWeb(self, self.root, "--auth", "memory:alice:wonder", "--access", access)
+        server, port = startWeb(self, self.root, "--auth", "memory:alice:wonder", "--access", access, "--anonymous", "none")
         url = "http://127.0.0.1:{}/big.bin".format(port)
         self.assertEqual(curl("-o", os.devnull, "-w", "%{http_code}", url).stdout, b"401")
         ok = curl("-u", "alice:wonder", "-o", os.devnull, "-w", "%{http_code}", url)

@@ -46,6 +46,9 @@ def sendSome(sock, fd: int, offset: int, count: int) -> int:
         except OSError as e:
             if e.errno == errno.EAGAIN:
                 break
+            if sent:
+                # Report what went; the next call meets the error again.
+                break
             raise
         if n == 0:
             raise EOFError("the file ended early")

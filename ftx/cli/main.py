@@ -14,24 +14,36 @@ import sys
 from typing import List, Optional, Tuple
 
 from ftx._io import notls
-from ftx._io.endpoints import isTLS
+from ftx._io.endpoints import isTLS, parseAddress
+from ftx.cli.addresses import parseServerOption
+from ftx.cli.config import loadConfig, netrcLogin
 from ftx.cli.parser import DEFAULT_SERVER, buildParser
 from ftx.cli.progress import isTerminal
-from ftx.cli.status import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, describe
+from ftx.cli.remotefolder import applyFolder
+from ftx.cli.status import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, describe
 from ftx.cli.terminal import printable
 
 __all__ = ["main", "run"]
 
 
-def sessionOptions(args) -> Tuple[str, dict]:
+def sessionOptions(args, config: Optional[dict] = None) -> Tuple[str, dict]:
     """
-    The address and the L{ftx.client.connect} keywords the options ask for.
+    The address and the L{ftx.client.connect} keywords the options ask
+    for, each setting taken from the flags, else the environment, else the
+    config file, else C{~/.netrc} (L{ftx.cli.config}). Sets C{args.folder}
+    to the remote folder the address names.
 
     @raise UsageError: the address is malformed or no password is at hand.
     """
-    address = getattr(args, "server", None) or os.environ.get("FTX_SERVER") or DEFAULT_SERVER
+    config = {} if config is None else config
+    text = getattr(args, "server", None)
+    if text is None:
+        text = os.environ.get("FTX_SERVER") or config.get("server") or DEFAULT_SERVER
+    server = parseServerOption(text, getattr(args, "port", None))
+    args.folder = server.folder
+    address = server.address
     tlsOptions = {option: getattr(args, option, None) for option in ("tls", "cafile", "insecure", "cert")}
-    wantsTLS = isTLS(address) or any(tlsOptions.values())
+    wantsTLS = server.tls or any(tlsOptions.values()) or bool(config.get("tls"))
     if not wantsTLS:
         # Before the reactor is imported: a plain connection starts faster
         # without the TLS libraries (ftx._io.notls).
@@ -44,39 +56,64 @@ def sessionOptions(args) -> Tuple[str, dict]:
         endpointFromAddress(reactor, address)
     except ValueError as e:
         raise UsageError("bad --server address: {}".format(e))
-    user = getattr(args, "user", None)
+    user = getattr(args, "user", None) or server.user or os.environ.get("FTX_USER") or config.get("user")
+    netrcUser, netrcPassword = netrcLogin(server.host, user)
+    user = user or netrcUser
     options: dict = {}
     if user is not None:
-        options["credentials"] = (user, _password(args, user))
-    if any(tlsOptions.values()):
-        options["tls"] = ClientTLS(
-            cafile=tlsOptions["cafile"], insecure=bool(tlsOptions["insecure"]), certificate=tlsOptions["cert"]
-        )
-    checksum = getattr(args, "checksum", "auto")
+        options["credentials"] = (user, _password(args, user, netrcPassword))
+        if not wantsTLS and parseAddress(address).isTCP:
+            sys.stderr.write("ftx: warning: the password is sent unencrypted (no TLS); use --tls if the server offers it\n")
+    cafile = tlsOptions["cafile"] or config.get("cafile")
+    if wantsTLS and (cafile or not isTLS(address) or any(tlsOptions.values())):
+        options["tls"] = ClientTLS(cafile=cafile, insecure=bool(tlsOptions["insecure"]), certificate=tlsOptions["cert"])
+    checksum = getattr(args, "checksum", None) or config.get("checksum", "auto")
     if checksum != "auto":
         options["checksum"] = checksum
     return address, options
 
 
-def _password(args, user: str) -> str:
+def _conflictDefault(parser, args, config: dict) -> None:
+    """
+    The config file's conflict policy, for this command line and for the
+    shell's lines, where no --overwrite/--rename/--skip is given.
+    """
+    policy = config.get("conflict")
+    if policy is None:
+        return
+    if getattr(args, "conflict", "absent") is None:
+        args.conflict = policy
+    for command in parser.commands.values():
+        if command.get_default("conflict") is None and any(a.dest == "conflict" for a in command._actions):
+            command.set_defaults(conflict=policy)
+
+
+def _password(args, user: str, fromNetrc: Optional[str] = None) -> str:
     """
     The password for C{user}: from C{--password-file}, else
-    C{$FTX_PASSWORD}, else asked on the terminal.
+    C{$FTX_PASSWORD}, else C{~/.netrc}, else asked on the terminal.
 
-    @raise UsageError: none of them is at hand.
+    @raise UsageError: none of them is at hand, or the file is empty.
     """
     passwordFile = getattr(args, "password_file", None)
     if passwordFile is not None:
         try:
             with open(passwordFile, encoding="utf-8") as f:
-                return f.readline().rstrip("\r\n")
+                password = f.readline().rstrip("\r\n")
         except OSError as e:
             raise UsageError("cannot read --password-file {}: {}".format(passwordFile, e.strerror))
+        except UnicodeDecodeError:
+            raise UsageError("--password-file {} is not UTF-8 text".format(passwordFile))
+        if not password:
+            raise UsageError("--password-file {} is empty: put the password on its first line".format(passwordFile))
+        return password
     if "FTX_PASSWORD" in os.environ:
         return os.environ["FTX_PASSWORD"]
+    if fromNetrc is not None:
+        return fromNetrc
     if isTerminal(sys.stdin):
         return getpass.getpass("Password for {}: ".format(user))
-    raise UsageError("--user needs a password: --password-file, $FTX_PASSWORD, or run on a terminal")
+    raise UsageError("--user needs a password: --password-file, $FTX_PASSWORD, ~/.netrc, or run on a terminal")
 
 
 def _interrupted(ctx) -> None:
@@ -96,6 +133,11 @@ def _interrupted(ctx) -> None:
     os._exit(EXIT_INTERRUPTED)
 
 
+#: The status of a command whose output was cut short (C{ls | head}):
+#: 128 + SIGPIPE, what the shell reports for C{ls} itself.
+EXIT_PIPE_CLOSED = 141
+
+
 def run(argv: Optional[List[str]] = None) -> int:
     """
     Run the command line C{argv}; return the exit status.
@@ -105,18 +147,59 @@ def run(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         _interrupted(None)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return _pipeClosed()
+
+
+def _pipeClosed() -> int:
+    """
+    Whoever read stdout stopped reading (C{ftx list | head -1}): leave
+    quietly, as C{ls} does. Later writes, and the flush at exit, go
+    nowhere instead of raising again.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return EXIT_PIPE_CLOSED
+
+
+def _printAndLeave(args, parser) -> Optional[int]:
+    """
+    C{--print-completion SHELL} and C{--print-man-page}: print, then
+    leave without connecting. L{None} when neither was asked for.
+    """
+    if getattr(args, "print_completion", None):
+        from ftx.cli.completion import completionScript
+
+        sys.stdout.write(completionScript(parser, args.print_completion))
+        return EXIT_OK
+    if getattr(args, "print_man_page", False):
+        from ftx.cli.completion import manPage
+
+        sys.stdout.write(manPage(parser))
+        return EXIT_OK
+    return None
 
 
 def _run(argv: Optional[List[str]]) -> int:
     parser = buildParser()
     try:
         args = parser.parse_args(argv)
+        printed = _printAndLeave(args, parser)
+        if printed is not None:
+            return printed
         command = args.command
         if command is None:
             if not isTerminal(sys.stdin):
                 raise UsageError("no command given (see 'ftx --help')")
             command = "shell"
-        address, options = sessionOptions(args)
+        config = loadConfig()
+        address, options = sessionOptions(args, config)
+        _conflictDefault(parser, args, config)
+        if command != "shell":
+            applyFolder(args, args.folder)
         if getattr(args, "dir", None):
             try:
                 os.chdir(args.dir)
@@ -132,21 +215,26 @@ def _run(argv: Optional[List[str]]) -> int:
 
     from ftx.cli.commands import COMMANDS, Context
     from ftx.cli.progress import Reporter
-    from ftx.cli.reactorthread import Connection, ReactorThread
+    from ftx.cli.reactorthread import ReactorThread
+    from ftx.cli.verbose import connectionFor
 
+    verbose = bool(getattr(args, "verbose", False))
     reporter = Reporter(quiet=bool(getattr(args, "quiet", False)))
     runner = ReactorThread(reactor)
-    connection = Connection(runner, address, **options)
+    connection = connectionFor(runner, address, options, reporter if verbose else None)
     ctx = Context(connection, reporter, numbered=command == "shell")
     try:
         if command == "shell":
             from ftx.cli.shell import Shell
 
-            return Shell(ctx, parser, describe).run()
-        return COMMANDS[command](ctx, args)
+            return Shell(ctx, parser, describe, folder=args.folder).run()
+        with connection.timed(command):
+            return COMMANDS[command](ctx, args)
     except KeyboardInterrupt:
         _interrupted(ctx)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return _pipeClosed()
     except Exception as e:
         known = describe(e, address)
         if known is None:

@@ -7,6 +7,7 @@ with the same parser.
 from __future__ import annotations
 
 import argparse
+import re
 from typing import List
 
 from ftx import __version__
@@ -18,9 +19,28 @@ __all__ = ["UsageError", "buildParser", "DEFAULT_SERVER"]
 
 DEFAULT_SERVER = "localhost:1234"
 
+#: Other names people type for a command (lftp, sftp, ls, rm habits).
+ALIASES = {"list": ["ls"], "sget": ["get"], "delete": ["rm"]}
+_INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)$")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
-        raise UsageError("{}: {} (see '{} --help')".format(self.prog, message, self.prog))
+        """
+        One line without the C{ftx: error:} the caller adds, naming the
+        command (C{sget: ...}) when it is a command's, and the closest
+        command for a mistyped one.
+        """
+        where = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
+        typo = _INVALID_CHOICE.search(message)
+        if typo is not None:
+            import difflib
+
+            choices = re.findall(r"'([^']*)'", typo.group(2))
+            close = difflib.get_close_matches(typo.group(1), choices, n=1)
+            hint = "; did you mean {}?".format(close[0]) if close else ""
+            raise UsageError("unknown command {!r}{} (see '{} --help')".format(typo.group(1), hint, self.prog))
+        raise UsageError("{}{} (see '{} --help')".format(where, message, self.prog))
 
 
 def _examples(*lines: str) -> str:
@@ -33,7 +53,11 @@ def _commonOptions() -> argparse.ArgumentParser:
     common = _Parser(add_help=False, argument_default=argparse.SUPPRESS)
     g = common.add_argument_group("connection and output")
     g.add_argument("--server", metavar="ADDRESS",
-                   help="HOST:PORT or a Twisted endpoint string (default: $FTX_SERVER, else {})".format(DEFAULT_SERVER))
+                   help="[ftx://|ftxs://][USER@]HOST[:PORT][/FOLDER], [IPV6]:PORT or a Twisted endpoint string "
+                        "(default: $FTX_SERVER, else the config file, else {})".format(DEFAULT_SERVER))
+    g.add_argument("-p", "--port", type=_port, metavar="PORT", help="the server's port (replaces the address's)")
+    g.add_argument("-v", "--verbose", action="store_true",
+                   help="tell on stderr where ftx connects, the checksum agreed on, and how long it took")
     g.add_argument("--dir", metavar="LOCALDIR", help="local folder to work in (default: the current one)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no notes; errors only")
     g.add_argument("--tls", action="store_true", help="connect with TLS")
@@ -82,19 +106,27 @@ def buildParser() -> argparse.ArgumentParser:
         prog="ftx", parents=[common], formatter_class=raw, description=_DESCRIPTION,
         epilog=_examples(
             "ftx --server files.example.com:1234 list",
+            "ftx --server ftx://bob@files.example.com/photos ls",
             "FTX_SERVER=files.example.com:1234 ftx sget report.pdf",
             "ftx shell",
+            "ftx --print-completion bash > ~/.local/share/bash-completion/completions/ftx",
         ) + "\n\nexit status:\n" + codes,
     )
     parser.add_argument("--version", action="version", version="ftx " + __version__)
+    parser.add_argument("--print-completion", choices=("bash", "zsh", "fish", "tcsh"), metavar="SHELL",
+                        help="print a completion script for SHELL (bash, zsh, fish, tcsh) and exit")
+    parser.add_argument("--print-man-page", action="store_true", help="print the manual page (roff) and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     parser.commands = {}
 
     def command(name: str, summary: str, examples: List[str], details: str = ""):
         p = sub.add_parser(name, parents=[common], formatter_class=raw, help=summary,
+                           aliases=ALIASES.get(name, []),
                            description=summary + ("\n\n" + details if details else ""),
                            epilog=_examples(*examples))
+        # An alias ("ls") runs its command ("list").
+        p.set_defaults(command=name)
         parser.commands[name] = p
         return p
 
@@ -138,9 +170,10 @@ def buildParser() -> argparse.ArgumentParser:
     decryptOptions(p)
 
     p = command("hash", "Print the SHA-1 of a file on the server, like sha1sum.",
-                ["ftx hash report.pdf", "ftx hash big.iso 1048576", "ftx hash big.iso:1048576"])
+                ["ftx hash report.pdf", "ftx hash big.iso 1M", "ftx hash big.iso:1048576"])
     p.add_argument("name", metavar="NAME", help="the file, or NAME:LENGTH")
-    p.add_argument("length", nargs="?", metavar="LENGTH", help="hash only the first LENGTH bytes")
+    p.add_argument("length", nargs="?", type=_size, metavar="LENGTH",
+                   help="hash only the first LENGTH bytes (1048576, 64K, 1M, 1.5GiB)")
 
     p = command("put", "Upload files, folders (recursively) or globs, over one connection.",
                 ["ftx put report.pdf", "ftx put notes.txt --as archive/2024-notes.txt",
@@ -185,3 +218,12 @@ def _port(text: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise argparse.ArgumentTypeError("not a port number: {!r}".format(text))
     return int(text)
+
+
+def _size(text: str) -> int:
+    from ftx._io.units import parseSize
+
+    try:
+        return parseSize(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))

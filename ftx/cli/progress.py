@@ -16,27 +16,72 @@ import contextlib
 import sys
 from typing import Callable, Iterator, Optional
 
+from ftx._io.units import BINARY_UNITS, formatSize
 from ftx.cli.terminal import printable
 
 __all__ = ["Reporter", "humanSize"]
 
-_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+#: Below this many columns the bar leaves out the byte counts, so that a
+#: file's line never wraps (speed and time left matter more).
+_NARROW = 80
 
 
 def humanSize(size: int) -> str:
     """
-    C{size} in binary units with one decimal: C{"512 B"}, C{"1.5 MiB"}.
+    C{size} in binary units: C{"512 B"}, C{"1.5 MiB"} (the progress bars
+    use the same units for sizes and rates).
     """
-    value = float(size)
-    for unit in _UNITS:
-        if value < 1024 or unit == _UNITS[-1]:
-            return "{} B".format(size) if unit == "B" else "{:.1f} {}".format(value, unit)
-        value /= 1024
-    raise AssertionError("unreachable")
+    return formatSize(size)
 
 
 def _shorten(name: str, width: int = 36) -> str:
     return name if len(name) <= width else "…" + name[-(width - 1):]
+
+
+def _layout(width: int):
+    """
+    The columns of a bar for a terminal C{width} columns wide, and the
+    width left for the file name: everything on one line, sizes and rates
+    both in binary units.
+    """
+    from rich import filesize
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        ProgressColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.table import Column
+    from rich.text import Text
+
+    class BinarySpeedColumn(ProgressColumn):
+        # rich's TransferSpeedColumn prints decimal units (MB/s) next to
+        # DownloadColumn's binary ones (MiB): one system on one line.
+        def render(self, task) -> Text:
+            speed = task.finished_speed or task.speed
+            if speed is None:
+                return Text("?", style="progress.data.speed")
+            unit, suffix = filesize.pick_unit_and_suffix(int(speed), list(BINARY_UNITS), 1024)
+            return Text("{:.1f} {}/s".format(speed / unit, suffix), style="progress.data.speed")
+
+    nameWidth = min(36, max(8, width // 4))
+    fixed = [(TaskProgressColumn(), 4), (BinarySpeedColumn(table_column=Column(width=12, no_wrap=True)), 12),
+             (TimeRemainingColumn(), 7)]
+    if width >= _NARROW:
+        fixed.insert(1, (DownloadColumn(binary_units=True, table_column=Column(width=19, no_wrap=True)), 19))
+    # One space between columns, and one spare so the cursor never wraps.
+    spare = width - nameWidth - sum(w for _, w in fixed) - (len(fixed) + 1) - 1
+    if spare < 4:
+        # Very narrow: the name gives way to a bar that still shows.
+        nameWidth, spare = max(4, nameWidth - (4 - spare)), 4
+    columns = [
+        TextColumn("{task.description}", markup=False,
+                   table_column=Column(width=nameWidth, no_wrap=True, overflow="ellipsis")),
+        BarColumn(bar_width=min(40, spare)),
+    ] + [column for column, _ in fixed]
+    return columns, nameWidth
 
 
 def isTerminal(stream) -> bool:
@@ -62,6 +107,7 @@ class Reporter:
         self._batch = None
         self._batchDone = 0
         self._files = []
+        self._nameWidth = 36
 
     # -- lines ------------------------------------------------------------
 
@@ -92,29 +138,11 @@ class Reporter:
     def _bars(self):
         if self._progress is None:
             from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TaskProgressColumn,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
+            from rich.progress import Progress
 
             console = Console(file=self.stream, force_terminal=True)
-            self._progress = Progress(
-                # No markup: a description is a name from the server.
-                TextColumn("{task.description}", markup=False),
-                BarColumn(),
-                TaskProgressColumn(),
-                DownloadColumn(binary_units=True),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=console,
-                transient=True,
-                refresh_per_second=8,
-            )
+            columns, self._nameWidth = _layout(console.width)
+            self._progress = Progress(*columns, console=console, transient=True, refresh_per_second=8)
             self._progress.start()
         return self._progress
 
@@ -125,7 +153,9 @@ class Reporter:
         """
         self._batchDone = 0
         if self.live and count > 1:
-            self._batch = self._bars().add_task("{} ({} files)".format(label, count), total=total or 1)
+            progress = self._bars()
+            self._batch = progress.add_task(_shorten("{} ({} files)".format(label, count), self._nameWidth),
+                                            total=total or 1)
 
     def transfer(self, name: str, size: int) -> Optional[Callable[[str, int, int], None]]:
         """
@@ -135,7 +165,7 @@ class Reporter:
         if not self.live:
             return None
         progress = self._bars()
-        task = progress.add_task(_shorten(printable(name)), total=size or None)
+        task = progress.add_task(_shorten(printable(name), self._nameWidth), total=size or None)
         self._files.append(task)
         batch = self._batch
         base = self._batchDone

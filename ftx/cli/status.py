@@ -21,6 +21,7 @@ from ftx.errors import (
     NoSpace,
     NotFound,
     PermissionDenied,
+    TLSError,
     TooLarge,
     Unavailable,
 )
@@ -72,12 +73,15 @@ def describe(error: BaseException, address: str = "") -> Optional[Tuple[int, str
     where = " to {}".format(address) if address else ""
     if isinstance(error, UsageError):
         return EXIT_USAGE, str(error)
+    if isinstance(error, LoginRequired):
+        # The server's text names the wire command; the user needs the flag.
+        return EXIT_PERMISSION, "the server{} requires an account: use --user NAME".format(where)
     if isinstance(error, FtxError):
         for classes, code in (
             (Refused, EXIT_CONFLICT), (Conflict, EXIT_CONFLICT), (ConnectionLost, EXIT_LOST),
             (NotFound, EXIT_NOT_FOUND), ((PermissionDenied, LoginFailed, LoginRequired), EXIT_PERMISSION),
             (IntegrityError, EXIT_INTEGRITY), ((NoSpace, TooLarge), EXIT_NO_SPACE),
-            ((BadRequest, BadOffset), EXIT_USAGE), ((Unavailable, NoAnswer), EXIT_CONNECT),
+            ((BadRequest, BadOffset), EXIT_USAGE), ((Unavailable, NoAnswer, TLSError), EXIT_CONNECT),
         ):
             if isinstance(error, classes):
                 return code, str(error)

@@ -19,6 +19,7 @@ import sys
 import tempfile
 from typing import Optional
 
+from ftx.cli import remotefolder
 from ftx.cli.conflicts import RENAME, SKIP, Refused
 from ftx.cli.downloads import checked
 from ftx.cli.progress import humanSize
@@ -68,6 +69,8 @@ def _putStdin(ctx, args) -> int:
 
 
 def _putAll(ctx, args, uploads, shown: Optional[str] = None) -> int:
+    # The remote working folder (ftx://HOST/FOLDER, the shell's cd).
+    uploads = [(path, remotefolder.join(getattr(args, "folder", ""), name), size) for path, name, size in uploads]
     resolver = ctx.resolver(args)
     modes = "put-mode" in ctx.connection.features
     resumable = "resume" in ctx.connection.features

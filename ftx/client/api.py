@@ -20,14 +20,16 @@ from twisted.internet.protocol import Factory
 
 from ftx._io import endpoints
 from ftx.client.client import FtxClient
-from ftx.client.protocol import FtxClientProtocol
+from ftx.client.protocol import TLS_PROBE_DELAY, FtxClientProtocol
 from ftx.errors import ConnectionLost, FtxError, LoginFailed
 
 __all__ = ["connect", "ClientTLS", "FtxClientFactory", "endpointFromAddress", "GREETING_TIMEOUT"]
 
 #: Seconds L{connect} waits for the server's greeting once connected. A
 #: plain client talking to a TLS server (or the reverse, with some servers)
-#: would otherwise wait in silence: each side waits for the other.
+#: would otherwise wait in silence: each side waits for the other. A plain
+#: client probes after L{ftx.client.protocol.TLS_PROBE_DELAY} seconds and so
+#: learns of a TLS server long before this.
 GREETING_TIMEOUT = 15.0
 
 
@@ -168,7 +170,9 @@ def connect(
 
     Fails with L{ValueError} for an address that cannot be understood,
     L{ftx.errors.CertificateError} when the server cannot be verified,
-    L{ftx.errors.TLSError} when TLS cannot be set up,
+    L{ftx.errors.TLSError} when TLS cannot be set up, or when a plain
+    connection reached a TLS server (found by a probe after
+    L{ftx.client.protocol.TLS_PROBE_DELAY} seconds without a greeting),
     L{ftx.errors.ConnectionLost} when no greeting came (with a hint when a
     plain client may have reached a TLS server),
     L{ftx.errors.LoginFailed} for a refused login (the connection is then
@@ -204,9 +208,12 @@ def _greeted(protocol: FtxClientProtocol, reactor, timeout: Optional[float], sec
     greeted = protocol.greeted
     if timeout is None:
         return greeted.addCallback(lambda _: FtxClient(protocol, reactor))
-    timer = reactor.callLater(timeout, protocol.transport.abortConnection)
+    timer = reactor.callLater(timeout, protocol.abandonGreeting)
+    probe = reactor.callLater(TLS_PROBE_DELAY, protocol.probeForTLS) if TLS_PROBE_DELAY < timeout else None
 
     def done(result):
+        if probe is not None and probe.active():
+            probe.cancel()
         if timer.active():
             timer.cancel()
         elif isinstance(getattr(result, "value", None), ConnectionLost):

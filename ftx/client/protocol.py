@@ -12,13 +12,14 @@ from collections import deque
 from typing import Deque, List, Optional
 
 from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 
 from ftx._io import internals, tls
 from ftx.client.exchanges import Request
 from ftx.client.replies import ReplyStream
-from ftx.errors import ConnectionLost, FtxError, errorFromReply
+from ftx.errors import ConnectionLost, FtxError, TLSError, errorFromReply
 from ftx.protocol import checksums, wire
 
 __all__ = ["FtxClientProtocol", "READ_SIZE"]
@@ -27,6 +28,21 @@ __all__ = ["FtxClientProtocol", "READ_SIZE"]
 # default; a 1 MiB read lets one dataReceived carry 16 times as much and
 # lifted a 1 GiB download from ~600 to ~950 MB/s on a 2-core machine.
 READ_SIZE = 1 << 20
+#: Seconds a plain connection waits for the greeting before it probes for
+#: a TLS server (L{FtxClientProtocol.probeForTLS}). An ftx server greets
+#: as soon as it accepts, so a second of silence is already unusual.
+TLS_PROBE_DELAY = 1.0
+#: What the probe sends: a command any ftx server answers with exactly one
+#: line (C{200}, or C{401} before a login), and at least the five bytes a
+#: TLS server reads as a record header before it refuses the connection.
+_PROBE = b"noop\r\n"
+#: The first bytes of a TLS record: an alert (21) or a handshake (22), then
+#: the major version 3.
+_TLS_RECORDS = (b"\x15\x03", b"\x16\x03")
+_TLS_HINT = (
+    "{} answered in TLS, or not at all, instead of greeting: if it is a TLS server, "
+    "connect with --tls (or an ssl: address)"
+)
 
 
 class FtxClientProtocol(ReplyStream, LineReceiver):
@@ -68,6 +84,8 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
         self._active: Optional[Request] = None
         ReplyStream.__init__(self)
         self._lost = False
+        #: Set once the TLS probe was sent: its one reply follows the greeting.
+        self._probeReplies = 0
 
     def connectionMade(self) -> None:
         if hasattr(self.transport, "setTcpNoDelay"):
@@ -77,11 +95,46 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
                 pass
         internals.setReadSize(self.transport, READ_SIZE)
 
+    def probeForTLS(self) -> None:
+        """
+        No greeting yet: the server may be a TLS one, silently waiting for
+        a handshake that will not come. On a plain connection, send one
+        harmless command: a TLS server refuses it at once (an alert, or a
+        close), and L{greeted} fails with L{TLSError} saying to use TLS; an
+        ftx server that is merely slow greets first and then answers it,
+        and that answer is dropped. L{ftx.client.connect} calls this after
+        L{TLS_PROBE_DELAY} seconds without a greeting.
+        """
+        if self.greeted is None or self._lost or self._probeReplies or ISSLTransport.providedBy(self.transport):
+            return
+        self._probeReplies = 1
+        self.transport.write(_PROBE)
+
+    def abandonGreeting(self) -> None:
+        """
+        Give up waiting for the greeting: L{greeted} fails with
+        L{ConnectionLost} (whatever the probe may have provoked).
+        """
+        self._probeReplies = 0
+        self.transport.abortConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.greeted is not None and (self._unparsed + data)[:2] in _TLS_RECORDS:
+            greeted, self.greeted = self.greeted, None
+            greeted.errback(TLSError(_TLS_HINT.format(self.serverName)))
+            self.transport.abortConnection()
+            return
+        ReplyStream.dataReceived(self, data)
+
     def lineReceived(self, line: bytes) -> None:
         try:
             reply = wire.parseReply(line)
         except FtxError as e:
             self._protocolError(e)
+            return
+        if self.greeted is None and self._probeReplies:
+            # The answer to the TLS probe, which came after the greeting.
+            self._probeReplies -= 1
             return
         if self.greeted is not None:
             greeted, self.greeted = self.greeted, None
@@ -167,6 +220,10 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
             # a plain server) is what the user needs to see.
             greeted, self.greeted = self.greeted, None
             tlsError = tls.errorFromFailure(reason, self.serverName) if reason is not None else None
+            if tlsError is None and self._probeReplies:
+                # The server closed on the probe without a greeting: what
+                # TLS servers do.
+                tlsError = TLSError(_TLS_HINT.format(self.serverName))
             greeted.errback(tlsError or ConnectionLost("the server closed the connection before greeting"))
         for request in pending:
             request.connectionLost()

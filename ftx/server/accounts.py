@@ -76,6 +76,7 @@ class Permissions:
 
 
 FULL = Permissions("rwd")
+READ = Permissions("r")
 NONE = Permissions("")
 
 
@@ -332,7 +333,9 @@ def checkOptions(options) -> None:
     choice = options["anonymous"]
     home = rules.anonymous.home if rules.anonymous is not None else None
     if choice is None:
-        anonymous = rules.anonymous or (NONE if hasAccounts else FULL)
+        # With accounts, those who do not log in may still read (issue 12):
+        # writing and deleting are what accounts are for.
+        anonymous = rules.anonymous or (READ if hasAccounts else FULL)
     elif choice in ("none", "read", "full"):
         anonymous = Permissions({"none": "", "read": "r", "full": "rwd"}[choice], home)
     else:

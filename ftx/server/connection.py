@@ -6,10 +6,11 @@ L{ftx.server.protocol.FtxServerProtocol} keeps the connection, the
 dispatch and the small commands; it owns three parts, each with its own
 state: L{ftx.server.downloads.Downloads} (sending bodies),
 L{ftx.server.uploads.Uploads} (receiving them) and
-L{ftx.server.limits.ConnectionLimits} (bounded input, idle timeout,
-graceful close, write backpressure). A part reaches the protocol only
-through L{IConnection}, and the other parts only through what the protocol
-hands it when it makes them; no part reads another's private state.
+L{ftx.server.limits.ConnectionLimits} (bounded input, idle timeout, line
+and login deadlines, graceful close, write backpressure). A part reaches
+the protocol only through L{IConnection}, and the other parts only through
+what the protocol hands it when it makes them; no part reads another's
+private state.
 """
 
 from __future__ import annotations

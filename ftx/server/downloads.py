@@ -185,13 +185,20 @@ class Downloads:
             if logEach:
                 connection.logged(verb, name, size - offset, started)
 
+        def lost(failure):
+            # The client closed, reset or was killed mid-body: its doing,
+            # not a server fault (the protocol says so at info level).
+            failure.trap(ConnectionError)
+            connection.logged(verb, name, size - offset - sender.remaining, started, "connection lost")
+            return failure
+
         def cleanup(result):
             self.sender = None
             self._backpressure.attach()
             f.close()
             return result
 
-        return sender.begin(connection.transport).addCallback(sent).addBoth(cleanup)
+        return sender.begin(connection.transport).addCallbacks(sent, lost).addBoth(cleanup)
 
     def _bodyProgress(self, count: int) -> None:
         # A body that moves is not idle; one the client stopped reading is.

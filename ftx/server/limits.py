@@ -22,6 +22,7 @@ from ftx._io import internals
 from ftx.errors import NoSpace, Unavailable
 from ftx.protocol import wire
 from ftx.protocol.wire import nameText
+from ftx.server.deadlines import Deadlines
 from ftx.server.readgate import CLIENT_BEHIND, ReadGate
 
 __all__ = ["FILE_CHARGE", "FOLDER_CHARGE", "Quota", "Admission", "WriteBackpressure", "ConnectionLimits", "MAX_BUFFERED_INPUT"]
@@ -283,7 +284,8 @@ class ConnectionLimits:
     The limits part of one server connection: input handed to
     C{LineReceiver} in bounded pieces, a bound on what a client may send
     while it is not being read, the idle timeout's close, the graceful
-    close at shutdown, and the connection's L{WriteBackpressure}.
+    close at shutdown, the connection's L{Deadlines} (finishing a command
+    line, logging in) and its L{WriteBackpressure}.
 
     It talks to the protocol through L{ftx.server.connection.IConnection}
     and pauses reading only through the connection's L{ReadGate}.
@@ -304,6 +306,8 @@ class ConnectionLimits:
         self._pending: Deque[memoryview] = deque()
         self._pendingSize = 0
         self._feeding = False
+        #: Finishing a command line, and logging in, in time.
+        self.deadlines = Deadlines(connection, self._closeWith)
 
     @property
     def held(self) -> int:
@@ -358,6 +362,8 @@ class ConnectionLimits:
                 connection.parse(piece)
         finally:
             self._feeding = False
+        if not self.refused:
+            self.deadlines.watchLine(self._pendingSize)
 
     def refuse(self, reason: str) -> None:
         """
@@ -394,10 +400,29 @@ class ConnectionLimits:
     def sayGoodbye(self) -> None:
         self._closeWith(Unavailable("the server is shutting down"))
 
-    def _closeWith(self, error: Unavailable) -> None:
+    def _closeWith(self, error) -> None:
         transport = self._connection.transport
         transport.write(wire.formatError(error) + wire.LINE_END)
+        self.hangUp()
+
+    def hangUp(self) -> None:
+        """
+        Close the connection after what was written: the one way the
+        server ends a connection in good order (quit, refusals, timeouts).
+
+        The write-backpressure producer goes first: a TLS transport holds
+        its close alert back until its producer is unregistered, and
+        would otherwise never close. Reading then resumes at the
+        transport (lines are no longer parsed: the gate stays as it is)
+        so that the client's close alert, or its end of the connection,
+        is seen. Should the client not answer, L{closeSoon} cuts it.
+        """
+        transport = self._connection.transport
+        self.backpressure.detach()
         transport.loseConnection()
+        if interfaces.ISSLTransport.providedBy(transport) and not self._connection.disconnected:
+            # (A TCP transport needs no reading to close, and refuses it.)
+            transport.resumeProducing()
         self.closeSoon()
 
     def closeSoon(self, delay: float = 5.0) -> None:
@@ -411,4 +436,5 @@ class ConnectionLimits:
     def connectionLost(self) -> None:
         if self._abortLater is not None and self._abortLater.active():
             self._abortLater.cancel()
+        self.deadlines.stop()
         self.backpressure.connectionLost()

@@ -14,9 +14,9 @@ from typing import Deque
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.internet.task import deferLater
-from twisted.logger import Logger
 
 from ftx.errors import BadRequest, FtxError, LoginFailed, ServerError, Unavailable
+from ftx.server.logsafe import SafeLogger
 
 __all__ = ["LoginThrottle", "LoginAttempts"]
 
@@ -70,7 +70,8 @@ class LoginAttempts:
     passwords sent in the clear.
     """
 
-    _log = Logger()
+    # The user name is the client's text (ftx.server.logsafe).
+    _log = SafeLogger()
 
     def __init__(self, access, peer: str, address: str, secure: bool) -> None:
         self.access = access

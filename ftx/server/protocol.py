@@ -44,6 +44,7 @@ from ftx.server.folders import Folders
 from ftx.server.hashlane import HashLane
 from ftx.server.limits import Admission, ConnectionLimits
 from ftx.server.logins import LoginAttempts
+from ftx.server.logsafe import SafeLogger
 from ftx.server.readgate import COMMAND, ReadGate
 from ftx.server.storage import IStorage
 from ftx.server.uploads import Uploads
@@ -68,6 +69,10 @@ _WITHOUT_LOGIN = ("login", "quit", "checksum")
 class ServerPolicy:
     """
     What the server allows, set from the twistd options.
+
+    The line and login deadlines are on by default (30 s and 60 s, as
+    with twistd): without them a client trickling bytes, or never logging
+    in, holds a connection for ever (``docs/operations.rst``).
     """
 
     def __init__(
@@ -80,6 +85,8 @@ class ServerPolicy:
         idleTimeout: Optional[float] = None,
         partialTTL: Optional[float] = None,
         shutdownGrace: float = 30.0,
+        lineTimeout: Optional[float] = 30.0,
+        loginTimeout: Optional[float] = 60.0,
         uploadTakeover: Optional[float] = 10.0,
     ) -> None:
         self.readOnly = readOnly
@@ -88,6 +95,10 @@ class ServerPolicy:
         self.maxConnections = maxConnections
         self.maxPerAddress = maxPerAddress
         self.idleTimeout = idleTimeout or None
+        #: Seconds from the first byte of a command line to its end, and
+        #: from connecting to logging in where a login is needed.
+        self.lineTimeout = lineTimeout or None
+        self.loginTimeout = loginTimeout or None
         #: Seconds an abandoned partial upload is kept; 0 keeps none,
         #: L{None} keeps them until deleted by hand.
         self.partialTTL = partialTTL
@@ -122,7 +133,8 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
     @ivar uploads: the L{Uploads} part.
     """
 
-    _log = Logger()
+    # Client text in log lines is escaped (ftx.server.logsafe).
+    _log = SafeLogger()
     # Lines are read up to LF and a CR before it is dropped, so that a
     # bare LF ends a line too (docs/protocol.rst, Lines); every line sent
     # ends in CR LF (sendLine). The CR counts toward LineReceiver's limit,
@@ -196,6 +208,8 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
             self.limits.backpressure.attach()
         access = self.factory.access
         self.account = access.anonymous
+        if self.account is None:
+            self.limits.deadlines.expectLogin(self.factory.policy.loginTimeout)
         self._logins = LoginAttempts(
             access, self.peer, self._address,
             interfaces.ISSLTransport.providedBy(self.transport) or not hasattr(peer, "port"),
@@ -250,7 +264,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
     def lineLengthExceeded(self, line: bytes) -> None:
         self._log.warn("{peer} sent a line longer than {limit} bytes; closing", peer=self.peer, limit=wire.MAX_LINE_LENGTH)
         self.transport.write(wire.formatError(BadRequest("line too long")) + wire.LINE_END)
-        self.transport.loseConnection()
+        self.limits.hangUp()
 
     def timeoutConnection(self) -> None:
         # TimeoutMixin: idle for --idle-timeout seconds.
@@ -304,6 +318,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
             return
         handler = self._commands.get(verb)
         if handler is None:
+            self._log.info("{peer} unknown command {verb}", peer=self.peer, verb=verb[:40])
             self.reply(wire.formatError(BadRequest("unknown command: {}".format(verb[:40]))))
             return
         if self.account is None and verb not in _WITHOUT_LOGIN:
@@ -320,8 +335,12 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         if isinstance(result, Failure):
             error = result.value
             if not isinstance(error, FtxError):
-                if self.disconnected:
+                if self.disconnected or isinstance(error, ConnectionError):
+                    # The client went away (closed, reset, killed) while the
+                    # command ran: a normal end, not a server fault.
                     self._log.info("{peer} {verb} abandoned: connection lost", peer=self.peer, verb=verb)
+                    if not self.disconnected:
+                        self.transport.abortConnection()
                     return
                 self._log.failure("{peer} {verb} failed", failure=result, peer=self.peer, verb=verb)
                 error = ServerError("internal error while running {}".format(verb))
@@ -451,9 +470,10 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
                 raise
             # Out of tries: answer, then hang up (docs/protocol.rst).
             self.reply(wire.formatError(e))
-            self.transport.loseConnection()
+            self.limits.hangUp()
             return
         self.account = account
+        self.limits.deadlines.loggedIn()
         self.reply(wire.formatLine(wire.LOGGED_IN, encodeName(account.name)))
 
     def _checksum(self, args):
@@ -467,7 +487,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
 
     def _quit(self, args):
         self.reply(wire.formatLine(wire.BYE, "bye"))
-        self.transport.loseConnection()
+        self.limits.hangUp()
 
     def _noop(self, args):
         self.reply(wire.formatLine(wire.OK, "ok"))

@@ -13,8 +13,8 @@ from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
 from twisted.python import usage
 
-from ftx._io import tls
-from ftx._io.endpoints import parseServerAddress
+from ftx._io import tls, units
+from ftx._io.endpoints import isTLS, parseServerAddress
 from ftx.errors import FtxError
 from ftx.protocol.names import MAX_ROOT
 from ftx.server import accounts as auth
@@ -23,37 +23,49 @@ from ftx.server.lifecycle import SweepService, drain
 from ftx.server.limits import Quota
 from ftx.server.protocol import FtxServerFactory, ServerPolicy
 from ftx.server.s3 import options as storageOptions
+from ftx.server.starting import listenOrExit
 
 
 def parseDuration(text: str) -> float:
     """
-    Seconds from C{90}, C{90s}, C{15m}, C{24h} or C{7d}.
+    Seconds from C{90}, C{90s}, C{15m}, C{24h}, C{7d} or C{1h30m}
+    (L{ftx._io.units.parseDuration}, as the C{ftx} command reads them).
     """
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    value = text.strip().lower()
-    factor = units.get(value[-1:], None)
-    number = value[:-1] if factor else value
-    factor = factor or 1
     try:
-        seconds = float(number) * factor
-    except ValueError:
-        raise usage.UsageError("not a duration: {!r} (examples: 30, 30s, 15m, 24h, 7d)".format(text))
-    if seconds < 0 or seconds != seconds or seconds == float("inf"):
-        raise usage.UsageError("not a duration: {!r}".format(text))
-    return seconds
+        return units.parseDuration(text)
+    except ValueError as e:
+        raise usage.UsageError(str(e))
 
 
 def parseSize(text: str) -> int:
     """
-    A byte count with an optional K, M, G or T suffix (powers of 1024).
+    A byte count: C{1000}, C{64K}, C{10G}, C{1.5GiB} (powers of 1024;
+    L{ftx._io.units.parseSize}, as the C{ftx} command reads them).
     """
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    value = text.strip().upper().rstrip("B").rstrip("I")
-    suffix = value[-1:] if value[-1:] in units and value[-1:] else ""
-    number = value[: -1] if suffix else value
-    if not number.isdigit():
-        raise usage.UsageError("not a size: {!r} (examples: 1000, 64K, 10M, 2G)".format(text))
-    return int(number) * units[suffix]
+    try:
+        return units.parseSize(text)
+    except ValueError as e:
+        raise usage.UsageError(str(e))
+
+
+class TLSNotInstalled(usage.UsageError):
+    """
+    A TLS port was asked for, but the C{tls} extra is not installed.
+    """
+
+
+def _checkTLSInstalled(option: str, endpoint: str) -> None:
+    """
+    A TLS port needs pyOpenSSL and service_identity, which come with the
+    C{tls} extra: say so in one line rather than fail in the reactor.
+    """
+    try:
+        import OpenSSL  # noqa: F401
+        import service_identity  # noqa: F401
+    except ImportError:
+        raise TLSNotInstalled(
+            "{} {} needs TLS support, which is not installed: pip install 'ftx[tls]'".format(option, endpoint)
+        )
 
 
 class Options(usage.Options, strcred.AuthOptionMixin):
@@ -71,8 +83,10 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["max-upload-size", None, None, "Refuse uploads larger than this (e.g. 10G)."],
         ["quota", None, None, "Bytes the root may hold in all (e.g. 50G); uploads beyond it get 507 no-space."],
         ["max-connections", None, "512", "Connections served at once; more get 503 unavailable (0: no limit)."],
-        ["max-per-address", None, "0", "Connections served at once from one client address (0: no limit)."],
+        ["max-per-address", None, "32", "Connections served at once from one client address (0: no limit)."],
         ["idle-timeout", None, "300", "Close a connection after this long without a byte moving (e.g. 90, 5m; 0: never)."],
+        ["line-timeout", None, "30", "Close a connection that takes longer than this to send one command line (0: never)."],
+        ["login-timeout", None, "60", "With --auth, close a connection not logged in within this time (0: never)."],
         ["partial-ttl", None, "24h", "Remove interrupted uploads not resumed within this time (e.g. 24h, 7d; 0: keep none)."],
         ["shutdown-grace", None, "30", "On stop, seconds running transfers get to finish before they are cut."],
         ["upload-takeover", None, "10", "Seconds an upload may stall before a new connection of the same user takes it over (0: never)."],
@@ -80,7 +94,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["http-port", None, None, "Also serve the root read-only over HTTP on this endpoint (e.g. tcp:8080, ssl:8443:...)."],
         # Accounts, access and TLS: docs/security.rst.
         ["access", None, None, "Access file: lines 'NAME RIGHTS [home=FOLDER]', RIGHTS from rwd or none."],
-        ["anonymous", None, None, "What clients that do not log in may do: none, read or full (default: full, none with --auth)."],
+        ["anonymous", None, None, "What clients that do not log in may do: none, read or full (default: full; read with --auth)."],
         ["client-ca", None, None, "With an ssl: --port, require client certificates signed by a CA in this PEM file."],
         ["login-delay", None, "1", "Seconds before the reply to a failed login; doubles with each failure on a connection."],
         ["max-login-failures", None, "3", "Failed logins after which a connection is closed."],
@@ -96,6 +110,10 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         if port.isdigit():
             port = "tcp:" + port
         self["port"] = port
+        if isTLS(port) or self["client-ca"] is not None:
+            _checkTLSInstalled("--port", port)
+        if isTLS(self["http-port"] or ""):
+            _checkTLSInstalled("--http-port", self["http-port"])
         storageOptions.checkStorage(self, parseSize, parseDuration)
         root = self["root"]
         if self["storage"] == "local" and not os.path.isdir(root):
@@ -112,7 +130,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             if not str(self[key]).isdigit():
                 raise usage.UsageError("--{} must be a whole number: {!r}".format(key, self[key]))
             self[key] = int(self[key])
-        for key in ("idle-timeout", "partial-ttl", "shutdown-grace", "upload-takeover"):
+        for key in ("idle-timeout", "line-timeout", "login-timeout", "partial-ttl", "shutdown-grace", "upload-takeover"):
             self[key] = parseDuration(str(self[key]))
         if self["udp-port"] is not None:
             udp = self["udp-port"]
@@ -144,6 +162,8 @@ def makeFactory(options: Options, reactor) -> FtxServerFactory:
         idleTimeout=options["idle-timeout"],
         partialTTL=options["partial-ttl"],
         shutdownGrace=options["shutdown-grace"],
+        lineTimeout=options["line-timeout"],
+        loginTimeout=options["login-timeout"],
         uploadTakeover=options["upload-takeover"] or None,
     )
     quota = Quota(options["quota"]) if options["quota"] is not None else None
@@ -188,10 +208,14 @@ class ListeningService(Service):
         self.port = None
 
     def privilegedStartService(self) -> None:
-        # Bind before twistd drops privileges, like strports does.
+        """
+        Bind before twistd drops privileges, like strports does. A port
+        that cannot be had (taken, not allowed) ends the start: a server
+        that cannot listen must not look, to its supervisor, like one
+        that serves (L{listenOrExit}).
+        """
         endpoint = tls.serverEndpoint(self.reactor, withBacklog(self.description), self.clientCA)
-        self._listening = endpoint.listen(self.factory)
-        self._listening.addCallbacks(self._listened, self._failed)
+        self._listening = listenOrExit(endpoint, self.factory, "ftx", self.description, self._listened, self.reactor)
 
     def startService(self) -> None:
         Service.startService(self)
@@ -206,10 +230,6 @@ class ListeningService(Service):
             "ftx listening on {description} (port {port}), serving {root}",
             description=self.description, port=shown, root=self.factory.storage.location,
         )
-
-    def _failed(self, failure) -> None:
-        self._log.failure("ftx cannot listen on {description}", failure=failure, description=self.description)
-        self.reactor.stop()
 
     def stopService(self):
         """

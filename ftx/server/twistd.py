@@ -10,6 +10,7 @@ from __future__ import annotations
 from ftx._io import notls
 from ftx._io.endpoints import isTLS
 from ftx.server.tap import Options as _Options
+from ftx.server.tap import TLSNotInstalled
 from ftx.server.tap import makeService
 
 __all__ = ["Options", "makeService"]
@@ -17,6 +18,10 @@ __all__ = ["Options", "makeService"]
 
 class Options(_Options):
     def postOptions(self) -> None:
-        super().postOptions()
+        try:
+            super().postOptions()
+        except TLSNotInstalled as e:
+            # One line, not twistd's page of usage: nothing was mistyped.
+            raise SystemExit("twistd ftx: {}".format(e))
         if not isTLS(self["port"]) and not isTLS(self["http-port"] or "") and self.get("client-ca") is None:
             notls.leaveOutTLS()

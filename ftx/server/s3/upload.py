@@ -15,13 +15,13 @@ import hashlib
 from typing import List, Optional
 
 import xxhash
-from twisted.logger import Logger
 from zope.interface import implementer
 
 from ftx.errors import AlreadyExists, BadOffset, FtxError, IntegrityError
 from ftx.protocol import checksums
 from ftx.protocol.checksums import SHA1, XXH128
 from ftx.protocol.wire import nameText
+from ftx.server.logsafe import SafeLogger
 from ftx.server.s3.bucket import Bucket, unavailable
 from ftx.server.s3.leases import Lease
 from ftx.server.s3.partials import (
@@ -51,7 +51,8 @@ class S3Upload:
     quota reservation until it finishes or aborts.
     """
 
-    _log = Logger()
+    # Names are the client's text (ftx.server.logsafe).
+    _log = SafeLogger()
 
     #: L{finish} composes the object with network calls whose number grows
     #: with the file: the server runs it in a worker thread, not the

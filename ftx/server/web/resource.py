@@ -18,13 +18,13 @@ from typing import Optional
 
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.threads import deferToThreadPool
-from twisted.logger import Logger
 from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from ftx.errors import Conflict, FtxError, NotFound, PermissionDenied
 from ftx.protocol.wire import nameText
+from ftx.server.logsafe import SafeLogger
 from ftx.server.web.listing import entriesBelow, renderListing
 from ftx.server.web.paths import WebPath, linkTo, parseRequestPath
 from ftx.server.web.ranges import RangeProducer, Unsatisfiable, parseRange
@@ -94,7 +94,8 @@ class StorageView(Resource):
     """
 
     isLeaf = True
-    _log = Logger()
+    # Names in log lines are the client's text (ftx.server.logsafe).
+    _log = SafeLogger()
 
     def __init__(self, storage, reactor, who: str) -> None:
         super().__init__()

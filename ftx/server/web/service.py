@@ -10,6 +10,7 @@ from twisted.logger import Logger
 
 from ftx._io import tls
 from ftx._io.endpoints import isTLS
+from ftx.server.starting import listenOrExit
 
 __all__ = ["WebService"]
 
@@ -35,8 +36,8 @@ class WebService(Service):
 
     def privilegedStartService(self) -> None:
         endpoint = tls.serverEndpoint(self.reactor, self.description)
-        self._listening = endpoint.listen(self.site)
-        self._listening.addCallbacks(self._listened, self._failed)
+        # A port it cannot have ends the start (ftx.server.starting).
+        self._listening = listenOrExit(endpoint, self.site, "ftx web view", self.description, self._listened, self.reactor)
 
     def startService(self) -> None:
         Service.startService(self)
@@ -53,10 +54,6 @@ class WebService(Service):
                 "passwords can be read on the network (use an ssl: --http-port)",
                 description=self.description,
             )
-
-    def _failed(self, failure) -> None:
-        self._log.failure("ftx web view cannot listen on {description}", failure=failure, description=self.description)
-        self.reactor.stop()
 
     def stopService(self):
         Service.stopService(self)

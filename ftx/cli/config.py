@@ -1,0 +1,106 @@
+"""
+Defaults a user sets once: the config file (C{~/.config/ftx/config.toml},
+or under C{$XDG_CONFIG_HOME}) and C{~/.netrc} (or C{$NETRC}).
+
+Each setting is taken from the first of: the command line's flags, the
+environment (C{FTX_SERVER}, C{FTX_USER}, C{FTX_PASSWORD}), the config
+file, C{~/.netrc}. The config file may hold::
+
+    server = "files.example.com:1234"   # any --server form
+    user = "alice"
+    tls = true                          # as --tls
+    cafile = "~/certs/ca.pem"           # used when TLS is on
+    checksum = "xxh128"                 # auto, sha1 or xxh128
+    conflict = "skip"                   # overwrite, rename or skip
+
+A file that cannot be read or holds something else is a one-line usage
+error naming it, never a silent default.
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+from typing import Any, Dict, Optional, Tuple
+
+from ftx.cli.status import UsageError
+
+__all__ = ["Settings", "configPath", "loadConfig", "netrcLogin"]
+
+_CHOICES = {
+    "checksum": ("auto", "sha1", "xxh128"),
+    "conflict": ("overwrite", "rename", "skip"),
+}
+_TYPES = {"server": str, "user": str, "tls": bool, "cafile": str, "checksum": str, "conflict": str}
+
+
+def configPath() -> str:
+    """
+    Where the config file is looked for (it need not exist).
+    """
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "ftx", "config.toml")
+
+
+def loadConfig(path: Optional[str] = None) -> Dict[str, Any]:
+    """
+    The settings of the config file, checked; C{{}} when there is none.
+
+    @raise UsageError: the file cannot be read, is not TOML, or holds an
+        unknown key or a value of the wrong kind.
+    """
+    path = path or configPath()
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise UsageError("cannot read the config file {}: {}".format(path, e.strerror))
+    import tomllib
+
+    try:
+        settings = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise UsageError("the config file {} is not valid TOML: {}".format(path, e))
+    for key, value in settings.items():
+        if key not in _TYPES:
+            raise UsageError("the config file {} has an unknown setting {!r} (known: {})".format(
+                path, key, ", ".join(sorted(_TYPES))))
+        if not isinstance(value, _TYPES[key]):
+            raise UsageError("the config file {}: {} must be a {}".format(path, key, _TYPES[key].__name__))
+        if key in _CHOICES and value not in _CHOICES[key]:
+            raise UsageError("the config file {}: {} must be one of {}".format(path, key, ", ".join(_CHOICES[key])))
+    if "cafile" in settings:
+        settings["cafile"] = os.path.expanduser(settings["cafile"])
+    return settings
+
+
+def netrcLogin(host: str, user: Optional[str]) -> Tuple[Optional[str], Optional[str]]:
+    """
+    C{(login, password)} for C{host} from C{~/.netrc} (C{$NETRC}), or
+    C{(None, None)}. Given C{user}, a password is returned only if the
+    entry is for that user.
+
+    @raise UsageError: the file exists but cannot be read or parsed (the
+        standard library also refuses a file others can read that holds
+        passwords).
+    """
+    chosen = os.environ.get("NETRC")
+    path = chosen or os.path.join(os.path.expanduser("~"), ".netrc")
+    if not host or not os.path.exists(path):
+        return None, None
+    try:
+        # The default ~/.netrc is read with no argument, which makes the
+        # standard library refuse it when others can read its passwords.
+        entry = (netrc.netrc(chosen) if chosen else netrc.netrc()).authenticators(host)
+    except netrc.NetrcParseError as e:
+        raise UsageError("cannot use {}: {}".format(path, e.msg))
+    except OSError as e:
+        raise UsageError("cannot read {}: {}".format(path, e.strerror))
+    if entry is None:
+        return None, None
+    login, _, password = entry
+    if user is not None and login and login != user:
+        return None, None
+    return login or user, password or None
