@@ -17,6 +17,7 @@ from typing import List, Optional
 
 from ftx.cli.conflicts import Resolver
 from ftx.cli.downloads import doCget, doMget, doSget
+from ftx.cli.encrypted import withEncryption
 from ftx.cli.folders import doDelete, doMkdir
 from ftx.cli.progress import Reporter, humanSize, isTerminal
 from ftx.cli.terminal import printable
@@ -179,3 +180,5 @@ COMMANDS = {
     "mkdir": doMkdir,
     "df": doDf,
 }
+# put --encrypt-to, sget/mget --decrypt, keygen (end-to-end encryption).
+COMMANDS = withEncryption(COMMANDS)

@@ -12,6 +12,7 @@ from typing import List
 
 from ftx import __version__
 from ftx.cli.conflicts import OVERWRITE, RENAME, SKIP
+from ftx.cli.keys import decryptOptions, encryptOptions, keygenOptions
 from ftx.cli.status import EXIT_CODES, UsageError
 
 __all__ = ["UsageError", "buildParser", "DEFAULT_SERVER"]
@@ -148,6 +149,7 @@ def buildParser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--continue", dest="resume", action="store_true",
                    help="continue a shorter local copy, as wget -c (the same as 'ftx cget')")
     _conflictOptions(p)
+    decryptOptions(p)
 
     p = command("cget", "Continue an interrupted download.",
                 ["ftx cget big.iso", "ftx cget photos/a.jpg -o holiday.jpg"],
@@ -165,6 +167,7 @@ def buildParser() -> argparse.ArgumentParser:
     p.add_argument("-r", "--recursive", action="store_true",
                    help="also download the folders MASK matches, with everything in them ('.' is all)")
     _conflictOptions(p)
+    decryptOptions(p)
 
     p = command("hash", "Print the SHA-1 of a file on the server, like sha1sum.",
                 ["ftx hash report.pdf", "ftx hash big.iso 1M", "ftx hash big.iso:1048576"])
@@ -181,6 +184,7 @@ def buildParser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE", help="a file, a folder, a glob, or - for stdin")
     p.add_argument("--as", dest="remote", metavar="NAME", help="the name on the server (one FILE only)")
     _conflictOptions(p, "on the server", "let the server save it as 'name (1).ext', ...", "keep the server's file")
+    encryptOptions(p)
 
     p = command("delete", "Delete files (and folders, with -r) on the server.",
                 ["ftx delete old.log", "ftx delete a.txt b.txt '*.tmp'", "ftx delete -r photos"],
@@ -198,6 +202,12 @@ def buildParser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print {total, free, used} as JSON")
     p.add_argument("--udp", action="store_true", help="ask over UDP instead of a connection")
     p.add_argument("--udp-port", type=_port, metavar="PORT", help="the server's UDP port (default: its TCP port)")
+
+    p = command("keygen", "Make an age identity for end-to-end encryption and print its public key.",
+                ["ftx keygen", "ftx keygen -o ~/keys/ftx.txt",
+                 "ftx put notes.txt --encrypt-to age1...", "ftx sget notes.txt.age --decrypt"],
+                "The identity file (readable only by you) decrypts what was encrypted to its public key.")
+    keygenOptions(p)
 
     command("shell", "Open an interactive session over one connection.", ["ftx shell", "ftx --server host:1234"],
             "Type 'help' at the prompt. 'list' numbers its entries: 'sget 3' fetches the third.")

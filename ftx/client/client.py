@@ -71,7 +71,8 @@ class FtxClient:
         return self.protocol.request(ListRequest(wire.formatCommand("list", *fields)))
 
     def sget(
-        self, name: str, path: Optional[str] = None, progress: Optional[Progress] = None, stream=None
+        self, name: str, path: Optional[str] = None, progress: Optional[Progress] = None, stream=None,
+        identities: Optional[list] = None,
     ) -> "Deferred[Transfer]":
         """
         Download C{name} to C{path} (default: its base name in the current
@@ -83,11 +84,20 @@ class FtxClient:
         only the name the L{Transfer} reports: the digest is checked at the
         end, and a mismatch fails with L{ftx.errors.IntegrityError} after
         the bytes went out, as C{curl} does.
+
+        With C{identities} (C{AGE-SECRET-KEY-1...} strings, or
+        L{ftx.client.e2e} identities and passphrases) C{name} is an age file
+        and C{path} gets its plaintext, once every chunk authenticated
+        (L{ftx.client.e2e.transfers}).
         """
         try:
             target, destination = _fixedDestination(name, path)
         except UnsafeName as e:
             return fail(e)
+        if identities:
+            from ftx.client.e2e.transfers import getDecrypted
+
+            return getDecrypted(self, name, target, progress, identities)
         request = DownloadRequest(wire.formatCommand("sget", encodeName(name)), destination, progress, stream=stream)
         return self.protocol.request(request)
 
@@ -176,7 +186,7 @@ class FtxClient:
 
     def put(
         self, path: str, name: Optional[str] = None, progress: Optional[Progress] = None, resume: bool = False,
-        mode: str = REPLACE,
+        mode: str = REPLACE, encryptTo: Optional[list] = None,
     ) -> "Deferred[Transfer]":
         """
         Upload the local file C{path} as C{name} (default: its base name).
@@ -190,10 +200,18 @@ class FtxClient:
         the file is already there) or L{RENAME} (the server stores it as
         C{name (1).ext}, ...; the L{Transfer}'s C{name} says which). The
         last two need the server's C{put-mode} feature.
+
+        With C{encryptTo} (C{age1...} strings, or L{ftx.client.e2e}
+        recipients or one passphrase) the server gets the file encrypted in
+        the age format (L{ftx.client.e2e.transfers}).
         """
         name = name if name is not None else os.path.basename(path)
         if mode != REPLACE and "put-mode" not in self.protocol.features:
             return fail(BadRequest("this server always replaces an existing file (it lacks the put-mode feature)"))
+        if encryptTo:
+            from ftx.client.e2e.transfers import putEncrypted
+
+            return putEncrypted(self, path, name, progress, resume, encryptTo, mode if mode != REPLACE else "")
         modeField = [mode] if mode != REPLACE else []
         try:
             f = open(path, "rb", buffering=0)
