@@ -157,12 +157,14 @@ class DirectBody:
         return True
 
     def uninstall(self) -> None:
-        if not internals.giveBackReads(self.transport, self.doRead):
-            return
-        self.pool._bodyEnded()
+        # The stall timer goes whatever happened to the transport: one left
+        # running after a dropped connection would outlive it.
         if self._stallCheck is not None and self._stallCheck.active():
             self._stallCheck.cancel()
         self._stallCheck = None
+        if not internals.giveBackReads(self.transport, self.doRead):
+            return
+        self.pool._bodyEnded()
         self._setLowWater(1)
 
     def _adjustLowWater(self, got: int) -> None:
