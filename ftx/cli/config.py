@@ -57,7 +57,10 @@ def loadConfig(path: Optional[str] = None) -> Dict[str, Any]:
         return {}
     except OSError as e:
         raise UsageError("cannot read the config file {}: {}".format(path, e.strerror))
-    import tomllib
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11: the same parser, published as tomli
+        import tomli as tomllib
 
     try:
         settings = tomllib.loads(data.decode("utf-8"))
