@@ -1,0 +1,169 @@
+"""
+Receiving one large body in a thread of its own, with blocking
+C{recv_into} and the write and the hash right after it, as a plain C
+program (or the benchmark's limit client) would.
+
+A process that holds one connection and does nothing else while it
+downloads (the C{ftx} command) gains nothing from the reactor during a
+body: every read went through the reactor's poll, a pooled buffer, a
+hand-off to a writer thread and a hop back to release the buffer, and on
+two cores that Python work per megabyte cost more than the copy itself.
+Here the reactor stops reading the socket for the body's length; a thread
+reads exactly that many bytes into one reused buffer, stores and hashes
+them, and gives the socket back, so the trailer after the body arrives
+through the protocol's ordinary path. There is one protocol
+implementation: only who reads the body's bytes changes.
+
+Only a plain socket qualifies (L{ftx._io.internals.socketOf}), and only a
+checksum cheap enough to run on the reading thread (XXH3): a SHA-1 body
+keeps the reactor path, where hashing runs in a lane of its own.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import threading
+from typing import Callable, Optional
+
+from twisted.internet.defer import Deferred, succeed
+
+__all__ = ["ThreadedWriter", "BUFFER_SIZE", "REPORT_EVERY"]
+
+#: Size of the thread's one receive buffer: what the limit client uses.
+BUFFER_SIZE = 1 << 20
+#: The thread tells the reactor how far it got after this many bytes, for
+#: progress bars; often enough for a bar redrawn 8 times a second, seldom
+#: enough to cost nothing.
+REPORT_EVERY = 32 << 20
+#: Seconds one wait for bytes lasts before the thread checks whether the
+#: connection was dropped meanwhile (closing a socket does not wake a
+#: thread polling it).
+_POLL_SECONDS = 0.25
+#: Seconds without a byte after which the thread gives the socket back to
+#: the reactor, whose idle timers and connection handling then apply.
+_STALL_SECONDS = 120.0
+
+
+class ThreadedWriter:
+    """
+    Stores and hashes a body, in the place of a
+    L{ftx._io.background.BackgroundWriter}: L{write} takes the bytes that
+    came through the reactor before the thread took over (stored at once,
+    there are at most a read's worth), L{receive} hands it the rest of the
+    body straight from the socket.
+
+    @ivar error: the first exception C{sink.store} or the hasher raised;
+        later bytes are still read, so the connection stays framed, and
+        dropped.
+    """
+
+    paused = False
+
+    def __init__(self, sink, hasher) -> None:
+        self.sink = sink
+        self.hasher = hasher
+        self.error: Optional[BaseException] = None
+        self._running: Optional[Deferred] = None
+        self._stop = False
+
+    def _store(self, data) -> None:
+        if self.error is not None:
+            return
+        try:
+            self.sink.store(data)
+            if self.hasher is not None:
+                self.hasher.update(data)
+        except Exception as e:
+            self.error = e
+
+    def write(self, data, release: Optional[Callable[[], None]] = None) -> None:
+        self._store(data)
+        if release is not None:
+            release()
+
+    def whenDrained(self) -> Deferred:
+        """
+        Fires once every byte received so far is stored and hashed: at once,
+        or when the thread has given the socket back.
+        """
+        if self._running is None:
+            return succeed(None)
+        d: Deferred = Deferred()
+        self._running.addBoth(lambda result: (d.callback(None), result)[1])
+        return d
+
+    def stop(self) -> None:
+        """
+        The connection is gone: the thread stops at its next wake-up.
+        """
+        self._stop = True
+
+    def receive(
+        self, reactor, sock, length: int, progressed: Callable[[int], None], finished: Callable[[int], None]
+    ) -> None:
+        """
+        Read the next C{length} bytes of C{sock} in a new thread. The caller
+        has stopped the reactor reading C{sock}. C{progressed(count)} runs
+        in the reactor thread now and then; C{finished(count)} runs there
+        once, with the bytes read in all: C{length}, or fewer when the peer
+        closed, the socket failed or the transfer stalled (the reactor then
+        finds out why on its next read).
+        """
+        self._running = Deferred()
+        thread = threading.Thread(
+            target=self._run, args=(reactor, sock, length, progressed, finished), name="ftx-body", daemon=True
+        )
+        thread.start()
+
+    def _run(self, reactor, sock, length: int, progressed, finished) -> None:
+        buffer = bytearray(min(BUFFER_SIZE, length))
+        view = memoryview(buffer)
+        remaining = length
+        unreported = 0
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        quiet = 0.0
+        recv_into = sock.recv_into
+        store = self._store
+        try:
+            while remaining and not self._stop:
+                try:
+                    got = recv_into(view, min(remaining, BUFFER_SIZE))
+                except (BlockingIOError, InterruptedError):
+                    # The socket stays non-blocking (the reactor owns it);
+                    # wait here for bytes instead.
+                    if poller.poll(_POLL_SECONDS * 1000):
+                        quiet = 0.0
+                    else:
+                        quiet += _POLL_SECONDS
+                        if quiet >= _STALL_SECONDS:
+                            break
+                    continue
+                except OSError:
+                    break
+                if not got:
+                    break
+                store(view[:got] if got < len(buffer) else view)
+                remaining -= got
+                unreported += got
+                if unreported >= REPORT_EVERY and remaining:
+                    reactor.callFromThread(progressed, unreported)
+                    unreported = 0
+        finally:
+            view.release()
+            reactor.callFromThread(self._finished, finished, length - remaining)
+
+    def _finished(self, finished: Callable[[int], None], count: int) -> None:
+        running, self._running = self._running, None
+        try:
+            finished(count)
+        finally:
+            running.callback(None)
+
+
+def usable(sock) -> bool:
+    """
+    Whether C{sock} is a stream socket a thread can read as above.
+    """
+    return isinstance(sock, socket.socket) and sock.type == socket.SOCK_STREAM
