@@ -22,20 +22,22 @@ keeps the reactor path, where hashing runs in a lane of its own.
 from __future__ import annotations
 
 import select
-import socket
 import threading
+from time import monotonic
 from typing import Callable, Optional
 
 from twisted.internet.defer import Deferred, succeed
 
-__all__ = ["ThreadedWriter", "BUFFER_SIZE", "REPORT_EVERY"]
+__all__ = ["ThreadedWriter", "BUFFER_SIZE", "REPORT_EVERY", "REPORT_SECONDS"]
 
 #: Size of the thread's one receive buffer: what the limit client uses.
 BUFFER_SIZE = 1 << 20
-#: The thread tells the reactor how far it got after this many bytes, for
-#: progress bars; often enough for a bar redrawn 8 times a second, seldom
-#: enough to cost nothing.
+#: The thread tells the reactor how far it got after this many bytes or
+#: L{REPORT_SECONDS}, whichever comes first, for progress bars: often
+#: enough for a bar redrawn 8 times a second, seldom enough to cost
+#: nothing.
 REPORT_EVERY = 32 << 20
+REPORT_SECONDS = 0.1
 #: Seconds one wait for bytes lasts before the thread checks whether the
 #: connection was dropped meanwhile (closing a socket does not wake a
 #: thread polling it).
@@ -121,12 +123,15 @@ class ThreadedWriter:
         view = memoryview(buffer)
         remaining = length
         unreported = 0
-        poller = select.poll()
-        poller.register(sock.fileno(), select.POLLIN)
         quiet = 0.0
         recv_into = sock.recv_into
         store = self._store
+        reported = monotonic()
         try:
+            poller = select.poll()
+            # A socket closed meanwhile (-1) fails here, and the reactor hears
+            # of it below like of any other early end.
+            poller.register(sock.fileno(), select.POLLIN)
             while remaining and not self._stop:
                 try:
                     got = recv_into(view, min(remaining, BUFFER_SIZE))
@@ -144,12 +149,15 @@ class ThreadedWriter:
                     break
                 if not got:
                     break
-                store(view[:got] if got < len(buffer) else view)
+                store(view[:got])
                 remaining -= got
                 unreported += got
-                if unreported >= REPORT_EVERY and remaining:
+                if remaining and (unreported >= REPORT_EVERY or monotonic() - reported >= REPORT_SECONDS):
                     reactor.callFromThread(progressed, unreported)
                     unreported = 0
+                    reported = monotonic()
+        except (OSError, ValueError):
+            pass
         finally:
             view.release()
             reactor.callFromThread(self._finished, finished, length - remaining)
@@ -161,9 +169,3 @@ class ThreadedWriter:
         finally:
             running.callback(None)
 
-
-def usable(sock) -> bool:
-    """
-    Whether C{sock} is a stream socket a thread can read as above.
-    """
-    return isinstance(sock, socket.socket) and sock.type == socket.SOCK_STREAM
