@@ -179,6 +179,16 @@ class ThreadedWriterTests(SynchronousTestCase):
         self.successResultOf(drained)
 
 
+class OneThreadTests(ThreadedWriterTests):
+    """
+    The same with one thread that receives, stores and hashes in turn
+    (L{threadedbody.STORE_THREAD} off), as the limit client does.
+    """
+
+    def setUp(self):
+        self.patch(threadedbody, "STORE_THREAD", False)
+
+
 class ThreadedDownloadTests(TestCase):
     """
     A client protocol with C{bodyThreads} set (as the C{ftx} command sets

@@ -9,9 +9,10 @@ body: every read went through the reactor's poll, a pooled buffer, a
 hand-off to a writer thread and a hop back to release the buffer, and on
 two cores that Python work per megabyte cost more than the copy itself.
 Here the reactor stops reading the socket for the body's length; a thread
-reads exactly that many bytes into one reused buffer, stores and hashes
-them, and gives the socket back, so the trailer after the body arrives
-through the protocol's ordinary path. There is one protocol
+reads exactly that many bytes into a few reused buffers, a second one
+stores and hashes them in order (L{STORE_THREAD}), and the socket goes
+back to the reactor, so the trailer after the body arrives through the
+protocol's ordinary path. There is one protocol
 implementation: only who reads the body's bytes changes.
 
 Only a plain socket qualifies (L{ftx._io.internals.socketOf}), and only a
@@ -21,6 +22,7 @@ keeps the reactor path, where hashing runs in a lane of its own.
 
 from __future__ import annotations
 
+import queue
 import select
 import threading
 from time import monotonic
@@ -30,8 +32,15 @@ from twisted.internet.defer import Deferred, succeed
 
 __all__ = ["ThreadedWriter", "BUFFER_SIZE", "REPORT_EVERY", "REPORT_SECONDS"]
 
-#: Size of the thread's one receive buffer: what the limit client uses.
+#: Size of a receive buffer: what the limit client uses.
 BUFFER_SIZE = 1 << 20
+#: Whether a second thread stores and hashes while the first receives the
+#: next buffer, and how many buffers the two pass between them. On two
+#: cores the receive copy and the write copy then overlap, as the server's
+#: C{sendfile} leaves part of a core free; one thread doing both in turn
+#: (L{False}) is what the limit client does.
+STORE_THREAD = True
+STORE_BUFFERS = 4
 #: The thread tells the reactor how far it got after this many bytes or
 #: L{REPORT_SECONDS}, whichever comes first, for progress bars: often
 #: enough for a bar redrawn 8 times a second, seldom enough to cost
@@ -119,7 +128,8 @@ class ThreadedWriter:
         thread.start()
 
     def _run(self, reactor, sock, length: int, progressed, finished) -> None:
-        buffer = bytearray(min(BUFFER_SIZE, length))
+        lane = _StoreThread(self._store) if STORE_THREAD else None
+        buffer = lane.take() if lane is not None else bytearray(min(BUFFER_SIZE, length))
         view = memoryview(buffer)
         remaining = length
         unreported = 0
@@ -149,7 +159,12 @@ class ThreadedWriter:
                     break
                 if not got:
                     break
-                store(view[:got])
+                if lane is None:
+                    store(view[:got])
+                else:
+                    lane.give(buffer, got)
+                    buffer = lane.take()
+                    view = memoryview(buffer)
                 remaining -= got
                 unreported += got
                 if remaining and (unreported >= REPORT_EVERY or monotonic() - reported >= REPORT_SECONDS):
@@ -159,7 +174,9 @@ class ThreadedWriter:
         except (OSError, ValueError):
             pass
         finally:
-            view.release()
+            if lane is not None:
+                # Everything received is stored before the reactor hears.
+                lane.close()
             reactor.callFromThread(self._finished, finished, length - remaining)
 
     def _finished(self, finished: Callable[[int], None], count: int) -> None:
@@ -169,3 +186,42 @@ class ThreadedWriter:
         finally:
             running.callback(None)
 
+
+class _StoreThread:
+    """
+    Stores what a reading thread received, in order, in a thread of its
+    own, and hands each buffer back for another read. The reader waits for
+    a free buffer when the store falls behind (a slow disk, a full pipe):
+    at most L{STORE_BUFFERS} buffers are ever in use.
+    """
+
+    def __init__(self, store: Callable[[object], None]) -> None:
+        self._store = store
+        self._free: "queue.SimpleQueue[bytearray]" = queue.SimpleQueue()
+        for _ in range(STORE_BUFFERS):
+            self._free.put(bytearray(BUFFER_SIZE))
+        self._filled: "queue.SimpleQueue" = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="ftx-body-store", daemon=True)
+        self._thread.start()
+
+    def take(self) -> bytearray:
+        return self._free.get()
+
+    def give(self, buffer: bytearray, count: int) -> None:
+        self._filled.put((buffer, count))
+
+    def close(self) -> None:
+        """
+        Wait until everything given is stored.
+        """
+        self._filled.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            item = self._filled.get()
+            if item is None:
+                return
+            buffer, count = item
+            self._store(memoryview(buffer)[:count])
+            self._free.put(buffer)
