@@ -32,6 +32,7 @@ _NONCE = 16
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 #: Chunks read per system call: 1 MiB of plaintext.
 _BATCH = 16
+_IN_PLACE = hasattr(ChaCha20Poly1305, "decrypt_into")
 
 
 class Plan:
@@ -152,6 +153,20 @@ def openHeader(f, identities: Sequence[AnyIdentity]) -> Tuple[Header, bytes]:
     return header, macKeyCheck(header, fileKey)
 
 
+def _decryptInto(aead, nonce: bytes, chunk, into) -> None:
+    """
+    Decrypt C{chunk} into the writable view C{into}, exactly its size:
+    in place with C{decrypt_into} (cryptography 45 and later), else
+    through a new bytes object.
+
+    @raise InvalidTag: it does not authenticate.
+    """
+    if _IN_PLACE:
+        aead.decrypt_into(nonce, chunk, None, into)
+    else:
+        into[:] = aead.decrypt(nonce, chunk, None)
+
+
 def decryptFile(source: str, target: str, identities: Sequence[AnyIdentity]) -> int:
     """
     Decrypt the age file C{source} into C{target} (created readable only
@@ -183,17 +198,28 @@ def decryptStream(src, size: int, identities: Sequence[AnyIdentity], target: str
     if 0 < tail < _TAG or (tail == _TAG and payload > CHUNK + _TAG):
         raise NotDecryptable("the encrypted file is cut off or malformed at its end")
     aead = ChaCha20Poly1305(hkdf(fileKey, nonce, b"payload"))
+    # Chunks are decrypted in place into one reused buffer and written a
+    # batch (1 MiB) at a time: no new bytes object per chunk, and one
+    # system call per batch instead of sixteen. Only authenticated chunks
+    # ever reach the buffer's written part: a bad one raises first.
+    plain = memoryview(bytearray(CHUNK * _BATCH))
+    filled = 0
     fd = os.open(target, _CREATE, 0o600)
     with open(fd, "wb", buffering=0) as out:
         try:
             for counter, chunk, last in pieces(src, payload, CHUNK + _TAG):
+                size = len(chunk) - _TAG
+                if filled + size > len(plain):
+                    writeAll(out, plain[:filled])
+                    filled = 0
                 try:
-                    plain = aead.decrypt(streamNonce(counter, last), chunk, None)
+                    _decryptInto(aead, streamNonce(counter, last), chunk, plain[filled:filled + max(size, 0)])
                 except (InvalidTag, ValueError):
                     raise NotDecryptable(
                         "the encrypted file does not authenticate at chunk {} (byte {}): it was tampered with "
                         "or cut off; no plaintext was kept".format(counter, counter * CHUNK))
-                writeAll(out, plain)
+                filled += size
+            writeAll(out, plain[:filled])
         except EOFError:
             raise NotDecryptable("the encrypted file is shorter than it should be")
         return out.tell()
