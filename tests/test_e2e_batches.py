@@ -3,8 +3,9 @@ Decrypting files of many 1 MiB batches (L{ftx.client.e2e.stream} decrypts
 sixteen chunks into one reused buffer and writes them at once): sizes
 around batch boundaries come back byte for byte, and a chunk tampered with
 in the middle of a large file stops decryption there, with nothing of it
-or after it written, whichever way the cipher decrypts (in place, or
-through new bytes where cryptography lacks C{decrypt_into}).
+or after it written, whichever way the cipher works (in place, or through
+new bytes where cryptography lacks C{decrypt_into} and C{encrypt_into});
+encryption is batched the same way.
 """
 
 from __future__ import annotations

