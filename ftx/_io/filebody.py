@@ -113,6 +113,7 @@ class BodySender:
         self.reactor = reactor
         #: An L{ftx._io.ratelimit.Throttle}, or L{None}: no rate limit.
         self.throttle = throttle
+        self._unregistered = False
         self.deferred: Deferred = Deferred()
         self.transport = None
         self._socket = None
@@ -153,6 +154,7 @@ class BodySender:
                 # Unregistered, nothing calls this (Twisted's TLS would call
                 # a pull producer in a loop) until the throttle has tokens.
                 self.transport.unregisterProducer()
+                self._unregistered = True
                 self.throttle.wait(self._tokensCame)
                 return
         if self._socket is not None:
@@ -162,6 +164,7 @@ class BodySender:
 
     def _tokensCame(self) -> None:
         if self.transport is not None:
+            self._unregistered = False
             self.transport.registerProducer(self, False)
 
     def _spent(self, count: int) -> None:
@@ -218,7 +221,8 @@ class BodySender:
     def _finish(self, failure: Optional[Failure]) -> None:
         if self.transport is None:
             return
-        self.transport.unregisterProducer()
+        if not self._unregistered:
+            self.transport.unregisterProducer()
         self.transport = None
         if self.throttle is not None:
             self.throttle.cancel()

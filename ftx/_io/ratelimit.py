@@ -31,7 +31,7 @@ import re
 from collections import OrderedDict
 from typing import Callable, Iterable, Optional
 
-__all__ = ["TokenBucket", "Throttle", "parseRate", "stepFor"]
+__all__ = ["TokenBucket", "Throttle", "ReadPacer", "parseRate", "stepFor"]
 
 #: A bucket wakes a waiter once it holds this many seconds of its rate ...
 STEP_SECONDS = 0.02
@@ -175,6 +175,15 @@ class TokenBucket:
         if self._timer is None:
             self._arm()
 
+    def passTurn(self, who: object) -> None:
+        """
+        C{who} cannot use its turn now (another bucket holds it back):
+        the next waiter gets it.
+        """
+        if self._turn is who:
+            self._turn = None
+            self._arm()
+
     def forget(self, who: object) -> None:
         """
         C{who} is gone (its connection closed): out of the line, no turn.
@@ -265,9 +274,15 @@ class Throttle:
         Call C{wake} once (from the clock) when bytes may move again.
         """
         self._wake = wake
+        # Wait in the line of each bucket that holds it back (of the first,
+        # for a caller that waits while allowed: it is woken at its turn).
+        blocking = [b for b in self._buckets if b.allowance(self, 1) == 0] or self._buckets[:1]
         for bucket in self._buckets:
-            if bucket.allowance(self, 1) == 0:
+            if bucket in blocking:
                 bucket.wait(self, self._tokensCame)
+            else:
+                # A turn this throttle cannot use goes to the next in line.
+                bucket.passTurn(self)
 
     def _tokensCame(self) -> None:
         wake, self._wake = self._wake, None
@@ -283,3 +298,40 @@ class Throttle:
         self._wake = None
         for bucket in self._buckets:
             bucket.forget(self)
+
+
+class ReadPacer:
+    """
+    Holds a transport's reading to a L{Throttle}: counts what was read
+    and stops the transport reading while the throttle is in debt.
+
+    It pauses the transport itself, beside whatever else pauses the
+    protocol; when the tokens come it reads again only if C{mayRead()}
+    says nothing else holds reading, and a protocol that resumes for its
+    own reasons must leave the transport paused while L{holding}.
+    """
+
+    def __init__(self, throttle: Throttle, transport, mayRead: Callable[[], bool]) -> None:
+        self.throttle = throttle
+        self._transport = transport
+        self._mayRead = mayRead
+        #: Whether the rate stopped reading now.
+        self.holding = False
+
+    def received(self, count: int) -> None:
+        if not self.throttle.limited:
+            return
+        self.throttle.spend(count)
+        if self.throttle.inDebt and not self.holding:
+            self.holding = True
+            self._transport.pauseProducing()
+            self.throttle.wait(self._readAgain)
+
+    def _readAgain(self) -> None:
+        self.holding = False
+        if self._mayRead():
+            self._transport.resumeProducing()
+
+    def cancel(self) -> None:
+        self.throttle.cancel()
+        self.holding = False

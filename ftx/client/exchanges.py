@@ -434,7 +434,8 @@ class UploadRequest(Request):
             if self.progress:
                 self.progress(self.name, self.sent, self.size)
             self.sender = BodySender(
-                self.file, self.offset, self.size - self.offset, self.hasher, None, self._sentSome, self.protocol.reactor
+                self.file, self.offset, self.size - self.offset, self.hasher, None, self._sentSome, self.protocol.reactor,
+                self.protocol.sending,
             )
             self.sender.begin(self.protocol.transport).addCallbacks(self._bodySent, self._bodyFailed)
         elif reply.code == wire.STORED:
