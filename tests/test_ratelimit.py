@@ -65,7 +65,10 @@ class TokenBucketTests(SynchronousTestCase):
         self.bucket.spend(me, 200)
         self.assertEqual(self.bucket.allowance(me, 10**9), 0)
         self.clock.advance(0.05)
-        self.assertEqual(self.bucket.allowance(me, 10**9), 50)
+        # Less than a step is handed out only to who wants no more.
+        self.assertEqual(self.bucket.allowance(me, 10**9), 0)
+        self.assertEqual(self.bucket.allowance(me, 40), 40)
+        self.assertEqual(self.bucket.allowance(me, 60), 0)
         self.clock.advance(0.1)
         self.assertEqual(self.bucket.allowance(me, 10**9), 150)
         self.assertEqual(self.bucket.allowance(me, 70), 70)

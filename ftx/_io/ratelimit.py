@@ -143,14 +143,18 @@ class TokenBucket:
 
     def allowance(self, who: object, want: int) -> int:
         """
-        How many of C{want} bytes C{who} may move now (0 to wait).
+        How many of C{want} bytes C{who} may move now (0 to wait). Never
+        fewer than a step (or C{want}, if smaller): a caller asked again at
+        once must not trickle the few bytes that came in the meantime.
         """
         self._refill()
         if self._queue:
             if who is not self._turn:
                 return 0
             want = min(want, self.step)
-        return max(0, min(want, int(self._tokens)))
+        if self._tokens < min(want, self.step):
+            return 0
+        return min(want, int(self._tokens))
 
     def spend(self, who: object, count: int) -> None:
         """
@@ -232,6 +236,7 @@ class Throttle:
     def __init__(self, buckets: Iterable[Optional[TokenBucket]] = ()) -> None:
         self._buckets = [b for b in buckets if b is not None]
         self._wake: Optional[Callable[[], None]] = None
+        self._wanted = 1
 
     @property
     def limited(self) -> bool:
@@ -252,6 +257,7 @@ class Throttle:
             self._buckets.append(bucket)
 
     def allowance(self, want: int) -> int:
+        self._wanted = max(1, want)
         for bucket in self._buckets:
             want = bucket.allowance(self, want)
             if not want:
@@ -276,7 +282,7 @@ class Throttle:
         self._wake = wake
         # Wait in the line of each bucket that holds it back (of the first,
         # for a caller that waits while allowed: it is woken at its turn).
-        blocking = [b for b in self._buckets if b.allowance(self, 1) == 0] or self._buckets[:1]
+        blocking = [b for b in self._buckets if b.allowance(self, self._wanted) == 0] or self._buckets[:1]
         for bucket in self._buckets:
             if bucket in blocking:
                 bucket.wait(self, self._tokensCame)

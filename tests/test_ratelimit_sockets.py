@@ -1,0 +1,157 @@
+"""
+Rate limits over real loopback sockets: small files, a low limit, each
+transfer no faster than the limit allows and intact; the server's limit
+each way, its total shared by two clients, the client's own limit, and a
+limited body over TLS (whose pull-producer loop must not spin while the
+bucket is empty).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from twisted.internet import reactor
+from twisted.internet.defer import DeferredList, ensureDeferred
+from twisted.trial.unittest import TestCase
+
+from ftx._io.filebody import BodySender
+from ftx._io.ratelimit import stepFor
+from ftx.client.api import ClientTLS, connect
+from ftx.server.filesystem import FilesystemStorage
+from ftx.server.protocol import FtxServerFactory, ServerPolicy
+from tests.connections import Connections
+from tests.support import sha1, temporaryFolder, writeRandom
+from tests.test_tls import PKI
+
+#: Bytes a second: low enough that a half-megabyte file takes about a second.
+RATE = 512 << 10
+SIZE = 512 << 10
+
+
+def fastest(size: int, rate: int) -> float:
+    """
+    The shortest time C{size} bytes may take at C{rate}: all but the
+    bucket's first burst (two steps) come at the rate. 2% is left for the
+    clocks of two ends.
+    """
+    return (size - 2 * stepFor(rate)) / rate * 0.98
+
+
+class RateLimitSocketTests(TestCase):
+    def setUp(self) -> None:
+        self.base = temporaryFolder(self, "ftx-rate-")
+        self.root = os.path.join(self.base, "root")
+        self.local = os.path.join(self.base, "local")
+        os.mkdir(self.root)
+        os.mkdir(self.local)
+        self.connections = Connections(self, reactor)
+
+    async def serve(self, **policy):
+        factory = self.connections.serve(
+            FtxServerFactory(FilesystemStorage(self.root), reactor, ServerPolicy(**policy))
+        )
+        port = await self.connections.listen(self.root, factory)
+        return "127.0.0.1:{}".format(port.getHost().port)
+
+    async def timed(self, action):
+        started = time.monotonic()
+        await action
+        return time.monotonic() - started
+
+    async def test_serverLimitsDownloads(self):
+        digest = writeRandom(os.path.join(self.root, "a.bin"), SIZE, seed=1)
+        address = await self.serve(limitRate=RATE)
+        client = await connect(reactor, address)
+        try:
+            took = await self.timed(client.sget("a.bin", os.path.join(self.local, "a.bin")))
+        finally:
+            await client.quit()
+        self.assertEqual(sha1(os.path.join(self.local, "a.bin")), digest)
+        self.assertGreaterEqual(took, fastest(SIZE, RATE))
+
+    async def test_serverLimitsUploads(self):
+        digest = writeRandom(os.path.join(self.local, "b.bin"), SIZE, seed=2)
+        address = await self.serve(limitRate=RATE)
+        client = await connect(reactor, address)
+        try:
+            took = await self.timed(client.put(os.path.join(self.local, "b.bin"), "b.bin"))
+        finally:
+            await client.quit()
+        self.assertEqual(sha1(os.path.join(self.root, "b.bin")), digest)
+        self.assertGreaterEqual(took, fastest(SIZE, RATE))
+
+    async def test_totalIsSharedByTwoClients(self):
+        for n in (1, 2):
+            writeRandom(os.path.join(self.root, "{}.bin".format(n)), SIZE // 2, seed=n)
+        address = await self.serve(limitTotal=RATE)
+        clients = [await connect(reactor, address) for _ in (1, 2)]
+        started = time.monotonic()
+        finished = []
+
+        async def fetch(client, n):
+            await client.sget("{}.bin".format(n), os.path.join(self.local, "{}.bin".format(n)))
+            finished.append(time.monotonic() - started)
+
+        try:
+            results = await DeferredList(
+                [ensureDeferred(fetch(client, n)) for n, client in zip((1, 2), clients)], consumeErrors=True
+            )
+        finally:
+            for client in clients:
+                await client.quit()
+        self.assertEqual([ok for ok, _ in results], [True, True])
+        for n in (1, 2):
+            self.assertEqual(sha1(os.path.join(self.local, "{}.bin".format(n))), sha1(os.path.join(self.root, "{}.bin".format(n))))
+        # Together no faster than the total; in turns, so the first is not
+        # done long before the second (alone it would take half the time).
+        self.assertGreaterEqual(max(finished), fastest(SIZE, RATE))
+        self.assertGreaterEqual(min(finished), 0.75 * max(finished))
+
+    async def test_clientLimitsBothWays(self):
+        digest = writeRandom(os.path.join(self.root, "c.bin"), SIZE, seed=3)
+        address = await self.serve()
+        client = await connect(reactor, address, limitRate=RATE)
+        try:
+            down = await self.timed(client.sget("c.bin", os.path.join(self.local, "c.bin")))
+            up = await self.timed(client.put(os.path.join(self.local, "c.bin"), "back.bin"))
+        finally:
+            await client.quit()
+        self.assertEqual(sha1(os.path.join(self.local, "c.bin")), digest)
+        self.assertEqual(sha1(os.path.join(self.root, "back.bin")), digest)
+        self.assertGreaterEqual(down, fastest(SIZE, RATE))
+        self.assertGreaterEqual(up, fastest(SIZE, RATE))
+
+    async def test_limitedBodyOverTLSDoesNotSpin(self):
+        folder = os.path.join(self.base, "pki")
+        os.mkdir(folder)
+        pki = PKI(folder)
+        digest = writeRandom(os.path.join(self.root, "d.bin"), SIZE, seed=4)
+        calls = []
+        resume = BodySender.resumeProducing
+
+        def counted(sender):
+            calls.append(1)
+            return resume(sender)
+
+        self.patch(BodySender, "resumeProducing", counted)
+        import collections; self.stats = collections.Counter()
+        def counted(sender, resume=resume):
+            calls.append(1); self.stats[(sender.transport is None, sender._unregistered)] += 1
+            return resume(sender)
+        self.patch(BodySender, "resumeProducing", counted)
+        self.addCleanup(lambda: print(self.stats))
+        factory = self.connections.serve(
+            FtxServerFactory(FilesystemStorage(self.root), reactor, ServerPolicy(limitRate=RATE))
+        )
+        port, number = await self.connections.listenTLS(self.root, pki.server, factory=factory)
+        client = await connect(reactor, "ssl:host=127.0.0.1:port={}".format(number), tls=ClientTLS(cafile=pki.serverCA))
+        try:
+            took = await self.timed(client.sget("d.bin", os.path.join(self.local, "d.bin")))
+        finally:
+            await client.quit()
+        self.assertEqual(sha1(os.path.join(self.local, "d.bin")), digest)
+        self.assertGreaterEqual(took, fastest(SIZE, RATE))
+        # About one call per step (and one more per wait); a loop calling
+        # the producer while the bucket is empty makes thousands.
+        self.assertLess(len(calls), 4 * SIZE // stepFor(RATE) + 20)
