@@ -344,12 +344,13 @@ def checkOptions(options) -> None:
         raise ValueError("--access names accounts, but no --auth says how they log in")
     choice = options["anonymous"]
     home = rules.anonymous.home if rules.anonymous is not None else None
+    rate = rules.anonymous.rate if rules.anonymous is not None else None
     if choice is None:
         # With accounts, those who do not log in may still read (issue 12):
         # writing and deleting are what accounts are for.
         anonymous = rules.anonymous or (READ if hasAccounts else FULL)
     elif choice in ("none", "read", "full"):
-        anonymous = Permissions({"none": "", "read": "r", "full": "rwd"}[choice], home)
+        anonymous = Permissions({"none": "", "read": "r", "full": "rwd"}[choice], home, rate)
     else:
         raise ValueError("--anonymous must be none, read or full: {!r}".format(choice))
     if not hasAccounts and not anonymous.rights:
