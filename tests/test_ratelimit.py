@@ -59,10 +59,10 @@ class TokenBucketTests(SynchronousTestCase):
         self.clock = Clock()
         self.bucket = TokenBucket(1000, self.clock, step=100, burst=200)
 
-    def test_startsFullAndRefillsExactly(self):
+    def test_startsWithAStepAndRefillsExactly(self):
         me = object()
-        self.assertEqual(self.bucket.allowance(me, 10**9), 200)
-        self.bucket.spend(me, 200)
+        self.assertEqual(self.bucket.allowance(me, 10**9), 100)
+        self.bucket.spend(me, 100)
         self.assertEqual(self.bucket.allowance(me, 10**9), 0)
         self.clock.advance(0.05)
         # Less than a step is handed out only to who wants no more.
@@ -81,7 +81,7 @@ class TokenBucketTests(SynchronousTestCase):
 
     def test_wakesWhenAStepIsThere(self):
         me, woken = object(), []
-        self.bucket.spend(me, 200)
+        self.bucket.spend(me, 100)
         self.bucket.wait(me, lambda: woken.append(self.clock.seconds()))
         self.clock.advance(0.099)
         self.assertEqual(woken, [])
@@ -90,7 +90,7 @@ class TokenBucketTests(SynchronousTestCase):
 
     def test_debtIsPaidFirst(self):
         me, woken = object(), []
-        self.bucket.spend(me, 500)
+        self.bucket.spend(me, 400)
         self.assertEqual(self.bucket.tokens, -300)
         self.bucket.wait(me, lambda: woken.append(self.clock.seconds()))
         self.clock.advance(0.399)
@@ -100,7 +100,7 @@ class TokenBucketTests(SynchronousTestCase):
 
     def test_othersWaitBehindTheLine(self):
         first, second, late = object(), object(), object()
-        self.bucket.spend(first, 200)
+        self.bucket.spend(first, 100)
         self.bucket.wait(first, lambda: None)
         self.bucket.wait(second, lambda: None)
         self.clock.advance(0.15)
@@ -154,9 +154,9 @@ class SharedBucketTests(SynchronousTestCase):
         for _ in range(1280):
             clock.advance(1 / 128)
         moved = [s.moved for s in senders]
-        # 10 s at 32768 B/s and the first burst, to the byte: what did not
+        # 10 s at 32768 B/s and the first step, to the byte: what did not
         # move is still in the bucket.
-        self.assertEqual(sum(moved) + total.tokens, 32768 * 10 + 1024)
+        self.assertEqual(sum(moved) + total.tokens, 32768 * 10 + 512)
         self.assertLess(total.tokens, 1024)
         # Turns go round: the large askers get a step each turn, the one
         # that asks for 100 bytes at a time gets 100 bytes, as many turns.
@@ -198,14 +198,14 @@ class BodySenderTests(SynchronousTestCase):
             if done.called:
                 break
             clock.advance(1 / 128)
-        # 256 at once, then 128 each 1/8 s: 10240 bytes take 9.75 s.
-        self.assertEqual(sent[0], 256)
-        self.assertEqual(sent[15], 256)
-        self.assertEqual(sent[16], 384)
-        self.assertEqual(sent[160], 256 + 10 * 128)
+        # 128 at once, then 128 each 1/8 s: 10240 bytes take 9.875 s.
+        self.assertEqual(sent[0], 128)
+        self.assertEqual(sent[15], 128)
+        self.assertEqual(sent[16], 256)
+        self.assertEqual(sent[160], 128 + 10 * 128)
         self.assertEqual(transport.value(), data)
         self.assertEqual(self.successResultOf(done), hashlib.sha1(data).hexdigest())
-        self.assertEqual(clock.seconds(), 9.75)
+        self.assertEqual(clock.seconds(), 9.875)
         self.assertEqual(clock.getDelayedCalls(), [])
 
     def test_stopWhileWaitingFails(self):
@@ -233,7 +233,7 @@ class ServerReadTests(SynchronousTestCase):
         rate = rates.forConnection(gate)
         step = stepFor(100000)
         self.assertEqual(step, MIN_STEP)
-        rate.received(2 * step)  # the whole burst: not yet in debt
+        rate.received(step)  # the first step: nothing left
         self.assertEqual(calls, [("stop", 0)])
         self.assertTrue(gate.pausedFor(RATE_LIMITED))
         clock.advance(step / 100000.0)
@@ -276,12 +276,13 @@ class ClientReadTests(SynchronousTestCase):
         clock = Clock()
         transport = StringTransport()
         pacer = ReadPacer(Throttle([TokenBucket(1000, clock, step=100, burst=200)]), transport, lambda: True)
-        pacer.received(150)
+        pacer.received(50)
         self.assertEqual(transport.producerState, "producing")
-        pacer.received(150)
+        pacer.received(100)
         self.assertEqual(transport.producerState, "paused")
         self.assertTrue(pacer.holding)
-        clock.advance(0.199)
+        # 50 bytes of debt, then a step: 0.15 s.
+        clock.advance(0.149)
         self.assertEqual(transport.producerState, "paused")
         clock.advance(0.001)
         self.assertEqual(transport.producerState, "producing")

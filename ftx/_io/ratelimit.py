@@ -15,7 +15,8 @@ sends no more, and when the answer is 0 waits for the throttle to call it
 back (L{Throttle.wait}) on the injected clock. Receiving counts what it read
 (L{Throttle.spend}) and stops reading while the throttle is in debt.
 The long-run rate is exact: tokens only come from the clock, so over any
-span C{t} at most C{burst + rate * t} bytes move (plus one read).
+span C{t} at most C{burst + rate * t} bytes move (plus one read), and a
+transfer that starts on a fresh bucket moves at most C{step + rate * t}.
 
 Twisted's C{policies.ThrottlingFactory} was not used: it counts bytes per
 whole second and pauses whole connections for the rest of it (bursty, and
@@ -39,6 +40,11 @@ STEP_SECONDS = 0.02
 MIN_STEP = 16 << 10
 #: ... and at most this many (what one sendfile turn moves).
 MAX_STEP = 4 << 20
+#: Seconds of its rate a bucket holds at most (and at least two steps): what
+#: a connection that the reactor served late may catch up, so that a busy
+#: machine does not lose the rate. A bucket starts with one step only, so
+#: a transfer's start is no burst.
+BURST_SECONDS = 0.1
 
 
 def stepFor(rate: float) -> int:
@@ -95,7 +101,7 @@ def parseRate(text: str, bareUnit: int = 1) -> int:
 class TokenBucket:
     """
     Tokens for C{rate} bytes a second, at most C{burst} held at a time
-    (it starts full), shared by the L{Throttle}s that use it.
+    (it starts with one C{step}), shared by the L{Throttle}s that use it.
 
     While some throttle waits for tokens, only the one whose turn it is may
     take any, and at most C{step}: each C{step} of tokens goes to the next
@@ -112,9 +118,9 @@ class TokenBucket:
             raise ValueError("a rate limit must be positive: {!r}".format(rate))
         self.rate = float(rate)
         self.step = step or stepFor(rate)
-        self.burst = max(burst or 2 * self.step, self.step)
+        self.burst = max(burst or int(rate * BURST_SECONDS), 2 * self.step if burst is None else self.step)
         self._clock = clock
-        self._tokens = float(self.burst)
+        self._tokens = float(self.step)
         self._stamp = clock.seconds()
         self._queue: "OrderedDict[object, Callable[[], None]]" = OrderedDict()
         self._turn: Optional[object] = None
