@@ -472,5 +472,9 @@ class UploadRequest(Request):
             self.protocol.transport.abortConnection()
 
     def connectionLost(self) -> None:
+        if self.sender is not None and self.sender.transport is not None:
+            # A body waiting for its rate limit's tokens is not the
+            # transport's producer: the transport cannot stop it.
+            self.sender.stopProducing()
         if not self.file.closed:
             self.file.close()
