@@ -21,7 +21,7 @@ from ftx.cli.parser import buildParser
 from ftx.server.accounts import AccessRules
 from ftx.server.ratelimit import RATE_LIMITED, ServerRates
 from ftx.server.readgate import ReadGate
-from ftx.server.tap import Options
+from ftx.server.tap import Options, makeFactory
 
 
 class ParseRateTests(SynchronousTestCase):
@@ -306,6 +306,14 @@ class OptionTests(SynchronousTestCase):
         options = Options()
         options.parseOptions(["--root", ".", "--limit-rate", "0"])
         self.assertIsNone(options["limit-rate"])
+
+    def test_twistdPassesTheLimitsOn(self):
+        options = Options()
+        options.parseOptions(["--root", ".", "--limit-rate", "1M", "--limit-total", "10M"])
+        factory = makeFactory(options, Clock())
+        self.assertEqual((factory.policy.limitRate, factory.policy.limitTotal), (1 << 20, 10 << 20))
+        self.assertEqual(factory.rates.perConnection, 1 << 20)
+        self.assertEqual(factory.rates.total, 10 << 20)
 
     def test_serverRefusesABadRate(self):
         with self.assertRaises(usage.UsageError) as caught:

@@ -9,11 +9,12 @@ bucket is empty).
 from __future__ import annotations
 
 import os
+import re
 import time
 
 from twisted.internet import reactor
 from twisted.internet.defer import DeferredList, ensureDeferred
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ftx._io.filebody import BodySender
 from ftx._io.ratelimit import stepFor
@@ -21,7 +22,7 @@ from ftx.client.api import ClientTLS, connect
 from ftx.server.filesystem import FilesystemStorage
 from ftx.server.protocol import FtxServerFactory, ServerPolicy
 from tests.connections import Connections
-from tests.support import sha1, temporaryFolder, writeRandom
+from tests.support import ServerProcess, runFtx, sha1, temporaryFolder, writeRandom
 from tests.test_tls import PKI
 
 #: Bytes a second: low enough that a half-megabyte file takes about a second.
@@ -155,3 +156,77 @@ class RateLimitSocketTests(TestCase):
         # About one call per step (and one more per wait); a loop calling
         # the producer while the bucket is empty makes thousands.
         self.assertLess(len(calls), 4 * SIZE // stepFor(RATE) + 20)
+
+
+class AccountLimitTests(TestCase):
+    """
+    C{rate=} in the access file: all of one account's connections share it.
+    """
+
+    async def test_accountConnectionsShareTheirRate(self):
+        from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
+
+        from ftx.server.accounts import AccessControl, AccessRules
+
+        base = temporaryFolder(self, "ftx-rate-")
+        root, local = os.path.join(base, "root"), os.path.join(base, "local")
+        os.mkdir(root)
+        os.mkdir(local)
+        for n in (1, 2):
+            writeRandom(os.path.join(root, "{}.bin".format(n)), SIZE // 2, seed=n)
+        connections = Connections(self, reactor)
+        storage = FilesystemStorage(root)
+        access = AccessControl(
+            storage, AccessRules.parse("alice r rate={}\n".format(RATE)),
+            [InMemoryUsernamePasswordDatabaseDontUse(alice=b"secret")], None, reactor=reactor,
+        )
+        factory = connections.serve(FtxServerFactory(storage, reactor, ServerPolicy(), access))
+        port = await connections.listen(root, factory)
+        address = "127.0.0.1:{}".format(port.getHost().port)
+        clients = [await connect(reactor, address, credentials=("alice", "secret")) for _ in (1, 2)]
+        started = time.monotonic()
+        try:
+            await DeferredList(
+                [
+                    client.sget("{}.bin".format(n), os.path.join(local, "{}.bin".format(n)))
+                    for n, client in zip((1, 2), clients)
+                ],
+                fireOnOneErrback=True, consumeErrors=True,
+            )
+            took = time.monotonic() - started
+        finally:
+            for client in clients:
+                await client.quit()
+        for n in (1, 2):
+            self.assertEqual(sha1(os.path.join(local, "{}.bin".format(n))), sha1(os.path.join(root, "{}.bin".format(n))))
+        self.assertGreaterEqual(took, fastest(SIZE, RATE))
+
+
+class CommandLineTests(SynchronousTestCase):
+    """
+    The options as a user types them: C{twistd ftx --limit-rate} and
+    C{ftx --bwlimit} (a bare number of KiB/s, as rsync reads it).
+    """
+
+    def test_serverAndClientOptions(self):
+        base = temporaryFolder(self, "ftx-rate-")
+        root, local = os.path.join(base, "root"), os.path.join(base, "local")
+        os.mkdir(root)
+        os.mkdir(local)
+        digest = writeRandom(os.path.join(root, "a.bin"), 128 << 10, seed=5)
+        with ServerProcess(root, "--limit-rate", "256K") as server:
+            # The server allows 256 KiB/s; the client asks for 128 KiB/s.
+            down = runFtx(["--server", server.address, "-v", "--dir", local, "--bwlimit", "128", "sget", "a.bin"])
+            self.assertEqual(down.returncode, 0, down.stderr)
+        self.assertEqual(sha1(os.path.join(local, "a.bin")), digest)
+        self.assertGreaterEqual(_took(down.stderr), fastest(128 << 10, 128 << 10))
+
+
+def _took(stderr: bytes) -> float:
+    """
+    The seconds C{ftx -v} says its command took.
+    """
+    found = re.search(rb"took ([0-9.]+) s", stderr)
+    if found is None:
+        raise AssertionError("no timing in: {!r}".format(stderr))
+    return float(found.group(1))
