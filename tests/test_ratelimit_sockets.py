@@ -123,6 +123,28 @@ class RateLimitSocketTests(TestCase):
         self.assertGreaterEqual(down, fastest(SIZE, RATE))
         self.assertGreaterEqual(up, fastest(SIZE, RATE))
 
+    async def test_clientLimitsEncryptedUploads(self):
+        from ftx.client.e2e import generateIdentity
+
+        previous = os.environ.get("XDG_STATE_HOME")
+        os.environ["XDG_STATE_HOME"] = os.path.join(self.base, "state")
+        self.addCleanup(_restoreEnvironment, "XDG_STATE_HOME", previous)
+        writeRandom(os.path.join(self.local, "e.bin"), SIZE, seed=7)
+        identity = generateIdentity()
+        address = await self.serve()
+        client = await connect(reactor, address, limitRate=RATE)
+        try:
+            started = time.monotonic()
+            sent = await client.put(os.path.join(self.local, "e.bin"), "e.age", encryptTo=[identity.recipient()])
+            took = time.monotonic() - started
+            back = os.path.join(self.local, "back.bin")
+            await client.sget("e.age", back, identities=[identity])
+        finally:
+            await client.quit()
+        self.assertEqual(sha1(back), sha1(os.path.join(self.local, "e.bin")))
+        # The ciphertext streamed as it was made, held to the rate.
+        self.assertGreaterEqual(took, fastest(sent.size, RATE))
+
     async def test_limitedBodyOverTLSDoesNotSpin(self):
         folder = os.path.join(self.base, "pki")
         os.mkdir(folder)
@@ -220,6 +242,13 @@ class CommandLineTests(SynchronousTestCase):
             self.assertEqual(down.returncode, 0, down.stderr)
         self.assertEqual(sha1(os.path.join(local, "a.bin")), digest)
         self.assertGreaterEqual(_took(down.stderr), fastest(128 << 10, 128 << 10))
+
+
+def _restoreEnvironment(name: str, previous) -> None:
+    if previous is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = previous
 
 
 def _took(stderr: bytes) -> float:
