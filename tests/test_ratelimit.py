@@ -330,3 +330,24 @@ class OptionTests(SynchronousTestCase):
         self.assertEqual(parser.parse_args(["--limit-rate", "1000", "list"]).limit_rate, 1000)
         self.assertEqual(parser.parse_args(["--bwlimit", "1000", "list"]).limit_rate, 1024000)
         self.assertEqual(parser.parse_args(["list", "--bwlimit", "2M"]).limit_rate, 2 << 20)
+
+
+class SmallFilesTests(SynchronousTestCase):
+    def test_waitForTheRateEndsWithTheConnection(self):
+        clock = Clock()
+        rate = ServerRates(clock, perConnection=100000).forConnection(ReadGate(lambda: None, lambda: None))
+        self.assertIsNone(self.successResultOf(rate.afterSending(100)))
+        waiting = rate.afterSending(3 * MIN_STEP)
+        self.assertNoResult(waiting)
+        rate.connectionLost()
+        self.assertIsNone(self.successResultOf(waiting))
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_waitForTheRateEndsOnTime(self):
+        clock = Clock()
+        rate = ServerRates(clock, perConnection=100000).forConnection(ReadGate(lambda: None, lambda: None))
+        waiting = rate.afterSending(MIN_STEP)
+        clock.advance(MIN_STEP / 100000.0 - 0.001)
+        self.assertNoResult(waiting)
+        clock.advance(0.001)
+        self.successResultOf(waiting)

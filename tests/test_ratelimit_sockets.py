@@ -71,6 +71,21 @@ class RateLimitSocketTests(TestCase):
         self.assertEqual(sha1(os.path.join(self.local, "a.bin")), digest)
         self.assertGreaterEqual(took, fastest(SIZE, RATE))
 
+    async def test_serverLimitsSmallFilesOfABatch(self):
+        # Small files of an mget go out whole, without a body producer.
+        digests = {}
+        for n in range(8):
+            digests["s{}.bin".format(n)] = writeRandom(os.path.join(self.root, "s{}.bin".format(n)), SIZE // 8, seed=n)
+        address = await self.serve(limitRate=RATE)
+        client = await connect(reactor, address)
+        try:
+            took = await self.timed(client.mget("s*.bin", self.local))
+        finally:
+            await client.quit()
+        for name, digest in digests.items():
+            self.assertEqual(sha1(os.path.join(self.local, name)), digest)
+        self.assertGreaterEqual(took, fastest(SIZE, RATE))
+
     async def test_serverLimitsUploads(self):
         digest = writeRandom(os.path.join(self.local, "b.bin"), SIZE, seed=2)
         address = await self.serve(limitRate=RATE)

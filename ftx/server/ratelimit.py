@@ -84,6 +84,7 @@ class ConnectionRate:
         self.sending = sending
         self.receiving = receiving
         self._gate = gate
+        self._sendWait: Optional[Deferred] = None
 
     @property
     def limitsReading(self) -> bool:
@@ -122,10 +123,16 @@ class ConnectionRate:
         self.sending.spend(count)
         d: Deferred = Deferred()
         if self.sending.inDebt:
-            self.sending.wait(lambda: d.callback(None))
+            self._sendWait = d
+            self.sending.wait(self._maySend)
         else:
             d.callback(None)
         return d
+
+    def _maySend(self) -> None:
+        d, self._sendWait = self._sendWait, None
+        if d is not None:
+            d.callback(None)
 
     def received(self, count: int) -> None:
         """
@@ -144,3 +151,6 @@ class ConnectionRate:
     def connectionLost(self) -> None:
         self.sending.cancel()
         self.receiving.cancel()
+        # A batch waiting to send its next small file goes on, and finds
+        # the connection gone.
+        self._maySend()
