@@ -49,7 +49,9 @@ class ParseRateTests(SynchronousTestCase):
             self.assertIn("not a rate", str(caught.exception))
 
     def test_step(self):
-        self.assertEqual(stepFor(1000), MIN_STEP)
+        self.assertEqual(stepFor(1000), 512)
+        self.assertEqual(stepFor(40000), 10000)
+        self.assertEqual(stepFor(100000), MIN_STEP)
         self.assertEqual(stepFor(12500000), 250000)
         self.assertEqual(stepFor(10 << 30), MAX_STEP)
 

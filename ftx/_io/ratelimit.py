@@ -36,8 +36,11 @@ __all__ = ["TokenBucket", "Throttle", "ReadPacer", "parseRate", "stepFor"]
 
 #: A bucket wakes a waiter once it holds this many seconds of its rate ...
 STEP_SECONDS = 0.02
-#: ... but at least this many bytes (fewer, larger wake-ups at low rates) ...
+#: ... but at least this many bytes (fewer, larger wake-ups at low rates),
+#: or a quarter of a second's worth where that is less (so that a slow
+#: limit still moves bytes several times a second) ...
 MIN_STEP = 16 << 10
+MIN_STEP_SECONDS = 0.25
 #: ... and at most this many (what one sendfile turn moves).
 MAX_STEP = 4 << 20
 #: Seconds of its rate a bucket holds at most (and at least two steps): what
@@ -50,9 +53,11 @@ BURST_SECONDS = 0.1
 def stepFor(rate: float) -> int:
     """
     The bytes one wake-up hands out at C{rate}: about L{STEP_SECONDS} of it,
-    within L{MIN_STEP} and L{MAX_STEP}.
+    within L{MIN_STEP} (or L{MIN_STEP_SECONDS} of it, at least 512 bytes)
+    and L{MAX_STEP}.
     """
-    return int(min(MAX_STEP, max(MIN_STEP, rate * STEP_SECONDS)))
+    least = max(512, min(MIN_STEP, rate * MIN_STEP_SECONDS))
+    return int(min(MAX_STEP, max(least, rate * STEP_SECONDS)))
 
 
 _RATE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-z]*?)\s*(?:/\s*s|ps)?\s*$", re.IGNORECASE)
@@ -118,7 +123,9 @@ class TokenBucket:
             raise ValueError("a rate limit must be positive: {!r}".format(rate))
         self.rate = float(rate)
         self.step = step or stepFor(rate)
-        self.burst = max(burst or int(rate * BURST_SECONDS), 2 * self.step if burst is None else self.step)
+        if burst is None:
+            burst = max(int(rate * BURST_SECONDS), 2 * self.step)
+        self.burst = max(burst, self.step)
         self._clock = clock
         self._tokens = float(self.step)
         self._stamp = clock.seconds()
@@ -178,10 +185,8 @@ class TokenBucket:
         Call C{wake} when it is C{who}'s turn to take tokens. Waiting again
         keeps C{who}'s place in the line.
         """
-        if who not in self._queue:
-            self._queue[who] = wake
-        else:
-            self._queue[who] = wake
+        # Assigning to a key already there keeps its place.
+        self._queue[who] = wake
         if self._timer is None:
             self._arm()
 
