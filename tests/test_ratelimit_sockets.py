@@ -14,10 +14,11 @@ import time
 
 from twisted.internet import reactor
 from twisted.internet.defer import DeferredList, ensureDeferred
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ftx._io.filebody import BodySender
-from ftx._io.ratelimit import stepFor
+from ftx._io.ratelimit import TokenBucket, stepFor
 from ftx.client.api import ClientTLS, connect
 from ftx.server.filesystem import FilesystemStorage
 from ftx.server.protocol import FtxServerFactory, ServerPolicy
@@ -32,11 +33,13 @@ SIZE = 512 << 10
 
 def fastest(size: int, rate: int) -> float:
     """
-    The shortest time C{size} bytes may take at C{rate}: all but the
-    bucket's first burst (two steps) come at the rate. 2% is left for the
-    clocks of two ends.
+    The shortest time C{size} bytes may take at C{rate}: a connection idle
+    for a while holds a full bucket (its burst) and a read may go a step
+    into debt; the rest comes at the rate. 2% is left for the clocks of
+    two ends.
     """
-    return (size - 2 * stepFor(rate)) / rate * 0.98
+    bucket = TokenBucket(rate, Clock())
+    return (size - bucket.burst - bucket.step) / rate * 0.98
 
 
 class RateLimitSocketTests(TestCase):
