@@ -7,6 +7,12 @@ larger one streams a ranged GET with C{If-Match} on the ETag it was opened
 with, run ahead in the bucket's thread pool: a download or a resume never
 stitches bytes of two versions of an object; an object replaced while it
 is read fails the read with a clear error instead.
+
+The server reads files in its event loop, where waiting for the engine
+would stall every connection: L{S3File.whenReadable} tells the body
+sender (L{ftx._io.filebody.BodySender}) when C{read} would wait, and when
+it no longer would, so a download steps aside while its next window is on
+its way instead of blocking the reactor.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ from __future__ import annotations
 import io
 import threading
 from collections import deque
-from typing import Optional
+from typing import Callable, Optional
+
+from twisted.internet.defer import Deferred
 
 from ftx.errors import Conflict, Unavailable
 from ftx.protocol.wire import nameText
@@ -65,6 +73,8 @@ class _Window:
         self.error: Optional[BaseException] = None
         self.cancelled = False
         self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._notify: Optional[Callable[[], None]] = None
         bucket.pool.callInThread(self._run, bucket, key, etag)
 
     def _run(self, bucket: Bucket, key: str, etag: str) -> None:
@@ -77,7 +87,29 @@ class _Window:
         except BaseException as e:
             self.error = e
         finally:
-            self._done.set()
+            with self._lock:
+                self._done.set()
+                notify, self._notify = self._notify, None
+            if notify is not None:
+                notify()
+
+    @property
+    def ready(self) -> bool:
+        """
+        Whether L{wait} would return at once.
+        """
+        return self._done.is_set()
+
+    def whenReady(self, notify: Callable[[], None]) -> bool:
+        """
+        Have C{notify} called (in the pool thread) once the window has
+        arrived or failed; C{False}, and no call, if it already has.
+        """
+        with self._lock:
+            if self._done.is_set():
+                return False
+            self._notify = notify
+            return True
 
     def wait(self) -> bytes:
         if not self._done.wait(READ_TIMEOUT):
@@ -112,6 +144,15 @@ class _ReadAhead:
             self._windows.append(_Window(self._bucket, self._key, self._etag, self._next, end))
             self._next = end
 
+    def pending(self) -> Optional[_Window]:
+        """
+        The window L{read} would wait for, or L{None} if it would not wait.
+        """
+        if self._offset < len(self._data) or not self._windows:
+            return None
+        window = self._windows[0]
+        return None if window.ready else window
+
     def read(self, n: int) -> bytes:
         if self._offset >= len(self._data):
             if not self._windows:
@@ -119,7 +160,10 @@ class _ReadAhead:
             self._data = self._windows.popleft().wait()
             self._offset = 0
             self._fill()
-        data = self._data[self._offset : self._offset + n]
+        if self._offset == 0 and n >= len(self._data):
+            data = self._data  # the whole window, without a copy
+        else:
+            data = self._data[self._offset : self._offset + n]
         self._offset += len(data)
         return data
 
@@ -190,6 +234,26 @@ class S3File:
                 raise ReadFailed(unavailable(e).message)
         self._position += len(data)
         return data
+
+    def whenReadable(self, reactor) -> Optional[Deferred]:
+        """
+        L{None} if L{read} would return without waiting for the engine;
+        otherwise a L{Deferred} that fires (in the reactor thread, through
+        C{reactor.callFromThread}) once it would. Starts the read-ahead,
+        so the caller in the event loop never waits for the first window
+        either.
+        """
+        if self._data is not None or self._position >= self.size:
+            return None
+        if self._ahead is None:
+            self._ahead = _ReadAhead(self._bucket, self.key, self.etag, self._position, self.size)
+        window = self._ahead.pending()
+        if window is None:
+            return None
+        ready: Deferred = Deferred()
+        if not window.whenReady(lambda: reactor.callFromThread(ready.callback, None)):
+            return None
+        return ready
 
     def readinto(self, buffer) -> int:
         data = self.read(len(buffer))
