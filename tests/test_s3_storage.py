@@ -173,6 +173,38 @@ class ReadAheadTests(OnS3, SynchronousTestCase):
                 f.close()
         self.assertEqual({name: bytes(data) for name, data in got.items()}, contents)
 
+    def test_readAheadWithinTheProcessBudget(self):
+        """
+        Many downloads at once read ahead no more than the process's
+        budget, beyond one window each (which each always gets, so none
+        starves); closing them gives everything back.
+        """
+        self.patch(reads, "WINDOW", 128 << 10)
+        self.patch(reads, "AHEAD", 3)
+        self.patch(reads, "PROCESS_AHEAD", 256 << 10)
+        contents = {"f{}.bin".format(i).encode(): os.urandom(2 << 20) for i in range(4)}
+        self.makeStorage(contents)
+        budget = self.s3.readAhead
+        opened = [self.storage.openForRead(name)[0] for name in sorted(contents)]
+        got = {f.name: bytearray() for f in opened}
+        worst = 0
+        try:
+            while any(len(got[f.name]) < f.size for f in opened):
+                for f in opened:
+                    got[f.name] += f.read(64 << 10)
+                    worst = max(worst, budget.held)
+        finally:
+            for f in opened:
+                f.close()
+        self.assertEqual({name: bytes(data) for name, data in got.items()}, contents)
+        self.assertLessEqual(worst, (256 << 10) + len(opened) * (128 << 10))
+        self.assertGreater(worst, len(opened) * (128 << 10))
+        self.assertEqual(budget.held, 0)
+        f = self.storage.openForRead(b"f0.bin")[0]
+        f.read(1)
+        f.close()
+        self.assertEqual(budget.held, 0)
+
     def test_replacedWhileRead(self):
         """
         A large object replaced while it is read fails the read, as an
