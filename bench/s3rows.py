@@ -4,7 +4,8 @@ beside boto3 talking to the same engine directly (the engine's own limit).
 
 Usage::
 
-    python bench/s3rows.py [--quick] [--reps N] [--workdir DIR]
+    python bench/s3rows.py [--quick] [--reps N] [--workdir DIR] [--size MiB]
+                           [--cases download,upload,mget,fan]
 
 Needs the engine (``pip install --require-hashes --no-deps -r
 requirements-s3-test.txt``) and boto3 (``pip install -e '.[s3]'``). It starts
@@ -19,6 +20,15 @@ bench/results-s3-latest.md):
 - ``mget``: 1,000 x 64 KiB (200 with --quick) the same three ways;
 - ``fan-out``: 20 concurrent clients downloading 20 files of 32 MiB from one
   front end, then split over two front ends over the same bucket.
+
+The rows of one case run interleaved, rep by rep, so that a machine loaded
+by other work weighs on all of them alike. Beside the wall-clock rates each
+row gives the CPU seconds per GiB moved of every process involved (front
+ends and engine by PID, clients as this process's children, boto3 direct
+in this process): on a shared machine those, not the rates, say what a
+change saved. A lag probe (another connection sending ``noop``) shows the
+worst round trip to a front end while it moves a body: a reactor blocked
+on the engine shows there.
 """
 
 from __future__ import annotations
@@ -311,13 +321,14 @@ def run(quick: bool, reps: int, workdir: Path, cases: set, bigMiB: int = 0) -> s
                     print(rep, kind, label, "{:.2f} s".format(seconds), _cpuText(cpu), file=sys.stderr, flush=True)
         sizes = {"download": bigSize, "upload": bigSize, "mget": smallCount * (64 << 10)}
         lines.append("### S3 backend: {} MiB file, {} x 64 KiB ({} reps interleaved, median)\n".format(bigSize >> 20, smallCount, reps))
-        lines.append("| case | row | MiB/s | CPU s per GiB moved | worst noop round trip |")
+        lines.append("| case | row | MiB/s (mget: files/s) | CPU s per GiB moved | worst noop round trip |")
         lines.append("| --- | --- | ---: | --- | ---: |")
         for kind in kinds:
             for label, row in table[kind].items():
                 lag = row.worstLag()
+                rate = smallCount / row.median() if kind == "mget" else sizes[kind] / MiB / row.median()
                 lines.append("| {} | {} | {:.0f} | {} | {} |".format(
-                    kind, label, sizes[kind] / MiB / row.median(), _cpuText(row.cpuPerGiB(sizes[kind])),
+                    kind, label, rate, _cpuText(row.cpuPerGiB(sizes[kind])),
                     "{:.0f} ms".format(lag * 1000) if lag is not None else "",
                 ))
         ratios = ["{} {:.2f}x".format(kind, table[kind][DIRECT].median() / table[kind][S3].median()) for kind in kinds if kind != "mget"]
@@ -352,15 +363,20 @@ def run(quick: bool, reps: int, workdir: Path, cases: set, bigMiB: int = 0) -> s
             for rep in range(reps):
                 for row, ports in ((one, [overS3.port]), (two, [overS3.port, second.port])):
                     fresh()
+                    probe = LagProbe(overS3.port)
                     seconds, cpu = fanMeter.measure(lambda: fanOut(ports))
-                    row.add(seconds, cpu)
+                    row.add(seconds, cpu, probe.stop())
                     print(rep, "fan-out", len(ports), "{:.2f} s".format(seconds), _cpuText(cpu), file=sys.stderr, flush=True)
             total = len(names) * fanSize
             lines.append("### 20 concurrent downloads of {} MiB over S3 ({} reps interleaved, median)\n".format(fanSize >> 20, reps))
-            lines.append("| front ends | aggregate MiB/s | CPU s per GiB moved |")
-            lines.append("| --- | ---: | --- |")
-            lines.append("| one | {:.0f} | {} |".format(total / MiB / one.median(), _cpuText(one.cpuPerGiB(total))))
-            lines.append("| two | {:.0f} | {} |".format(total / MiB / two.median(), _cpuText(two.cpuPerGiB(total))))
+            lines.append("| front ends | aggregate MiB/s | CPU s per GiB moved | worst noop round trip (A) |")
+            lines.append("| --- | ---: | --- | ---: |")
+            for label, row in (("one", one), ("two", two)):
+                lines.append("| {} | {:.0f} | {} | {:.0f} ms |".format(
+                    label, total / MiB / row.median(), _cpuText(row.cpuPerGiB(total)), row.worstLag() * 1000))
+            busy = {label: statistics.median(c[label] / s for c, s in zip(one.cpu, one.seconds)) for label in one.cpu[0]}
+            lines.append("\nCores busy meanwhile with one front end: {} (of {}; the rest went to other work on the machine)\n".format(
+                _cpuText(busy), os.cpu_count()))
             lines.append("\ntwo / one: {:.2f}x (target 1.6x; {} cores here, engine and clients on the same cores)\n".format(
                 one.median() / two.median(), os.cpu_count()))
     finally:

@@ -1,8 +1,9 @@
 """
-A download over S3 never blocks the server's event loop: while the next
-window of a large object is on its way from a slow engine, the body
-sender steps aside (L{ftx.server.s3.reads.S3File.whenReadable}) and every
-other connection is served. Over plain TCP and over TLS (where a pull
+A download over S3 never blocks the server's event loop: files are opened
+in a worker thread, and while the next window of a large object is on its
+way from a slow engine, the body sender steps aside
+(L{ftx.server.s3.reads.S3File.whenReadable}) and every other connection is
+served. Over plain TCP and over TLS (where a pull
 producer is otherwise polled in a loop), against the real engine made
 slow by a delay on each ranged GET.
 """
@@ -37,14 +38,16 @@ SIZE = 3 * WINDOW
 class _SlowReads:
     """
     A boto3 client whose ranged reads of a download (the C{If-Match} GETs
-    of the read-ahead) each take L{DELAY} longer; anything else passes.
+    of the read-ahead), or with C{opens} the GETs that open a file, each
+    take L{DELAY} longer; anything else passes.
     """
 
-    def __init__(self, client) -> None:
+    def __init__(self, client, opens: bool = False) -> None:
         self._client = client
+        self._opens = opens
 
     def get_object(self, **kwargs):
-        if "IfMatch" in kwargs:
+        if ("IfMatch" in kwargs) != self._opens:
             time.sleep(DELAY)
         return self._client.get_object(**kwargs)
 
@@ -104,6 +107,29 @@ class ResponsiveDownloadTests(OnS3, TestCase):
     async def test_plainDownloadLeavesTheLoopFree(self):
         port = await self.connections.listen(self.folder, self.factory)
         await self._download("127.0.0.1:{}".format(port.getHost().port))
+
+    async def test_opensLeaveTheLoopFree(self):
+        """
+        Opening a file is a GET: C{sget} and C{mget} open in a worker
+        thread, so a slow engine stalls only the download that waits.
+        """
+        small = {"small/s{}.bin".format(i): os.urandom(1000 + i) for i in range(3)}
+        for name, data in small.items():
+            self.s3.client.put_object(Bucket=self.s3.name, Key=self.s3Prefix + name, Body=data)
+        self.s3.client = _SlowReads(self.s3.client._client, opens=True)
+        port = await self.connections.listen(self.folder, self.factory)
+        client = await connect(reactor, "127.0.0.1:{}".format(port.getHost().port))
+        probe = _LagProbe()
+        try:
+            await client.mget("small/*", self.folder)
+            await client.sget("small/s0.bin", os.path.join(self.folder, "again.bin"))
+        finally:
+            probe.stop()
+            await client.quit()
+        for name, data in small.items():
+            with open(os.path.join(self.folder, name), "rb") as f:
+                self.assertEqual(f.read(), data)
+        self.assertLess(probe.worst, LAG_BOUND, "the event loop stalled {:.3f} s while files were opened".format(probe.worst))
 
     async def test_tlsDownloadLeavesTheLoopFree(self):
         from tests.test_tls import PKI

@@ -146,6 +146,12 @@ class S3Storage:
         front ends.
     """
 
+    #: Opening a file is a GET: the server opens files for downloads in a
+    #: worker thread (ftx/server/downloads.py), not in its event loop,
+    #: where 20 downloads starting at once stalled every connection for
+    #: seconds on a loaded engine.
+    opensInThread = True
+
     def __init__(self, bucket: Bucket, prefix: str = "", quota=None, *, capacity: int = DEFAULT_CAPACITY,
                  leaseSeconds: float = LEASE_SECONDS, now: Optional[Callable[[], float]] = None,
                  _shared: Optional[_Shared] = None, _home: bytes = b"") -> None:
