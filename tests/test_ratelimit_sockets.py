@@ -253,13 +253,16 @@ class CommandLineTests(SynchronousTestCase):
         root, local = os.path.join(base, "root"), os.path.join(base, "local")
         os.mkdir(root)
         os.mkdir(local)
-        digest = writeRandom(os.path.join(root, "a.bin"), 128 << 10, seed=5)
-        with ServerProcess(root, "--limit-rate", "256K") as server:
-            # The server allows 256 KiB/s; the client asks for 128 KiB/s.
-            down = runFtx(["--server", server.address, "-v", "--dir", local, "--bwlimit", "128", "sget", "a.bin"])
+        # Large enough for the command's threaded body reads, which a
+        # limited connection must not use.
+        size = 1280 << 10
+        digest = writeRandom(os.path.join(root, "a.bin"), size, seed=5)
+        with ServerProcess(root, "--limit-rate", "2M") as server:
+            # The server allows 2 MiB/s; the client asks for 1024 KiB/s.
+            down = runFtx(["--server", server.address, "-v", "--dir", local, "--bwlimit", "1024", "sget", "a.bin"])
             self.assertEqual(down.returncode, 0, down.stderr)
         self.assertEqual(sha1(os.path.join(local, "a.bin")), digest)
-        self.assertGreaterEqual(_took(down.stderr), fastest(128 << 10, 128 << 10))
+        self.assertGreaterEqual(_took(down.stderr), fastest(size, 1 << 20))
 
 
 def _restoreEnvironment(name: str, previous) -> None:
