@@ -128,6 +128,8 @@ class Downloads:
                     size = self._sendSmall(entry.name, f, size)
                 finally:
                     f.close()
+                if connection.rate.sending.limited:
+                    yield connection.rate.afterSending(size)
                 if self._backpressure.blocked:
                     # The client is behind: wait until it has read most of
                     # what is queued, as a body's producer would.
@@ -184,7 +186,9 @@ class Downloads:
         if hasher is None:
             hasher = checksums.new(checksum)
         connection.reply(wire.formatLine(wire.BODY_FOLLOWS, encodeName(name), size, offset))
-        sender = BodySender(f, offset, size - offset, hasher, known, self._bodyProgress, connection.reactor)
+        sender = BodySender(
+            f, offset, size - offset, hasher, known, self._bodyProgress, connection.reactor, connection.rate.sending
+        )
         self.sender = sender
         # The transport holds one producer: the body's, while it streams.
         self._backpressure.detach()
