@@ -1,6 +1,6 @@
 """
-Decrypting files of many 1 MiB batches (L{ftx.client.e2e.stream} decrypts
-sixteen chunks into one reused buffer and writes them at once): sizes
+Files of many 1 MiB batches (L{ftx.client.e2e.stream} reads and seals
+sixteen chunks at a time, each into a reused buffer): sizes
 around batch boundaries come back byte for byte, and a chunk tampered with
 in the middle of a large file stops decryption there, with nothing of it
 or after it written, whichever way the cipher works (in place, or through
@@ -45,7 +45,7 @@ class BatchTests(SynchronousTestCase):
     def tamperedInTheMiddle(self) -> None:
         """
         Chunk 20 of 40 (in the second batch) altered: L{NotDecryptable}
-        naming it, and what was written is only the first whole batch,
+        naming it, and what was written is only the chunks before it,
         authenticated plaintext, never bytes of chunk 20 or later.
         """
         data = os.urandom(40 * CHUNK)
@@ -55,7 +55,7 @@ class BatchTests(SynchronousTestCase):
         error = self.assertRaises(NotDecryptable, self.decrypt, bytes(cipher))
         self.assertIn("chunk 20", str(error))
         written = self.files.read("out")
-        self.assertEqual(written, data[:BATCH])
+        self.assertEqual(written, data[: 20 * CHUNK])
 
     def test_roundTrips(self) -> None:
         self.roundTrips()
