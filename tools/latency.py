@@ -1,0 +1,66 @@
+"""
+How long a small C{ftx} command takes, next to the bare reactor import,
+measured in one interleaved run (the machine may be shared: compare the
+ratios and the CPU seconds, not the wall times of separate runs).
+
+    python tools/latency.py --server 127.0.0.1:1234 --name f1.bin --runs 20
+
+Each round runs every case once, in turn; the table gives the median wall
+time, the median user+sys CPU time of the child, and the median of the
+per-round differences to the reactor import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+
+def timed(argv, env):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--name", required=True, help="a file on the server, for 'ftx hash'")
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--python", default=sys.executable)
+    args = parser.parse_args()
+    ftx = [args.python, "-c", "from ftx.cli import main; main()"]
+    cases = {
+        "reactor import": [args.python, "-c", "from twisted.internet import reactor"],
+        "python -c pass": [args.python, "-c", "pass"],
+        "ftx list": ftx + ["list"],
+        "ftx hash": ftx + ["hash", args.name],
+        "ftx df": ftx + ["df"],
+    }
+    env = dict(os.environ, FTX_SERVER=args.server)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    results = {name: [] for name in cases}
+    for _ in range(args.runs):
+        for name, argv in cases.items():
+            results[name].append(timed(argv, env))
+    base = results["reactor import"]
+    print("{:<16} {:>9} {:>9} {:>14} {:>14}".format("case", "wall ms", "cpu ms", "wall - reactor", "cpu - reactor"))
+    for name, rows in results.items():
+        wall = statistics.median(w for w, _ in rows) * 1e3
+        cpu = statistics.median(c for _, c in rows) * 1e3
+        dwall = statistics.median(w - b[0] for (w, _), b in zip(rows, base)) * 1e3
+        dcpu = statistics.median(c - b[1] for (_, c), b in zip(rows, base)) * 1e3
+        print("{:<16} {:>9.1f} {:>9.1f} {:>+14.1f} {:>+14.1f}".format(name, wall, cpu, dwall, dcpu))
+
+
+if __name__ == "__main__":
+    main()
