@@ -7,7 +7,8 @@ ratios and the CPU seconds, not the wall times of separate runs).
 
 Each round runs every case once, in turn; the table gives the median wall
 time, the median user+sys CPU time of the child, and the median of the
-per-round differences to the reactor import.
+per-round differences to the reactor import. On a busy machine the least
+CPU time of each case is the steadiest figure.
 """
 
 from __future__ import annotations
@@ -37,10 +38,12 @@ def main() -> None:
     parser.add_argument("--name", required=True, help="a file on the server, for 'ftx hash'")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--baseline", metavar="DIR", help="also run the commands with the ftx package found in DIR")
     args = parser.parse_args()
-    ftx = [args.python, "-c", "from ftx.cli import main; main()"]
+    ftx = [args.python, "-c", "from ftx.cli import main; main()"]  # as the console script does
     cases = {
         "reactor import": [args.python, "-c", "from twisted.internet import reactor"],
+        "reactor, no TLS": [args.python, "-c", "import sys; sys.modules['OpenSSL'] = None; from twisted.internet import reactor"],
         "python -c pass": [args.python, "-c", "pass"],
         "ftx list": ftx + ["list"],
         "ftx hash": ftx + ["hash", args.name],
@@ -48,18 +51,25 @@ def main() -> None:
     }
     env = dict(os.environ, FTX_SERVER=args.server)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    envs = {name: env for name in cases}
+    if args.baseline:
+        for name in [name for name in cases if name.startswith("ftx ")]:
+            cases["baseline " + name] = cases[name]
+            envs["baseline " + name] = dict(env, PYTHONPATH=args.baseline)
     results = {name: [] for name in cases}
     for _ in range(args.runs):
         for name, argv in cases.items():
-            results[name].append(timed(argv, env))
+            results[name].append(timed(argv, envs[name]))
     base = results["reactor import"]
-    print("{:<16} {:>9} {:>9} {:>14} {:>14}".format("case", "wall ms", "cpu ms", "wall - reactor", "cpu - reactor"))
+    print("{:<20} {:>9} {:>9} {:>9} {:>14} {:>14}".format(
+        "case", "wall ms", "cpu ms", "min cpu", "wall - reactor", "cpu - reactor"))
     for name, rows in results.items():
         wall = statistics.median(w for w, _ in rows) * 1e3
         cpu = statistics.median(c for _, c in rows) * 1e3
         dwall = statistics.median(w - b[0] for (w, _), b in zip(rows, base)) * 1e3
         dcpu = statistics.median(c - b[1] for (_, c), b in zip(rows, base)) * 1e3
-        print("{:<16} {:>9.1f} {:>9.1f} {:>+14.1f} {:>+14.1f}".format(name, wall, cpu, dwall, dcpu))
+        least = min(c for _, c in rows) * 1e3
+        print("{:<20} {:>9.1f} {:>9.1f} {:>9.1f} {:>+14.1f} {:>+14.1f}".format(name, wall, cpu, least, dwall, dcpu))
 
 
 if __name__ == "__main__":
