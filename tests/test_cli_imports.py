@@ -38,6 +38,8 @@ HEAVY = {
     "idna": "host name encoding",
     "ftx.client.e2e": "end-to-end encryption",
     "ftx.cli.shell": "the interactive shell",
+    "ftx.cli.downloads": "the download commands (ftx.cli.commands imports them when they run)",
+    "ftx.cli.encrypted": "the encrypting commands (ftx.cli.commands imports them when they run)",
 }
 
 
