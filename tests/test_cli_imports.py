@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Optional
 
 from twisted.trial.unittest import TestCase
 
@@ -54,13 +55,13 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-def importedBy(server, *args: str):
+def importedBy(address: str, *args: str):
     """
     The names of the modules loaded when C{ftx --server ADDRESS ARGS}
     exits; the command must succeed.
     """
     result = subprocess.run(
-        [sys.executable, "-c", _LISTING, FTX, "--server", server.address, *args],
+        [sys.executable, "-c", _LISTING, FTX, "--server", address, *args],
         capture_output=True, timeout=60, env=ftxEnvironment(), stdin=subprocess.DEVNULL,
     )
     err = result.stderr.decode("utf-8", "replace")
@@ -74,8 +75,8 @@ def importedBy(server, *args: str):
 
 @_SERVER.serves
 class SmallCommandImportsTests(TestCase):
-    def assertLeftOut(self, *args: str) -> None:
-        modules = importedBy(_SERVER(self), *args)
+    def assertLeftOut(self, *args: str, address: Optional[str] = None) -> None:
+        modules = importedBy(address or _SERVER(self).address, *args)
         # It did connect, with the client of ftx.client.
         self.assertIn("twisted.internet.reactor", modules)
         self.assertIn("ftx.client.protocol", modules)
@@ -96,6 +97,12 @@ class SmallCommandImportsTests(TestCase):
 
     def test_listAsJson(self):
         self.assertLeftOut("list", "--json")
+
+    def test_listOnLocalhost(self):
+        """
+        C{localhost}, the default server's host, needs no name resolution.
+        """
+        self.assertLeftOut("list", address="localhost:{}".format(_SERVER(self).port))
 
 
     def test_noCollectionWhileStarting(self):

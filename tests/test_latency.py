@@ -16,7 +16,7 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from ftx._io.tcpclient import AddressEndpoint, isAddressLiteral
+from ftx._io.tcpclient import AddressEndpoint, LoopbackEndpoint, isAddressLiteral, isLoopbackName
 from ftx.client.api import endpointFromAddress
 from ftx.client.client import FtxClient
 from ftx.client.protocol import FtxClientProtocol
@@ -109,7 +109,17 @@ class AddressLiteralTests(SynchronousTestCase):
         """
         self.assertIsInstance(endpointFromAddress(reactor, "127.0.0.1:1"), AddressEndpoint)
         self.assertIsInstance(endpointFromAddress(reactor, "[::1]:1"), AddressEndpoint)
-        self.assertNotIsInstance(endpointFromAddress(reactor, "localhost:1"), AddressEndpoint)
+        self.assertIsInstance(endpointFromAddress(reactor, "localhost:1"), LoopbackEndpoint)
+        self.assertIsInstance(endpointFromAddress(reactor, "LocalHost.:1"), LoopbackEndpoint)
+        for address in ("files.example.com:1", "localhost.example.com:1", "tcp:localhost:1"):
+            endpoint = endpointFromAddress(reactor, address)
+            self.assertNotIsInstance(endpoint, (AddressEndpoint, LoopbackEndpoint))
+
+    def test_loopbackNames(self):
+        for host in ("localhost", "LOCALHOST", "localhost."):
+            self.assertTrue(isLoopbackName(host), host)
+        for host in ("localhost.localdomain", "mylocalhost", "127.0.0.1", ""):
+            self.assertFalse(isLoopbackName(host), host)
 
 
 class _Hello(Protocol):
@@ -169,3 +179,41 @@ class AddressEndpointTests(TestCase):
         factory.buildProtocol = lambda addr: None
         d = AddressEndpoint(reactor, "127.0.0.1", port).connect(factory)
         return self.assertFailure(d, error.NoProtocol)
+
+
+def _ipv6Loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+class LoopbackEndpointTests(TestCase):
+    async def connectTo(self, port):
+        protocol = await LoopbackEndpoint(reactor, port).connect(Factory.forProtocol(_Collect))
+        return await protocol.done
+
+    async def test_ipv4Only(self):
+        """
+        A server on 127.0.0.1 only is reached after ::1 refuses (or is
+        missing).
+        """
+        listening = reactor.listenTCP(0, Factory.forProtocol(_Hello), interface="127.0.0.1")
+        self.addCleanup(listening.stopListening)
+        self.assertEqual(await self.connectTo(listening.getHost().port), b"hello")
+
+    async def test_ipv6Only(self):
+        if not _ipv6Loopback():
+            raise self.skipTest("no IPv6 loopback on this machine")
+        listening = reactor.listenTCP(0, Factory.forProtocol(_Hello), interface="::1")
+        self.addCleanup(listening.stopListening)
+        self.assertEqual(await self.connectTo(listening.getHost().port), b"hello")
+
+    async def test_nothingListens(self):
+        listening = reactor.listenTCP(0, Factory.forProtocol(_Hello), interface="127.0.0.1")
+        port = listening.getHost().port
+        await listening.stopListening()
+        with self.assertRaises(error.ConnectError):
+            await self.connectTo(port)

@@ -1,6 +1,8 @@
 """
 A client endpoint for a TCP address whose host is an IP address literal
-(C{127.0.0.1:1234}, C{[::1]:1234}): one C{connectTCP}, nothing more.
+(C{127.0.0.1:1234}, C{[::1]:1234}): one C{connectTCP}, nothing more; and
+one for C{localhost} (the C{ftx} command's default server), which tries
+C{::1}, then C{127.0.0.1}.
 
 Twisted's C{HostnameEndpoint} does what a host name needs (resolution in
 the reactor's thread pool, then racing the addresses), but for an address
@@ -23,10 +25,21 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ClientFactory, Protocol
 from zope.interface import directlyProvides, implementer
 
-__all__ = ["isAddressLiteral", "AddressEndpoint"]
+__all__ = ["isAddressLiteral", "isLoopbackName", "AddressEndpoint", "LoopbackEndpoint"]
 
 #: Seconds a connection attempt may take, as Twisted's endpoints default.
 CONNECT_TIMEOUT = 30
+#: The addresses of C{localhost} (RFC 6761 reserves the name for the
+#: loopback), in the order C{getaddrinfo} usually gives them.
+LOOPBACK = ("::1", "127.0.0.1")
+
+
+def isLoopbackName(host: str) -> bool:
+    """
+    Whether C{host} is C{localhost} (in any case, with or without the
+    final dot).
+    """
+    return host.lower().rstrip(".") == "localhost"
 
 
 def isAddressLiteral(host: str) -> bool:
@@ -141,3 +154,41 @@ class AddressEndpoint:
         except BaseException:
             attempt.deferred.errback()
         return attempt.deferred
+
+
+@implementer(interfaces.IStreamClientEndpoint)
+class LoopbackEndpoint:
+    """
+    Connects to C{localhost}: to each address of L{LOOPBACK} in turn,
+    going on to the next when one cannot be connected to (nothing listens
+    there, or the machine has no IPv6), and failing as the last one did.
+    Trying them one after the other costs nothing on the loopback, where
+    a refusal is immediate; a name that may lead elsewhere goes to
+    Twisted's C{HostnameEndpoint}, which races its addresses.
+    """
+
+    def __init__(self, reactor, port: int, timeout: float = CONNECT_TIMEOUT) -> None:
+        self.reactor = reactor
+        self.port = port
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return "LoopbackEndpoint({!r})".format(self.port)
+
+    def connect(self, protocolFactory) -> Deferred:
+        hosts = iter(LOOPBACK)
+
+        def attempt(failure=None):
+            host = next(hosts, None)
+            if host is None:
+                return failure
+            d = AddressEndpoint(self.reactor, host, self.port, self.timeout).connect(protocolFactory)
+            return d.addErrback(nextOne)
+
+        def nextOne(failure):
+            failure.trap(error.ConnectError)
+            if failure.check(error.ConnectingCancelledError):
+                return failure
+            return attempt(failure)
+
+        return attempt()

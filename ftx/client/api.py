@@ -111,9 +111,11 @@ def _endpoint(reactor, address: str, tls: Optional[ClientTLS]) -> Tuple[IStreamC
         )
     if parsed.kind is None and tcpclient.isAddressLiteral(parsed.host):
         return tcpclient.AddressEndpoint(reactor, parsed.host, parsed.port), None
+    if parsed.kind is None and tcpclient.isLoopbackName(parsed.host):
+        return tcpclient.LoopbackEndpoint(reactor, parsed.port), None
     # Imported here: this module (with the plugin system and idna) is a
-    # tenth of a small command's start-up, and an address literal has no
-    # use for it (ftx._io.tcpclient).
+    # tenth of a small command's start-up, and an address literal or
+    # localhost has no use for it (ftx._io.tcpclient).
     from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 
     if parsed.kind is None:
