@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred, succeed
 
 from ftx._io.background import HIGH_WATER, LOW_WATER, BackgroundWriter
 from ftx._io.filebody import BodySender
+from ftx._io.threadedbody import ThreadedWriter
 from ftx.client import localfiles
 from ftx.client.results import Entry, Transfer
 from ftx.client.smallfiles import SmallFile, SmallFileStore
@@ -215,10 +216,13 @@ class DownloadRequest(Request):
                 # thread receives (XXH3 right after the write in the same
                 # worker, SHA-1 in one of its own): on two cores that
                 # overlaps the costs.
-                self.writer = BackgroundWriter(
-                    self.current, self.protocol.reactor, self.protocol.pauseProducing, self._writerCaughtUp, hasher,
-                    cheapHash=checksums.cheap(checksum),
-                )
+                if self.protocol.readsBodyInThread(header.bodyLength, checksum):
+                    self.writer = ThreadedWriter(self.current, hasher)
+                else:
+                    self.writer = BackgroundWriter(
+                        self.current, self.protocol.reactor, self.protocol.pauseProducing, self._writerCaughtUp,
+                        hasher, cheapHash=checksums.cheap(checksum),
+                    )
         self.discarding = self.small is None and self.current is None
         self._done = header.offset
         self._reportEvery = max(header.size // 1000, 1 << 20)
@@ -258,7 +262,14 @@ class DownloadRequest(Request):
             self.writer.write(data, release)
         elif release is not None:
             release()
-        self._done += len(data)
+        self.bodyProgress(len(data))
+
+    def bodyProgress(self, count: int) -> None:
+        """
+        C{count} more bytes of the body arrived (and, read by a thread, are
+        already stored).
+        """
+        self._done += count
         if self.progress and self._done >= self._nextReport:
             self._nextReport = self._done + self._reportEvery
             self.progress(nameText(self.header.name), self._done, self.header.size)
