@@ -19,6 +19,7 @@ from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 
 from ftx._io import endpoints
+from ftx.client import compresschoice
 from ftx.client.client import FtxClient
 from ftx.client.protocol import TLS_PROBE_DELAY, FtxClientProtocol
 from ftx.errors import ConnectionLost, FtxError, LoginFailed
@@ -71,7 +72,9 @@ class FtxClientFactory(Factory):
     protocol = FtxClientProtocol
     noisy = False
 
-    def __init__(self, reactor, checksum: Optional[str] = None, serverName: str = "the server") -> None:
+    def __init__(
+        self, reactor, checksum: Optional[str] = None, serverName: str = "the server", compress: str = "none"
+    ) -> None:
         """
         @param reactor: the reactor the protocols use (its thread pool
             writes received files).
@@ -79,16 +82,20 @@ class FtxClientFactory(Factory):
             both ends have, C{"sha1"} to keep SHA-1 (L{ftx.protocol.checksums}).
         @param serverName: how TLS errors name the server: the host name
             its certificate is checked against.
+        @param compress: C{"auto"}, C{"zstd"} or C{"none"}: whether bodies
+            travel compressed (L{ftx.client.compressed}).
         """
         self.reactor = reactor
         self.checksum = checksum
         self.serverName = serverName
+        self.compress = compress
 
     def buildProtocol(self, addr) -> FtxClientProtocol:
         protocol = self.protocol(self.reactor)
         protocol.factory = self
         protocol.preferredChecksum = self.checksum
         protocol.serverName = self.serverName
+        protocol.compressMode = self.compress
         return protocol
 
 
@@ -148,6 +155,7 @@ def connect(
     tls: Optional[ClientTLS] = None,
     timeout: Optional[float] = GREETING_TIMEOUT,
     factory: Optional[FtxClientFactory] = None,
+    compress: str = "none",
 ) -> "Deferred[FtxClient]":
     """
     Connect to an ftx server, wait for its greeting and, given
@@ -167,6 +175,10 @@ def connect(
     @param factory: the L{FtxClientFactory} (or a subclass, for a protocol
         of your own) to build the connection's protocol; its own checksum
         then applies, so C{checksum} must not be given too.
+    @param compress: C{"zstd"} to have bodies travel as zstd blocks when
+        the server offers it, C{"auto"} to do so on links slower than zstd
+        and for uploads that compress well (L{ftx.client.compressed}),
+        C{"none"} (the default) to send them as they are.
 
     Fails with L{ValueError} for an address that cannot be understood,
     L{ftx.errors.CertificateError} when the server cannot be verified,
@@ -193,7 +205,7 @@ def connect(
     else:
         endpoint = endpointOrAddress
     if factory is None:
-        factory = FtxClientFactory(reactor, checksum, serverName or FtxClientProtocol.serverName)
+        factory = FtxClientFactory(reactor, checksum, serverName or FtxClientProtocol.serverName, compress)
     d = endpoint.connect(factory).addCallback(_greeted, reactor, timeout, secure=serverName is not None)
     if credentials is not None:
         d.addCallback(_logIn, *credentials)
@@ -205,7 +217,7 @@ def _greeted(protocol: FtxClientProtocol, reactor, timeout: Optional[float], sec
     Wait for C{protocol}'s greeting, at most C{timeout} seconds, and wrap
     it in an L{FtxClient}.
     """
-    greeted = protocol.greeted
+    greeted = protocol.greeted.addCallback(compresschoice.negotiate)
     if timeout is None:
         return greeted.addCallback(lambda _: FtxClient(protocol, reactor))
     timer = reactor.callLater(timeout, protocol.abandonGreeting)

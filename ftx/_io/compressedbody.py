@@ -1,0 +1,261 @@
+"""
+Sending and receiving compressed bodies (L{ftx.protocol.compression}).
+
+Both ends use these for both directions: the server for downloads and the
+client for uploads send with L{BlockSender}; the receiver splits blocks
+with L{BlockReader} on the reactor thread (cheap: a line and a count) and
+decodes them with L{DecodingSink} in the worker thread that stores the
+file, so neither compressing nor decompressing a megabyte ever runs on the
+reactor thread. Memory stays bounded: the sender holds at most
+L{AHEAD} blocks beyond what the transport buffers, and the receiver's
+blocks wait in a L{ftx._io.background.BackgroundWriter}, which pauses the
+connection above its high-water mark.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from typing import Callable, Deque, List, Optional
+
+from twisted.internet import interfaces
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ftx._io import workers
+from ftx.errors import IntegrityError
+from ftx.protocol import compression
+from ftx.protocol.compression import BLOCK_SIZE, BlockEncoder, CompressedBlock
+
+#: Encoded blocks a sender keeps ready beyond what the transport holds:
+#: one being written while the next is compressed keeps both cores busy.
+AHEAD = 2
+#: A block this short (the whole of a small body, or a body's last bit) is
+#: made on the reactor thread: under a millisecond, less than a thread trip.
+INLINE_MAX = 256 << 10
+
+
+def _readAt(f, fd: Optional[int], position: int, count: int) -> bytes:
+    if fd is not None:
+        data = os.pread(fd, count, position)
+    else:
+        f.seek(position)
+        data = f.read(count)
+    if len(data) != count:
+        raise IntegrityError("the file shrank while it was being sent")
+    return data
+
+
+def _descriptor(f) -> Optional[int]:
+    try:
+        fd = f.fileno()
+    except Exception:
+        return None
+    return fd if isinstance(fd, int) and fd >= 0 else None
+
+
+@implementer(interfaces.IPushProducer)
+class BlockSender:
+    """
+    Streams C{count} bytes of an open file from C{offset} as compressed
+    blocks, and fires with the digest of what it read for the trailer
+    (C{knownDigest} when the digest is already known).
+
+    Reading, hashing and compressing a block run in a worker thread, one
+    block at a time and in order; the reactor thread only writes finished
+    blocks. It is a streaming producer: while the transport's buffer is
+    full it stops writing, and once L{AHEAD} blocks wait it stops making
+    more, so a peer that stops reading holds back the reading of the file.
+    Blocks of a small body are made on the spot: a thread trip costs more.
+    """
+
+    def __init__(
+        self, f, offset: int, count: int, hasher, knownDigest: Optional[str], progress: Callable[[int], None], reactor,
+        encoder: Optional[BlockEncoder] = None,
+    ) -> None:
+        self.file = f
+        self._fd = _descriptor(f)
+        self.position = offset
+        #: File bytes not yet read.
+        self.remaining = count
+        self.hasher = hasher
+        self.knownDigest = knownDigest
+        self.progress = progress
+        self.reactor = reactor
+        self.encoder = encoder or BlockEncoder()
+        self.deferred: Deferred = Deferred()
+        self.transport = None
+        self._ready: Deque[tuple] = deque()
+        self._working = False
+        self._paused = False
+        self._pool = workers.poolFor(reactor, workers.HASH) if reactor is not None else None
+
+    def begin(self, transport) -> Deferred:
+        self.transport = transport
+        d = self.deferred
+        transport.registerProducer(self, True)
+        self._pump()
+        return d
+
+    def _makeBlock(self, position: int, count: int) -> tuple:
+        # In a worker thread for large bodies: the three costly steps.
+        data = _readAt(self.file, self._fd, position, count)
+        if self.knownDigest is None:
+            self.hasher.update(data)
+        payload = self.encoder.encode(data)
+        return compression.blockLine(count, len(payload)) + b"\r\n", payload, count
+
+    def _pump(self) -> None:
+        while self.transport is not None:
+            if self._ready and not self._paused:
+                line, payload, count = self._ready.popleft()
+                self.transport.writeSequence((line, payload))
+                self.progress(count)
+                continue
+            if self.remaining <= 0 and not self._ready and not self._working:
+                self._finish(None)
+                return
+            if self._working or self.remaining <= 0 or len(self._ready) >= AHEAD:
+                return
+            count = min(BLOCK_SIZE, self.remaining)
+            position = self.position
+            self.position += count
+            self.remaining -= count
+            if self._pool is None or count <= INLINE_MAX:
+                # A short block costs less on the spot than a thread trip.
+                try:
+                    self._ready.append(self._makeBlock(position, count))
+                except Exception:
+                    self._finish(Failure())
+                    return
+                continue
+            self._working = True
+            self._pool.callInThreadWithCallback(
+                lambda ok, result: self.reactor.callFromThread(self._made, ok, result), self._makeBlock, position, count
+            )
+
+    def _made(self, ok: bool, result) -> None:
+        self._working = False
+        if self.transport is None:
+            return
+        if not ok:
+            self._finish(result if isinstance(result, Failure) else Failure(result))
+            return
+        self._ready.append(result)
+        self._pump()
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._pump()
+
+    def stopProducing(self) -> None:
+        self._finish(Failure(ConnectionError("connection lost while sending")))
+
+    def _finish(self, failure: Optional[Failure]) -> None:
+        if self.transport is None:
+            return
+        self.transport.unregisterProducer()
+        self.transport = None
+        self._ready.clear()
+        d, self.deferred = self.deferred, None
+        if failure is not None:
+            d.errback(failure)
+        else:
+            d.callback(self.knownDigest or self.hasher.hexdigest())
+
+
+def encodeWhole(data: bytes) -> List[bytes]:
+    """
+    The block lines and payloads of a small body held in memory, for a
+    sender that writes header, body and trailer at once (C{mget}'s small
+    files): pieces to pass to C{writeSequence}.
+    """
+    encoder = BlockEncoder()
+    pieces: List[bytes] = []
+    for start in range(0, len(data), BLOCK_SIZE):
+        chunk = data[start : start + BLOCK_SIZE]
+        payload = encoder.encode(chunk)
+        pieces += [compression.blockLine(len(chunk), len(payload)), b"\r\n", payload]
+    return pieces
+
+
+class BlockReader:
+    """
+    Follows the blocks of one compressed body of C{length} file bytes on
+    the receiving side: L{blockLine} for each block line (it returns how
+    many payload bytes to read), L{payload} for those bytes as they come,
+    L{blockEnded} after the last of them.
+
+    A raw block's bytes go on as they arrive to C{raw(data, release)}; a
+    zstd block is gathered (it is at most L{compression.MAX_BLOCK} bytes)
+    and handed whole, still compressed, to C{block(CompressedBlock)}, for
+    a worker thread to decode.
+    """
+
+    def __init__(self, length: int, raw: Callable, block: Callable[[CompressedBlock], None]) -> None:
+        #: File bytes still to come.
+        self.remaining = length
+        self._raw = raw
+        self._block = block
+        self._fileBytes = 0
+        self._stored = 0
+        self._pieces: Optional[List[bytes]] = None
+
+    @property
+    def complete(self) -> bool:
+        return self.remaining == 0 and self._fileBytes == 0
+
+    def blockLine(self, fields) -> int:
+        """
+        A block line's fields (after the code): returns the payload length.
+
+        @raise ftx.errors.BadRequest: the line is malformed or does not
+            fit the body (L{compression.parseBlock}).
+        """
+        fileBytes, stored = compression.parseBlock(fields, self.remaining)
+        self.remaining -= fileBytes
+        self._fileBytes, self._stored = fileBytes, stored
+        self._pieces = None if compression.isRaw(fileBytes, stored) else []
+        return stored
+
+    def payload(self, data, release=None) -> None:
+        if self._pieces is None:
+            self._raw(data, release)
+            return
+        self._pieces.append(bytes(data))
+        if release is not None:
+            release()
+
+    def blockEnded(self) -> None:
+        pieces, self._pieces = self._pieces, None
+        fileBytes, self._fileBytes = self._fileBytes, 0
+        if pieces is not None:
+            self._block(CompressedBlock(b"".join(pieces), fileBytes))
+
+
+class DecodingSink:
+    """
+    What a L{ftx._io.background.BackgroundWriter} of a compressed body
+    stores into: it decodes zstd blocks (in the worker thread) and passes
+    file bytes on to C{sink.store} and C{hasher.update}, so the digest is
+    over the file's bytes, never the compressed ones.
+    """
+
+    def __init__(self, sink, hasher) -> None:
+        self.sink = sink
+        self.hasher = hasher
+
+    def store(self, item) -> None:
+        data = item.decode() if isinstance(item, CompressedBlock) else item
+        self.sink.store(data)
+        if self.hasher is not None:
+            self.hasher.update(data)
+
+    def __getattr__(self, name):
+        # The sink's own attributes (path, received) stay reachable.
+        return getattr(self.sink, name)
