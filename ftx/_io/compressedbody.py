@@ -15,6 +15,7 @@ connection above its high-water mark.
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from typing import Callable, Deque, List, Optional
 
@@ -31,7 +32,7 @@ from ftx.protocol.compression import BLOCK_SIZE, BlockEncoder, CompressedBlock
 
 #: Encoded blocks a sender keeps ready beyond what the transport holds:
 #: one being written while the next is compressed keeps both cores busy.
-AHEAD = 2
+AHEAD = 4
 #: A block this short (the whole of a small body, or a body's last bit) is
 #: made on the reactor thread: under a millisecond, less than a thread trip.
 INLINE_MAX = 256 << 10
@@ -87,8 +88,11 @@ class BlockSender:
         self.encoder = encoder or BlockEncoder()
         self.deferred: Deferred = Deferred()
         self.transport = None
+        # Shared with the worker making blocks, under the lock.
+        self._lock = threading.Lock()
         self._ready: Deque[tuple] = deque()
         self._working = False
+        self._stopped = False
         self._paused = False
         self._pool = workers.poolFor(reactor, workers.HASH) if reactor is not None else None
 
@@ -108,43 +112,72 @@ class BlockSender:
         return compression.blockLine(count, len(payload)) + b"\r\n", payload, count
 
     def _pump(self) -> None:
-        while self.transport is not None:
-            if self._ready and not self._paused:
-                line, payload, count = self._ready.popleft()
-                self.transport.writeSequence((line, payload))
-                self.progress(count)
-                continue
-            if self.remaining <= 0 and not self._ready and not self._working:
-                self._finish(None)
-                return
-            if self._working or self.remaining <= 0 or len(self._ready) >= AHEAD:
-                return
-            count = min(BLOCK_SIZE, self.remaining)
-            position = self.position
-            self.position += count
-            self.remaining -= count
-            if self._pool is None or count <= INLINE_MAX:
-                # A short block costs less on the spot than a thread trip.
-                try:
-                    self._ready.append(self._makeBlock(position, count))
-                except Exception:
-                    self._finish(Failure())
-                    return
-                continue
-            self._working = True
-            self._pool.callInThreadWithCallback(
-                lambda ok, result: self.reactor.callFromThread(self._made, ok, result), self._makeBlock, position, count
-            )
-
-    def _made(self, ok: bool, result) -> None:
-        self._working = False
+        """
+        Write the blocks that are ready while the transport takes them,
+        finish after the last, and keep a worker making blocks while fewer
+        than L{AHEAD} wait. Reactor thread.
+        """
+        while self.transport is not None and not self._paused:
+            with self._lock:
+                block = self._ready.popleft() if self._ready else None
+            if block is None:
+                break
+            line, payload, count = block
+            self.transport.writeSequence((line, payload))
+            self.progress(count)
         if self.transport is None:
             return
-        if not ok:
-            self._finish(result if isinstance(result, Failure) else Failure(result))
-            return
-        self._ready.append(result)
-        self._pump()
+        with self._lock:
+            done = self.remaining <= 0 and not self._ready and not self._working
+            start = not self._working and self.remaining > 0 and len(self._ready) < AHEAD
+            short = start and self.remaining <= INLINE_MAX
+            if start:
+                self._working = True
+        if done:
+            self._finish(None)
+        elif short or (start and self._pool is None):
+            # A short last block costs less on the spot than a thread trip.
+            self._work(inline=True)
+            self._pump()
+        elif start:
+            self._pool.callInThread(self._work)
+
+    def _work(self, inline: bool = False) -> None:
+        """
+        Make blocks in order until L{AHEAD} wait or the body is read,
+        telling the reactor thread about each one. In a worker thread (or
+        on the spot for a short body): one call makes many blocks, so a
+        loaded machine's slow thread hand-offs come once, not per block.
+        """
+        while True:
+            with self._lock:
+                if self._stopped or self.remaining <= 0 or len(self._ready) >= AHEAD:
+                    self._working = False
+                    break
+                position, count = self.position, min(BLOCK_SIZE, self.remaining)
+                self.position += count
+                self.remaining -= count
+            try:
+                block = self._makeBlock(position, count)
+            except BaseException:
+                failure = Failure()
+                with self._lock:
+                    self._working = False
+                    self._stopped = True
+                if inline:
+                    self._finish(failure)
+                else:
+                    self.reactor.callFromThread(self._finish, failure)
+                return
+            with self._lock:
+                self._ready.append(block)
+                first = len(self._ready) == 1
+            if first and not inline:
+                self.reactor.callFromThread(self._pump)
+        if not inline:
+            # The reactor may have looked while this worker still counted as
+            # working: it decides again now (to finish, or to start anew).
+            self.reactor.callFromThread(self._pump)
 
     def pauseProducing(self) -> None:
         self._paused = True
@@ -161,7 +194,9 @@ class BlockSender:
             return
         self.transport.unregisterProducer()
         self.transport = None
-        self._ready.clear()
+        with self._lock:
+            self._stopped = True
+            self._ready.clear()
         d, self.deferred = self.deferred, None
         if failure is not None:
             d.errback(failure)
