@@ -432,3 +432,34 @@ class HostileCompressionTests(TestCase):
         client, d = await self.fetch(len(data), sha1(data), [(b"151 %d 10" % (len(data) + 1), b"x" * 10)])
         with self.assertRaises(errors.ConnectionLost):
             await d
+
+
+class CommandLineTests(SynchronousTestCase):
+    """
+    The real C{ftx} command with C{--compress}, against a real C{twistd ftx}.
+    """
+
+    def test_compressBothWays(self):
+        """
+        C{--compress zstd} downloads and uploads byte-identical files and
+        says, with C{-v}, that the connection compresses; C{auto} (the
+        default) leaves compression off on loopback; a bad mode is a
+        usage error.
+        """
+        from tests.clitools import ftx, serverFor, temporaryFolder as cliFolder
+
+        data = logText(3 * MiB + 1)
+        server = serverFor(self, files={"app.log": data})
+        here = cliFolder(self)
+        result = ftx(server, "-v", "--compress", "zstd", "sget", "app.log", cwd=here)
+        self.assertEqual(result.returncode, 0, result.err)
+        self.assertIn("compression zstd", result.err)
+        self.assertEqual((here / "app.log").read_bytes(), data)
+        result = ftx(server, "--compress", "zstd", "put", "app.log", "--as", "back.log", cwd=here)
+        self.assertEqual(result.returncode, 0, result.err)
+        self.assertEqual((server.rootPath / "back.log").read_bytes(), data)
+        result = ftx(server, "-v", "ls", cwd=here)
+        self.assertIn("compression none", result.err)
+        result = ftx(server, "--compress", "lz4", "ls", cwd=here)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("lz4", result.err)
