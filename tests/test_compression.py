@@ -463,3 +463,8 @@ class CommandLineTests(SynchronousTestCase):
         result = ftx(server, "--compress", "lz4", "ls", cwd=here)
         self.assertEqual(result.returncode, 2)
         self.assertIn("lz4", result.err)
+
+
+class ConnectArgumentTests(SynchronousTestCase):
+    def test_unknownModeRefused(self):
+        self.assertRaises(ValueError, connect, reactor, "127.0.0.1:1", compress="lz4")

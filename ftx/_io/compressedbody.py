@@ -290,7 +290,3 @@ class DecodingSink:
         self.sink.store(data)
         if self.hasher is not None:
             self.hasher.update(data)
-
-    def __getattr__(self, name):
-        # The sink's own attributes (path, received) stay reachable.
-        return getattr(self.sink, name)

@@ -192,6 +192,8 @@ def connect(
     """
     if factory is not None and checksum is not None:
         raise TypeError("give the checksum to the factory, not to connect, when passing a factory")
+    if compress not in compresschoice.MODES:
+        raise ValueError("compress must be one of {}, not {!r}".format(", ".join(compresschoice.MODES), compress))
     if credentials is not None and credentials[1] is None:
         return fail(LoginFailed("a password is needed to log in as {}".format(credentials[0])))
     serverName = None

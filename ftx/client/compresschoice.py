@@ -32,6 +32,8 @@ from ftx.protocol import compression, wire
 
 __all__ = ["wantsCompression", "sampleFile", "negotiate", "forUpload", "UPLOAD_RATIO"]
 
+#: What C{compress=} takes: C{auto}, C{zstd}, C{none}.
+MODES = compression.MODES
 #: C{auto} compresses an upload whose first block shrinks to this share of
 #: its size or less (the ratio of L{compression.sampleRatio}).
 UPLOAD_RATIO = 0.9

@@ -19,6 +19,11 @@ from typing import Optional, Tuple
 
 from ftx.errors import BadRequest, IntegrityError
 
+__all__ = [
+    "ZSTD", "NONE", "AUTO", "MODES", "BLOCK", "BLOCK_SIZE", "MAX_BLOCK", "BlockEncoder", "CompressedBlock",
+    "blockLine", "parseBlock", "isRaw", "decodeBlock", "sampleRatio", "available", "choose",
+]
+
 #: The greeting feature, and the argument of C{compress} that turns it on.
 ZSTD = "zstd"
 NONE = "none"
@@ -190,11 +195,6 @@ def sampleRatio(data) -> float:
         return 1.0
     return min(1.0, len(zstandard().ZstdCompressor(level=LEVEL).compress(data)) / len(data))
 
-
-__all__ = [
-    "ZSTD", "NONE", "AUTO", "MODES", "BLOCK", "BLOCK_SIZE", "MAX_BLOCK", "BlockEncoder", "CompressedBlock",
-    "blockLine", "parseBlock", "isRaw", "decodeBlock", "sampleRatio", "available", "choose",
-]
 
 
 def available() -> tuple:
