@@ -19,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from ftx import errors
 from ftx._io import workers
 from ftx.client.api import connect
+from ftx.client import compresschoice
 from ftx.client.compresschoice import fastLink, wantsCompression
 from ftx.protocol import compression
 from ftx.protocol.compression import BLOCK_SIZE, BlockEncoder, decodeBlock, parseBlock
@@ -225,6 +226,29 @@ class CompressedTransferTests(TestCase):
         raw = await deferToThread(RawClient, port.getHost().port)
         self.addCleanup(raw.close)
         return raw
+
+    async def test_encryptedUploadOnACompressingConnection(self):
+        """
+        An end-to-end encrypted upload sends its ciphertext as a plain body
+        (it would not compress): the connection turns compression off
+        first, and the file comes back whole.
+        """
+        from ftx.client.e2e import generateIdentity
+
+        self.patch(os, "environ", dict(os.environ, XDG_STATE_HOME=str(self.top / "state")))
+        identity = generateIdentity()
+        data = logText(2 * MiB + 3)
+        source = self.local / "plain.log"
+        source.write_bytes(data)
+        port = await self.listen()
+        client = await self.client(port)
+        await client.put(str(source), "p.age", encryptTo=[str(identity.recipient())])
+        self.assertEqual(client.protocol.compression, "none")
+        self.assertNotIn(data[:64], (self.root / "p.age").read_bytes())
+        await compresschoice.switch(client.protocol, "zstd")
+        await client.sget("p.age", str(self.local / "back.log"), identities=[str(identity)])
+        self.assertEqual((self.local / "back.log").read_bytes(), data)
+        await client.quit()
 
     def _uploading(self, port) -> bool:
         from ftx.server.uploads import _receiving
