@@ -227,6 +227,36 @@ class CompressedTransferTests(TestCase):
         self.addCleanup(raw.close)
         return raw
 
+    async def test_stalledReaderHoldsBackTheSender(self):
+        """
+        A client that stops reading a compressed download stops the
+        server reading the file: what it has read stays within the
+        sockets' buffers and the few blocks it keeps ready.
+        """
+        (self.root / "big.bin").write_bytes(os.urandom(64 * MiB))
+        port = await self.listen()
+        servers = []
+        build = port.factory.buildProtocol
+
+        def buildProtocol(addr):
+            protocol = build(addr)
+            servers.append(protocol)
+            return protocol
+
+        port.factory.buildProtocol = buildProtocol
+        raw = await self.raw(port)
+        self.assertEqual(await deferToThread(raw.command, b"compress zstd"), b"200 compress zstd")
+        await deferToThread(raw.send, b"sget big.bin")
+        self.assertTrue(await waitUntil(reactor, lambda: servers and servers[0].downloads.sender is not None))
+        sender = servers[0].downloads.sender
+        read = []
+        for _ in range(20):
+            await waitUntil(reactor, lambda: False, timeout=0.05)
+            read.append(sender.position)
+        self.assertEqual(read[-1], read[-5], "the sender kept reading while nobody read the socket")
+        self.assertLess(read[-1], 24 * MiB)
+        raw.close()
+
     async def test_encryptedUploadOnACompressingConnection(self):
         """
         An end-to-end encrypted upload sends its ciphertext as a plain body
