@@ -257,6 +257,24 @@ class CompressedTransferTests(TestCase):
         self.assertLess(read[-1], 24 * MiB)
         raw.close()
 
+    async def test_autoSamplesUploads(self):
+        """
+        With C{auto} on (as on a remote link), an upload whose first block
+        does not shrink goes uncompressed and one that does goes in zstd
+        blocks; both arrive whole.
+        """
+        port = await self.listen()
+        client = await self.client(port, compress="auto")
+        self.assertEqual(client.protocol.compression, "none", "auto compresses nothing on loopback")
+        client.protocol.autoCompress = True
+        noise, text = os.urandom(2 * MiB), logText(2 * MiB)
+        for name, data, expected in (("n.bin", noise, "none"), ("t.log", text, "zstd"), ("n2.bin", noise, "none")):
+            (self.local / name).write_bytes(data)
+            await client.put(str(self.local / name), name)
+            self.assertEqual(client.protocol.compression, expected, name)
+            self.assertEqual((self.root / name).read_bytes(), data)
+        await client.quit()
+
     async def test_encryptedUploadOnACompressingConnection(self):
         """
         An end-to-end encrypted upload sends its ciphertext as a plain body

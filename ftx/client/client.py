@@ -233,9 +233,10 @@ class FtxClient:
                 name, f, size, 0, checksums.new(checksum), progress, mtime,
             )
             # With --compress auto, the file's first block says how it travels.
-            return compresschoice.forUpload(self, path).addCallbacks(
-                lambda _: self.protocol.request(request), lambda failure: (f.close(), failure)[1]
-            )
+            choice = compresschoice.forUpload(self, path)
+            if choice is None:
+                return self.protocol.request(request)
+            return choice.addCallbacks(lambda _: self.protocol.request(request), lambda failure: (f.close(), failure)[1])
 
         def held(reply):
             offset, digest = int(reply.fields[0]), reply.fields[1]
@@ -257,10 +258,9 @@ class FtxClient:
             return failure
 
         ask = Request(wire.formatCommand("partial", encodeName(name)))
-        return (
-            compresschoice.forUpload(self, path).addCallback(lambda _: self.protocol.request(ask))
-            .addCallback(held).addCallback(send).addErrback(closeOnError)
-        )
+        choice = compresschoice.forUpload(self, path)
+        asked = self.protocol.request(ask) if choice is None else choice.addCallback(lambda _: self.protocol.request(ask))
+        return asked.addCallback(held).addCallback(send).addErrback(closeOnError)
 
     def partial(self, name: str) -> "Deferred[tuple]":
         """

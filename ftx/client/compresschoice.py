@@ -133,12 +133,15 @@ def negotiate(protocol) -> Deferred:
     return switch(protocol, compression.ZSTD).addCallbacks(lambda _: protocol, refused)
 
 
-def forUpload(client, path: str) -> Deferred:
+def forUpload(client, path: str) -> Optional[Deferred]:
     """
-    Fires once the connection carries an upload of C{path} as C{auto}
-    would have it (L{maybeSample}); at once for other modes.
+    L{None} when an upload of C{path} goes as the connection is (every
+    mode but an active C{auto}); else a Deferred that fires once the
+    connection carries it as C{auto} would have it (L{maybeSample}).
     """
     protocol = client.protocol
+    if getattr(protocol, "compressMode", compression.NONE) != compression.AUTO or not protocol.autoCompress:
+        return None
 
     def chosen(wanted):
         return switch(protocol, wanted) if wanted is not None else None
