@@ -175,6 +175,8 @@ class BodySender:
             internals.wakeWriter(transport)
 
     def _sendCopy(self) -> None:
+        if self._stepAsideUntilReadable():
+            return
         try:
             chunk = self.file.read(min(SEND_CHUNK, self.remaining))
         except OSError as e:
@@ -189,6 +191,28 @@ class BodySender:
         self.position += len(chunk)
         self.transport.write(chunk)
         self.progress(len(chunk))
+
+    def _stepAsideUntilReadable(self) -> bool:
+        """
+        A file whose bytes arrive from elsewhere (an object store's
+        read-ahead, L{ftx.server.s3.reads.S3File}) says when C{read} would
+        wait: then the sender leaves the transport until it would not,
+        instead of blocking the event loop (unregistered, a pull producer
+        is not polled in a loop by a TLS transport either).
+        """
+        whenReadable = getattr(self.file, "whenReadable", None)
+        ready = whenReadable(self.reactor) if whenReadable is not None and self.reactor is not None else None
+        if ready is None:
+            return False
+        transport = self.transport
+        transport.unregisterProducer()
+
+        def readable(_) -> None:
+            if self.transport is transport:
+                transport.registerProducer(self, False)
+
+        ready.addCallback(readable)
+        return True
 
     def stopProducing(self) -> None:
         self._finish(Failure(ConnectionError("connection lost while sending")))

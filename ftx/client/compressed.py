@@ -53,7 +53,7 @@ class CompressedDownload:
         request = self.request
         if request.writer is not None:
             request.writer.write(block)
-            request.counted(block.fileBytes)
+            request.bodyProgress(block.fileBytes)
             return
         if request.small is not None:
             try:
@@ -62,7 +62,7 @@ class CompressedDownload:
             except IntegrityError as e:
                 request.small = None
                 request._dropFile(e)
-        request.counted(block.fileBytes)
+        request.bodyProgress(block.fileBytes)
 
 
 def decodingSink(sink, hasher):

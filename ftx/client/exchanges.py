@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred, succeed
 
 from ftx._io.background import HIGH_WATER, LOW_WATER, BackgroundWriter
 from ftx._io.filebody import BodySender
+from ftx._io.threadedbody import ThreadedWriter
 from ftx.client import compressed, localfiles
 from ftx.client.results import Entry, Transfer
 from ftx.client.smallfiles import SmallFile, SmallFileStore
@@ -222,14 +223,19 @@ class DownloadRequest(Request):
                 # thread receives (XXH3 right after the write in the same
                 # worker, SHA-1 in one of its own): on two cores that
                 # overlaps the costs.
-                sink = self.current
                 if compressed.isCompressed(self.protocol):
-                    # The worker decodes, stores and hashes the file's bytes.
-                    sink, hasher = compressed.decodingSink(sink, hasher), None
-                self.writer = BackgroundWriter(
-                    sink, self.protocol.reactor, self.protocol.pauseProducing, self._writerCaughtUp, hasher,
-                    cheapHash=checksums.cheap(checksum),
-                )
+                    # Blocks: the worker decodes, stores and hashes the file's bytes.
+                    self.writer = BackgroundWriter(
+                        compressed.decodingSink(self.current, hasher), self.protocol.reactor,
+                        self.protocol.pauseProducing, self._writerCaughtUp,
+                    )
+                elif self.protocol.readsBodyInThread(header.bodyLength, checksum):
+                    self.writer = ThreadedWriter(self.current, hasher)
+                else:
+                    self.writer = BackgroundWriter(
+                        self.current, self.protocol.reactor, self.protocol.pauseProducing, self._writerCaughtUp,
+                        hasher, cheapHash=checksums.cheap(checksum),
+                    )
         self.discarding = self.small is None and self.current is None
         self._done = header.offset
         self._reportEvery = max(header.size // 1000, 1 << 20)
@@ -272,11 +278,12 @@ class DownloadRequest(Request):
             self.writer.write(data, release)
         elif release is not None:
             release()
-        self.counted(len(data))
+        self.bodyProgress(len(data))
 
-    def counted(self, count: int) -> None:
+    def bodyProgress(self, count: int) -> None:
         """
-        C{count} more bytes of the file arrived (for progress).
+        C{count} more bytes of the body arrived (and, read by a thread, are
+        already stored; in compressed blocks, counted as file bytes).
         """
         self._done += count
         if self.progress and self._done >= self._nextReport:

@@ -16,7 +16,7 @@ from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 
-from ftx._io import internals, tls
+from ftx._io import bodyreads, internals, tls
 from ftx.client.exchanges import Request
 from ftx.client.replies import ReplyStream
 from ftx.errors import ConnectionLost, FtxError, TLSError, errorFromReply
@@ -68,6 +68,12 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
     #: How errors name the server: the host name its TLS certificate is
     #: checked against, when there is one.
     serverName = "the server"
+    #: Whether a large body may be read by a thread of its own with
+    #: blocking reads (L{ftx._io.threadedbody}) rather than by the
+    #: reactor: right for a process that holds this one connection and
+    #: does nothing else meanwhile (the C{ftx} command sets it), wrong for
+    #: one reactor serving many connections at once.
+    bodyThreads = False
 
     def __init__(self, reactor=None) -> None:
         #: Whose thread pool writes received files and whose clock paces
@@ -191,6 +197,19 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
 
         self.request(Request(wire.formatCommand("checksum", checksum))).addCallbacks(agreed, refused)
 
+    def readsBodyInThread(self, length: int, checksum: str) -> bool:
+        """
+        Whether a body of C{length} bytes ending with a C{checksum} trailer
+        is to be read by a thread (L{bodyThreads}): a large one, on a plain
+        socket, with a checksum cheap enough to compute on that thread.
+        """
+        return (
+            self.bodyThreads
+            and length >= bodyreads.DIRECT_MIN
+            and checksums.cheap(checksum)
+            and internals.socketOf(self.transport) is not None
+        )
+
     def _protocolError(self, error: FtxError) -> None:
         self._log.error("protocol error: {error}", error=error)
         self.transport.abortConnection()
@@ -216,6 +235,8 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
         self._lost = True
         if self._directBody is not None:
             self._directBody.uninstall()
+        if self._threadedBody is not None:
+            self._threadedBody.stop()
         pending = ([self._active] if self._active else []) + list(self._queue)
         self._active = None
         self._queue.clear()
