@@ -74,7 +74,7 @@ class BlockSender:
 
     def __init__(
         self, f, offset: int, count: int, hasher, knownDigest: Optional[str], progress: Callable[[int], None], reactor,
-        encoder: Optional[BlockEncoder] = None,
+        throttle=None, encoder: Optional[BlockEncoder] = None,
     ) -> None:
         self.file = f
         self._fd = _descriptor(f)
@@ -95,6 +95,14 @@ class BlockSender:
         self._stopped = False
         self._paused = False
         self._pool = workers.poolFor(reactor, workers.HASH) if reactor is not None else None
+        #: An L{ftx._io.ratelimit.Throttle} the block bytes wait for, or
+        #: L{None}. Under a limit a block goes out in pieces as tokens come:
+        #: the rest of the one being sent (C{_piece}, its file bytes
+        #: C{_pieceCount}), while C{_throttled} it waits for tokens.
+        self.throttle = throttle if throttle is not None and throttle.limited else None
+        self._piece: Optional[memoryview] = None
+        self._pieceCount = 0
+        self._throttled = False
 
     def begin(self, transport) -> Deferred:
         self.transport = transport
@@ -117,18 +125,24 @@ class BlockSender:
         finish after the last, and keep a worker making blocks while fewer
         than L{AHEAD} wait. Reactor thread.
         """
-        while self.transport is not None and not self._paused:
+        while self.transport is not None and not self._paused and not self._throttled:
+            if self._piece is not None:
+                self._sendPiece()
+                continue
             with self._lock:
                 block = self._ready.popleft() if self._ready else None
             if block is None:
                 break
             line, payload, count = block
+            if self.throttle is not None:
+                self._piece, self._pieceCount = memoryview(line + payload), count
+                continue
             self.transport.writeSequence((line, payload))
             self.progress(count)
         if self.transport is None:
             return
         with self._lock:
-            done = self.remaining <= 0 and not self._ready and not self._working
+            done = self.remaining <= 0 and not self._ready and not self._working and self._piece is None
             start = not self._working and self.remaining > 0 and len(self._ready) < AHEAD
             short = start and self.remaining <= INLINE_MAX
             if start:
@@ -141,6 +155,29 @@ class BlockSender:
             self._pump()
         elif start:
             self._pool.callInThread(self._work)
+
+    def _sendPiece(self) -> None:
+        """
+        Send as much of the block in hand as the throttle allows now, or
+        wait for its tokens.
+        """
+        piece = self._piece
+        allowed = self.throttle.allowance(len(piece))
+        if not allowed:
+            self._throttled = True
+            self.throttle.wait(self._tokensCame)
+            return
+        self.transport.write(piece[:allowed].tobytes())
+        self.throttle.spend(allowed)
+        if allowed < len(piece):
+            self._piece = piece[allowed:]
+        else:
+            self._piece = None
+            self.progress(self._pieceCount)
+
+    def _tokensCame(self) -> None:
+        self._throttled = False
+        self._pump()
 
     def _work(self, inline: bool = False) -> None:
         """
@@ -197,6 +234,10 @@ class BlockSender:
         with self._lock:
             self._stopped = True
             self._ready.clear()
+        self._piece = None
+        if self._throttled:
+            self._throttled = False
+            self.throttle.cancel()
         d, self.deferred = self.deferred, None
         if failure is not None:
             d.errback(failure)

@@ -71,6 +71,8 @@ def sessionOptions(args, config: Optional[dict] = None) -> Tuple[str, dict]:
     if checksum != "auto":
         options["checksum"] = checksum
     options["compress"] = getattr(args, "compress", None) or config.get("compress", "auto")
+    if getattr(args, "limit_rate", None):
+        options["limitRate"] = args.limit_rate
     return address, options
 
 

@@ -463,7 +463,8 @@ class UploadRequest(Request):
             if self.progress:
                 self.progress(self.name, self.sent, self.size)
             self.sender = (compressed.BlockSender if compressed.isCompressed(self.protocol) else BodySender)(
-                self.file, self.offset, self.size - self.offset, self.hasher, None, self._sentSome, self.protocol.reactor
+                self.file, self.offset, self.size - self.offset, self.hasher, None, self._sentSome, self.protocol.reactor,
+                self.protocol.sending,
             )
             self.sender.begin(self.protocol.transport).addCallbacks(self._bodySent, self._bodyFailed)
         elif reply.code == wire.STORED:
@@ -503,5 +504,9 @@ class UploadRequest(Request):
             self.protocol.transport.abortConnection()
 
     def connectionLost(self) -> None:
+        if self.sender is not None and self.sender.transport is not None:
+            # A body waiting for its rate limit's tokens is not the
+            # transport's producer: the transport cannot stop it.
+            self.sender.stopProducing()
         if not self.file.closed:
             self.file.close()

@@ -129,6 +129,8 @@ class Downloads:
                     size = self._sendSmall(entry.name, f, size)
                 finally:
                     f.close()
+                if connection.rate.sending.limited:
+                    yield connection.rate.afterSending(size)
                 if self._backpressure.blocked:
                     # The client is behind: wait until it has read most of
                     # what is queued, as a body's producer would.
@@ -188,7 +190,7 @@ class Downloads:
         connection.reply(wire.formatLine(wire.BODY_FOLLOWS, encodeName(name), size, offset))
         # Blocks when the client asked for compression (compress zstd).
         sender = (compressedbody.BlockSender if self._compressed else BodySender)(
-            f, offset, size - offset, hasher, known, self._bodyProgress, connection.reactor
+            f, offset, size - offset, hasher, known, self._bodyProgress, connection.reactor, connection.rate.sending
         )
         self.sender = sender
         # The transport holds one producer: the body's, while it streams.
