@@ -34,6 +34,7 @@ HEAVY = {
     "argparse_manpage": "the manual page",
     "humanfriendly": "size and duration parsing",
     "pyrage": "age encryption",
+    "zstandard": "compressed bodies (not asked for on the loopback)",
     "twisted.internet.endpoints": "endpoints for names and endpoint strings (ftx._io.tcpclient)",
     "twisted.plugin": "endpoint plugins",
     "idna": "host name encoding",
