@@ -169,6 +169,13 @@ def _udpDf(ctx: Context, args):
         raise NoAnswer("nothing answers on UDP {}:{} (is the server started with --udp-port?)".format(host, port))
 
 
+def doMirror(ctx: Context, args) -> int:
+    # Imported when used: no other command needs it.
+    from ftx.cli.mirror import doMirror as mirror
+
+    return mirror(ctx, args)
+
+
 COMMANDS = {
     "list": doList,
     "sget": doSget,
@@ -179,6 +186,7 @@ COMMANDS = {
     "delete": doDelete,
     "mkdir": doMkdir,
     "df": doDf,
+    "mirror": doMirror,
 }
 # put --encrypt-to, sget/mget --decrypt, keygen (end-to-end encryption).
 COMMANDS = withEncryption(COMMANDS)
