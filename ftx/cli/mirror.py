@@ -67,8 +67,10 @@ class _Outcome:
         self.actions: List[dict] = []
         self.transferred = self.deleted = self.bytes = 0
 
-    def done(self, action: Action, size: Optional[int] = None) -> None:
+    def done(self, action: Action, size: Optional[int] = None, resumed: bool = False) -> None:
         size = action.size if size is None else size
+        if resumed:
+            action = action._replace(verb="continue")
         if action.verb in ("get", "continue", "put"):
             self.transferred += 1
             self.bytes += size
@@ -351,7 +353,7 @@ def _upload(ctx, args, filters: Filters, cache) -> int:
                     raise
                 tally.failed(e, ctx.reporter, action.name)
                 continue
-            outcome.done(action, transfer.size)
+            outcome.done(action, transfer.size, resumed=transfer.transferred < transfer.size)
         ctx.reporter.close()
         for action in plan.deletions:
             try:
