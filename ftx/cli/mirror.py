@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from ftx.cli import remotefolder
 from ftx.cli.downloads import _fetch, _fetchTogether, _serverGroups
@@ -145,11 +145,11 @@ def _remoteFolder(ctx, args, text: str) -> str:
     return name
 
 
-def _remoteFiles(ctx, folder: str, tally: Tally) -> Dict[str, Entry]:
+def _remoteFiles(ctx, folder: str, tally: Tally) -> Tuple[Dict[str, Entry], List[Entry]]:
     """
-    The files under the server's C{folder}, by name relative to it. A name
-    the server should not have listed (outside C{folder}, or malformed) is
-    reported and left out.
+    The files under the server's C{folder}, by name relative to it, and
+    the listing as it came. A name the server should not have listed
+    (outside C{folder}, or malformed) is reported and left out.
 
     @raise Conflict: C{folder} is a file.
     """
@@ -168,7 +168,8 @@ def _remoteFiles(ctx, folder: str, tally: Tally) -> Dict[str, Entry]:
             tally.failed(e, ctx.reporter)
             continue
         files[entry.name[len(prefix):]] = entry
-    return files
+    tally.count = len(found)
+    return files, found
 
 
 def _serverDigest(ctx, name: str) -> str:
@@ -185,7 +186,7 @@ def _download(ctx, args, filters: Filters, cache) -> int:
         raise Conflict("{} is not a folder here".format(printable(local)))
     tally = Tally(2)
     outcome = _Outcome(ctx, args, "download")
-    remote = _remoteFiles(ctx, folder, tally)
+    remote, listed = _remoteFiles(ctx, folder, tally)
     if not remote and not tally.failures:
         # A missing folder and an empty one look alike; with --delete,
         # taking it for empty would empty the local folder.
@@ -218,7 +219,7 @@ def _download(ctx, args, filters: Filters, cache) -> int:
         filters, same, verb, bool(args.delete), tree.folders, list(tree.partials),
     )
     if not outcome.dryRun:
-        _fetchAll(ctx, folder, local, remote, plan, outcome, tally)
+        _fetchAll(ctx, folder, local, listed, plan, outcome, tally)
         _deleteLocal(ctx, local, plan, outcome, tally)
     else:
         for action in plan.transfers + plan.deletions:
@@ -227,12 +228,14 @@ def _download(ctx, args, filters: Filters, cache) -> int:
     return 0
 
 
-def _fetchAll(ctx, folder: str, local: str, remote: Dict[str, Entry], plan: Plan, outcome: _Outcome,
+def _fetchAll(ctx, folder: str, local: str, listed: List[Entry], plan: Plan, outcome: _Outcome,
               tally: Tally) -> None:
     """
     Fetch the planned files: those that go together in one server C{mget}
     of the folder (most of a first run), the rest one by one (a re-run's
-    few changed files, partial files continued).
+    few changed files, partial files continued). C{listed} is the whole
+    listing: what an C{mget} may bring besides the planned files, dropped
+    (and refused if unsafe, already reported).
     """
     plans, actions = [], {}
     for action in plan.transfers:
@@ -249,7 +252,6 @@ def _fetchAll(ctx, folder: str, local: str, remote: Dict[str, Entry], plan: Plan
     if not plans:
         return
     ctx.reporter.startBatch("mirror", len(plans), sum(entry.size for entry, _ in plans))
-    listed = list(remote.values())
     groups = [(folder, listed)] if folder else _serverGroups(None, listed)
     fetched = _fetchTogether(ctx, groups, plans, tally)
     for entry, _ in plans:
@@ -311,7 +313,8 @@ def _upload(ctx, args, filters: Filters, cache) -> int:
     outcome = _Outcome(ctx, args, "upload")
     tree = scanTree(local)
     mine = {name: f for name, f in tree.files.items() if not f.link}
-    remote = _remoteFiles(ctx, folder, tally)
+    remote, listed = _remoteFiles(ctx, folder, tally)
+    tally.count = len(mine) + len(listed) - len(remote)
     features = ctx.connection.features
     # With the server keeping the time a file is sent with, both ends agree
     # after one run. Without it, the server's time is when the file was
