@@ -28,7 +28,7 @@ import os
 from typing import Dict, List, Optional, Tuple
 
 from ftx.cli import remotefolder
-from ftx.cli.downloads import _fetch, _fetchTogether, _serverGroups
+from ftx.cli.mirrorfetch import fetchPlanned
 from ftx.cli.mirrorplan import Action, Filters, LocalTree, Plan, planMirror, scanTree
 from ftx.cli.progress import humanSize
 from ftx.cli.quickcheck import DigestCache, localDigest, sameAsRemote
@@ -219,56 +219,13 @@ def _download(ctx, args, filters: Filters, cache) -> int:
         filters, same, verb, bool(args.delete), tree.folders, list(tree.partials),
     )
     if not outcome.dryRun:
-        _fetchAll(ctx, folder, local, listed, plan, outcome, tally)
+        fetchPlanned(ctx, folder, local, listed, plan.transfers, outcome.done, tally)
         _deleteLocal(ctx, local, plan, outcome, tally)
     else:
         for action in plan.transfers + plan.deletions:
             outcome.done(action)
     outcome.finish(plan, tally)
     return 0
-
-
-def _fetchAll(ctx, folder: str, local: str, listed: List[Entry], plan: Plan, outcome: _Outcome,
-              tally: Tally) -> None:
-    """
-    Fetch the planned files: those that go together in one server C{mget}
-    of the folder (most of a first run), the rest one by one (a re-run's
-    few changed files, partial files continued). C{listed} is the whole
-    listing: what an C{mget} may bring besides the planned files, dropped
-    (and refused if unsafe, already reported).
-    """
-    plans, actions = [], {}
-    for action in plan.transfers:
-        entry = action.source
-        try:
-            path = safenames.confined(local, [_raw(part) for part in action.name.split("/")])
-            if os.path.isdir(path) and not os.path.islink(path):
-                raise Conflict("{} is a folder here and a file on the server".format(printable(path)))
-        except FtxError as e:
-            tally.failed(e, ctx.reporter, action.name)
-            continue
-        plans.append((entry, ("cget" if action.verb == "continue" else "sget", path)))
-        actions[entry.name] = action
-    if not plans:
-        return
-    ctx.reporter.startBatch("mirror", len(plans), sum(entry.size for entry, _ in plans))
-    groups = [(folder, listed)] if folder else _serverGroups(None, listed)
-    fetched = _fetchTogether(ctx, groups, plans, tally)
-    for entry, _ in plans:
-        if entry.name in fetched:
-            outcome.done(actions[entry.name])
-    for entry, (how, path) in plans:
-        if entry.name in fetched:
-            continue
-        try:
-            transfer = _fetch(ctx, entry, how, path)
-        except FtxError as e:
-            if isinstance(e, ConnectionLost):
-                raise
-            tally.failed(e, ctx.reporter, actions[entry.name].name)
-            continue
-        outcome.done(actions[entry.name], transfer.size)
-    ctx.reporter.close()
 
 
 def _deleteLocal(ctx, local: str, plan: Plan, outcome: _Outcome, tally: Tally) -> None:
