@@ -35,7 +35,9 @@ class MirrorDownloadTests(SynchronousTestCase):
         self.local = self.top / "copy"
 
     def mirror(self, *args: str, code: int = 0):
-        result = ftx(self.server, "mirror", self.name, "copy", *args, cwd=self.top)
+        # --verify's digest cache goes to this test's folder.
+        cache = {"XDG_CACHE_HOME": str(self.top / "cache")}
+        result = ftx(self.server, "mirror", self.name, "copy", *args, cwd=self.top, env=cache)
         self.assertEqual(result.returncode, code, result.out + result.err)
         return result
 
@@ -88,6 +90,7 @@ class MirrorDownloadTests(SynchronousTestCase):
         self.assertIn("received a.txt", result.out)
         self.assertIn("1 transferred (100 B), 0 deleted, 4 unchanged", result.out)
         self.assertEqual((self.local / "a.txt").read_bytes(), TREE["a.txt"])
+        self.assertTrue((self.top / "cache" / "ftx" / "digests.json").exists())
 
     def test_deleteOnlyWithTheFlag(self) -> None:
         self.mirror()

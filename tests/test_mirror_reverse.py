@@ -12,7 +12,7 @@ import shutil
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.clitools import SharedServer, ftx, temporaryFolder
-from tests.mirrortools import TREE, LogMark, killMirrorMidway, partialSize, treeOf, writeTree
+from tests.mirrortools import PAST, TREE, LogMark, killMirrorMidway, mtimes, partialSize, treeOf, writeTree
 from tests.support import sha1, writeRandom
 
 SERVER = SharedServer()
@@ -35,8 +35,13 @@ class MirrorUploadTests(SynchronousTestCase):
         return result
 
     def test_firstRunThenNothingToDo(self) -> None:
+        """
+        The server keeps each file's local modification time, so a second
+        run sends nothing and reads no digest.
+        """
         first = self.mirror()
         self.assertEqual(treeOf(self.remote), TREE)
+        self.assertEqual(set(mtimes(self.remote).values()), {PAST})
         self.assertIn("sent docs/deep/notes.txt", first.out)
         self.assertIn("mirror: 5 transferred", first.out)
         mark = LogMark(self.server)
@@ -44,14 +49,21 @@ class MirrorUploadTests(SynchronousTestCase):
         self.assertEqual(mark.commands("put", "hash", "partial"), [])
         self.assertIn("mirror: 0 transferred (0 B), 0 deleted, 5 unchanged", again.out)
 
-    def test_changedFileOnly(self) -> None:
+    def test_changedSizeOrTimeOnly(self) -> None:
+        """
+        A file of another size and one with only another modification time
+        are sent again, and nothing else.
+        """
         self.mirror()
         (self.local / "docs/readme.md").write_bytes(b"# a longer readme\n")
+        os.utime(self.local / "a.txt", (PAST + 60, PAST + 60))
         mark = LogMark(self.server)
         result = self.mirror()
-        self.assertEqual(len(mark.commands("put")), 1)
+        self.assertEqual(len(mark.commands("put")), 2)
         self.assertIn("sent docs/readme.md (18 B)", result.out)
+        self.assertIn("sent a.txt (100 B)", result.out)
         self.assertEqual((self.remote / "docs/readme.md").read_bytes(), b"# a longer readme\n")
+        self.assertEqual(int(os.stat(self.remote / "a.txt").st_mtime), PAST + 60)
 
     def test_deleteOnlyWithTheFlag(self) -> None:
         """

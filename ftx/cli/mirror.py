@@ -134,10 +134,15 @@ class _MirrorContext:
 def doMirror(ctx, args) -> int:
     filters = Filters(getattr(args, "filters", None) or [])
     ctx = _MirrorContext(ctx)
+    # --verify reads every file; the cache makes the second time cheap.
     cache = DigestCache() if getattr(args, "verify", False) else None
-    if getattr(args, "reverse", False):
-        return _upload(ctx, args, filters, cache)
-    return _download(ctx, args, filters, cache)
+    try:
+        if getattr(args, "reverse", False):
+            return _upload(ctx, args, filters, cache)
+        return _download(ctx, args, filters, cache)
+    finally:
+        if cache is not None:
+            cache.flush()
 
 
 def _remoteFolder(ctx, args, text: str) -> str:
