@@ -153,8 +153,9 @@ def _remoteFolder(ctx, args, text: str) -> str:
 def _remoteFiles(ctx, folder: str, tally: Tally) -> Tuple[Dict[str, Entry], List[Entry]]:
     """
     The files under the server's C{folder}, by name relative to it, and
-    the listing as it came. A name the server should not have listed
-    (outside C{folder}, or malformed) is reported and left out.
+    the listing as it came. A name outside C{folder} is reported and left
+    out; the names of files to download are checked further when planned
+    (L{_safeTransfers}): on a re-run most names are only compared.
 
     @raise Conflict: C{folder} is a file.
     """
@@ -164,17 +165,31 @@ def _remoteFiles(ctx, folder: str, tally: Tally) -> Tuple[Dict[str, Entry], List
     for entry in found:
         if entry.name == folder:
             raise Conflict("{} is a file on the server, not a folder".format(printable(folder)))
-        try:
-            safenames.checkedSegments(_raw(entry.name))
-            if not entry.name.startswith(prefix):
-                raise UnsafeName("refused the name {} from the server: it is not under {}".format(
-                    ascii(entry.name), ascii(folder)), _raw(entry.name))
-        except UnsafeName as e:
-            tally.failed(e, ctx.reporter)
+        if not entry.name.startswith(prefix):
+            tally.failed(UnsafeName("refused the name {} from the server: it is not under {}".format(
+                ascii(entry.name), ascii(folder)), _raw(entry.name)), ctx.reporter)
             continue
         files[entry.name[len(prefix):]] = entry
     tally.count = len(found)
     return files, found
+
+
+def _safeTransfers(ctx, transfers: List[Action], tally: Tally) -> List[Action]:
+    """
+    The planned downloads whose names pass the rules the server applies to
+    names from clients (L{ftx.client.safenames}); the others are reported
+    and dropped. A name that only matched a file here was compared, never
+    used to write.
+    """
+    safe = []
+    for action in transfers:
+        try:
+            safenames.checkedSegments(_raw(action.source.name))
+        except UnsafeName as e:
+            tally.failed(e, ctx.reporter)
+            continue
+        safe.append(action)
+    return safe
 
 
 def _serverDigest(ctx, name: str) -> str:
@@ -223,6 +238,7 @@ def _download(ctx, args, filters: Filters, cache) -> int:
         {name: f.size for name, f in tree.files.items()},
         filters, same, verb, bool(args.delete), tree.folders, list(tree.partials),
     )
+    plan.transfers = _safeTransfers(ctx, plan.transfers, tally)
     if not outcome.dryRun:
         fetchPlanned(ctx, folder, local, listed, plan.transfers, outcome.done, tally)
         _deleteLocal(ctx, local, plan, outcome, tally)
