@@ -104,6 +104,18 @@ class MirrorDownloadTests(SynchronousTestCase):
         for line in ("deleted extra.txt", "deleted old/gone.txt", "deleted docs/more.txt", "removed folder old"):
             self.assertIn(line, result.out)
 
+    def test_fileWhereTheServerHasAFolder(self) -> None:
+        """
+        With --delete, a local file in the way of a folder the server has
+        goes first, and one run brings the folder.
+        """
+        self.mirror()
+        shutil.rmtree(str(self.local / "docs"))
+        (self.local / "docs").write_bytes(b"a file in the way")
+        result = self.mirror("--delete")
+        self.assertIn("deleted docs", result.out)
+        self.assertEqual(treeOf(self.local), TREE)
+
     def test_deleteNeverLeavesTheTarget(self) -> None:
         """
         Links in the target are removed themselves: nothing they point to

@@ -240,10 +240,12 @@ def _download(ctx, args, filters: Filters, cache) -> int:
     )
     plan.transfers = _safeTransfers(ctx, plan.transfers, tally)
     if not outcome.dryRun:
-        fetchPlanned(ctx, folder, local, listed, plan.transfers, outcome.done, tally)
+        # Deletions first, as rsync's --delete does: a file in the way of
+        # a folder to create (or the reverse) is gone before it is needed.
         _deleteLocal(ctx, local, plan, outcome, tally)
+        fetchPlanned(ctx, folder, local, listed, plan.transfers, outcome.done, tally)
     else:
-        for action in plan.transfers + plan.deletions:
+        for action in plan.deletions + plan.transfers:
             outcome.done(action)
     outcome.finish(plan, tally)
     return 0
@@ -321,9 +323,18 @@ def _upload(ctx, args, filters: Filters, cache) -> int:
         ctx.reporter.note("{} is a link: not sent (links are not followed)".format(printable(name)))
     prefix = folder + "/" if folder else ""
     if outcome.dryRun:
-        for action in plan.transfers + plan.deletions:
+        for action in plan.deletions + plan.transfers:
             outcome.done(action)
     else:
+        for action in plan.deletions:
+            try:
+                ctx.call("rmtree" if action.verb == "rmtree" else "delete", prefix + action.name)
+            except FtxError as e:
+                if isinstance(e, ConnectionLost):
+                    raise
+                tally.failed(e, ctx.reporter, action.name)
+                continue
+            outcome.done(action)
         resumable = "resume" in features
         ctx.reporter.startBatch("mirror", len(plan.transfers), plan.bytes)
         for action in plan.transfers:
@@ -336,15 +347,6 @@ def _upload(ctx, args, filters: Filters, cache) -> int:
                 continue
             outcome.done(action, transfer.size, resumed=transfer.transferred < transfer.size)
         ctx.reporter.close()
-        for action in plan.deletions:
-            try:
-                ctx.call("rmtree" if action.verb == "rmtree" else "delete", prefix + action.name)
-            except FtxError as e:
-                if isinstance(e, ConnectionLost):
-                    raise
-                tally.failed(e, ctx.reporter, action.name)
-                continue
-            outcome.done(action)
     outcome.finish(plan, tally)
     return 0
 
