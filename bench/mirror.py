@@ -6,8 +6,8 @@ same tree locally and ``lftp mirror`` against pyftpdlib.
 The re-run must move only the changed files (checked from ``ftx mirror
 --json``) and take at most 10% of the first run's time. Every tool copies
 the same source tree, in turn, in one run (``--reps`` interleaves them);
-wall seconds and the client's CPU seconds (user + sys of the client
-process, from ``wait4``) are printed as a Markdown table. On a shared
+wall seconds and CPU seconds (the client's user + sys from ``wait4``,
+plus the server's from psutil) are printed as a Markdown table. On a shared
 machine, wall time is noise: compare the CPU seconds and the ratios.
 
 Usage: python bench/mirror.py [--files 10000] [--reps 1] [--keep DIR]
@@ -130,6 +130,15 @@ class Servers:
             self.processes.append(subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT,
                                                    stdin=subprocess.DEVNULL))
 
+    def cpu(self, index: int) -> float:
+        """
+        The CPU seconds (user + sys) server C{index} has used so far.
+        """
+        import psutil
+
+        times = psutil.Process(self.processes[index].pid).cpu_times()
+        return times.user + times.system
+
     def stop(self) -> None:
         for process in self.processes:
             if process.poll() is None:
@@ -139,6 +148,10 @@ class Servers:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+
+
+#: Which server each tool talks to (an index into L{Servers.processes}).
+SERVER_OF = {"ftx mirror": 0, "lftp mirror + pyftpdlib": 1}
 
 
 def tools(servers: Servers, source: Path) -> Dict[str, Callable[[Path], List[str]]]:
@@ -184,18 +197,25 @@ def main() -> None:
                 target = work / "target"
                 shutil.rmtree(str(target), True)
                 target.mkdir()
+                server = SERVER_OF.get(name)
+                serverCpu = (lambda: servers.cpu(server)) if server is not None else (lambda: 0.0)
+                before = serverCpu()
                 firstWall, firstCpu, out = timed(command(target), work)
+                firstServer = serverCpu() - before
                 if name == "ftx mirror" and json.loads(out)["transferred"] != args.files:
                     raise RuntimeError("the first ftx mirror moved {} files".format(json.loads(out)["transferred"]))
                 changed = changeSome(source, CHANGED, seed=rep * 10 + len(rows))
+                before = serverCpu()
                 againWall, againCpu, out = timed(command(target), work)
+                againServer = serverCpu() - before
                 moved = json.loads(out)["transferred"] if name == "ftx mirror" else None
                 if moved is not None and moved != len(changed):
                     raise RuntimeError("the ftx re-run moved {} files, not the {} changed".format(moved, len(changed)))
                 if not sameTree(source, target):
                     raise RuntimeError("{}: the copy differs from the source".format(name))
                 rows.append({"tool": name, "rep": rep, "first": firstWall, "firstCpu": firstCpu,
-                             "again": againWall, "againCpu": againCpu, "changed": len(changed), "moved": moved})
+                             "firstServer": firstServer, "again": againWall, "againCpu": againCpu,
+                             "againServer": againServer, "changed": len(changed), "moved": moved})
                 print("{}: first {:.2f} s, re-run {:.2f} s".format(name, firstWall, againWall), file=sys.stderr)
     finally:
         servers.stop()
@@ -205,13 +225,14 @@ def main() -> None:
     print("\n{} files, {:.0f} MiB; {:.0%} changed before the re-run; load average {:.1f} {:.1f} {:.1f} "
           "(2 cores: {}).\n".format(args.files, size / 2**20, CHANGED, *load,
                                    "loaded, wall times are noise" if load[0] > 1.5 else "quiet"))
-    print("| tool | rep | first run s | client CPU s | re-run s | client CPU s | re-run / first | files moved |")
-    print("|---|--:|--:|--:|--:|--:|--:|--:|")
+    print("CPU s = client (user + sys, with its children) + server; rsync's other end is its own child.\n")
+    print("| tool | rep | first run s | CPU s | re-run s | CPU s | re-run / first (wall) | (CPU) | files moved |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
     for r in rows:
-        print("| {} | {} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.1%} | {} |".format(
-            r["tool"], r["rep"], r["first"], r["firstCpu"], r["again"], r["againCpu"], r["again"] / r["first"],
+        first, again = r["firstCpu"] + r["firstServer"], r["againCpu"] + r["againServer"]
+        print("| {} | {} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.1%} | {:.1%} | {} |".format(
+            r["tool"], r["rep"], r["first"], first, r["again"], again, r["again"] / r["first"], again / first,
             "{} of {} changed".format(r["moved"], r["changed"]) if r["moved"] is not None else "-"))
-
 
 if __name__ == "__main__":
     main()

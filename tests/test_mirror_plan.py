@@ -84,9 +84,11 @@ class ScanTests(SynchronousTestCase):
         with open(os.path.join(top, "d", ".g.ftx-partial"), "wb") as f:
             f.write(b"ab")
         os.symlink(outside, os.path.join(top, "linked"))
-        tree = scanTree(top)
-        self.assertEqual(sorted(tree.files), ["d/f", "linked"])
-        self.assertTrue(tree.files["linked"].link)
-        self.assertEqual(tree.files["d/f"].size, 3)
-        self.assertEqual(list(tree.partials), ["d/g"])
-        self.assertEqual(tree.folders, ["d"])
+        for withStat in (True, False):
+            tree = scanTree(top, withStat)
+            self.assertEqual(sorted(tree.files), ["d/f", "linked"])
+            self.assertTrue(tree.files["linked"].link)
+            self.assertFalse(tree.files["d/f"].link)
+            self.assertEqual(tree.files["d/f"].size, 3 if withStat else -1)
+            self.assertEqual(list(tree.partials), ["d/g"])
+            self.assertEqual(tree.folders, ["d"])

@@ -212,7 +212,8 @@ def _download(ctx, args, filters: Filters, cache) -> int:
         # taking it for empty would empty the local folder.
         raise NotFound("no files under {} on the server (no such folder, or it is empty); nothing was changed".format(
             printable(folder or ".")))
-    tree = scanTree(local) if os.path.isdir(local) else LocalTree()
+    # Names and types only: the quick check reads the few files it compares.
+    tree = scanTree(local, withStat=False) if os.path.isdir(local) else LocalTree()
     verify = cache is not None
 
     def same(name: str) -> bool:
@@ -221,9 +222,11 @@ def _download(ctx, args, filters: Filters, cache) -> int:
             return False
         if not verify:
             return sameAsRemote(mine.path, entry.size, entry.mtime)
-        if mine.size != entry.size or localDigest(mine.path, SHA1, cache) != _serverDigest(ctx, entry.name):
+        if os.lstat(mine.path).st_size != entry.size:
             return False
-        if not outcome.dryRun and mine.mtime != entry.mtime:
+        if localDigest(mine.path, SHA1, cache) != _serverDigest(ctx, entry.name):
+            return False
+        if not outcome.dryRun and not sameAsRemote(mine.path, entry.size, entry.mtime):
             keepMtime(mine.path, entry.mtime)
         return True
 
@@ -235,7 +238,7 @@ def _download(ctx, args, filters: Filters, cache) -> int:
 
     plan = planMirror(
         {name: (entry.size, entry) for name, entry in remote.items()},
-        {name: f.size for name, f in tree.files.items()},
+        tree.files,
         filters, same, verb, bool(args.delete), tree.folders, list(tree.partials),
     )
     plan.transfers = _safeTransfers(ctx, plan.transfers, tally)
@@ -315,7 +318,7 @@ def _upload(ctx, args, filters: Filters, cache) -> int:
 
     plan = planMirror(
         {name: (f.size, f) for name, f in mine.items()},
-        {name: entry.size for name, entry in remote.items()},
+        remote,
         filters, same, lambda name: "put", bool(args.delete),
     )
     plan.links = sorted(name for name, f in tree.files.items() if f.link)

@@ -85,12 +85,17 @@ class LocalTree:
         self.folders: List[str] = []
 
 
-def scanTree(top: str) -> LocalTree:
+def scanTree(top: str, withStat: bool = True) -> LocalTree:
     """
     Walk C{top} without following links: a link is listed as a link (so
     that C{--delete} removes the link itself and nothing it points to), a
     folder link is not entered. Anything else that is not a regular file
     (sockets, fifos, devices) is left out.
+
+    Without C{withStat}, the walk reads names and types only (the
+    directory entries carry them: no system call per file) and each
+    L{LocalFile} has C{-1} for its size and time; a download's quick check
+    looks at the few files it compares itself.
     """
     tree = LocalTree()
     pending = [("", top)]
@@ -102,17 +107,23 @@ def scanTree(top: str) -> LocalTree:
             continue
         for entry in entries:
             rel = prefix + entry.name
-            st = entry.stat(follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
+            if withStat:
+                st = entry.stat(follow_symlinks=False)
+                isDir, isLink, isFile = stat.S_ISDIR(st.st_mode), stat.S_ISLNK(st.st_mode), stat.S_ISREG(st.st_mode)
+                size, mtime = st.st_size, int(st.st_mtime)
+            else:
+                isDir, isLink = entry.is_dir(follow_symlinks=False), entry.is_symlink()
+                isFile, size, mtime = entry.is_file(follow_symlinks=False), -1, -1
+            if isDir:
                 tree.folders.append(rel)
                 pending.append((rel + "/", entry.path))
-            elif stat.S_ISLNK(st.st_mode):
-                tree.files[rel] = LocalFile(entry.path, st.st_size, int(st.st_mtime), link=True)
-            elif stat.S_ISREG(st.st_mode):
+            elif isLink:
+                tree.files[rel] = LocalFile(entry.path, size, mtime, link=True)
+            elif isFile:
                 if entry.name.startswith(".") and entry.name.endswith(PARTIAL_SUFFIX):
                     tree.partials[prefix + entry.name[1: -len(PARTIAL_SUFFIX)]] = entry.path
                 else:
-                    tree.files[rel] = LocalFile(entry.path, st.st_size, int(st.st_mtime))
+                    tree.files[rel] = LocalFile(entry.path, size, mtime)
     return tree
 
 
@@ -168,7 +179,7 @@ def foldersAbove(names: Iterable[str]) -> Set[str]:
 
 def planMirror(
     source: Dict[str, Tuple[int, object]],
-    target: Dict[str, int],
+    target: Iterable[str],
     filters: Filters,
     same: Callable[[str], bool],
     transferVerb: Callable[[str], str],
@@ -180,7 +191,7 @@ def planMirror(
     The plan that makes C{target} hold what C{source} holds.
 
     @param source: relative name -> C{(size, what to transfer it from)}.
-    @param target: relative name -> size, what the target side holds.
+    @param target: the names the target side holds.
     @param same: whether the target's file of that name is the source's
         (asked only for names both sides have).
     @param transferVerb: C{get}, C{continue} or C{put} for a name.
@@ -193,6 +204,7 @@ def planMirror(
         C{delete}, those the source no longer has are removed too.
     """
     plan = Plan()
+    target = set(target)
     for name in sorted(source):
         size, origin = source[name]
         if not filters.included(name):
