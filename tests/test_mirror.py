@@ -10,10 +10,11 @@ import json
 import os
 import shutil
 
+import pexpect
 from twisted.trial.unittest import SynchronousTestCase
 
 from ftx.cli import status
-from tests.clitools import SharedServer, ftx, temporaryFolder
+from tests.clitools import SharedServer, ftx, spawn, temporaryFolder
 from tests.mirrortools import PAST, TREE, LogMark, killMirrorMidway, mtimes, partialSize, treeOf, writeTree
 from tests.support import writeRandom
 
@@ -190,6 +191,18 @@ class MirrorDownloadTests(SynchronousTestCase):
         self.mirror()
         result = ftx(self.server, "mirror", self.name + "-nothing", "copy", "--delete", cwd=self.top)
         self.assertEqual(result.returncode, status.EXIT_NOT_FOUND, result.err)
+        self.assertEqual(treeOf(self.local), TREE)
+
+    def test_onATerminal(self) -> None:
+        """
+        With bars drawn, the action lines and the summary still show.
+        """
+        child = spawn(["--server", self.server.address, "mirror", self.name, "copy"], self.top)
+        child.expect("received docs/deep/notes.txt")
+        child.expect("mirror: 5 transferred")
+        child.expect(pexpect.EOF)
+        child.close()
+        self.assertEqual(child.exitstatus, 0)
         self.assertEqual(treeOf(self.local), TREE)
 
     def test_appearsInHelpAndCompletion(self) -> None:

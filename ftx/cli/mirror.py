@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Dict, List, Optional, Tuple
 
 from ftx.cli import remotefolder
 from ftx.cli.mirrorfetch import fetchPlanned
 from ftx.cli.mirrorplan import Action, Filters, LocalTree, Plan, planMirror, scanTree
-from ftx.cli.progress import humanSize
+from ftx.cli.progress import humanSize, isTerminal
 from ftx.cli.quickcheck import DigestCache, localDigest, sameAsRemote
 from ftx.cli.remotefiles import Tally, escapeMask, folderForm, keepMtime
 from ftx.cli.terminal import printable
@@ -66,6 +67,18 @@ class _Outcome:
         self.quiet = bool(getattr(args, "quiet", False))
         self.actions: List[dict] = []
         self.transferred = self.deleted = self.bytes = 0
+        # While bars are drawn on a terminal, rich sends what is printed to
+        # stdout through its console (on stderr), above the bars: right on
+        # a terminal, wrong for 'ftx mirror ... > log'. A stdout that is not
+        # a terminal is written to as it is now, before any bar starts.
+        self._stdout = None if isTerminal(sys.stdout) else sys.stdout
+
+    def _print(self, line: str) -> None:
+        if self._stdout is None:
+            print(line, flush=True)
+        else:
+            self._stdout.write(line + "\n")
+            self._stdout.flush()
 
     def done(self, action: Action, size: Optional[int] = None, resumed: bool = False) -> None:
         size = action.size if size is None else size
@@ -85,12 +98,12 @@ class _Outcome:
             line = "{} {}".format(_DONE[action.verb], printable(action.name))
         if action.verb in ("get", "continue", "put"):
             line += " ({})".format(humanSize(size))
-        print(line, flush=True)
+        self._print(line)
 
     def finish(self, plan: Plan, tally: Tally) -> None:
         failed = len(tally.failures)
         if self.json:
-            print(json.dumps({
+            self._print(json.dumps({
                 "direction": self.direction, "dryRun": self.dryRun, "actions": self.actions,
                 "transferred": self.transferred, "deleted": self.deleted, "unchanged": plan.unchanged,
                 "excluded": plan.excluded, "failed": failed, "bytes": self.bytes,
@@ -101,7 +114,7 @@ class _Outcome:
                 self.deleted, "to delete" if self.dryRun else "deleted", plan.unchanged)
             extra = [("excluded", plan.excluded), ("links skipped", len(plan.links)), ("failed", failed)]
             counts += "".join(", {} {}".format(n, what) for what, n in extra if n)
-            print("mirror: " + counts + (" (dry run: nothing was changed)" if self.dryRun else ""), flush=True)
+            self._print("mirror: " + counts + (" (dry run: nothing was changed)" if self.dryRun else ""))
         tally.finish()
 
 
