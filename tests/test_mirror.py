@@ -193,6 +193,17 @@ class MirrorDownloadTests(SynchronousTestCase):
         self.assertEqual(result.returncode, status.EXIT_NOT_FOUND, result.err)
         self.assertEqual(treeOf(self.local), TREE)
 
+    def test_folderNameWithWildcards(self) -> None:
+        """
+        A folder named 'x[1]*' is that folder, not a mask.
+        """
+        odd = self.server.rootPath / (self.name + "[1]*")
+        self.addCleanup(shutil.rmtree, str(odd), True)
+        writeTree(odd, TREE)
+        result = ftx(self.server, "mirror", self.name + "[1]*", "odd", cwd=self.top)
+        self.assertEqual(result.returncode, 0, result.out + result.err)
+        self.assertEqual(treeOf(self.top / "odd"), TREE)
+
     def test_onATerminal(self) -> None:
         """
         With bars drawn, the action lines and the summary still show.

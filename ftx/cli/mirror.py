@@ -33,7 +33,7 @@ from ftx.cli.mirrorfetch import fetchPlanned
 from ftx.cli.mirrorplan import Action, Filters, LocalTree, Plan, planMirror, scanTree
 from ftx.cli.progress import humanSize, isTerminal
 from ftx.cli.quickcheck import DigestCache, localDigest, sameAsRemote
-from ftx.cli.remotefiles import Tally, escapeMask, folderForm, keepMtime
+from ftx.cli.remotefiles import Tally, folderForm, hasWildcard, keepMtime
 from ftx.cli.terminal import printable
 from ftx.client import safenames
 from ftx.client.client import REPLACE
@@ -172,8 +172,19 @@ def _remoteFiles(ctx, folder: str, tally: Tally) -> Tuple[Dict[str, Entry], List
 
     @raise Conflict: C{folder} is a file.
     """
-    found = ctx.call("list", escapeMask(folder) if folder else None)
     prefix = folder + "/" if folder else ""
+    if hasWildcard(folder):
+        # A mask with wildcards lists one level only: list the folder above
+        # that has none, and keep what is under this one.
+        fixed = []
+        for segment in folder.split("/"):
+            if hasWildcard(segment):
+                break
+            fixed.append(segment)
+        found = [e for e in ctx.call("list", "/".join(fixed) or None)
+                 if e.name == folder or e.name.startswith(prefix)]
+    else:
+        found = ctx.call("list", folder or None)
     files: Dict[str, Entry] = {}
     for entry in found:
         if entry.name == folder:

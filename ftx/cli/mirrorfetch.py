@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Tuple
 from twisted.internet.defer import DeferredList
 
 from ftx.cli.downloads import fetchOne, fetchTogether, serverGroups
-from ftx.cli.remotefiles import Tally, keepMtime
+from ftx.cli.remotefiles import Tally, hasWildcard, keepMtime
 from ftx.cli.terminal import printable
 from ftx.client import localfiles, safenames
 from ftx.client.results import Entry
@@ -52,8 +52,10 @@ def fetchPlanned(ctx, folder: str, local: str, listed: List[Entry], transfers, d
     if not plans:
         return
     ctx.reporter.startBatch("mirror", len(plans), sum(entry.size for entry, _ in plans))
+    # A folder whose name holds wildcard characters cannot be asked for as
+    # a mask: its files come one by one.
     groups = [(folder, listed)] if folder else serverGroups(None, listed)
-    fetched = fetchTogether(ctx, groups, plans, tally)
+    fetched = fetchTogether(ctx, groups, plans, tally) if not hasWildcard(folder) else set()
     for entry, _ in plans:
         if entry.name in fetched:
             done(actions[entry.name], entry.size)
