@@ -11,6 +11,7 @@ import os
 from typing import Callable, Dict, List, Tuple
 
 from twisted.internet.defer import DeferredList
+from twisted.python.failure import Failure
 
 from ftx.cli.downloads import fetchOne, fetchTogether, serverGroups
 from ftx.cli.remotefiles import Tally, hasWildcard, keepMtime
@@ -110,8 +111,9 @@ def _fetchQueued(ctx, queued: List[Tuple[Entry, str]], tally: Tally, actions: Di
                 bar[0](name, sofar, total)
 
         def finished(result):
-            if bar:
-                reporter.transferDone(entry.size if not isinstance(result, Exception) else 0)
+            # Also for a small file that came without a progress call: the
+            # batch bar counts it.
+            reporter.transferDone(0 if isinstance(result, Failure) else entry.size)
             return result
 
         d = client.sget(entry.name, path, progress)
