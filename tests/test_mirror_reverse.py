@@ -65,6 +65,20 @@ class MirrorUploadTests(SynchronousTestCase):
         self.assertEqual((self.remote / "docs/readme.md").read_bytes(), b"# a longer readme\n")
         self.assertEqual(int(os.stat(self.remote / "a.txt").st_mtime), PAST + 60)
 
+    def test_verifyComparesDigests(self) -> None:
+        """
+        A local change that keeps size and time is found by --verify only.
+        """
+        self.mirror()
+        (self.local / "a.txt").write_bytes(b"Z" * 100)
+        os.utime(self.local / "a.txt", (PAST, PAST))
+        self.assertIn("0 transferred", self.mirror().out)
+        result = ftx(self.server, "mirror", "-R", "source", self.name, "--verify", cwd=self.top,
+                     env={"XDG_CACHE_HOME": str(self.top / "cache")})
+        self.assertEqual(result.returncode, 0, result.err)
+        self.assertIn("1 transferred (100 B), 0 deleted, 4 unchanged", result.out)
+        self.assertEqual((self.remote / "a.txt").read_bytes(), b"Z" * 100)
+
     def test_deleteOnlyWithTheFlag(self) -> None:
         """
         Without --delete the server keeps what the local folder no longer
