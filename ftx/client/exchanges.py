@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred, succeed
 
 from ftx._io.background import HIGH_WATER, LOW_WATER, BackgroundWriter
 from ftx._io.filebody import BodySender
+from ftx._io.threadedbody import ThreadedWriter
 from ftx.client import localfiles
 from ftx.client.results import Entry, Transfer
 from ftx.client.smallfiles import SmallFile, SmallFileStore
@@ -215,10 +216,13 @@ class DownloadRequest(Request):
                 # thread receives (XXH3 right after the write in the same
                 # worker, SHA-1 in one of its own): on two cores that
                 # overlaps the costs.
-                self.writer = BackgroundWriter(
-                    self.current, self.protocol.reactor, self.protocol.pauseProducing, self._writerCaughtUp, hasher,
-                    cheapHash=checksums.cheap(checksum),
-                )
+                if self.protocol.readsBodyInThread(header.bodyLength, checksum):
+                    self.writer = ThreadedWriter(self.current, hasher)
+                else:
+                    self.writer = BackgroundWriter(
+                        self.current, self.protocol.reactor, self.protocol.pauseProducing, self._writerCaughtUp,
+                        hasher, cheapHash=checksums.cheap(checksum),
+                    )
         self.discarding = self.small is None and self.current is None
         self._done = header.offset
         self._reportEvery = max(header.size // 1000, 1 << 20)
@@ -258,7 +262,14 @@ class DownloadRequest(Request):
             self.writer.write(data, release)
         elif release is not None:
             release()
-        self._done += len(data)
+        self.bodyProgress(len(data))
+
+    def bodyProgress(self, count: int) -> None:
+        """
+        C{count} more bytes of the body arrived (and, read by a thread, are
+        already stored).
+        """
+        self._done += count
         if self.progress and self._done >= self._nextReport:
             self._nextReport = self._done + self._reportEvery
             self.progress(nameText(self.header.name), self._done, self.header.size)
@@ -436,7 +447,8 @@ class UploadRequest(Request):
             if self.progress:
                 self.progress(self.name, self.sent, self.size)
             self.sender = BodySender(
-                self.file, self.offset, self.size - self.offset, self.hasher, None, self._sentSome, self.protocol.reactor
+                self.file, self.offset, self.size - self.offset, self.hasher, None, self._sentSome, self.protocol.reactor,
+                self.protocol.sending,
             )
             self.sender.begin(self.protocol.transport).addCallbacks(self._bodySent, self._bodyFailed)
         elif reply.code == wire.STORED:
@@ -476,5 +488,9 @@ class UploadRequest(Request):
             self.protocol.transport.abortConnection()
 
     def connectionLost(self) -> None:
+        if self.sender is not None and self.sender.transport is not None:
+            # A body waiting for its rate limit's tokens is not the
+            # transport's producer: the transport cannot stop it.
+            self.sender.stopProducing()
         if not self.file.closed:
             self.file.close()

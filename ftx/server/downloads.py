@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Callable, Dict, Optional
 
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 
 from ftx._io.filebody import BodySender
 from ftx.errors import BadOffset, FtxError, IntegrityError, NotFound
@@ -77,7 +77,7 @@ class Downloads:
         name = decodeName(args[0])
         connection = self._connection
         connection.permit("read", name)
-        f, size = connection.storage.openForRead(name)
+        f, size = yield self._open(name)
         yield self._sendBody(name, f, size, 0, None, "sget")
 
     @inlineCallbacks
@@ -92,7 +92,10 @@ class Downloads:
         # checksum of the whole file, so both hash the same prefix.
         checksum = connection.checksum
         whole = checksums.new(checksum) if checksum != checksums.SHA1 else None
-        refuseBeyondEnd(connection.storage, name, offset)
+        if getattr(connection.storage, "opensInThread", False):
+            yield connection.threaded(refuseBeyondEnd, connection.storage, name, offset)
+        else:
+            refuseBeyondEnd(connection.storage, name, offset)
         f, prefix, size = yield connection.hashed(connection.storage.prefixHasher, name, offset, whole)
         if prefix.hexdigest() != expected:
             f.close()
@@ -116,7 +119,7 @@ class Downloads:
             if connection.disconnected:
                 return
             try:
-                f, size = connection.storage.openForRead(entry.name)
+                f, size = yield self._open(entry.name)
             except FtxError as e:
                 connection.reply(wire.formatLine(wire.SKIPPED, encodeName(entry.name), e.token, e.message))
                 continue
@@ -125,6 +128,8 @@ class Downloads:
                     size = self._sendSmall(entry.name, f, size)
                 finally:
                     f.close()
+                if connection.rate.sending.limited:
+                    yield connection.rate.afterSending(size)
                 if self._backpressure.blocked:
                     # The client is behind: wait until it has read most of
                     # what is queued, as a body's producer would.
@@ -140,6 +145,17 @@ class Downloads:
             "{peer} mget {mask}: {count} files, {size} bytes in {duration:.3f}s",
             peer=connection.peer, mask=nameText(mask), count=count, size=total, duration=time.monotonic() - started,
         )
+
+    def _open(self, name: bytes) -> Deferred:
+        """
+        C{storage.openForRead(name)}, in a worker thread for a storage
+        whose open waits for the network (an object store: C{opensInThread}),
+        so that the event loop never does.
+        """
+        storage = self._connection.storage
+        if getattr(storage, "opensInThread", False):
+            return self._connection.threaded(storage.openForRead, name)
+        return succeed(storage.openForRead(name))
 
     def _sendSmall(self, name: bytes, f, size: int) -> int:
         """
@@ -170,7 +186,9 @@ class Downloads:
         if hasher is None:
             hasher = checksums.new(checksum)
         connection.reply(wire.formatLine(wire.BODY_FOLLOWS, encodeName(name), size, offset))
-        sender = BodySender(f, offset, size - offset, hasher, known, self._bodyProgress, connection.reactor)
+        sender = BodySender(
+            f, offset, size - offset, hasher, known, self._bodyProgress, connection.reactor, connection.rate.sending
+        )
         self.sender = sender
         # The transport holds one producer: the body's, while it streams.
         self._backpressure.detach()

@@ -45,6 +45,7 @@ from ftx.server.hashlane import HashLane
 from ftx.server.limits import Admission, ConnectionLimits
 from ftx.server.logins import LoginAttempts
 from ftx.server.logsafe import SafeLogger
+from ftx.server.ratelimit import ServerRates
 from ftx.server.readgate import COMMAND, ReadGate
 from ftx.server.storage import IStorage
 from ftx.server.uploads import Uploads
@@ -89,6 +90,8 @@ class ServerPolicy:
         lineTimeout: Optional[float] = 30.0,
         loginTimeout: Optional[float] = 60.0,
         uploadTakeover: Optional[float] = 10.0,
+        limitRate: Optional[int] = None,
+        limitTotal: Optional[int] = None,
     ) -> None:
         self.readOnly = readOnly
         self.maxUploadSize = maxUploadSize
@@ -107,6 +110,10 @@ class ServerPolicy:
         #: Seconds without a body byte after which an upload's name may be
         #: taken over by another connection of the same user; None: never.
         self.uploadTakeover = uploadTakeover
+        #: Bytes a second each way per connection, and for all connections
+        #: together (L{ftx.server.ratelimit}); None: no limit.
+        self.limitRate = limitRate or None
+        self.limitTotal = limitTotal or None
 
 
 @implementer(interfaces.IHandshakeListener, IConnection)
@@ -157,6 +164,8 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         self._commandRunning = False
         self.gate = ReadGate(self._stopReading, self._startReading)
         self.limits = ConnectionLimits(self, self.gate)
+        #: The L{ftx.server.ratelimit.ConnectionRate}; unlimited until connected.
+        self.rate = ServerRates(None).forConnection(self.gate)
         self.downloads = Downloads(self, self.limits.backpressure)
         self.uploads = Uploads(self, self.gate)
         self.folders = Folders(self)
@@ -198,6 +207,8 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         # fewer trips through dataReceived per GiB. recv() only holds that
         # much while it runs, so idle connections do not pay for it.
         internals.setReadSize(self.transport, RECEIVE_SIZE)
+        self.rate = self.factory.rates.forConnection(self.gate)
+        self.rate.started(self.transport)
         self._address = str(getattr(peer, "host", peer))
         refusal = self.factory.admission.admit(self, self._address)
         if refusal is not None:
@@ -209,6 +220,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
             self.limits.backpressure.attach()
         access = self.factory.access
         self.account = access.anonymous
+        self.rate.loggedIn(self.account, self.transport)
         if self.account is None:
             self.limits.deadlines.expectLogin(self.factory.policy.loginTimeout)
         self._logins = LoginAttempts(
@@ -247,6 +259,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
     def connectionLost(self, reason=None) -> None:
         self.disconnected = True
         self.setTimeout(None)
+        self.rate.connectionLost()
         self.limits.connectionLost()
         if self.limits.refused:
             return
@@ -278,6 +291,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
     # -- reading --------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
+        self.rate.received(len(data))
         self.limits.received(data)
 
     def rawDataReceived(self, data: bytes) -> None:
@@ -474,6 +488,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
             self.limits.hangUp()
             return
         self.account = account
+        self.rate.loggedIn(account, self.transport)
         self.limits.deadlines.loggedIn()
         self.reply(wire.formatLine(wire.LOGGED_IN, encodeName(account.name)))
 
@@ -518,3 +533,4 @@ class FtxServerFactory(Factory):
         self.hashing = HashLane(reactor)
         #: Accounts and permissions; without one, everyone is anonymous with full rights.
         self.access = access or AccessControl(reactor=reactor)
+        self.rates = ServerRates(reactor, self.policy.limitRate, self.policy.limitTotal)

@@ -314,6 +314,7 @@ class Uploads:
             or connection.inputHeld()
             or not internals.lineBufferEmpty(connection)
             or connection.disconnected
+            or connection.rate.limitsReading
         ):
             return
         sock = internals.socketOf(connection.transport)
