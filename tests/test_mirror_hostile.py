@@ -40,20 +40,38 @@ class MirrorHostileTests(TestCase):
     async def test_namesCannotEscapeTheTarget(self) -> None:
         address = listenHostile(self, reactor, HostileFactory(self.hostileNames()))
         with open(os.path.join(self.copy, "mine.txt"), "wb") as f:
-            f.write(b"only inside the target may go")
+            f.write(b"not on the server, kept without --delete")
         self.sandbox.freeze()
-        result = await runCli(self, reactor, address, "mirror", "photos", "copy", "--delete",
-                              cwd=self.sandbox.local)
-        self.sandbox.check(self, {os.path.join("copy", "good-a.jpg"), os.path.join("copy", "deep", "good-b.jpg")},
-                           refused=6)
+        result = await runCli(self, reactor, address, "mirror", "photos", "copy", cwd=self.sandbox.local)
+        self.sandbox.check(self, {os.path.join("copy", "good-a.jpg"), os.path.join("copy", "deep", "good-b.jpg"),
+                                  os.path.join("copy", "mine.txt")}, refused=6)
         self.assertEqual(result.code, EXIT_PERMISSION, result.out + result.err)
         refusals = [line for line in result.err.splitlines()
                     if "refused the name" in line and "files failed" not in line]
         self.assertEqual(len(refusals), 6, result.err)
         self.assertIn("6 of 8 files failed", result.err)
-        # The link in the target is the user's: --delete removes the link
-        # itself (the server has no "link"), never what it points to.
+        assertNoRawControls(self, result.out, result.err)
+
+    async def test_deleteReplacesALinkNeverFollowsIt(self) -> None:
+        """
+        With --delete, the target's link where the server has a folder is
+        removed itself (deletions come first), and the server's folder is
+        made in its place, inside the target; what the link pointed to is
+        untouched, and the other hostile names are still refused.
+        """
+        address = listenHostile(self, reactor, HostileFactory(self.hostileNames()))
+        with open(os.path.join(self.copy, "mine.txt"), "wb") as f:
+            f.write(b"only inside the target may go")
+        self.sandbox.freeze()
+        result = await runCli(self, reactor, address, "mirror", "photos", "copy", "--delete",
+                              cwd=self.sandbox.local)
+        self.sandbox.check(self, {os.path.join("copy", "good-a.jpg"), os.path.join("copy", "deep", "good-b.jpg"),
+                                  os.path.join("copy", "link", "through-link.jpg")}, refused=5)
+        self.assertFalse(os.path.islink(os.path.join(self.copy, "link")))
+        self.assertEqual(os.listdir(self.sandbox.outside), ["keep.txt"])
+        self.assertEqual(result.code, EXIT_PERMISSION, result.out + result.err)
         self.assertIn("deleted mine.txt", result.out)
+        self.assertIn("deleted link", result.out)
         assertNoRawControls(self, result.out, result.err)
 
     async def test_dryRunAgainstHostileNames(self) -> None:
