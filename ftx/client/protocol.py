@@ -90,6 +90,12 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
         #: What body trailers carry on this connection, agreed on after
         #: the greeting: SHA-1 unless both ends have a faster checksum.
         self.checksum = checksums.SHA1
+        #: How bodies travel: C{none}, or C{zstd} once the server agreed
+        #: (L{ftx.client.compressed}); C{compressMode} is what was asked for
+        #: (C{auto}, C{zstd}, C{none}) and C{autoCompress} what it came to.
+        self.compression = "none"
+        self.compressMode = "none"
+        self.autoCompress = False
         self._queue: Deque[Request] = deque()
         self._active: Optional[Request] = None
         ReplyStream.__init__(self)
