@@ -204,6 +204,7 @@ _PLAIN = {
     "delete": _later("ftx.cli.folders", "doDelete"),
     "mkdir": _later("ftx.cli.folders", "doMkdir"),
     "df": doDf,
+    "mirror": _later("ftx.cli.mirror", "doMirror"),
 }
 # put --encrypt-to, sget/mget --decrypt, keygen (end-to-end encryption).
 COMMANDS = dict(_PLAIN, **{name: _encrypting(name) for name in ("put", "sget", "mget", "keygen")})
