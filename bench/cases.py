@@ -102,6 +102,9 @@ class Case:
     unit = "MB/s"
     #: "speed" cases rank rows by throughput; "memory" ones by server RSS
     focus = "speed"
+    #: time the client's start-up (Client.startup) after each rep, so the
+    #: table can show a whole-process row's transfer alone
+    startup_probe = False
 
     def __init__(self, settings: Settings, paths: Paths) -> None:
         self.s = settings
@@ -144,6 +147,7 @@ class Case:
 
 class DownloadCase(Case):
     key = "download-1g"
+    startup_probe = True
 
     def prepare(self, data):
         label = _size_label(self.s.big_size)
@@ -263,6 +267,7 @@ class StalledCase(DownloadCase):
 
     key = "stalled-reader"
     focus = "memory"
+    startup_probe = False
 
     def __init__(self, settings, paths):
         super().__init__(settings, paths)
