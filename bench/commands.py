@@ -136,7 +136,8 @@ def table(title: str, results: List[ProbeResult], unit: str, server_cpu: bool) -
         else:
             walls = [t.wall for t in r.good]
             m = statistics.median(walls)
-            over = "–" if base is None else f"{'+' if m >= base else '−'}{abs(m - base) * 1000:.0f} ms"
+            over = "–" if base is None or r.probe.name == REACTOR else \
+                f"reactor import {'+' if m >= base else '−'} {abs(m - base) * 1000:.0f} ms"
             cells = [f"{_fmt_time(m, unit)} {unit}",
                      f"{_fmt_time(min(walls), unit)}–{_fmt_time(max(walls), unit)}", over]
         timings = r.good or r.timings

@@ -84,9 +84,9 @@ SAMPLE = """\
 
 | row | median | min–max | over reactor import | client CPU s | checked |
 |---|---|---|---|---|---|
-| reactor import | 200 ms | 190–210 | +0 ms | 0.19 | ok 5 |
-| ftx list (10 files) | 230 ms | 220–260 | +30 ms | 0.22 | ok 5 |
-| ftx df | 260 ms | 250–270 | +60 ms | 0.24 | ok 5 |
+| reactor import | 200 ms | 190–210 | – | 0.19 | ok 5 |
+| ftx list (10 files) | 230 ms | 220–260 | reactor import + 30 ms | 0.22 | ok 5 |
+| ftx df | 260 ms | 250–270 | reactor import + 60 ms | 0.24 | ok 5 |
 
 ### hash-1g: SHA-1 of a 256 MiB file (MB/s of file hashed)
 
@@ -193,3 +193,57 @@ class RenderTests(SynchronousTestCase):
             source.write_text("# nothing here\n", encoding="utf-8")
             self.assertEqual(plot.main([str(source)]), 1)
             self.assertFalse((Path(tmp) / "empty.png").exists())
+
+
+class TargetTests(SynchronousTestCase):
+    """bench/targets.py sets each of issue 14's figures against its goal."""
+
+    def test_sample(self):
+        results = _bench("results")
+        targets = _bench("targets")
+        text = targets.table(results.parse(SAMPLE))
+        lines = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines()
+                 if line.startswith("| ")}
+        self.assertIn("| 0.75x | >= 0.75x | yes |",
+                      lines["1. download 1 GiB, `ftx` command (process wall) / limit"])
+        # API 1700 MB/s, the command's transfer 1800 MB/s: 0.94x the API's time.
+        self.assertIn("| 0.94x the API's time | <= 1.1x | yes |",
+                      lines["1. download: command's transfer (wall − start-up) / API's transfer"])
+        self.assertIn("| reactor import + 30 ms |", lines["3. `ftx list` of 10 files"])
+        self.assertIn("| **no** |", lines["3. `ftx df`"])
+        self.assertIn("| not measured |", lines["2. upload 1 GiB, `ftx` command / upload limit"])
+        self.assertIn("| not measured |", lines["5. idle connection, server RSS each"])
+        self.assertIn("| 0.63x | >= 0.6x | yes |", lines["5. 100 x 10 MiB concurrent, API / limit"])
+        self.assertIn("| 37 MiB | <= 48 MiB | yes |", lines["5. stalled reader, ftx server RSS peak"])
+        self.assertIn("| 0.92x | >= 0.9x | yes |", lines["5. `hash` of 1 GiB, ftx / hashlib.sha1"])
+
+
+class TransferRowTests(SynchronousTestCase):
+    """report.py's derived row: a whole process's transfer, start-up taken off."""
+
+    def test_wallMinusStartup(self):
+        from types import SimpleNamespace
+
+        report = _bench("report")
+        runner = _bench("runner")
+        rows = _bench("rows")
+
+        def rep(seconds, startup=None):
+            return runner.Rep(seconds, 0, 0.0, 0, 0.0, 1, [], startup=startup)
+
+        case = SimpleNamespace(unit="MB/s", title="download-1g: test", notes=lambda: [])
+        result = runner.CaseResult(case, [
+            runner.RowResult(rows.Row("limit", rows.LIMIT_SERVER, rows.Client(), "limit"),
+                             reps=[rep(0.5)]),
+            runner.RowResult(rows.Row("ftx-cli", rows.FTX_SERVER, rows.Client(), "ftx"),
+                             reps=[rep(1.0, 0.25), rep(1.2, 0.3), rep(1.1, 0.2)]),
+            runner.RowResult(rows.Row("ftx-api", rows.FTX_SERVER, rows.Client(), "ftx"),
+                             reps=[rep(0.8)]),
+        ], 1_000_000_000, 1)
+        text = report.case_table(result)
+        # Transfers 0.75, 0.9, 0.9 s: median rate 1111 MB/s; the API took 0.8 s.
+        self.assertIn("| ftx-cli transfer (wall − start-up) | 1111 MB/s | 1111–1333 | 0.56 |",
+                      text)
+        self.assertIn("start-up 0.250 s", text)
+        self.assertIn("is 1.12x the API's 0.800 s", text)
+        self.assertNotIn("ftx-api transfer", text)
