@@ -131,7 +131,8 @@ def panels(tables: List[Table]) -> List[Panel]:
             values = panel.bars.setdefault(name, [None] * len(panel.series))
             values[series] = value
             if value is None:
-                panel.reasons[name] = (r.get(column) or "no figure")[:40]
+                reason = r.get(column) or "no figure"
+                panel.reasons[name] = reason if len(reason) <= 60 else reason[:57] + "..."
         target = _targets(group)
         if target is not None and not panel.targets:
             got = target(base)

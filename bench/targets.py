@@ -72,7 +72,8 @@ def _over_reactor(key: str, row: str, at_most_ms: float):
             return None
         scale = 1000.0 if results.unit(cell) == "s" else 1.0
         over = (value - base) * scale
-        return f"reactor import + {over:.0f} ms", over <= at_most_ms
+        sign = "+" if over >= 0 else "−"
+        return f"reactor import {sign} {abs(over):.0f} ms", over <= at_most_ms
     return measure
 
 
