@@ -29,10 +29,21 @@ else:
 
 
 def _bench(name: str):
-    """Import one of bench/'s scripts (a folder of scripts, not a package)."""
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    return importlib.import_module(name)
+    """
+    Import one of bench/'s scripts (a folder of scripts, not a package),
+    leaving neither bench/ on sys.path nor its scripts' bare names in
+    sys.modules, so that no other test can import them by accident.
+    """
+    path, modules = list(sys.path), set(sys.modules)
+    sys.path.insert(0, str(BENCH))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path[:] = path
+        for added in set(sys.modules) - modules:
+            if getattr(sys.modules[added], "__file__", "") and \
+                    Path(sys.modules[added].__file__).parent == BENCH:
+                del sys.modules[added]
 
 
 SAMPLE = """\
@@ -247,3 +258,40 @@ class TransferRowTests(SynchronousTestCase):
         self.assertIn("start-up 0.250 s", text)
         self.assertIn("is 1.12x the API's 0.800 s", text)
         self.assertNotIn("ftx-api transfer", text)
+
+
+class CommandTableTests(SynchronousTestCase):
+    """bench/commands.py's tables: whole-process medians over the reactor import."""
+
+    def test_table(self):
+        commands = _bench("commands")
+
+        def result(name, walls, problem=None, skipped=None, server=None):
+            probe = commands.Probe(name, ["true"], {}, server_pid=server)
+            return commands.ProbeResult(
+                probe, [commands.Timing(w, 0.1, 0.05, problem) for w in walls], skipped)
+
+        text = commands.table("latency: test", [
+            result(commands.REACTOR, [0.20, 0.21, 0.19]),
+            result("ftx df", [0.25, 0.23, 0.30], server=1),
+            result("ftx list", [0.1], problem="3 of 10 names not listed", server=1),
+            result("ftx hash NAME", [], skipped="n/a: no hash here"),
+        ], "ms", server_cpu=True)
+        self.assertIn("| reactor import | 200 ms | 190–210 | – |  | 0.10 | ok 3 |", text)
+        self.assertIn("| ftx df | 250 ms | 230–300 | reactor import + 50 ms | 0.05 | 0.10 | ok 3 |",
+                      text)
+        # A wrong answer is a failure, never a fast figure.
+        self.assertIn("| ftx list | failed |", text)
+        self.assertIn("FAIL 1/1: 3 of 10 names not listed", text)
+        self.assertIn("| ftx hash NAME | n/a: no hash here |", text)
+
+    def test_latencyReps(self):
+        commands = _bench("commands")
+        cases = _bench("cases")
+        full = cases.Settings("full", 1, 1, 1, reps=5, warmup=1, memory_reps=3, timeout=1)
+        quick = cases.Settings("quick", 1, 1, 1, reps=3, warmup=1, memory_reps=1, timeout=1)
+        self.assertEqual(commands.latency_reps(full, None), 20)
+        self.assertEqual(commands.latency_reps(quick, None), 10)
+        self.assertEqual(commands.latency_reps(full, 2), 8)
+        self.assertEqual(commands.latency_reps(full, 1), 5)
+        self.assertEqual(commands.latency_reps(full, 9), 20)
