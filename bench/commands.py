@@ -172,8 +172,8 @@ def _python(code: str) -> Probe:
 
 
 def latency_reps(settings: Settings, reps: Optional[int]) -> int:
-    """20 processes per command (quick: 10); ``--reps N`` lowers it to 4N (at least 5)."""
-    default = 10 if settings.mode == "quick" else 20
+    """20 processes per command (quick: 6); ``--reps N`` lowers it to 4N (at least 5)."""
+    default = 6 if settings.mode == "quick" else 20
     return default if reps is None else min(default, max(5, 4 * reps))
 
 

@@ -45,7 +45,7 @@ def _parse(argv):
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
                       help="256 MiB files, 200 small files, 20 clients, 3 reps, "
-                           "10 per command (< 3 min)")
+                           "6 per command (< 3 min)")
     mode.add_argument("--full", dest="mode", action="store_const", const="full",
                       help="1 GiB files, 1000 small files, 100 clients, 5 reps, "
                            "20 per command (default)")

@@ -291,7 +291,7 @@ class CommandTableTests(SynchronousTestCase):
         full = cases.Settings("full", 1, 1, 1, reps=5, warmup=1, memory_reps=3, timeout=1)
         quick = cases.Settings("quick", 1, 1, 1, reps=3, warmup=1, memory_reps=1, timeout=1)
         self.assertEqual(commands.latency_reps(full, None), 20)
-        self.assertEqual(commands.latency_reps(quick, None), 10)
+        self.assertEqual(commands.latency_reps(quick, None), 6)
         self.assertEqual(commands.latency_reps(full, 2), 8)
         self.assertEqual(commands.latency_reps(full, 1), 5)
         self.assertEqual(commands.latency_reps(full, 9), 20)
