@@ -104,11 +104,23 @@ def _putAll(ctx, args, uploads, shown: Optional[str] = None) -> int:
     return 0
 
 
+def _localMtime(path: str) -> Optional[int]:
+    """
+    The modification time the server is to give the file (whole seconds),
+    as downloads keep the server's: then size and time say on both sides
+    that a file is unchanged (L{ftx.cli.quickcheck}).
+    """
+    try:
+        return int(os.stat(path).st_mtime)
+    except (OSError, OverflowError):
+        return None
+
+
 def _send(ctx, path: str, name: str, size: int, resume: bool, mode: str):
     progress = ctx.reporter.transfer(name, size)
     done = 0
     try:
-        transfer = ctx.call("put", path, name, progress, resume=resume, mode=mode)
+        transfer = ctx.call("put", path, name, progress, resume=resume, mode=mode, mtime=_localMtime(path))
         done = size
         return transfer
     finally:

@@ -186,7 +186,7 @@ class FtxClient:
 
     def put(
         self, path: str, name: Optional[str] = None, progress: Optional[Progress] = None, resume: bool = False,
-        mode: str = REPLACE, encryptTo: Optional[list] = None,
+        mode: str = REPLACE, encryptTo: Optional[list] = None, mtime: Optional[int] = None,
     ) -> "Deferred[Transfer]":
         """
         Upload the local file C{path} as C{name} (default: its base name).
@@ -204,6 +204,12 @@ class FtxClient:
         With C{encryptTo} (C{age1...} strings, or L{ftx.client.e2e}
         recipients or one passphrase) the server gets the file encrypted in
         the age format (L{ftx.client.e2e.transfers}).
+
+        With C{mtime} (whole seconds since the epoch, usually the local
+        file's) the server stores the file with that modification time, so
+        that a later listing compares with the local file by size and time
+        (L{ftx.cli.quickcheck}); a server without the C{mtime} feature, or
+        an encrypted upload, keeps the time of upload.
         """
         name = name if name is not None else os.path.basename(path)
         if mode != REPLACE and "put-mode" not in self.protocol.features:
@@ -219,10 +225,12 @@ class FtxClient:
         except OSError as e:
             return fail(localfiles.localError(e, path))
         checksum = self.protocol.checksum
+        if mtime is not None and (mtime < 0 or "mtime" not in self.protocol.features):
+            mtime = None
         if not resume:
             request = UploadRequest(
                 wire.formatCommand("put", encodeName(name), size, *modeField),
-                name, f, size, 0, checksums.new(checksum), progress,
+                name, f, size, 0, checksums.new(checksum), progress, mtime,
             )
             return self.protocol.request(request)
 
@@ -238,7 +246,7 @@ class FtxClient:
         def send(result):
             offset, prefix, whole = result
             fields = [encodeName(name), size] + ([offset, prefix.hexdigest()] if offset else []) + modeField
-            request = UploadRequest(wire.formatCommand("put", *fields), name, f, size, offset, whole, progress)
+            request = UploadRequest(wire.formatCommand("put", *fields), name, f, size, offset, whole, progress, mtime)
             return self.protocol.request(request)
 
         def closeOnError(failure):

@@ -415,11 +415,13 @@ class UploadRequest(Request):
     C{put}: wait for C{350}, stream the file with a L{BodySender} (so a slow
     server pushes back on the client rather than filling its memory, and a
     plain socket gets C{sendfile}), then send the trailer (C{sha1 DIGEST},
-    or the connection's other checksum) and wait for C{226}.
+    or the connection's other checksum, and C{mtime} when given: the
+    C{mtime} feature) and wait for C{226}.
     """
 
-    def __init__(self, line, name, f, size, offset, hasher, progress):
+    def __init__(self, line, name, f, size, offset, hasher, progress, mtime: Optional[int] = None):
         super().__init__(line)
+        self.mtime = mtime
         self.name = name
         self.file = f
         self.size = size
@@ -461,7 +463,10 @@ class UploadRequest(Request):
 
     def _bodySent(self, digest: str) -> None:
         if not self.protocol._lost:
-            self.protocol.sendLine(self.protocol.checksum.encode("ascii") + b" " + digest.encode("ascii"))
+            trailer = self.protocol.checksum.encode("ascii") + b" " + digest.encode("ascii")
+            if self.mtime is not None:
+                trailer += b" %d" % (self.mtime,)
+            self.protocol.sendLine(trailer)
 
     def _bodyFailed(self, failure) -> None:
         # The file shrank or could not be read: the body can no longer be

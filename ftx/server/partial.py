@@ -140,16 +140,23 @@ class Upload:
     #: What finish does when the name is taken (set by the storage).
     mode = PUT_REPLACE
 
-    def finish(self, digest: str) -> bytes:
+    def finish(self, digest: str, mtime: Optional[int] = None) -> bytes:
         """
-        Check the digest and move the file to its final name (by L{mode});
-        returns that name.
+        Check the digest and move the file to its final name (by L{mode}),
+        with the modification time C{mtime} when given; returns that name.
 
         @raise IntegrityError: the digest differs; the partial file is removed.
         @raise AlreadyExists: L{PUT_NEW} and the name is taken.
         """
         checkComplete(self, digest)
         replaced, leaf = None, self._leaf
+        if mtime is not None:
+            # Before the rename, so the file never shows under its name with
+            # another time. A file system that refuses keeps the time of upload.
+            try:
+                os.utime(self._file.fileno(), (mtime, mtime))
+            except (OSError, OverflowError, ValueError):
+                pass
         try:
             self._file.close()
             if self.mode == PUT_REPLACE:

@@ -51,12 +51,13 @@ from ftx.server.uploads import Uploads
 
 FEATURES = (
     "list", "sget", "mget", "hash", "cget", "put", "resume", "delete", "df", "quit",
-    # put's last field chooses replace/new/rename; folders.
-    "put-mode", "mkdir", "rmtree",
+    # put's last field chooses replace/new/rename; folders; put's trailer
+    # may carry the file's modification time.
+    "put-mode", "mkdir", "rmtree", "mtime",
 )
 # What a --read-only server leaves out of its greeting: it refuses these
 # commands to everyone (docs/protocol.rst, Greeting).
-WRITE_FEATURES = ("put", "resume", "delete", "put-mode", "mkdir", "rmtree")
+WRITE_FEATURES = ("put", "resume", "delete", "put-mode", "mkdir", "rmtree", "mtime")
 # Each checksum besides SHA-1 is a feature of its own: the client may ask
 # for it with "checksum NAME".
 CHECKSUM_FEATURES = tuple(name for name in checksums.available() if name != checksums.SHA1)

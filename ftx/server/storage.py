@@ -269,11 +269,15 @@ class IUpload(Interface):
         "set by L{IStorage.beginUpload}."
     )
 
-    def finish(digest: str) -> bytes:
+    def finish(digest: str, mtime: Optional[int] = None) -> bytes:
         """
         Check that C{size} bytes arrived and that C{hasher} gives C{digest},
         then put the file in place at once, and return the name it was
-        stored under. By C{mode}: L{PUT_REPLACE} replaces any file there
+        stored under. With C{mtime} (seconds since the epoch: the client's
+        own modification time, the C{mtime} feature of the protocol) the
+        file is listed (L{StoredFile.mtime}) with that time from then on,
+        as C{rsync -t} keeps it; a backend that cannot set it lists the
+        time of upload. Without, the time of upload. By C{mode}: L{PUT_REPLACE} replaces any file there
         (readers of the old file keep reading the old bytes); L{PUT_NEW}
         refuses when a file holds the name; L{PUT_RENAME} takes the name,
         else the first free one of L{renamedLeaves} in the same folder.

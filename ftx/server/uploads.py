@@ -214,7 +214,7 @@ class Uploads:
         connection.reply(wire.formatLine(wire.SEND_BODY, offset))
         self._beginBody()
         try:
-            digest = yield self._done
+            digest, mtime = yield self._done
         except BaseException:
             yield self._writer.whenDrained()
             upload.abort(keep=connection.disconnected and self._keepPartial(upload))
@@ -226,13 +226,21 @@ class Uploads:
             raise error
         if getattr(upload, "finishesInThread", False):
             # An object store makes the file with network calls (ftx/server/s3).
-            stored = yield connection.threaded(upload.finish, digest)
+            stored = yield connection.threaded(self._finish, upload, digest, mtime)
         else:
-            stored = upload.finish(digest)
+            stored = self._finish(upload, digest, mtime)
         # Another name than asked when the mode was rename.
         stored = stored or name
         connection.reply(wire.formatLine(wire.STORED, encodeName(stored), size, digest))
         connection.logged("put", name, size - offset, started)
+
+    @staticmethod
+    def _finish(upload, digest: str, mtime: Optional[int]):
+        # An IUpload of another backend written before the mtime feature
+        # takes the digest alone: the file then keeps the time of upload.
+        if mtime is None:
+            return upload.finish(digest)
+        return upload.finish(digest, mtime)
 
     def _checkRoom(self, storage, name: bytes, count: int) -> None:
         """
@@ -330,8 +338,9 @@ class Uploads:
 
     def trailerReceived(self, line: bytes) -> None:
         """
-        The line after the body: the client's digest of it. Reading stops
-        again until C{put} has answered.
+        The line after the body: the client's digest of it, and (the
+        C{mtime} feature) the modification time the file is to keep.
+        Reading stops again until C{put} has answered.
         """
         self._awaitingTrailer = False
         self._gate.pause(COMMAND)
@@ -340,13 +349,14 @@ class Uploads:
         fields = line.split(b" ")
         try:
             word = checksum.encode("ascii")
-            if len(fields) != 2 or fields[0] != word:
+            if len(fields) not in (2, 3) or fields[0] != word:
                 raise BadRequest("expected the trailer '{} DIGEST' after the body".format(checksum))
             digest = parseDigest(fields[1].decode("ascii", "replace"), checksum)
+            mtime = parseNumber(fields[2].decode("ascii", "replace"), "mtime") if len(fields) == 3 else None
         except FtxError as e:
             d.errback(e)
             return
-        d.callback(digest)
+        d.callback((digest, mtime))
 
 
 def _user(connection) -> Optional[str]:

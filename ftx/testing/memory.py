@@ -216,7 +216,7 @@ class _MemoryUpload:
 
     mode = PUT_REPLACE
 
-    def finish(self, digest: str) -> bytes:
+    def finish(self, digest: str, mtime: Optional[int] = None) -> bytes:
         checkComplete(self, digest)
         memory = self._memory
         try:
@@ -227,7 +227,7 @@ class _MemoryUpload:
                     data = bytes(self._partial.data)
                     existed = target in memory.files
                     memory.dropPartial(self._full)
-                    replaced = memory.store(target, data, memory.now())
+                    replaced = memory.store(target, data, memory.now() if mtime is None else mtime)
         except AlreadyExists:
             self.abort(keep=False)
             raise

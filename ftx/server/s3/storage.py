@@ -34,7 +34,7 @@ from ftx.server.s3.leases import Lease
 from ftx.server.s3.partials import HIDDEN, areaOf, readState
 from ftx.server.s3.reads import WHOLE_AT_OPEN, S3File
 from ftx.server.s3.sweeping import sweepBucket
-from ftx.server.s3.upload import SHA1_META, XXH128_META, S3Upload
+from ftx.server.s3.upload import MTIME_META, SHA1_META, XXH128_META, S3Upload
 from ftx.server.storage import PUT_NEW, PUT_REPLACE, IStorage, QuotaReservation, StoredFile, SweepResult
 
 __all__ = ["S3Storage", "openBucket", "DEFAULT_CAPACITY", "LEASE_SECONDS"]
@@ -102,6 +102,10 @@ class _Shared:
         self.used = 0
         self._lock = threading.Lock()
         self._digests: Dict[Tuple[str, int, str], str] = {}
+        #: Upload times asked for (the mtime feature), by key: (ETag, mtime).
+        #: A listing carries no metadata, so only objects this process wrote
+        #: or opened list with it; others with their LastModified.
+        self._mtimes: Dict[str, Tuple[str, int]] = {}
 
     def wrote(self, count: int) -> None:
         with self._lock:
@@ -113,6 +117,16 @@ class _Shared:
             return stored
         with self._lock:
             return self._digests.get((f.etag, f.size, checksum))
+
+    def rememberMtime(self, key: str, etag: str, mtime) -> None:
+        with self._lock:
+            if len(self._mtimes) >= _DIGESTS_KEPT:
+                self._mtimes.pop(next(iter(self._mtimes)))
+            self._mtimes[key] = (etag, int(mtime))
+
+    def listedMtime(self, item: dict) -> int:
+        known = self._mtimes.get(item["Key"])
+        return known[1] if known is not None and known[0] == item.get("ETag") else int(item["LastModified"].timestamp())
 
     def remember(self, f: S3File, checksum: str, hexdigest: str) -> None:
         # An ETag names content, whatever the key: the key is left out so
@@ -241,7 +255,7 @@ class S3Storage:
                 continue
             if maskSegments is not None and not matches(maskSegments, segments):
                 continue
-            entries.append(StoredFile(name, int(item["Size"]), int(item["LastModified"].timestamp())))
+            entries.append(StoredFile(name, int(item["Size"]), self._shared.listedMtime(item)))
         entries.sort(key=lambda e: e.name)
         return entries
 
@@ -273,7 +287,10 @@ class S3Storage:
                 data = body.read()
         finally:
             body.close()
-        return S3File(self._bucket, name, key, response["ETag"], size, response.get("Metadata", {}), data), size
+        metadata = response.get("Metadata", {})
+        if metadata.get(MTIME_META, "").isdigit():
+            self._shared.rememberMtime(key, response["ETag"], metadata[MTIME_META])
+        return S3File(self._bucket, name, key, response["ETag"], size, metadata, data), size
 
     def digest(self, name: bytes, length: Optional[int] = None) -> Tuple[str, int]:
         f, size = self.openForRead(name)

@@ -37,11 +37,13 @@ from ftx.server.s3.partials import (
 )
 from ftx.server.storage import PUT_NEW, PUT_REPLACE, IUpload, checkComplete, renamedLeaves
 
-__all__ = ["S3Upload", "SHA1_META", "XXH128_META"]
+__all__ = ["S3Upload", "SHA1_META", "XXH128_META", "MTIME_META"]
 
 #: The object metadata holding the whole file's digests, written at finish.
 SHA1_META = "ftx-sha1"
 XXH128_META = "ftx-xxh128"
+#: The modification time the client gave (the mtime feature), in seconds.
+MTIME_META = "ftx-mtime"
 
 
 @implementer(IUpload)
@@ -178,13 +180,15 @@ class S3Upload:
 
     # -- ending ---------------------------------------------------------
 
-    def finish(self, digest: str) -> bytes:
+    def finish(self, digest: str, mtime: Optional[int] = None) -> bytes:
         checkComplete(self, digest)
         try:
             self._lease.renew()
             sha1 = self._sha1.copy()
             sha1.update(self._buffer)
             metadata = {SHA1_META: sha1.hexdigest(), XXH128_META: self._xxh128.hexdigest()}
+            if mtime is not None:
+                metadata[MTIME_META] = str(mtime)
             old = self._bucket.head(self._key)
             if old is not None and self.mode != PUT_REPLACE:
                 # Checked by HEAD just before the write: between front ends
@@ -196,9 +200,9 @@ class S3Upload:
             for attempt in range(3):
                 try:
                     if self._chunks:
-                        self._compose(metadata, condition)
+                        written = self._compose(metadata, condition)
                     else:
-                        self._bucket.client.put_object(
+                        written = self._bucket.client.put_object(
                             Bucket=self._bucket.name, Key=self._key, Body=bytes(self._buffer), Metadata=metadata, **condition
                         )
                     break
@@ -214,6 +218,8 @@ class S3Upload:
             if isinstance(e, FtxError):
                 raise
             raise unavailable(e)
+        if mtime is not None and written.get("ETag"):
+            self._shared.rememberMtime(self._key, written["ETag"], mtime)
         replaced = old["ContentLength"] if old is not None else 0
         self._shared.wrote(self.size - replaced)
         if old is not None:
@@ -242,7 +248,7 @@ class S3Upload:
                 return None
         raise AlreadyExists("no free name like {} on the server".format(nameText(self.name)))
 
-    def _compose(self, metadata: dict, condition: dict) -> None:
+    def _compose(self, metadata: dict, condition: dict) -> dict:
         """
         Make the final object from the chunks and what is buffered: the
         parts are copied by the engine (in parallel, from the bucket's
@@ -263,7 +269,9 @@ class S3Upload:
                 last = len(self._chunks) + 1
                 etags.append(client.upload_part(Bucket=bucket, Key=self._key, UploadId=uploadId, PartNumber=last, Body=bytes(self._buffer))["ETag"])
             parts = [{"PartNumber": number, "ETag": etag} for number, etag in enumerate(etags, 1)]
-            client.complete_multipart_upload(Bucket=bucket, Key=self._key, UploadId=uploadId, MultipartUpload={"Parts": parts}, **condition)
+            return client.complete_multipart_upload(
+                Bucket=bucket, Key=self._key, UploadId=uploadId, MultipartUpload={"Parts": parts}, **condition
+            )
         except BaseException:
             try:
                 client.abort_multipart_upload(Bucket=bucket, Key=self._key, UploadId=uploadId)
