@@ -157,6 +157,21 @@ def hash_table(times: Dict[str, List[float]], size: int, reps: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _revision() -> str:
+    """The commit measured, so a before and an after can be told apart."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        done = subprocess.run(["git", "-C", repo, "describe", "--always", "--dirty", "--abbrev=10"],
+                              capture_output=True, text=True, timeout=10)
+        log = subprocess.run(["git", "-C", repo, "log", "-1", "--format=%s"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    if done.returncode != 0:
+        return "unknown (not a git checkout)"
+    return f"`{done.stdout.strip()}` ({log.stdout.strip()[:80]})"
+
+
 def header(mode: str, argv: List[str], workdir: str) -> str:
     """Date, machine and tool versions, so a table can be read later."""
     def out(cmd: List[str]) -> str:
@@ -181,6 +196,7 @@ def header(mode: str, argv: List[str], workdir: str) -> str:
         f"- uname -a: `{out(['uname', '-a'])}`",
         f"- nproc: {os.cpu_count()}",
         f"- python: {sys.version.split()[0]} ({sys.executable})",
+        f"- ftx: {_revision()}",
         f"- {', '.join(versions)}; lftp: {out(['lftp', '--version'])}",
         f"- work dir: {workdir} ({out(['findmnt', '-n', '-o', 'FSTYPE,SOURCE', '-T', workdir])})",
         "",

@@ -15,6 +15,7 @@ rows light up as soon as it does.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -201,7 +202,8 @@ class FtxCliClient(Client):
                 ).stdout
             except (OSError, subprocess.SubprocessError):
                 self._help[command] = ""
-        return flag in self._help[command]
+        # The whole option, not a part of another (--verify in --verify-tls).
+        return re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", self._help[command]) is not None
 
     def _argv(self, port: int, local_dir: Path, command: str, *args: object) -> Argv:
         argv = self._exe() + ["--server", f"127.0.0.1:{port}", "--dir", str(local_dir)]
