@@ -13,7 +13,9 @@ measured here with the wall clock of the process, start-up included:
     ``ftx mget '*'`` again over 1,000 x 64 KiB + one 1 GiB file that a first
     ``mget`` already brought (so they carry the server's mtime): rsync's
     quick check should make it cost nothing; then ``mget '*' --verify``, once
-    with a cold local digest cache and then again, beside the reactor import.
+    with a cold local digest cache and then again, beside the reactor import
+    and ``lftp mirror`` re-run against pyftpdlib (size and time compared, no
+    content: the peer's quick check).
 
 Every probe of a rep runs once, in an order rotated from rep to rep, after
 one warm-up rep, like the transfer cases (runner.py). A probe's output is
@@ -34,7 +36,7 @@ import procs
 from cases import Paths, Settings, empty_dir
 from datasets import DataDir, Source, check
 from rows import (PYFTPDLIB, PYTHON, FTX_SERVER, Argv, FtxCliClient, LftpClient, Row,
-                  ftx_env)
+                  _q, ftx_env)
 from runner import _start_server
 
 REACTOR = "reactor import"
@@ -85,12 +87,14 @@ def time_probe(probe: Probe, paths: Paths, tag: str, timeout: float) -> Timing:
 
 
 def interleave(probes: List[ProbeResult], reps: int, warmup: int, paths: Paths, tag: str,
-               timeout: float, progress, between: Optional[Callable[[], Optional[str]]] = None) -> None:
+               timeout: float, progress,
+               between: Optional[Callable[[], Dict[int, str]]] = None) -> None:
     """
     Run every probe ``warmup + reps`` times, rotating the order each rep.
 
-    ``between`` runs after each rep and may name a problem (files changed),
-    which marks that rep's timings as failed.
+    ``between`` runs after each rep and may name problems (files changed)
+    by server PID, which mark that rep's timings of the probes against
+    that server as failed.
     """
     active = [p for p in probes if not p.skipped]
     for i in range(warmup + reps):
@@ -102,11 +106,12 @@ def interleave(probes: List[ProbeResult], reps: int, warmup: int, paths: Paths, 
             label = "warm-up" if i < warmup else f"rep {i - warmup + 1}/{reps}"
             progress(f"  {tag} {result.probe.name:<34} {label:<9} {t.wall * 1000:7.0f} ms"
                      + (f"  FAILED: {t.problem}" if t.problem else ""))
-        problem = between() if between else None
+        problems = between() if between else {}
         if i < warmup:
             continue
         for result, t in rep:
-            if problem and t.problem is None and result.probe.server_pid:
+            problem = problems.get(result.probe.server_pid) if result.probe.server_pid else None
+            if problem and t.problem is None:
                 t.problem = problem
             result.timings.append(t)
 
@@ -226,7 +231,11 @@ def run_latency(settings: Settings, paths: Paths, data: DataDir, reps: int, prog
 
 
 def run_rerun(settings: Settings, paths: Paths, data: DataDir, reps: int, progress) -> str:
-    """The ``rerun`` case: ``mget '*'`` over files already here, and ``--verify``."""
+    """
+    The ``rerun`` case: ``mget '*'`` over files already here, and
+    ``--verify``; beside it, ``lftp mirror`` doing the same against
+    pyftpdlib (size and time compared, as rsync does).
+    """
     tag = "rerun"
     label = f"{settings.big_size >> 30}G" if settings.big_size >= 1 << 30 else f"{settings.big_size >> 20}M"
     n = settings.mget_files
@@ -234,10 +243,11 @@ def run_rerun(settings: Settings, paths: Paths, data: DataDir, reps: int, progre
     sources.append(data.ensure(f"rerun-{n}/big-{label}.bin", settings.big_size))
     data.save()
     root = sources[0].path.parent
-    dest = paths.recv / tag
+    dest, peer_dest = paths.recv / tag, paths.recv / f"{tag}-lftp"
     cache = paths.work / "cache-rerun"
     cli = FtxCliClient()
     row = Row("ftx-cli", FTX_SERVER, cli, "ftx")
+    peer_row = Row("pyftpdlib + lftp", PYFTPDLIB, LftpClient(), "peer")
     env = row.env(paths.home)
     # The quick check's local digest cache goes here, so the first --verify
     # of every run starts cold whatever earlier runs left.
@@ -247,53 +257,78 @@ def run_rerun(settings: Settings, paths: Paths, data: DataDir, reps: int, progre
                  "is not in the tree measured)")
     title = (f"rerun: `ftx mget '*'` again over {n} x 64 KiB + one {label}iB already here "
              f"(s, whole process, median of {reps}; target: reactor import + 0.2 s)")
-    server = None
+    servers: list = []
+    notes: List[str] = []
     try:
-        empty_dir(dest)
-        empty_dir(cache)
-        server = _start_server(row, root, paths, tag)
+        for d in (dest, peer_dest, cache):
+            empty_dir(d)
+        ftx = _start_server(row, root, paths, tag)
+        servers.append(ftx)
+        peer = _start_server(peer_row, root, paths, tag)
+        servers.append(peer)
 
         def mget(name: str, *extra: str) -> Probe:
-            argv = cli._exe() + ["--server", f"127.0.0.1:{server.port}", "--dir", str(dest),
+            argv = cli._exe() + ["--server", f"127.0.0.1:{ftx.port}", "--dir", str(dest),
                                  "--quiet", "mget", "*", *extra]
-            return Probe(name, argv, env, server_pid=server.proc.pid)
+            return Probe(name, argv, env, server_pid=ftx.proc.pid)
 
-        first = ProbeResult(mget("ftx mget '*' (first, into an empty folder)"))
-        first.timings.append(time_probe(first.probe, paths, tag, settings.timeout))
-        ok, problems = check([(dest / s.name, s) for s in sources])
-        if problems and not first.timings[0].problem:
-            first.timings[0].problem = f"{len(problems)} files wrong: {problems[0]}"
-        progress(f"  {tag} first mget {first.timings[0].wall:.2f} s, {ok}/{len(sources)} files right")
-        if first.timings[0].problem:
-            return table(title, [first], "s", server_cpu=True) + \
-                f"\n- The first mget failed, so nothing was re-run: {first.timings[0].problem}\n"
-        snapshot = _stat_all(dest, sources)
+        def mirror(name: str) -> Probe:
+            argv = peer_row.client._argv(peer.port, f"mirror --no-perms . {_q(peer_dest)}")
+            return Probe(name, argv, peer_row.env(paths.home), server_pid=peer.proc.pid)
+
+        first = _first_copy(mget("ftx mget '*' (first, into an empty folder)"), dest, sources,
+                            paths, tag, settings.timeout, progress)
+        peer_first = _first_copy(mirror("pyftpdlib + lftp mirror (first)"), peer_dest, sources,
+                                 paths, tag, settings.timeout, progress)
+        broken = "n/a: the first copy failed, so there is nothing to re-run"
+        ftx_ok = not first.timings[0].problem
+        snapshots = {ftx.proc.pid: (dest, _stat_all(dest, sources)),
+                     peer.proc.pid: (peer_dest, _stat_all(peer_dest, sources))}
         cold = ProbeResult(mget("ftx mget '*' --verify (first, cache cold)", verify or ""),
-                           skipped=None if verify else no_verify)
-        if verify:
+                           skipped=broken if not ftx_ok else None if verify else no_verify)
+        if cold.skipped is None:
             cold.timings.append(time_probe(cold.probe, paths, tag, settings.timeout))
         results = [
             ProbeResult(_python("from twisted.internet import reactor")),
             first, cold,
-            ProbeResult(mget("ftx mget '*' (re-run)")),
+            ProbeResult(mget("ftx mget '*' (re-run)"), skipped=None if ftx_ok else broken),
             ProbeResult(mget("ftx mget '*' --verify (again)", verify or ""),
-                        skipped=None if verify else no_verify),
+                        skipped=broken if not ftx_ok else None if verify else no_verify),
+            peer_first,
+            ProbeResult(mirror("pyftpdlib + lftp mirror (re-run)"),
+                        skipped=None if not peer_first.timings[0].problem else broken),
         ]
-        timed = [results[0]] + results[3:]
+        timed = [results[0], results[3], results[4], results[6]]
         interleave(timed, reps, 1, paths, tag, settings.timeout, progress,
-                   between=lambda: _changed(dest, sources, snapshot))
-        ok, problems = check([(dest / s.name, s) for s in sources])
-        notes = [f"After the last rep, {ok} of {len(sources)} files equal their sources"
-                 + (f"; {problems[0]}" if problems else "") + "."]
+                   between=lambda: _changed(snapshots, sources))
+        for name, where in (("ftx", dest), ("lftp", peer_dest)):
+            ok, problems = check([(where / s.name, s) for s in sources])
+            notes.append(f"{name}'s copies after the last rep: {ok} of {len(sources)} equal "
+                         "their sources" + (f"; {problems[0]}" if problems else "") + ".")
     finally:
-        if server is not None:
+        for server in servers:
             procs.stop(server.proc)
-        shutil.rmtree(dest, ignore_errors=True)
-        shutil.rmtree(cache, ignore_errors=True)
-    notes.append("The re-runs must leave every file as the first mget wrote it (size and "
-                 "mtime checked after each rep; a rep that rewrote a file fails). Server "
-                 "CPU s shows whether the server hashed anything.")
+        for d in (dest, peer_dest, cache):
+            shutil.rmtree(d, ignore_errors=True)
+    notes.append("A re-run must leave every file as the first copy wrote it (size, mtime "
+                 "and inode checked after each rep; a rep that rewrote a file fails). Server "
+                 "CPU s shows whether the server hashed anything. `lftp mirror` compares "
+                 "size and time from one MLSD listing, like rsync's quick check, and checks "
+                 "no content.")
     return table(title, results, "s", server_cpu=True) + "\n" + "".join(f"- {n}\n" for n in notes)
+
+
+def _first_copy(probe: Probe, dest: Path, sources: List[Source], paths: Paths, tag: str,
+                timeout: float, progress) -> ProbeResult:
+    """Run the copy that fills ``dest`` once, and check every file by SHA-1."""
+    result = ProbeResult(probe)
+    timing = time_probe(probe, paths, tag, timeout)
+    result.timings.append(timing)
+    ok, problems = check([(dest / s.name, s) for s in sources])
+    if problems and not timing.problem:
+        timing.problem = f"{len(problems)} files wrong: {problems[0]}"
+    progress(f"  {tag} {probe.name} {timing.wall:.2f} s, {ok}/{len(sources)} files right")
+    return result
 
 
 def _stat_all(dest: Path, sources: List[Source]) -> Dict[str, tuple]:
@@ -307,9 +342,12 @@ def _stat_all(dest: Path, sources: List[Source]) -> Dict[str, tuple]:
     return out
 
 
-def _changed(dest: Path, sources: List[Source], snapshot: Dict[str, tuple]) -> Optional[str]:
-    now = _stat_all(dest, sources)
-    changed = [name for name in snapshot if now.get(name) != snapshot[name]]
-    if changed:
-        return f"{len(changed)} files rewritten or changed (e.g. {changed[0]})"
-    return None
+def _changed(snapshots: Dict[int, tuple], sources: List[Source]) -> Dict[int, str]:
+    """For each server PID whose client's folder changed since its snapshot, what changed."""
+    out = {}
+    for pid, (dest, snapshot) in snapshots.items():
+        now = _stat_all(dest, sources)
+        changed = [name for name in snapshot if now.get(name) != snapshot[name]]
+        if changed:
+            out[pid] = f"{len(changed)} files rewritten or changed (e.g. {changed[0]})"
+    return out
