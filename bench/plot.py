@@ -132,7 +132,7 @@ def panels(tables: List[Table]) -> List[Panel]:
             values[series] = value
             if value is None:
                 reason = r.get(column) or "no figure"
-                panel.reasons[name] = reason if len(reason) <= 60 else reason[:57] + "..."
+                panel.reasons[name] = reason if len(reason) <= 100 else reason[:97] + "..."
         target = _targets(group)
         if target is not None and not panel.targets:
             got = target(base)
@@ -179,8 +179,11 @@ def _draw(ax, panel: Panel) -> None:
         ax.bar_label(bars, labels=[_fmt(h) for h in heights], fontsize=7, padding=1)
     for i, name in enumerate(names):
         if all(v is None for v in panel.bars[name]):
-            ax.text(i, top * 0.02, panel.reasons.get(name, "n/a"), rotation=90,
-                    ha="center", va="bottom", fontsize=6.5, color="#555555")
+            # Wrapped into at most three short columns, so that a long
+            # reason stays inside the panel.
+            reason = "\n".join(textwrap.wrap(panel.reasons.get(name, "n/a"), 34)[:3])
+            ax.text(i, top * 0.02, reason, rotation=90, ha="center", va="bottom",
+                    fontsize=6, color="#555555", clip_on=True)
     for label, value, s in panel.lines:
         ax.axhline(value, color="black", linestyle=LINE_STYLES[s % len(LINE_STYLES)],
                    linewidth=1.1, label=f"{label}: {_fmt(value)} {panel.unit}")
@@ -202,7 +205,7 @@ def _draw(ax, panel: Panel) -> None:
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
     if panel.lines or panel.targets or len(panel.series) > 1:
-        ax.legend(fontsize=7, loc="upper right", framealpha=0.85)
+        ax.legend(fontsize=7, loc="best", framealpha=0.85)
     if panel.remarks:
         ax.set_xlabel("\n".join(panel.remarks), fontsize=7)
 
