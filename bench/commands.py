@@ -116,6 +116,11 @@ def interleave(probes: List[ProbeResult], reps: int, warmup: int, paths: Paths, 
             result.timings.append(t)
 
 
+def _cell(text: str) -> str:
+    """Text that cannot break a Markdown table row (a program's output may hold '|')."""
+    return " ".join(text.replace("|", "/").split())
+
+
 def _fmt_time(seconds: float, unit: str) -> str:
     if unit == "ms":
         return f"{seconds * 1000:.0f}"
@@ -132,10 +137,11 @@ def table(title: str, results: List[ProbeResult], unit: str, server_cpu: bool) -
                  if r.probe.name == REACTOR and r.good), None)
     for r in results:
         if r.skipped or not r.timings:
-            lines.append(f"| {r.probe.name} | {r.skipped or 'no reps'} |" + " |" * (len(cols) - 2))
+            lines.append(f"| {r.probe.name} | {_cell(r.skipped or 'no reps')} |" + " |" * (len(cols) - 2))
             continue
         bad = [t for t in r.timings if t.problem]
-        checked = f"ok {len(r.timings)}" if not bad else f"FAIL {len(bad)}/{len(r.timings)}: {bad[0].problem}"[:160]
+        checked = f"ok {len(r.timings)}" if not bad else \
+            _cell(f"FAIL {len(bad)}/{len(r.timings)}: {bad[0].problem}")[:160]
         if not r.good:
             cells = ["failed", "", ""]
         else:
