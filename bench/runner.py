@@ -153,6 +153,7 @@ def run_case(case: Case, rows: List[Row], paths: Paths, progress) -> CaseResult:
             if results[row.name].skipped:
                 continue
             _, reason = client_jobs(case, row, 0)
+            reason = case.skip(row) or reason
             if reason:
                 results[row.name].skipped = reason
                 continue
