@@ -12,6 +12,7 @@ file, C{~/.netrc}. The config file may hold::
     cafile = "~/certs/ca.pem"           # used when TLS is on
     checksum = "xxh128"                 # auto, sha1 or xxh128
     conflict = "skip"                   # overwrite, rename or skip
+    compress = "auto"                   # auto, zstd or none (as --compress)
 
 A file that cannot be read or holds something else is a one-line usage
 error naming it, never a silent default.
@@ -19,7 +20,6 @@ error naming it, never a silent default.
 
 from __future__ import annotations
 
-import netrc
 import os
 from typing import Any, Dict, Optional, Tuple
 
@@ -30,8 +30,9 @@ __all__ = ["Settings", "configPath", "loadConfig", "netrcLogin"]
 _CHOICES = {
     "checksum": ("auto", "sha1", "xxh128"),
     "conflict": ("overwrite", "rename", "skip"),
+    "compress": ("auto", "zstd", "none"),
 }
-_TYPES = {"server": str, "user": str, "tls": bool, "cafile": str, "checksum": str, "conflict": str}
+_TYPES = {"server": str, "user": str, "tls": bool, "cafile": str, "checksum": str, "conflict": str, "compress": str}
 
 
 def configPath() -> str:
@@ -93,6 +94,8 @@ def netrcLogin(host: str, user: Optional[str]) -> Tuple[Optional[str], Optional[
     path = chosen or os.path.join(os.path.expanduser("~"), ".netrc")
     if not host or not os.path.exists(path):
         return None, None
+    import netrc  # only for those who have one
+
     try:
         # The default ~/.netrc is read with no argument, which makes the
         # standard library refuse it when others can read its passwords.

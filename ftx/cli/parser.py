@@ -13,6 +13,7 @@ from typing import List
 from ftx import __version__
 from ftx.cli.conflicts import OVERWRITE, RENAME, SKIP
 from ftx.cli.keys import decryptOptions, encryptOptions, keygenOptions
+from ftx.cli.mirroroptions import mirrorDetails, mirrorOptions
 from ftx.cli.status import EXIT_CODES, UsageError
 
 __all__ = ["UsageError", "buildParser", "DEFAULT_SERVER"]
@@ -70,6 +71,9 @@ def _commonOptions() -> argparse.ArgumentParser:
     g.add_argument("--checksum", choices=("auto", "sha1", "xxh128"),
                    help="what checks each transfer end to end: auto (default) is XXH3-128 when the server has it, "
                         "else SHA-1")
+    g.add_argument("--compress", choices=("auto", "zstd", "none"),
+                   help="zstd-compress transfers: auto (default) does on links slower than zstd (not to this "
+                        "machine) and for uploads whose first MiB compresses well; blocks that do not shrink go raw")
     g.add_argument("--limit-rate", metavar="RATE", type=_rate(1),
                    help="at most RATE bytes a second each way (500K, 12.5MB/s, 1.5MiB/s, 100Mbit/s; "
                         "a bare number is bytes, as in curl)")
@@ -189,6 +193,12 @@ def buildParser() -> argparse.ArgumentParser:
                    help="also download the folders MASK matches, with everything in them ('.' is all)")
     _conflictOptions(p)
     decryptOptions(p)
+
+    p = command("mirror", "Make a local folder hold what a server folder holds (or the reverse, with -R).",
+                ["ftx mirror photos", "ftx mirror photos ~/backup/photos --delete",
+                 "ftx mirror -R ~/site www --delete --exclude '*.tmp'", "ftx mirror photos --dry-run"],
+                mirrorDetails)
+    mirrorOptions(p)
 
     p = command("hash", "Print the SHA-1 of a file on the server, like sha1sum.",
                 ["ftx hash report.pdf", "ftx hash big.iso 1M", "ftx hash big.iso:1048576"])

@@ -14,11 +14,11 @@ from __future__ import annotations
 from typing import Optional, Tuple, Union
 
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 
-from ftx._io import endpoints
+from ftx._io import endpoints, tcpclient
+from ftx.client import compresschoice
 from ftx.client.client import FtxClient
 from ftx.client.protocol import TLS_PROBE_DELAY, FtxClientProtocol
 from ftx.errors import ConnectionLost, FtxError, LoginFailed
@@ -72,7 +72,8 @@ class FtxClientFactory(Factory):
     noisy = False
 
     def __init__(
-        self, reactor, checksum: Optional[str] = None, serverName: str = "the server", limitRate: Optional[int] = None
+        self, reactor, checksum: Optional[str] = None, serverName: str = "the server",
+        limitRate: Optional[int] = None, compress: str = "none",
     ) -> None:
         """
         @param reactor: the reactor the protocols use (its thread pool
@@ -83,11 +84,14 @@ class FtxClientFactory(Factory):
             its certificate is checked against.
         @param limitRate: bytes a second each way per connection (uploads
             and downloads, L{ftx._io.ratelimit}); L{None}: no limit.
+        @param compress: C{"auto"}, C{"zstd"} or C{"none"}: whether bodies
+            travel compressed (L{ftx.client.compressed}).
         """
         self.reactor = reactor
         self.checksum = checksum
         self.serverName = serverName
         self.limitRate = limitRate or None
+        self.compress = compress
 
     def buildProtocol(self, addr) -> FtxClientProtocol:
         protocol = self.protocol(self.reactor)
@@ -95,6 +99,7 @@ class FtxClientFactory(Factory):
         protocol.preferredChecksum = self.checksum
         protocol.serverName = self.serverName
         protocol.limitRate = self.limitRate
+        protocol.compressMode = self.compress
         return protocol
 
 
@@ -116,6 +121,15 @@ def _endpoint(reactor, address: str, tls: Optional[ClientTLS]) -> Tuple[IStreamC
         return _tls.clientEndpoint(
             reactor, address, cafile=settings.cafile, insecure=settings.insecure, certificate=settings.certificate
         )
+    if parsed.kind is None and tcpclient.isAddressLiteral(parsed.host):
+        return tcpclient.AddressEndpoint(reactor, parsed.host, parsed.port), None
+    if parsed.kind is None and tcpclient.isLoopbackName(parsed.host):
+        return tcpclient.LoopbackEndpoint(reactor, parsed.port), None
+    # Imported here: this module (with the plugin system and idna) is a
+    # tenth of a small command's start-up, and an address literal or
+    # localhost has no use for it (ftx._io.tcpclient).
+    from twisted.internet.endpoints import HostnameEndpoint, clientFromString
+
     if parsed.kind is None:
         return HostnameEndpoint(reactor, parsed.host, parsed.port), None
     try:
@@ -155,6 +169,7 @@ def connect(
     timeout: Optional[float] = GREETING_TIMEOUT,
     factory: Optional[FtxClientFactory] = None,
     limitRate: Optional[int] = None,
+    compress: str = "none",
 ) -> "Deferred[FtxClient]":
     """
     Connect to an ftx server, wait for its greeting and, given
@@ -178,6 +193,10 @@ def connect(
         L{None} for no limit. L{ftx._io.ratelimit.parseRate} reads the
         forms people write (C{"500K"}, C{"12.5MB/s"}, C{"100Mbit/s"}).
         Give it to the factory instead when passing one.
+    @param compress: C{"zstd"} to have bodies travel as zstd blocks when
+        the server offers it, C{"auto"} to do so on links slower than zstd
+        and for uploads that compress well (L{ftx.client.compressed}),
+        C{"none"} (the default) to send them as they are.
 
     Fails with L{ValueError} for an address that cannot be understood,
     L{ftx.errors.CertificateError} when the server cannot be verified,
@@ -191,6 +210,8 @@ def connect(
     """
     if factory is not None and (checksum is not None or limitRate is not None):
         raise TypeError("give the checksum and rate limit to the factory, not to connect, when passing a factory")
+    if compress not in compresschoice.MODES:
+        raise ValueError("compress must be one of {}, not {!r}".format(", ".join(compresschoice.MODES), compress))
     if credentials is not None and credentials[1] is None:
         return fail(LoginFailed("a password is needed to log in as {}".format(credentials[0])))
     serverName = None
@@ -204,7 +225,9 @@ def connect(
     else:
         endpoint = endpointOrAddress
     if factory is None:
-        factory = FtxClientFactory(reactor, checksum, serverName or FtxClientProtocol.serverName, limitRate)
+        factory = FtxClientFactory(
+            reactor, checksum, serverName or FtxClientProtocol.serverName, limitRate, compress=compress
+        )
     d = endpoint.connect(factory).addCallback(_greeted, reactor, timeout, secure=serverName is not None)
     if credentials is not None:
         d.addCallback(_logIn, *credentials)
@@ -216,7 +239,7 @@ def _greeted(protocol: FtxClientProtocol, reactor, timeout: Optional[float], sec
     Wait for C{protocol}'s greeting, at most C{timeout} seconds, and wrap
     it in an L{FtxClient}.
     """
-    greeted = protocol.greeted
+    greeted = protocol.greeted.addCallback(compresschoice.negotiate)
     if timeout is None:
         return greeted.addCallback(lambda _: FtxClient(protocol, reactor))
     timer = reactor.callLater(timeout, protocol.abandonGreeting)

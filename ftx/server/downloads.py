@@ -13,9 +13,10 @@ from typing import Callable, Dict, Optional
 
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 
+from ftx._io import compressedbody
 from ftx._io.filebody import BodySender
 from ftx.errors import BadOffset, FtxError, IntegrityError, NotFound
-from ftx.protocol import checksums, wire
+from ftx.protocol import checksums, compression, wire
 from ftx.protocol.wire import decodeName, encodeName, nameText, parseDigest, parseNumber
 from ftx.server.connection import checkArity
 from ftx.server.limits import WriteBackpressure
@@ -169,7 +170,8 @@ class Downloads:
         header = wire.formatLine(wire.BODY_FOLLOWS, encodeName(name), len(data), 0)
         trailer = wire.formatLine(wire.TRAILER, digest)
         end = wire.LINE_END
-        connection.transport.writeSequence((header, end, data, trailer, end))
+        body = [data] if not self._compressed else compressedbody.encodeWhole(data)
+        connection.transport.writeSequence([header, end] + body + [trailer, end])
         return len(data)
 
     def _sendBody(self, name: bytes, f, size: int, offset: int, hasher, verb: str, logEach: bool = True) -> Deferred:
@@ -186,7 +188,8 @@ class Downloads:
         if hasher is None:
             hasher = checksums.new(checksum)
         connection.reply(wire.formatLine(wire.BODY_FOLLOWS, encodeName(name), size, offset))
-        sender = BodySender(
+        # Blocks when the client asked for compression (compress zstd).
+        sender = (compressedbody.BlockSender if self._compressed else BodySender)(
             f, offset, size - offset, hasher, known, self._bodyProgress, connection.reactor, connection.rate.sending
         )
         self.sender = sender
@@ -217,6 +220,10 @@ class Downloads:
             return result
 
         return sender.begin(connection.transport).addCallbacks(sent, lost).addBoth(cleanup)
+
+    @property
+    def _compressed(self) -> bool:
+        return getattr(self._connection, "compression", compression.NONE) == compression.ZSTD
 
     def _bodyProgress(self, count: int) -> None:
         # A body that moves is not idle; one the client stopped reading is.

@@ -35,7 +35,7 @@ from ftx.errors import (
     ServerError,
     Unavailable,
 )
-from ftx.protocol import checksums, wire
+from ftx.protocol import checksums, compression, wire
 from ftx.protocol.wire import decodeName, encodeName, nameText
 from ftx.server.accounts import AccessControl, Account
 from ftx.server.connection import IConnection, checkArity
@@ -62,10 +62,12 @@ WRITE_FEATURES = ("put", "resume", "delete", "put-mode", "mkdir", "rmtree", "mti
 # Each checksum besides SHA-1 is a feature of its own: the client may ask
 # for it with "checksum NAME".
 CHECKSUM_FEATURES = tuple(name for name in checksums.available() if name != checksums.SHA1)
+# Compressed bodies ("compress zstd"), offered when zstandard is installed.
+COMPRESS_FEATURES = compression.available()
 
 RECEIVE_SIZE = 1 << 20
 # The commands a client may send before it logs in.
-_WITHOUT_LOGIN = ("login", "quit", "checksum")
+_WITHOUT_LOGIN = ("login", "quit", "checksum", "compress")
 
 
 class ServerPolicy:
@@ -160,6 +162,8 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         self._address = "?"
         #: What body trailers on this connection carry (the C{checksum} command).
         self.checksum = checksums.SHA1
+        #: How bodies travel on this connection (the C{compress} command).
+        self.compression = compression.NONE
         # From a command's line to its answer, body included.
         self._commandRunning = False
         self.gate = ReadGate(self._stopReading, self._startReading)
@@ -183,6 +187,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
             "df": self._df,
             "login": self._login,
             "checksum": self._checksum,
+            "compress": self._compress,
             "quit": self._quit,
             "noop": self._noop,
         }
@@ -237,7 +242,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         features = FEATURES
         if self.factory.policy.readOnly:
             features = tuple(f for f in features if f not in WRITE_FEATURES)
-        return features + CHECKSUM_FEATURES + self.factory.access.features()
+        return features + CHECKSUM_FEATURES + COMPRESS_FEATURES + self.factory.access.features()
 
     def sendLine(self, line: bytes) -> None:
         self.transport.write(line + wire.LINE_END)
@@ -500,6 +505,11 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
             )
         self.checksum = args[0]
         self.reply(wire.formatLine(wire.OK, "checksum", self.checksum))
+
+    def _compress(self, args):
+        checkArity(args, 1, 1, "compress zstd|none")
+        self.compression = compression.choose(args[0], COMPRESS_FEATURES)
+        self.reply(wire.formatLine(wire.OK, "compress", self.compression))
 
     def _quit(self, args):
         self.reply(wire.formatLine(wire.BYE, "bye"))
