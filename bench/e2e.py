@@ -121,12 +121,19 @@ def main() -> None:
                 print("rep {} {} {}: {:.2f} s".format(rep + 1, kind, mode, measured[0]), file=sys.stderr)
         # Encrypting alone, for scale: a fresh encrypted upload overlaps it
         # with sending (ftx.client.e2e.sending).
-        from ftx.client.e2e import encryptFile, newPlan, Recipient
+        # Decrypting alone likewise: a download decrypts while it receives
+        # (ftx.client.e2e.following). CPU seconds are this process's.
+        from ftx.client.e2e import decryptFile, encryptFile, generateIdentity, newPlan
 
-        started = time.perf_counter()
-        encryptFile(str(source), str(work / "alone.age"), newPlan([Recipient.parse(recipient)]))
-        encryptAlone = time.perf_counter() - started
+        identity = generateIdentity()
+        started, cpu = time.perf_counter(), time.process_time()
+        encryptFile(str(source), str(work / "alone.age"), newPlan([identity.recipient()]))
+        encryptAlone = (time.perf_counter() - started, time.process_time() - cpu)
+        started, cpu = time.perf_counter(), time.process_time()
+        decryptFile(str(work / "alone.age"), str(work / "alone.out"), [identity])
+        decryptAlone = (time.perf_counter() - started, time.process_time() - cpu)
         os.unlink(work / "alone.age")
+        os.unlink(work / "alone.out")
     finally:
         server.stop()
     gib = size / GiB
@@ -142,8 +149,10 @@ def main() -> None:
             print("| {} | {} | {:.2f} | {:.0f} | {:.2f}x | {:.2f} | {:.2f} |".format(
                 kind, mode, wall, (size >> 20) / wall, plainWall / wall,
                 statistics.median(r[1] for r in rows) / gib, statistics.median(r[2] for r in rows) / gib))
-    print("\nencrypting alone (file to file, no network): {:.2f} s, {:.0f} MiB/s".format(
-        encryptAlone, (size >> 20) / encryptAlone))
+    for what, (wall, cpu) in (("encrypting", encryptAlone), ("decrypting", decryptAlone)):
+        print("\n{} alone (file to file, no network): {:.2f} s, {:.0f} MiB/s, {:.2f} CPU s/GiB".format(
+            what, wall, (size >> 20) / wall, cpu / gib), end="")
+    print()
     shutil.rmtree(work, True)
 
 

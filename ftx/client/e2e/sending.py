@@ -18,14 +18,12 @@ import os
 import threading
 from typing import Callable, List, Optional
 
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from twisted.internet import interfaces
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ftx.client.e2e.header import hkdf
-from ftx.client.e2e.stream import CHUNK, Plan, pieces, streamNonce
+from ftx.client.e2e.stream import Plan, encryptedBatches
 from ftx.client.exchanges import UploadRequest
 from ftx.protocol import wire
 
@@ -86,32 +84,27 @@ class EncryptingSender:
             return
         self.reactor.callFromThread(self._encrypted, digest)
 
-    def _emit(self, batch: List[bytes]) -> None:
+    def _emit(self, data: bytes) -> None:
         while not self._room.acquire(timeout=0.5):
             if self._cancelled:
                 raise _Cancelled()
         if self._cancelled:
             raise _Cancelled()
-        data = b"".join(batch)
         self.hasher.update(data)
         self.reactor.callFromThread(self._deliver, data)
 
     def _encrypt(self) -> str:
-        aead = ChaCha20Poly1305(hkdf(self.plan.fileKey, self.plan.nonce, b"payload"))
-        batch = [self.plan.header + self.plan.nonce]
+        self._emit(self.plan.header + self.plan.nonce)
         with open(self.path, "rb", buffering=0) as f:
             try:
-                for counter, chunk, last in pieces(f, self.plainSize, CHUNK):
-                    batch.append(aead.encrypt(streamNonce(counter, last), chunk, None))
-                    if len(batch) >= 16:
-                        self._emit(batch)
-                        batch = []
+                for batch in encryptedBatches(f, self.plainSize, self.plan):
+                    # A copy: the batch's buffer is reused for the next one
+                    # while this one waits for the connection.
+                    self._emit(bytes(batch))
             except EOFError:
                 raise OSError("{} shrank while it was being encrypted".format(self.path))
             if f.read(1):
                 raise OSError("{} grew while it was being encrypted".format(self.path))
-        if batch:
-            self._emit(batch)
         return self.hasher.hexdigest()
 
     # -- the reactor thread --------------------------------------------

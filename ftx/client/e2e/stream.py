@@ -22,7 +22,7 @@ from ftx.client.e2e.errors import BadKey, NoIdentity, NotDecryptable
 from ftx.client.e2e.header import Header, hkdf, macKeyCheck
 from ftx.client.e2e.keys import AnyIdentity, AnyRecipient, Passphrase
 
-__all__ = ["CHUNK", "Plan", "decryptFile", "encryptFile", "encryptedSize", "newPlan"]
+__all__ = ["CHUNK", "Plan", "decryptFile", "encryptFile", "encryptedBatches", "encryptedSize", "newPlan"]
 
 CHUNK = 64 * 1024
 _TAG = 16
@@ -32,6 +32,8 @@ _NONCE = 16
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 #: Chunks read per system call: 1 MiB of plaintext.
 _BATCH = 16
+#: cryptography 45 and later seal and open into a buffer given.
+_IN_PLACE = hasattr(ChaCha20Poly1305, "decrypt_into")
 
 
 class Plan:
@@ -104,6 +106,33 @@ def pieces(f, total: int, piece: int) -> Iterator[Tuple[int, memoryview, bool]]:
             index += 1
 
 
+def encryptedBatches(f, size: int, plan: Plan) -> Iterator[memoryview]:
+    """
+    The payload (after header and nonce) of C{plan}'s encryption of the
+    next C{size} bytes of the raw file C{f}, as views of up to
+    L{_BATCH} sealed chunks. Each view is of one reused buffer, valid
+    until the next is asked for: copy it to keep it. Sealing in place
+    (C{encrypt_into}) costs about a quarter of the CPU time of
+    C{encrypt}, which allocates a new bytes object per chunk.
+
+    @raise EOFError: the file is shorter than C{size}.
+    """
+    aead = ChaCha20Poly1305(hkdf(plan.fileKey, plan.nonce, b"payload"))
+    sealed = memoryview(bytearray((CHUNK + _TAG) * _BATCH))
+    filled = 0
+    for counter, chunk, last in pieces(f, size, CHUNK):
+        end = filled + len(chunk) + _TAG
+        if end > len(sealed):
+            yield sealed[:filled]
+            filled, end = 0, len(chunk) + _TAG
+        if _IN_PLACE:
+            aead.encrypt_into(streamNonce(counter, last), chunk, None, sealed[filled:end])
+        else:
+            sealed[filled:end] = aead.encrypt(streamNonce(counter, last), chunk, None)
+        filled = end
+    yield sealed[:filled]
+
+
 def encryptFile(source: str, target: str, plan: Plan) -> int:
     """
     Write C{source}'s bytes, encrypted with C{plan}, to C{target} (created
@@ -112,14 +141,13 @@ def encryptFile(source: str, target: str, plan: Plan) -> int:
 
     @raise OSError: C{source} cannot be read, or it changed size meanwhile.
     """
-    aead = ChaCha20Poly1305(hkdf(plan.fileKey, plan.nonce, b"payload"))
     fd = os.open(target, _CREATE, 0o600)
     with open(source, "rb", buffering=0) as src, open(fd, "wb", buffering=0) as out:
         size = os.fstat(src.fileno()).st_size
         writeAll(out, plan.header + plan.nonce)
         try:
-            for counter, chunk, last in pieces(src, size, CHUNK):
-                writeAll(out, aead.encrypt(streamNonce(counter, last), chunk, None))
+            for batch in encryptedBatches(src, size, plan):
+                writeAll(out, batch)
         except EOFError:
             raise OSError(errno.EIO, "the file shrank while it was being encrypted", source)
         if src.read(1):
@@ -150,6 +178,20 @@ def openHeader(f, identities: Sequence[AnyIdentity]) -> Tuple[Header, bytes]:
         raise NoIdentity("none of the identities given can decrypt this file "
                          "(it was encrypted to other recipients); nothing was written")
     return header, macKeyCheck(header, fileKey)
+
+
+def _decryptInto(aead, nonce: bytes, chunk, into) -> None:
+    """
+    Decrypt C{chunk} into the writable view C{into}, exactly its size:
+    in place with C{decrypt_into} (cryptography 45 and later), else
+    through a new bytes object.
+
+    @raise InvalidTag: it does not authenticate.
+    """
+    if _IN_PLACE:
+        aead.decrypt_into(nonce, chunk, None, into)
+    else:
+        into[:] = aead.decrypt(nonce, chunk, None)
 
 
 def decryptFile(source: str, target: str, identities: Sequence[AnyIdentity]) -> int:
@@ -183,17 +225,24 @@ def decryptStream(src, size: int, identities: Sequence[AnyIdentity], target: str
     if 0 < tail < _TAG or (tail == _TAG and payload > CHUNK + _TAG):
         raise NotDecryptable("the encrypted file is cut off or malformed at its end")
     aead = ChaCha20Poly1305(hkdf(fileKey, nonce, b"payload"))
+    # Each chunk is decrypted in place into one reused buffer (no new
+    # bytes object per chunk) and written at once, while it is still in
+    # the CPU's cache: batching the writes to 1 MiB measured slower, the
+    # plaintext gone cold by the time it was copied out. Only an
+    # authenticated chunk is ever written: a bad one raises first.
+    plain = memoryview(bytearray(CHUNK))
     fd = os.open(target, _CREATE, 0o600)
     with open(fd, "wb", buffering=0) as out:
         try:
             for counter, chunk, last in pieces(src, payload, CHUNK + _TAG):
+                size = max(len(chunk) - _TAG, 0)
                 try:
-                    plain = aead.decrypt(streamNonce(counter, last), chunk, None)
+                    _decryptInto(aead, streamNonce(counter, last), chunk, plain[:size])
                 except (InvalidTag, ValueError):
                     raise NotDecryptable(
                         "the encrypted file does not authenticate at chunk {} (byte {}): it was tampered with "
                         "or cut off; no plaintext was kept".format(counter, counter * CHUNK))
-                writeAll(out, plain)
+                writeAll(out, plain[:size])
         except EOFError:
             raise NotDecryptable("the encrypted file is shorter than it should be")
         return out.tell()
