@@ -49,6 +49,10 @@ def _plan(ctx, resolver: Resolver, entry: Entry, target: str, verdict=None):
     user chose to keep the existing file). A partial file no longer than
     the server's is continued.
     """
+    if verdict == UNCHANGED:
+        # (A regular file, as the quick check found: nothing more to look at.)
+        ctx.reporter.note("{} is unchanged (size and time match the server's); skipped".format(target))
+        return None
     partial = localfiles.partialPath(target)
     resumable = os.path.isfile(partial) and (_localSize(partial) or 0) <= entry.size
     if not os.path.lexists(target):
@@ -57,9 +61,6 @@ def _plan(ctx, resolver: Resolver, entry: Entry, target: str, verdict=None):
         raise Refused("{} is a folder here; nothing was changed".format(target))
     if isinstance(verdict, FtxError):
         raise verdict
-    if verdict == UNCHANGED:
-        ctx.reporter.note("{} is unchanged (size and time match the server's); skipped".format(target))
-        return None
     if verdict == IDENTICAL:
         ctx.reporter.note("{} is already here and identical; skipped".format(target))
         keepMtime(target, entry.mtime)
