@@ -105,6 +105,19 @@ class PutMtimeInMemoryTests(InMemory, _PutMtimeTests, SynchronousTestCase):
 
 
 class PutMtimeOnS3Tests(OnS3, _PutMtimeTests, SynchronousTestCase):
+    def test_composedObjectKeepsTheTime(self) -> None:
+        """
+        A file of more than one chunk is composed by a multipart upload,
+        whose answer gives the ETag the listing is matched with.
+        """
+        from ftx.server.s3.partials import MIN_CHUNK
+
+        with open(self.path, "wb") as f:
+            f.write(os.urandom(MIN_CHUNK + 1000))
+        self._result(self.client.put(self.path, "big.bin", mtime=OLD + 5))
+        entry = self._listed("big.bin")
+        self.assertEqual((entry.size, entry.mtime), (MIN_CHUNK + 1000, OLD + 5))
+
     def test_anotherFrontEndListsItOnceRead(self) -> None:
         """
         A listing carries no object metadata: another front end lists the
