@@ -20,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from ftx.cli import status as cli
 from ftx.server.filesystem import FilesystemStorage
 from ftx.server.protocol import FtxServerFactory, FtxServerProtocol
-from tests.clitools import SharedServer, ftx, temporaryFolder
+from tests.clitools import SharedServer, ftx, serverFor, temporaryFolder
 from tests.support import listenInProcess, runFtx
 
 SERVER = SharedServer()
@@ -208,6 +208,27 @@ class QuickCheckTests(SynchronousTestCase):
         replaced = self.run_ftx("put", "f0.bin", "--as", remote, "--verify", "--overwrite")
         self.assertEqual(replaced.returncode, 0, replaced.err)
         self.assertEqual((self.folder / "f0.bin").read_bytes(), upload.read_bytes())
+
+
+class TopLevelPutTests(SynchronousTestCase):
+    def test_filesAtTheTopListedByFolder(self) -> None:
+        """
+        Names with no folder in common are looked up with one C{list} of
+        each folder's own files (C{*}), not a listing of the whole tree.
+        """
+        server = serverFor(self, files={"deep/x/other.bin": b"o"})
+        local = temporaryFolder(self)
+        for name in ("a.txt", "b.txt"):
+            (local / name).write_bytes(name.encode() * 10)
+        env = {"XDG_CACHE_HOME": str(temporaryFolder(self))}
+        first = ftx(server, "put", "a.txt", "b.txt", cwd=local, env=env)
+        self.assertEqual(first.returncode, 0, first.err)
+        second = ftx(server, "put", "a.txt", "b.txt", cwd=local, env=env)
+        self.assertEqual(second.returncode, 0, second.err)
+        self.assertEqual(second.err.count("is unchanged on the server"), 2, second.err)
+        log = server.output()
+        self.assertEqual(log.count(" list *: 2 entries"), 1, log)
+        self.assertNotIn(" hash ", log)
 
 
 class OldServerTests(TestCase):
