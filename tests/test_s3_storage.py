@@ -107,6 +107,42 @@ class S3OnlyTests(OnS3, SynchronousTestCase):
         keys = [o["Key"] for o in self.s3.client.list_objects_v2(Bucket=self.s3.name, Prefix=self.s3Prefix).get("Contents", ())]
         self.assertEqual(keys, [self.s3Prefix + "big.bin"])
 
+    def test_failedChunkWriteLeavesNothingUnlisted(self):
+        """
+        Chunks go to the engine while the next one fills; one that fails
+        fails the upload, and neither it nor a chunk written after it is
+        left in the bucket unlisted, nor are the bytes buffered after the
+        gap kept: what the state lists is what is kept, whole.
+        """
+        from ftx.server.s3 import upload as uploadModule
+
+        data = os.urandom(33 << 20)
+        upload = self.first.beginUpload(b"big.bin", len(data))
+        client = self.s3.client
+        written = []
+
+        class FailSecondChunk:
+            def put_object(self, **kwargs):
+                if "/chunk-" in kwargs["Key"]:
+                    written.append(kwargs["Key"])
+                    if len(written) == 2:
+                        raise OSError("the engine fell over")
+                return client.put_object(**kwargs)
+
+            def __getattr__(self, name):
+                return getattr(client, name)
+
+        self.patch(self.s3, "client", FailSecondChunk())
+        self.patch(uploadModule, "CHUNKS_IN_FLIGHT", 2)
+        with self.assertRaises(errors.Unavailable):
+            for start in range(0, len(data), 5 << 20):
+                upload.store(data[start : start + (5 << 20)])
+        upload.abort(keep=True)
+        state = partials.readState(self.s3, self._area(b"big.bin"))
+        self.assertEqual(self.first.partialUpload(b"big.bin"), (8 << 20, _sha1(data[: 8 << 20])))
+        chunks = [o["Key"] for o in client.list_objects_v2(Bucket=self.s3.name, Prefix=self._area(b"big.bin")).get("Contents", ()) if "/chunk-" in o["Key"]]
+        self.assertEqual(chunks, [c.key for c in state.chunks])
+
     def test_leaseBetweenFrontEnds(self):
         upload = self.first.beginUpload(b"x.bin", 4)
         upload.store(b"ab")
@@ -172,6 +208,38 @@ class ReadAheadTests(OnS3, SynchronousTestCase):
             for f in opened:
                 f.close()
         self.assertEqual({name: bytes(data) for name, data in got.items()}, contents)
+
+    def test_readAheadWithinTheProcessBudget(self):
+        """
+        Many downloads at once read ahead no more than the process's
+        budget, beyond one window each (which each always gets, so none
+        starves); closing them gives everything back.
+        """
+        self.patch(reads, "WINDOW", 128 << 10)
+        self.patch(reads, "AHEAD", 3)
+        self.patch(reads, "PROCESS_AHEAD", 256 << 10)
+        contents = {"f{}.bin".format(i).encode(): os.urandom(2 << 20) for i in range(4)}
+        self.makeStorage(contents)
+        budget = self.s3.readAhead
+        opened = [self.storage.openForRead(name)[0] for name in sorted(contents)]
+        got = {f.name: bytearray() for f in opened}
+        worst = 0
+        try:
+            while any(len(got[f.name]) < f.size for f in opened):
+                for f in opened:
+                    got[f.name] += f.read(64 << 10)
+                    worst = max(worst, budget.held)
+        finally:
+            for f in opened:
+                f.close()
+        self.assertEqual({name: bytes(data) for name, data in got.items()}, contents)
+        self.assertLessEqual(worst, (256 << 10) + len(opened) * (128 << 10))
+        self.assertGreater(worst, len(opened) * (128 << 10))
+        self.assertEqual(budget.held, 0)
+        f = self.storage.openForRead(b"f0.bin")[0]
+        f.read(1)
+        f.close()
+        self.assertEqual(budget.held, 0)
 
     def test_replacedWhileRead(self):
         """

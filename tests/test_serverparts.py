@@ -72,7 +72,7 @@ class _StandIn:
     peer = "127.0.0.1:1"
     disconnected = False
     checksum = "sha1"
-    storage = policy = gate = None
+    storage = policy = gate = rate = None
     paused = False
     line_mode = 1
     delimiter = b"\r\n"

@@ -101,7 +101,8 @@ class BodySender:
     """
 
     def __init__(
-        self, f, offset: int, count: int, hasher, knownDigest: Optional[str], progress: Callable[[int], None], reactor=None
+        self, f, offset: int, count: int, hasher, knownDigest: Optional[str], progress: Callable[[int], None], reactor=None,
+        throttle=None,
     ):
         self.file = f
         self.position = offset
@@ -110,6 +111,9 @@ class BodySender:
         self.knownDigest = knownDigest
         self.progress = progress
         self.reactor = reactor
+        #: An L{ftx._io.ratelimit.Throttle}, or L{None}: no rate limit.
+        self.throttle = throttle
+        self._unregistered = False
         self.deferred: Deferred = Deferred()
         self.transport = None
         self._socket = None
@@ -143,19 +147,38 @@ class BodySender:
         if self.remaining <= 0:
             self._finish(None)
             return
+        allowed = self.remaining
+        if self.throttle is not None and self.throttle.limited:
+            allowed = self.throttle.allowance(min(allowed, zerocopy.TURN))
+            if not allowed:
+                # Unregistered, nothing calls this (Twisted's TLS would call
+                # a pull producer in a loop) until the throttle has tokens.
+                self.transport.unregisterProducer()
+                self._unregistered = True
+                self.throttle.wait(self._tokensCame)
+                return
         if self._socket is not None:
-            self._sendDirect()
+            self._sendDirect(allowed)
         else:
-            self._sendCopy()
+            self._sendCopy(allowed)
 
-    def _sendDirect(self) -> None:
+    def _tokensCame(self) -> None:
+        if self.transport is not None:
+            self._unregistered = False
+            self.transport.registerProducer(self, False)
+
+    def _spent(self, count: int) -> None:
+        if self.throttle is not None:
+            self.throttle.spend(count)
+
+    def _sendDirect(self, allowed: int) -> None:
         transport = self.transport
         if not internals.transportIdle(transport):
             # The header line is still queued; the transport asks again
             # once it has written it.
             return
         try:
-            sent = zerocopy.sendSome(self._socket, self._fd, self.position, self.remaining)
+            sent = zerocopy.sendSome(self._socket, self._fd, self.position, allowed)
         except EOFError:
             self._finish(Failure(IntegrityError("the file shrank while it was being sent")))
             return
@@ -165,6 +188,7 @@ class BodySender:
         self.position += sent
         self.remaining -= sent
         if sent:
+            self._spent(sent)
             self.progress(sent)
         if self.remaining <= 0:
             self._finish(None)
@@ -174,9 +198,11 @@ class BodySender:
             # take more, after the other connections had their turn.
             internals.wakeWriter(transport)
 
-    def _sendCopy(self) -> None:
+    def _sendCopy(self, allowed: int) -> None:
+        if self._stepAsideUntilReadable():
+            return
         try:
-            chunk = self.file.read(min(SEND_CHUNK, self.remaining))
+            chunk = self.file.read(min(SEND_CHUNK, allowed))
         except OSError as e:
             self._finish(Failure(e))
             return
@@ -187,8 +213,31 @@ class BodySender:
             self.hasher.update(chunk)
         self.remaining -= len(chunk)
         self.position += len(chunk)
+        self._spent(len(chunk))
         self.transport.write(chunk)
         self.progress(len(chunk))
+
+    def _stepAsideUntilReadable(self) -> bool:
+        """
+        A file whose bytes arrive from elsewhere (an object store's
+        read-ahead, L{ftx.server.s3.reads.S3File}) says when C{read} would
+        wait: then the sender leaves the transport until it would not,
+        instead of blocking the event loop (unregistered, a pull producer
+        is not polled in a loop by a TLS transport either).
+        """
+        whenReadable = getattr(self.file, "whenReadable", None)
+        ready = whenReadable(self.reactor) if whenReadable is not None and self.reactor is not None else None
+        if ready is None:
+            return False
+        transport = self.transport
+        transport.unregisterProducer()
+
+        def readable(_) -> None:
+            if self.transport is transport:
+                transport.registerProducer(self, False)
+
+        ready.addCallback(readable)
+        return True
 
     def stopProducing(self) -> None:
         self._finish(Failure(ConnectionError("connection lost while sending")))
@@ -196,8 +245,11 @@ class BodySender:
     def _finish(self, failure: Optional[Failure]) -> None:
         if self.transport is None:
             return
-        self.transport.unregisterProducer()
+        if not self._unregistered:
+            self.transport.unregisterProducer()
         self.transport = None
+        if self.throttle is not None:
+            self.throttle.cancel()
         d, self.deferred = self.deferred, None
         if failure is not None:
             if self._aside is not None:

@@ -12,6 +12,7 @@ file, C{~/.netrc}. The config file may hold::
     cafile = "~/certs/ca.pem"           # used when TLS is on
     checksum = "xxh128"                 # auto, sha1 or xxh128
     conflict = "skip"                   # overwrite, rename or skip
+    compress = "auto"                   # auto, zstd or none (as --compress)
 
 A file that cannot be read or holds something else is a one-line usage
 error naming it, never a silent default.
@@ -30,8 +31,9 @@ __all__ = ["Settings", "configPath", "loadConfig", "netrcLogin"]
 _CHOICES = {
     "checksum": ("auto", "sha1", "xxh128"),
     "conflict": ("overwrite", "rename", "skip"),
+    "compress": ("auto", "zstd", "none"),
 }
-_TYPES = {"server": str, "user": str, "tls": bool, "cafile": str, "checksum": str, "conflict": str}
+_TYPES = {"server": str, "user": str, "tls": bool, "cafile": str, "checksum": str, "conflict": str, "compress": str}
 
 
 def configPath() -> str:

@@ -70,6 +70,9 @@ def sessionOptions(args, config: Optional[dict] = None) -> Tuple[str, dict]:
     checksum = getattr(args, "checksum", None) or config.get("checksum", "auto")
     if checksum != "auto":
         options["checksum"] = checksum
+    options["compress"] = getattr(args, "compress", None) or config.get("compress", "auto")
+    if getattr(args, "limit_rate", None):
+        options["limitRate"] = args.limit_rate
     return address, options
 
 

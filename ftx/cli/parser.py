@@ -70,7 +70,31 @@ def _commonOptions() -> argparse.ArgumentParser:
     g.add_argument("--checksum", choices=("auto", "sha1", "xxh128"),
                    help="what checks each transfer end to end: auto (default) is XXH3-128 when the server has it, "
                         "else SHA-1")
+    g.add_argument("--compress", choices=("auto", "zstd", "none"),
+                   help="zstd-compress transfers: auto (default) does on links slower than zstd (not to this "
+                        "machine) and for uploads whose first MiB compresses well; blocks that do not shrink go raw")
+    g.add_argument("--limit-rate", metavar="RATE", type=_rate(1),
+                   help="at most RATE bytes a second each way (500K, 12.5MB/s, 1.5MiB/s, 100Mbit/s; "
+                        "a bare number is bytes, as in curl)")
+    g.add_argument("--bwlimit", metavar="RATE", dest="limit_rate", type=_rate(1024),
+                   help="the same, as rsync writes it: a bare number is KiB/s")
     return common
+
+
+def _rate(bareUnit: int):
+    """
+    The argparse type of a rate option: bytes a second (None for 0, no
+    limit); a bare number counts C{bareUnit}s.
+    """
+    from ftx._io.ratelimit import parseRate
+
+    def rate(text: str):
+        try:
+            return parseRate(text, bareUnit) or None
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e))
+
+    return rate
 
 
 def _conflictOptions(parser: argparse.ArgumentParser, where: str = "here",

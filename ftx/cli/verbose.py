@@ -43,8 +43,9 @@ class _VerboseConnection(Connection):
         if client is not self._known:
             self._known = client
             protocol = client.protocol
-            self.reporter.note("ftx: connected in {:.3f} s; server {}; checksum {}".format(
-                time.monotonic() - started, protocol.version or "(no version)", protocol.checksum))
+            self.reporter.note("ftx: connected in {:.3f} s; server {}; checksum {}; compression {}".format(
+                time.monotonic() - started, protocol.version or "(no version)", protocol.checksum,
+                getattr(protocol, "compression", "none")))
         return client
 
     @contextlib.contextmanager

@@ -19,6 +19,7 @@ from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 
 from ftx._io import endpoints
+from ftx.client import compresschoice
 from ftx.client.client import FtxClient
 from ftx.client.protocol import TLS_PROBE_DELAY, FtxClientProtocol
 from ftx.errors import ConnectionLost, FtxError, LoginFailed
@@ -71,7 +72,10 @@ class FtxClientFactory(Factory):
     protocol = FtxClientProtocol
     noisy = False
 
-    def __init__(self, reactor, checksum: Optional[str] = None, serverName: str = "the server") -> None:
+    def __init__(
+        self, reactor, checksum: Optional[str] = None, serverName: str = "the server",
+        limitRate: Optional[int] = None, compress: str = "none",
+    ) -> None:
         """
         @param reactor: the reactor the protocols use (its thread pool
             writes received files).
@@ -79,16 +83,24 @@ class FtxClientFactory(Factory):
             both ends have, C{"sha1"} to keep SHA-1 (L{ftx.protocol.checksums}).
         @param serverName: how TLS errors name the server: the host name
             its certificate is checked against.
+        @param limitRate: bytes a second each way per connection (uploads
+            and downloads, L{ftx._io.ratelimit}); L{None}: no limit.
+        @param compress: C{"auto"}, C{"zstd"} or C{"none"}: whether bodies
+            travel compressed (L{ftx.client.compressed}).
         """
         self.reactor = reactor
         self.checksum = checksum
         self.serverName = serverName
+        self.limitRate = limitRate or None
+        self.compress = compress
 
     def buildProtocol(self, addr) -> FtxClientProtocol:
         protocol = self.protocol(self.reactor)
         protocol.factory = self
         protocol.preferredChecksum = self.checksum
         protocol.serverName = self.serverName
+        protocol.limitRate = self.limitRate
+        protocol.compressMode = self.compress
         return protocol
 
 
@@ -148,6 +160,8 @@ def connect(
     tls: Optional[ClientTLS] = None,
     timeout: Optional[float] = GREETING_TIMEOUT,
     factory: Optional[FtxClientFactory] = None,
+    limitRate: Optional[int] = None,
+    compress: str = "none",
 ) -> "Deferred[FtxClient]":
     """
     Connect to an ftx server, wait for its greeting and, given
@@ -167,6 +181,14 @@ def connect(
     @param factory: the L{FtxClientFactory} (or a subclass, for a protocol
         of your own) to build the connection's protocol; its own checksum
         then applies, so C{checksum} must not be given too.
+    @param limitRate: bytes a second each way (uploads and downloads);
+        L{None} for no limit. L{ftx._io.ratelimit.parseRate} reads the
+        forms people write (C{"500K"}, C{"12.5MB/s"}, C{"100Mbit/s"}).
+        Give it to the factory instead when passing one.
+    @param compress: C{"zstd"} to have bodies travel as zstd blocks when
+        the server offers it, C{"auto"} to do so on links slower than zstd
+        and for uploads that compress well (L{ftx.client.compressed}),
+        C{"none"} (the default) to send them as they are.
 
     Fails with L{ValueError} for an address that cannot be understood,
     L{ftx.errors.CertificateError} when the server cannot be verified,
@@ -178,8 +200,10 @@ def connect(
     L{ftx.errors.LoginFailed} for a refused login (the connection is then
     closed), or the error the server gave.
     """
-    if factory is not None and checksum is not None:
-        raise TypeError("give the checksum to the factory, not to connect, when passing a factory")
+    if factory is not None and (checksum is not None or limitRate is not None):
+        raise TypeError("give the checksum and rate limit to the factory, not to connect, when passing a factory")
+    if compress not in compresschoice.MODES:
+        raise ValueError("compress must be one of {}, not {!r}".format(", ".join(compresschoice.MODES), compress))
     if credentials is not None and credentials[1] is None:
         return fail(LoginFailed("a password is needed to log in as {}".format(credentials[0])))
     serverName = None
@@ -193,7 +217,9 @@ def connect(
     else:
         endpoint = endpointOrAddress
     if factory is None:
-        factory = FtxClientFactory(reactor, checksum, serverName or FtxClientProtocol.serverName)
+        factory = FtxClientFactory(
+            reactor, checksum, serverName or FtxClientProtocol.serverName, limitRate, compress=compress
+        )
     d = endpoint.connect(factory).addCallback(_greeted, reactor, timeout, secure=serverName is not None)
     if credentials is not None:
         d.addCallback(_logIn, *credentials)
@@ -205,7 +231,7 @@ def _greeted(protocol: FtxClientProtocol, reactor, timeout: Optional[float], sec
     Wait for C{protocol}'s greeting, at most C{timeout} seconds, and wrap
     it in an L{FtxClient}.
     """
-    greeted = protocol.greeted
+    greeted = protocol.greeted.addCallback(compresschoice.negotiate)
     if timeout is None:
         return greeted.addCallback(lambda _: FtxClient(protocol, reactor))
     timer = reactor.callLater(timeout, protocol.abandonGreeting)

@@ -15,7 +15,7 @@ from twisted.internet.defer import Deferred, fail
 from twisted.internet.threads import deferToThreadPool
 
 from ftx._io.fileio import hashPrefix
-from ftx.client import localfiles, safenames
+from ftx.client import compresschoice, localfiles, safenames
 from ftx.client.exchanges import DownloadRequest, HashesRequest, ListRequest, Request, UploadRequest
 from ftx.client.protocol import FtxClientProtocol
 from ftx.client.results import DiskSpace, Entry, Transfer
@@ -242,7 +242,11 @@ class FtxClient:
                 wire.formatCommand("put", encodeName(name), size, *modeField),
                 name, f, size, 0, checksums.new(checksum), progress, mtime,
             )
-            return self.protocol.request(request)
+            # With --compress auto, the file's first block says how it travels.
+            choice = compresschoice.forUpload(self, path)
+            if choice is None:
+                return self.protocol.request(request)
+            return choice.addCallbacks(lambda _: self.protocol.request(request), lambda failure: (f.close(), failure)[1])
 
         def held(reply):
             offset, digest = int(reply.fields[0]), reply.fields[1]
@@ -264,7 +268,9 @@ class FtxClient:
             return failure
 
         ask = Request(wire.formatCommand("partial", encodeName(name)))
-        return self.protocol.request(ask).addCallback(held).addCallback(send).addErrback(closeOnError)
+        choice = compresschoice.forUpload(self, path)
+        asked = self.protocol.request(ask) if choice is None else choice.addCallback(lambda _: self.protocol.request(ask))
+        return asked.addCallback(held).addCallback(send).addErrback(closeOnError)
 
     def partial(self, name: str) -> "Deferred[tuple]":
         """

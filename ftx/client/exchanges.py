@@ -14,11 +14,12 @@ from twisted.internet.defer import Deferred, succeed
 
 from ftx._io.background import HIGH_WATER, LOW_WATER, BackgroundWriter
 from ftx._io.filebody import BodySender
-from ftx.client import localfiles
+from ftx._io.threadedbody import ThreadedWriter
+from ftx.client import compressed, localfiles
 from ftx.client.results import Entry, Transfer
 from ftx.client.smallfiles import SmallFile, SmallFileStore
 from ftx.errors import ConnectionLost, FtxError, IntegrityError, UnsafeName, errorFromReply
-from ftx.protocol import checksums, wire
+from ftx.protocol import checksums, compression, wire
 from ftx.protocol.wire import nameText
 
 __all__ = ["Request", "ListRequest", "HashesRequest", "DownloadRequest", "UploadRequest", "StreamedFile"]
@@ -197,6 +198,8 @@ class DownloadRequest(Request):
         self._holding = False
         self._smallFiles: Optional[SmallFileStore] = None
         self._smallPaused = False
+        #: The blocks of the body being received when it is compressed.
+        self.blocks: Optional[compressed.CompressedDownload] = None
 
     def replyReceived(self, reply: wire.Reply) -> None:
         if self.broken:
@@ -215,7 +218,12 @@ class DownloadRequest(Request):
                 self._smallFiles.whenIdle().addCallback(lambda _: self._beginAfterSmallFiles(header))
             else:
                 self._beginFile(header)
+        elif reply.code == compression.BLOCK and self.blocks is not None:
+            self.blocks.blockLine(reply)
         elif reply.code == wire.TRAILER and self.header is not None:
+            if self.blocks is not None:
+                blocks, self.blocks = self.blocks, None
+                blocks.trailer()
             self._endFile(wire.parseDigest(reply.fields[0] if reply.fields else "", self.protocol.checksum))
         elif reply.code == wire.BATCH_END and self.batch:
             self._whenSmallFilesStored().addCallback(lambda _: self._batchEnded())
@@ -261,17 +269,29 @@ class DownloadRequest(Request):
                 # thread receives (XXH3 right after the write in the same
                 # worker, SHA-1 in one of its own): on two cores that
                 # overlaps the costs.
-                self.writer = BackgroundWriter(
-                    self.current, self.protocol.reactor, self.protocol.pauseProducing, self._writerCaughtUp, hasher,
-                    cheapHash=checksums.cheap(checksum),
-                )
+                if compressed.isCompressed(self.protocol):
+                    # Blocks: the worker decodes, stores and hashes the file's bytes.
+                    self.writer = BackgroundWriter(
+                        compressed.decodingSink(self.current, hasher), self.protocol.reactor,
+                        self.protocol.pauseProducing, self._writerCaughtUp,
+                    )
+                elif self.protocol.readsBodyInThread(header.bodyLength, checksum):
+                    self.writer = ThreadedWriter(self.current, hasher)
+                else:
+                    self.writer = BackgroundWriter(
+                        self.current, self.protocol.reactor, self.protocol.pauseProducing, self._writerCaughtUp,
+                        hasher, cheapHash=checksums.cheap(checksum),
+                    )
         self.discarding = self.small is None and self.current is None
         self._done = header.offset
         self._reportEvery = max(header.size // 1000, 1 << 20)
         self._nextReport = header.offset
         if self.progress:
             self.progress(name, header.offset, header.size)
-        self.protocol._receiveBody(header.bodyLength, self)
+        if compressed.isCompressed(self.protocol):
+            self.blocks = compressed.CompressedDownload(self, header.bodyLength)
+        else:
+            self.protocol._receiveBody(header.bodyLength, self)
 
     def _dropFile(self, error: BaseException) -> None:
         """
@@ -304,7 +324,14 @@ class DownloadRequest(Request):
             self.writer.write(data, release)
         elif release is not None:
             release()
-        self._done += len(data)
+        self.bodyProgress(len(data))
+
+    def bodyProgress(self, count: int) -> None:
+        """
+        C{count} more bytes of the body arrived (and, read by a thread, are
+        already stored; in compressed blocks, counted as file bytes).
+        """
+        self._done += count
         if self.progress and self._done >= self._nextReport:
             self._nextReport = self._done + self._reportEvery
             self.progress(nameText(self.header.name), self._done, self.header.size)
@@ -481,8 +508,9 @@ class UploadRequest(Request):
         if reply.code == wire.SEND_BODY and self.sender is None:
             if self.progress:
                 self.progress(self.name, self.sent, self.size)
-            self.sender = BodySender(
-                self.file, self.offset, self.size - self.offset, self.hasher, None, self._sentSome, self.protocol.reactor
+            self.sender = (compressed.BlockSender if compressed.isCompressed(self.protocol) else BodySender)(
+                self.file, self.offset, self.size - self.offset, self.hasher, None, self._sentSome, self.protocol.reactor,
+                self.protocol.sending,
             )
             self.sender.begin(self.protocol.transport).addCallbacks(self._bodySent, self._bodyFailed)
         elif reply.code == wire.STORED:
@@ -522,5 +550,9 @@ class UploadRequest(Request):
             self.protocol.transport.abortConnection()
 
     def connectionLost(self) -> None:
+        if self.sender is not None and self.sender.transport is not None:
+            # A body waiting for its rate limit's tokens is not the
+            # transport's producer: the transport cannot stop it.
+            self.sender.stopProducing()
         if not self.file.closed:
             self.file.close()

@@ -16,7 +16,8 @@ from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 
-from ftx._io import internals, tls
+from ftx._io import bodyreads, internals, tls
+from ftx._io.ratelimit import ReadPacer, Throttle, TokenBucket
 from ftx.client.exchanges import Request
 from ftx.client.replies import ReplyStream
 from ftx.errors import ConnectionLost, FtxError, TLSError, errorFromReply
@@ -68,6 +69,15 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
     #: How errors name the server: the host name its TLS certificate is
     #: checked against, when there is one.
     serverName = "the server"
+    #: Bytes a second each way (L{ftx._io.ratelimit}); L{None}: no limit.
+    #: Set by the factory before the connection is made.
+    limitRate: Optional[int] = None
+    #: Whether a large body may be read by a thread of its own with
+    #: blocking reads (L{ftx._io.threadedbody}) rather than by the
+    #: reactor: right for a process that holds this one connection and
+    #: does nothing else meanwhile (the C{ftx} command sets it), wrong for
+    #: one reactor serving many connections at once.
+    bodyThreads = False
 
     def __init__(self, reactor=None) -> None:
         #: Whose thread pool writes received files and whose clock paces
@@ -80,12 +90,21 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
         #: What body trailers carry on this connection, agreed on after
         #: the greeting: SHA-1 unless both ends have a faster checksum.
         self.checksum = checksums.SHA1
+        #: How bodies travel: C{none}, or C{zstd} once the server agreed
+        #: (L{ftx.client.compressed}); C{compressMode} is what was asked for
+        #: (C{auto}, C{zstd}, C{none}) and C{autoCompress} what it came to.
+        self.compression = "none"
+        self.compressMode = "none"
+        self.autoCompress = False
         self._queue: Deque[Request] = deque()
         self._active: Optional[Request] = None
         ReplyStream.__init__(self)
         self._lost = False
         #: Set once the TLS probe was sent: its one reply follows the greeting.
         self._probeReplies = 0
+        #: What uploads obey (L{ftx._io.filebody.BodySender}'s throttle).
+        self.sending = Throttle()
+        self._pacer: Optional[ReadPacer] = None
 
     def connectionMade(self) -> None:
         if hasattr(self.transport, "setTcpNoDelay"):
@@ -94,6 +113,12 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
             except Exception:
                 pass
         internals.setReadSize(self.transport, READ_SIZE)
+        if self.limitRate:
+            self.sending = Throttle([TokenBucket(self.limitRate, self.reactor)])
+            receiving = Throttle([TokenBucket(self.limitRate, self.reactor)])
+            self._pacer = ReadPacer(receiving, self.transport, lambda: not self.paused and not self._lost)
+            # Read a step at a time, so that one read cannot overshoot much.
+            internals.setReadSize(self.transport, receiving.step)
 
     def probeForTLS(self) -> None:
         """
@@ -118,7 +143,22 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
         self._probeReplies = 0
         self.transport.abortConnection()
 
+    def resumeProducing(self) -> None:
+        if self._pacer is not None and self._pacer.holding:
+            # The rate holds the transport: only parse what is here.
+            self.paused = False
+            self.dataReceived(b"")
+            return
+        LineReceiver.resumeProducing(self)
+
+    def _readDirectly(self) -> None:
+        # Paced bodies are read through dataReceived, a step at a time.
+        if self._pacer is None:
+            ReplyStream._readDirectly(self)
+
     def dataReceived(self, data: bytes) -> None:
+        if self._pacer is not None:
+            self._pacer.received(len(data))
         if self.greeted is not None and (self._unparsed + data)[:2] in _TLS_RECORDS:
             greeted, self.greeted = self.greeted, None
             greeted.errback(TLSError(_TLS_HINT.format(self.serverName)))
@@ -185,6 +225,21 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
 
         self.request(Request(wire.formatCommand("checksum", checksum))).addCallbacks(agreed, refused)
 
+    def readsBodyInThread(self, length: int, checksum: str) -> bool:
+        """
+        Whether a body of C{length} bytes ending with a C{checksum} trailer
+        is to be read by a thread (L{bodyThreads}): a large one, on a plain
+        socket, with a checksum cheap enough to compute on that thread.
+        """
+        return (
+            self.bodyThreads
+            # A rate-limited body is read through dataReceived, paced.
+            and self._pacer is None
+            and length >= bodyreads.DIRECT_MIN
+            and checksums.cheap(checksum)
+            and internals.socketOf(self.transport) is not None
+        )
+
     def _protocolError(self, error: FtxError) -> None:
         self._log.error("protocol error: {error}", error=error)
         self.transport.abortConnection()
@@ -208,8 +263,13 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
 
     def connectionLost(self, reason=None) -> None:
         self._lost = True
+        self.sending.cancel()
+        if self._pacer is not None:
+            self._pacer.cancel()
         if self._directBody is not None:
             self._directBody.uninstall()
+        if self._threadedBody is not None:
+            self._threadedBody.stop()
         pending = ([self._active] if self._active else []) + list(self._queue)
         self._active = None
         self._queue.clear()

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ftx._io import bodyreads, internals
+from ftx._io.threadedbody import ThreadedWriter
 from ftx.errors import FtxError
 
 __all__ = ["ReplyStream"]
@@ -31,6 +32,8 @@ class ReplyStream:
         self._bodySink = None
         self._bodyBuffers = bodyreads.sharedPool
         self._directBody: Optional[bodyreads.DirectBody] = None
+        #: The writer whose thread reads the body now (L{ftx._io.threadedbody}).
+        self._threadedBody: Optional[ThreadedWriter] = None
         self._unparsed = b""
         self._parsing = False
         self._again = False
@@ -117,13 +120,57 @@ class ReplyStream:
         this point.
         """
         sock = internals.socketOf(self.transport)
-        if sock is None or self._bodyRemaining < bodyreads.DIRECT_MIN or self._directBody is not None:
+        if (
+            sock is None
+            or self._bodyRemaining < bodyreads.DIRECT_MIN
+            or self._directBody is not None
+            or self._threadedBody is not None
+        ):
+            return
+        writer = getattr(self._bodySink, "writer", None)
+        if isinstance(writer, ThreadedWriter) and not writer.error:
+            # The reactor stops reading the socket until the thread has
+            # read the body's bytes, and no longer; see resumeProducing.
+            self._threadedBody = writer
+            self.transport.stopReading()
+            writer.receive(self.reactor, sock, self._bodyRemaining, self._threadProgress, self._threadDone)
             return
         self._directBody = bodyreads.DirectBody(
             self.transport, sock, self._bodyRemaining, self._bodyBuffers, self._directData, self._directDone,
             clock=self.reactor,
         )
         self._directBody.install()
+
+    def _threadProgress(self, count: int) -> None:
+        if self._bodySink is not None:
+            self._bodySink.bodyProgress(count)
+
+    def _threadDone(self, count: int) -> None:
+        """
+        The thread read C{count} bytes of the body: all of it, or less when
+        it stopped early (the peer closed, a stall); what is left, if the
+        connection is still there, comes through the ordinary path.
+        """
+        self._threadedBody = None
+        if self._lost or self._bodySink is None:
+            return
+        self._bodyRemaining -= count
+        sink = self._bodySink
+        if count:
+            sink.bodyProgress(count)
+        if self._bodyRemaining == 0:
+            self._bodySink = None
+            sink.bodyDone()
+        if not self.paused and not self._lost:
+            self.transport.startReading()
+
+    def resumeProducing(self) -> None:
+        # While a thread reads the body the reactor must not read the
+        # socket too; reading starts again when the thread is done.
+        if self._threadedBody is not None:
+            self.paused = False
+            return
+        super().resumeProducing()
 
     def _directData(self, view, release) -> None:
         self._bodyRemaining -= len(view)

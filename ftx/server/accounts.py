@@ -23,6 +23,7 @@ from twisted.cred.portal import IRealm, Portal
 from twisted.internet.defer import inlineCallbacks
 from zope.interface import Attribute, Interface, implementer
 
+from ftx._io.ratelimit import parseRate
 from ftx.errors import FtxError, LoginRequired, PermissionDenied
 from ftx.protocol.names import splitName
 from ftx.server.logins import LoginThrottle
@@ -50,22 +51,25 @@ class Permissions:
     confined to; C{home} L{None} means the whole root.
     """
 
-    def __init__(self, rights: str = "", home: Optional[bytes] = None) -> None:
+    def __init__(self, rights: str = "", home: Optional[bytes] = None, rate: Optional[int] = None) -> None:
         self.rights = frozenset(rights)
         self.home = home
+        #: Bytes a second each way for all of the account's connections
+        #: together (L{ftx.server.ratelimit}); None: no limit of its own.
+        self.rate = rate
 
     @classmethod
-    def parse(cls, text: str, home: Optional[bytes] = None) -> "Permissions":
+    def parse(cls, text: str, home: Optional[bytes] = None, rate: Optional[int] = None) -> "Permissions":
         """
         C{rwd}, any subset of it (C{r}, C{rw}, ...), or C{none} / C{-}.
 
         @raise ValueError: another letter.
         """
         if text in ("none", "-"):
-            return cls("", home)
+            return cls("", home, rate)
         if not text or set(text) - set("rwd"):
             raise ValueError("rights must be letters from 'rwd', or 'none': {!r}".format(text))
-        return cls(text, home)
+        return cls(text, home, rate)
 
     def allows(self, action: str) -> bool:
         letter = _ACTIONS.get(action)
@@ -84,8 +88,8 @@ class AccessRules:
     """
     Who may do what, and where. One line per account in the access file::
 
-        # NAME       RIGHTS  [home=FOLDER]
-        alice        rwd     home=alice
+        # NAME       RIGHTS  [home=FOLDER] [rate=SIZE/s]
+        alice        rwd     home=alice  rate=2MB/s
         bob          r
         *            r                      # every other account
         anonymous    none                   # clients that did not log in
@@ -93,6 +97,8 @@ class AccessRules:
     RIGHTS is any of C{r} (list, sget, mget, cget, hash), C{w} (put,
     partial) and C{d} (delete), or C{none}. C{home=FOLDER} confines the
     account to that folder under the root (created when first needed).
+    C{rate=SIZE/s} limits each direction of all the account's connections
+    together (L{ftx._io.ratelimit.parseRate} reads it).
 
     Without an access file every account has C{rwd} on the whole root.
     With one, an account not named in it and without a C{*} line gets
@@ -124,18 +130,24 @@ class AccessRules:
             if len(line) < 2:
                 raise ValueError("{}: expected NAME RIGHTS [home=FOLDER]".format(where))
             name, rights, options = line[0], line[1], line[2:]
-            home = None
+            home = rate = None
             for option in options:
                 key, _, value = option.partition("=")
+                if key == "rate" and value:
+                    try:
+                        rate = parseRate(value) or None
+                    except ValueError as e:
+                        raise ValueError("{}: {}".format(where, e))
+                    continue
                 if key != "home" or not value:
-                    raise ValueError("{}: unknown option {!r} (only home=FOLDER)".format(where, option))
+                    raise ValueError("{}: unknown option {!r} (only home=FOLDER, rate=SIZE/s)".format(where, option))
                 home = value.strip("/").encode("utf-8")
                 try:
                     splitName(home)
                 except FtxError as e:
                     raise ValueError("{}: bad home folder {!r}: {}".format(where, value, e))
             try:
-                permissions = Permissions.parse(rights, home)
+                permissions = Permissions.parse(rights, home, rate)
             except ValueError as e:
                 raise ValueError("{}: {}".format(where, e))
             if name in users or (name == DEFAULT and default is not NONE) or (name == ANONYMOUS and anonymous):
@@ -332,12 +344,13 @@ def checkOptions(options) -> None:
         raise ValueError("--access names accounts, but no --auth says how they log in")
     choice = options["anonymous"]
     home = rules.anonymous.home if rules.anonymous is not None else None
+    rate = rules.anonymous.rate if rules.anonymous is not None else None
     if choice is None:
         # With accounts, those who do not log in may still read (issue 12):
         # writing and deleting are what accounts are for.
         anonymous = rules.anonymous or (READ if hasAccounts else FULL)
     elif choice in ("none", "read", "full"):
-        anonymous = Permissions({"none": "", "read": "r", "full": "rwd"}[choice], home)
+        anonymous = Permissions({"none": "", "read": "r", "full": "rwd"}[choice], home, rate)
     else:
         raise ValueError("--anonymous must be none, read or full: {!r}".format(choice))
     if not hasAccounts and not anonymous.rights:

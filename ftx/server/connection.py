@@ -41,6 +41,7 @@ class IConnection(Interface):
     reactor = Attribute("The reactor: timers, threads and the clock of body reads.")
     policy = Attribute("The L{ftx.server.protocol.ServerPolicy} of the server.")
     gate = Attribute("The L{ftx.server.readgate.ReadGate}: the one place reading is paused and resumed.")
+    rate = Attribute("The L{ftx.server.ratelimit.ConnectionRate}: the throttles bodies obey each way.")
     paused = Attribute("C{LineReceiver}'s: whether lines and raw data are being delivered.")
     line_mode = Attribute("C{LineReceiver}'s: true in line mode, false while a body is read raw.")
     delimiter = Attribute("What lines are split on when read: C{LF} (a C{CR} before it is dropped); lines sent end in L{ftx.protocol.wire.LINE_END}.")

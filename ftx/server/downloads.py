@@ -11,11 +11,12 @@ from __future__ import annotations
 import time
 from typing import Callable, Dict, Optional
 
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 
+from ftx._io import compressedbody
 from ftx._io.filebody import BodySender
 from ftx.errors import BadOffset, FtxError, IntegrityError, NotFound
-from ftx.protocol import checksums, wire
+from ftx.protocol import checksums, compression, wire
 from ftx.protocol.wire import decodeName, encodeName, nameText, parseDigest, parseNumber
 from ftx.server.connection import checkArity
 from ftx.server.limits import WriteBackpressure
@@ -77,7 +78,7 @@ class Downloads:
         name = decodeName(args[0])
         connection = self._connection
         connection.permit("read", name)
-        f, size = connection.storage.openForRead(name)
+        f, size = yield self._open(name)
         yield self._sendBody(name, f, size, 0, None, "sget")
 
     @inlineCallbacks
@@ -92,7 +93,10 @@ class Downloads:
         # checksum of the whole file, so both hash the same prefix.
         checksum = connection.checksum
         whole = checksums.new(checksum) if checksum != checksums.SHA1 else None
-        refuseBeyondEnd(connection.storage, name, offset)
+        if getattr(connection.storage, "opensInThread", False):
+            yield connection.threaded(refuseBeyondEnd, connection.storage, name, offset)
+        else:
+            refuseBeyondEnd(connection.storage, name, offset)
         f, prefix, size = yield connection.hashed(connection.storage.prefixHasher, name, offset, whole)
         if prefix.hexdigest() != expected:
             f.close()
@@ -116,7 +120,7 @@ class Downloads:
             if connection.disconnected:
                 return
             try:
-                f, size = connection.storage.openForRead(entry.name)
+                f, size = yield self._open(entry.name)
             except FtxError as e:
                 connection.reply(wire.formatLine(wire.SKIPPED, encodeName(entry.name), e.token, e.message))
                 continue
@@ -125,6 +129,8 @@ class Downloads:
                     size = self._sendSmall(entry.name, f, size)
                 finally:
                     f.close()
+                if connection.rate.sending.limited:
+                    yield connection.rate.afterSending(size)
                 if self._backpressure.blocked:
                     # The client is behind: wait until it has read most of
                     # what is queued, as a body's producer would.
@@ -141,6 +147,17 @@ class Downloads:
             peer=connection.peer, mask=nameText(mask), count=count, size=total, duration=time.monotonic() - started,
         )
 
+    def _open(self, name: bytes) -> Deferred:
+        """
+        C{storage.openForRead(name)}, in a worker thread for a storage
+        whose open waits for the network (an object store: C{opensInThread}),
+        so that the event loop never does.
+        """
+        storage = self._connection.storage
+        if getattr(storage, "opensInThread", False):
+            return self._connection.threaded(storage.openForRead, name)
+        return succeed(storage.openForRead(name))
+
     def _sendSmall(self, name: bytes, f, size: int) -> int:
         """
         Send a small file whole: header, body and trailer in one write, with
@@ -153,7 +170,8 @@ class Downloads:
         header = wire.formatLine(wire.BODY_FOLLOWS, encodeName(name), len(data), 0)
         trailer = wire.formatLine(wire.TRAILER, digest)
         end = wire.LINE_END
-        connection.transport.writeSequence((header, end, data, trailer, end))
+        body = [data] if not self._compressed else compressedbody.encodeWhole(data)
+        connection.transport.writeSequence([header, end] + body + [trailer, end])
         return len(data)
 
     def _sendBody(self, name: bytes, f, size: int, offset: int, hasher, verb: str, logEach: bool = True) -> Deferred:
@@ -170,7 +188,10 @@ class Downloads:
         if hasher is None:
             hasher = checksums.new(checksum)
         connection.reply(wire.formatLine(wire.BODY_FOLLOWS, encodeName(name), size, offset))
-        sender = BodySender(f, offset, size - offset, hasher, known, self._bodyProgress, connection.reactor)
+        # Blocks when the client asked for compression (compress zstd).
+        sender = (compressedbody.BlockSender if self._compressed else BodySender)(
+            f, offset, size - offset, hasher, known, self._bodyProgress, connection.reactor, connection.rate.sending
+        )
         self.sender = sender
         # The transport holds one producer: the body's, while it streams.
         self._backpressure.detach()
@@ -199,6 +220,10 @@ class Downloads:
             return result
 
         return sender.begin(connection.transport).addCallbacks(sent, lost).addBoth(cleanup)
+
+    @property
+    def _compressed(self) -> bool:
+        return getattr(self._connection, "compression", compression.NONE) == compression.ZSTD
 
     def _bodyProgress(self, count: int) -> None:
         # A body that moves is not idle; one the client stopped reading is.

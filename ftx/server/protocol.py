@@ -35,7 +35,7 @@ from ftx.errors import (
     ServerError,
     Unavailable,
 )
-from ftx.protocol import checksums, wire
+from ftx.protocol import checksums, compression, wire
 from ftx.protocol.wire import decodeName, encodeName, nameText
 from ftx.server.accounts import AccessControl, Account
 from ftx.server.connection import IConnection, checkArity
@@ -45,6 +45,7 @@ from ftx.server.hashlane import HashLane
 from ftx.server.limits import Admission, ConnectionLimits
 from ftx.server.logins import LoginAttempts
 from ftx.server.logsafe import SafeLogger
+from ftx.server.ratelimit import ServerRates
 from ftx.server.readgate import COMMAND, ReadGate
 from ftx.server.storage import IStorage
 from ftx.server.uploads import Uploads
@@ -61,10 +62,12 @@ WRITE_FEATURES = ("put", "resume", "delete", "put-mode", "mkdir", "rmtree", "mti
 # Each checksum besides SHA-1 is a feature of its own: the client may ask
 # for it with "checksum NAME".
 CHECKSUM_FEATURES = tuple(name for name in checksums.available() if name != checksums.SHA1)
+# Compressed bodies ("compress zstd"), offered when zstandard is installed.
+COMPRESS_FEATURES = compression.available()
 
 RECEIVE_SIZE = 1 << 20
 # The commands a client may send before it logs in.
-_WITHOUT_LOGIN = ("login", "quit", "checksum")
+_WITHOUT_LOGIN = ("login", "quit", "checksum", "compress")
 
 
 class ServerPolicy:
@@ -89,6 +92,8 @@ class ServerPolicy:
         lineTimeout: Optional[float] = 30.0,
         loginTimeout: Optional[float] = 60.0,
         uploadTakeover: Optional[float] = 10.0,
+        limitRate: Optional[int] = None,
+        limitTotal: Optional[int] = None,
     ) -> None:
         self.readOnly = readOnly
         self.maxUploadSize = maxUploadSize
@@ -107,6 +112,10 @@ class ServerPolicy:
         #: Seconds without a body byte after which an upload's name may be
         #: taken over by another connection of the same user; None: never.
         self.uploadTakeover = uploadTakeover
+        #: Bytes a second each way per connection, and for all connections
+        #: together (L{ftx.server.ratelimit}); None: no limit.
+        self.limitRate = limitRate or None
+        self.limitTotal = limitTotal or None
 
 
 @implementer(interfaces.IHandshakeListener, IConnection)
@@ -153,10 +162,14 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         self._address = "?"
         #: What body trailers on this connection carry (the C{checksum} command).
         self.checksum = checksums.SHA1
+        #: How bodies travel on this connection (the C{compress} command).
+        self.compression = compression.NONE
         # From a command's line to its answer, body included.
         self._commandRunning = False
         self.gate = ReadGate(self._stopReading, self._startReading)
         self.limits = ConnectionLimits(self, self.gate)
+        #: The L{ftx.server.ratelimit.ConnectionRate}; unlimited until connected.
+        self.rate = ServerRates(None).forConnection(self.gate)
         self.downloads = Downloads(self, self.limits.backpressure)
         self.uploads = Uploads(self, self.gate)
         self.folders = Folders(self)
@@ -174,6 +187,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
             "df": self._df,
             "login": self._login,
             "checksum": self._checksum,
+            "compress": self._compress,
             "quit": self._quit,
             "noop": self._noop,
         }
@@ -198,6 +212,8 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         # fewer trips through dataReceived per GiB. recv() only holds that
         # much while it runs, so idle connections do not pay for it.
         internals.setReadSize(self.transport, RECEIVE_SIZE)
+        self.rate = self.factory.rates.forConnection(self.gate)
+        self.rate.started(self.transport)
         self._address = str(getattr(peer, "host", peer))
         refusal = self.factory.admission.admit(self, self._address)
         if refusal is not None:
@@ -209,6 +225,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
             self.limits.backpressure.attach()
         access = self.factory.access
         self.account = access.anonymous
+        self.rate.loggedIn(self.account, self.transport)
         if self.account is None:
             self.limits.deadlines.expectLogin(self.factory.policy.loginTimeout)
         self._logins = LoginAttempts(
@@ -225,7 +242,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         features = FEATURES
         if self.factory.policy.readOnly:
             features = tuple(f for f in features if f not in WRITE_FEATURES)
-        return features + CHECKSUM_FEATURES + self.factory.access.features()
+        return features + CHECKSUM_FEATURES + COMPRESS_FEATURES + self.factory.access.features()
 
     def sendLine(self, line: bytes) -> None:
         self.transport.write(line + wire.LINE_END)
@@ -247,6 +264,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
     def connectionLost(self, reason=None) -> None:
         self.disconnected = True
         self.setTimeout(None)
+        self.rate.connectionLost()
         self.limits.connectionLost()
         if self.limits.refused:
             return
@@ -278,6 +296,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
     # -- reading --------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
+        self.rate.received(len(data))
         self.limits.received(data)
 
     def rawDataReceived(self, data: bytes) -> None:
@@ -474,6 +493,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
             self.limits.hangUp()
             return
         self.account = account
+        self.rate.loggedIn(account, self.transport)
         self.limits.deadlines.loggedIn()
         self.reply(wire.formatLine(wire.LOGGED_IN, encodeName(account.name)))
 
@@ -485,6 +505,11 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
             )
         self.checksum = args[0]
         self.reply(wire.formatLine(wire.OK, "checksum", self.checksum))
+
+    def _compress(self, args):
+        checkArity(args, 1, 1, "compress zstd|none")
+        self.compression = compression.choose(args[0], COMPRESS_FEATURES)
+        self.reply(wire.formatLine(wire.OK, "compress", self.compression))
 
     def _quit(self, args):
         self.reply(wire.formatLine(wire.BYE, "bye"))
@@ -518,3 +543,4 @@ class FtxServerFactory(Factory):
         self.hashing = HashLane(reactor)
         #: Accounts and permissions; without one, everyone is anonymous with full rights.
         self.access = access or AccessControl(reactor=reactor)
+        self.rates = ServerRates(reactor, self.policy.limitRate, self.policy.limitTotal)

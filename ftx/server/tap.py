@@ -15,6 +15,7 @@ from twisted.python import usage
 
 from ftx._io import tls, units
 from ftx._io.endpoints import isTLS, parseServerAddress
+from ftx._io.ratelimit import parseRate
 from ftx.errors import FtxError
 from ftx.protocol.names import MAX_ROOT
 from ftx.server import accounts as auth
@@ -90,10 +91,12 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["partial-ttl", None, "24h", "Remove interrupted uploads not resumed within this time (e.g. 24h, 7d; 0: keep none)."],
         ["shutdown-grace", None, "30", "On stop, seconds running transfers get to finish before they are cut."],
         ["upload-takeover", None, "10", "Seconds an upload may stall before a new connection of the same user takes it over (0: never)."],
+        ["limit-rate", None, None, "Bytes a second each way per connection (e.g. 500K, 12.5MB/s, 100Mbit/s; 0: no limit)."],
+        ["limit-total", None, None, "Bytes a second each way for all connections together, shared in turn (same units)."],
         ["udp-port", None, None, "Also answer disk-space queries over UDP on this port, same interface as --port."],
         ["http-port", None, None, "Also serve the root read-only over HTTP on this endpoint (e.g. tcp:8080, ssl:8443:...)."],
         # Accounts, access and TLS: docs/security.rst.
-        ["access", None, None, "Access file: lines 'NAME RIGHTS [home=FOLDER]', RIGHTS from rwd or none."],
+        ["access", None, None, "Access file: lines 'NAME RIGHTS [home=FOLDER] [rate=SIZE/s]', RIGHTS from rwd or none."],
         ["anonymous", None, None, "What clients that do not log in may do: none, read or full (default: full; read with --auth)."],
         ["client-ca", None, None, "With an ssl: --port, require client certificates signed by a CA in this PEM file."],
         ["login-delay", None, "1", "Seconds before the reply to a failed login; doubles with each failure on a connection."],
@@ -126,6 +129,12 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             self["max-upload-size"] = parseSize(self["max-upload-size"])
         if self["quota"] is not None:
             self["quota"] = parseSize(self["quota"])
+        for key in ("limit-rate", "limit-total"):
+            if self[key] is not None:
+                try:
+                    self[key] = parseRate(self[key]) or None
+                except ValueError as e:
+                    raise usage.UsageError("--{}: {}".format(key, e))
         for key in ("max-connections", "max-per-address"):
             if not str(self[key]).isdigit():
                 raise usage.UsageError("--{} must be a whole number: {!r}".format(key, self[key]))
@@ -165,6 +174,8 @@ def makeFactory(options: Options, reactor) -> FtxServerFactory:
         lineTimeout=options["line-timeout"],
         loginTimeout=options["login-timeout"],
         uploadTakeover=options["upload-takeover"] or None,
+        limitRate=options["limit-rate"],
+        limitTotal=options["limit-total"],
     )
     quota = Quota(options["quota"]) if options["quota"] is not None else None
     if options["storage"] == "s3":

@@ -15,10 +15,10 @@ from typing import Callable, Dict, List, Optional
 
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 
-from ftx._io import bodyreads, internals
+from ftx._io import bodyreads, compressedbody, internals
 from ftx._io.background import BackgroundWriter
 from ftx.errors import AlreadyExists, BadOffset, BadRequest, Conflict, FtxError, NoSpace, TooLarge
-from ftx.protocol import checksums, wire
+from ftx.protocol import checksums, compression, wire
 from ftx.protocol.wire import decodeName, encodeName, nameText, parseDigest, parseNumber
 from ftx.server.connection import checkArity
 from ftx.server.readgate import COMMAND, DISK_BEHIND, ReadGate
@@ -77,6 +77,8 @@ class Uploads:
         #: When a byte of the running upload's body last arrived.
         self._lastByte = 0.0
         self._finished: List[Deferred] = []
+        #: The blocks of a compressed body (compress zstd), else L{None}.
+        self._blocks: Optional[compressedbody.BlockReader] = None
 
     def commands(self) -> Dict[str, Callable]:
         """
@@ -205,11 +207,21 @@ class Uploads:
         connection = self._connection
         self._lastByte = connection.reactor.seconds()
         started = time.monotonic()
-        self._writer = BackgroundWriter(
-            upload, connection.reactor, self._diskBehind, self._diskCaughtUp, upload.hasher,
-            cheapHash=checksums.cheap(upload.checksum),
-        )
         self._remaining = size - offset
+        self._blocks = None
+        if getattr(connection, "compression", compression.NONE) == compression.ZSTD:
+            # Blocks are decoded, stored and hashed in one worker thread.
+            self._writer = BackgroundWriter(
+                compressedbody.DecodingSink(upload, upload.hasher), connection.reactor, self._diskBehind,
+                self._diskCaughtUp,
+            )
+            self._blocks = compressedbody.BlockReader(self._remaining, self._writer.write, self._writer.write)
+            self._remaining = 0
+        else:
+            self._writer = BackgroundWriter(
+                upload, connection.reactor, self._diskBehind, self._diskCaughtUp, upload.hasher,
+                cheapHash=checksums.cheap(upload.checksum),
+            )
         self._done = Deferred()
         connection.reply(wire.formatLine(wire.SEND_BODY, offset))
         self._beginBody()
@@ -292,10 +304,10 @@ class Uploads:
             # After a write error the writer drops the rest, but the bytes
             # are still counted so that the body's framing holds; the error
             # is the reply to the trailer.
-            self._writer.write(data[:take] if take < len(data) else data)
+            self._bodyData(data[:take] if take < len(data) else data)
             self._remaining -= take
         if self._remaining == 0:
-            self._awaitingTrailer = True
+            self._bodyEnded()
             self._connection.setLineMode(data[take:])
         else:
             self._readDirectly()
@@ -314,6 +326,7 @@ class Uploads:
             or connection.inputHeld()
             or not internals.lineBufferEmpty(connection)
             or connection.disconnected
+            or connection.rate.limitsReading
         ):
             return
         sock = internals.socketOf(connection.transport)
@@ -329,12 +342,42 @@ class Uploads:
         self._lastByte = self._connection.reactor.seconds()
         self._connection.resetTimeout()
         self._remaining -= len(view)
-        self._writer.write(view, release)
+        self._bodyData(view, release)
 
     def _directDone(self) -> None:
         self._directBody = None
-        self._awaitingTrailer = True
+        self._bodyEnded()
         self._connection.setLineMode()
+
+    def _bodyData(self, data, release=None) -> None:
+        if self._blocks is not None:
+            self._blocks.payload(data, release)
+        else:
+            self._writer.write(data, release)
+
+    def _bodyEnded(self) -> None:
+        # The body's end, or a compressed block's: a line comes next.
+        if self._blocks is not None:
+            self._blocks.blockEnded()
+        self._awaitingTrailer = True
+
+    def _blockLine(self, line: bytes) -> None:
+        """
+        A block line of a compressed body: read its payload next. One that
+        does not fit leaves no way to find the next line: the answer is
+        C{400} and the server hangs up.
+        """
+        try:
+            self._remaining = self._blocks.blockLine(line.decode("ascii", "replace").split(" ")[1:])
+        except FtxError as e:
+            connection = self._connection
+            connection.reply(wire.formatError(e))
+            connection.log.info("{peer} sent a malformed block: {error}; closing", peer=connection.peer, error=e.message)
+            connection.transport.loseConnection()
+            return
+        self._awaitingTrailer = False
+        self._connection.setRawMode()
+        self._readDirectly()
 
     def trailerReceived(self, line: bytes) -> None:
         """
@@ -342,12 +385,19 @@ class Uploads:
         C{mtime} feature) the modification time the file is to keep.
         Reading stops again until C{put} has answered.
         """
+        blocks = self._blocks
+        if blocks is not None and line.startswith(b"%d " % compression.BLOCK):
+            self._blockLine(line)
+            return
         self._awaitingTrailer = False
+        self._blocks = None
         self._gate.pause(COMMAND)
         d, self._done = self._done, None
         checksum = self._connection.checksum
         fields = line.split(b" ")
         try:
+            if blocks is not None and not blocks.complete:
+                raise BadRequest("the body ended {} bytes before its size".format(blocks.remaining))
             word = checksum.encode("ascii")
             if len(fields) not in (2, 3) or fields[0] != word:
                 raise BadRequest("expected the trailer '{} DIGEST' after the body".format(checksum))

@@ -47,7 +47,9 @@ class EncryptingSender:
     to a transport; L{begin} fires with the digest of what was sent.
     """
 
-    def __init__(self, reactor, path: str, plainSize: int, plan: Plan, hasher, progress: Callable[[int], None]):
+    def __init__(
+        self, reactor, path: str, plainSize: int, plan: Plan, hasher, progress: Callable[[int], None], throttle=None
+    ):
         self.reactor = reactor
         self.path = path
         self.plainSize = plainSize
@@ -61,6 +63,9 @@ class EncryptingSender:
         self._done: Optional[str] = None
         self._room = threading.Semaphore(_AHEAD)
         self._cancelled = False
+        #: The connection's L{ftx._io.ratelimit.Throttle}, or L{None}.
+        self.throttle = throttle
+        self._waiting = False
 
     def begin(self, transport) -> Deferred:
         self.transport = transport
@@ -114,10 +119,40 @@ class EncryptingSender:
     def _deliver(self, data: bytes) -> None:
         if self.transport is None:
             return
-        if self._paused:
+        if self._paused or self._pending or self._waiting:
             self._pending.append(data)
+        elif self.throttle is not None and self.throttle.limited:
+            self._pending.append(data)
+            self._drain()
         else:
             self._write(data)
+
+    def _drain(self) -> None:
+        """
+        Write what waits while the transport and the rate limit allow; a
+        batch larger than the limit's allowance goes a piece at a time.
+        """
+        limited = self.throttle is not None and self.throttle.limited
+        while self._pending and not self._paused and not self._waiting and self.transport is not None:
+            data = self._pending[0]
+            allowed = self.throttle.allowance(len(data)) if limited else len(data)
+            if not allowed:
+                self._waiting = True
+                self.throttle.wait(self._tokensCame)
+                return
+            if limited:
+                self.throttle.spend(allowed)
+            if allowed < len(data):
+                self._pending[0] = data[allowed:]
+                self.transport.write(data[:allowed])
+                self.progress(allowed)
+            else:
+                self._write(self._pending.pop(0))
+        self._finishIfDrained()
+
+    def _tokensCame(self) -> None:
+        self._waiting = False
+        self._drain()
 
     def _write(self, data: bytes) -> None:
         self.transport.write(data)
@@ -139,15 +174,15 @@ class EncryptingSender:
 
     def resumeProducing(self) -> None:
         self._paused = False
-        while self._pending and not self._paused and self.transport is not None:
-            self._write(self._pending.pop(0))
-        self._finishIfDrained()
+        self._drain()
 
     def stopProducing(self) -> None:
         self._fail(Failure(ConnectionError("connection lost while sending")))
 
     def _fail(self, failure: Failure) -> None:
         self._cancelled = True
+        if self.throttle is not None:
+            self.throttle.cancel()
         for _ in range(_AHEAD):
             self._room.release()
         if self.transport is None:
@@ -175,7 +210,7 @@ class EncryptingUpload(UploadRequest):
                 self.progress(self.name, 0, self.size)
             self.sender = EncryptingSender(
                 self.protocol.reactor, os.fsdecode(self.file.name), self.plainSize, self.plan, self.hasher,
-                self._sentSome,
+                self._sentSome, self.protocol.sending,
             )
             self.sender.begin(self.protocol.transport).addCallbacks(self._bodySent, self._bodyFailed)
         else:

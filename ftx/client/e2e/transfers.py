@@ -24,7 +24,7 @@ from typing import Sequence
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.threads import deferToThreadPool
 
-from ftx.client import localfiles, safenames
+from ftx.client import compresschoice, localfiles, safenames
 from ftx.client.e2e.following import Follower, startFollowing
 from ftx.client.e2e.keys import toIdentity, toRecipient
 from ftx.client.e2e.sending import EncryptingUpload
@@ -92,6 +92,8 @@ async def _putStreaming(client, path, name, progress, plan, mode):
     hasher = checksums.new(client.protocol.checksum)
     request = EncryptingUpload(line, name, f, size, hasher, progress, plainSize, plan)
     try:
+        # Its sender writes a plain body, and ciphertext does not compress.
+        await compresschoice.switch(client.protocol, "none")
         return await client.protocol.request(request)
     finally:
         f.close()

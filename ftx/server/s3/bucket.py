@@ -42,6 +42,34 @@ def isPreconditionFailed(error: BaseException) -> bool:
     return errorCode(error) in ("412", "PreconditionFailed", "ConditionalRequestConflict")
 
 
+class ReadAheadBudget:
+    """
+    The bytes all downloads of a process read ahead of their readers
+    (L{ftx.server.s3.reads}), so that many downloads at once cannot hold
+    a window each for every one they may run ahead.
+    """
+
+    def __init__(self) -> None:
+        self.held = 0
+        self._lock = threading.Lock()
+
+    def take(self, count: int, limit: int, first: bool) -> bool:
+        """
+        Count C{count} more bytes if that keeps the total within
+        C{limit}, or in any case when C{first} (a download's only window,
+        which it always gets); whether they were counted.
+        """
+        with self._lock:
+            if not first and self.held + count > limit:
+                return False
+            self.held += count
+            return True
+
+    def give(self, count: int) -> None:
+        with self._lock:
+            self.held -= count
+
+
 class Bucket:
     """
     One bucket of an S3 engine, shared by a storage and all its views.
@@ -60,6 +88,7 @@ class Bucket:
         self.name = name
         self._pool: Optional[ThreadPool] = None
         self._lock = threading.Lock()
+        self.readAhead = ReadAheadBudget()
 
     @property
     def pool(self) -> ThreadPool:

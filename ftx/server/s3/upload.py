@@ -12,7 +12,9 @@ half-made file under the final name.
 from __future__ import annotations
 
 import hashlib
-from typing import List, Optional
+import threading
+from collections import deque
+from typing import Callable, Deque, List, Optional, Tuple
 
 import xxhash
 from zope.interface import implementer
@@ -44,6 +46,42 @@ SHA1_META = "ftx-sha1"
 XXH128_META = "ftx-xxh128"
 #: The modification time the client gave (the mtime feature), in seconds.
 MTIME_META = "ftx-mtime"
+
+#: Chunk PUTs of one upload on their way to the engine at once, while the
+#: next chunk fills: the connection goes on receiving while the engine
+#: writes (one at a time, receiving stopped for each PUT). Memory per
+#: upload: this many chunks, the one filling, and the writer's backlog.
+CHUNKS_IN_FLIGHT = 2
+
+
+class _Put:
+    """
+    One chunk PUT, run as a job of the bucket's pool (which never waits
+    for another job); C{then} runs in the same thread once it is done.
+    """
+
+    def __init__(self, bucket: Bucket, call: Callable[[], object], then: Callable[[], None]) -> None:
+        self.error: Optional[BaseException] = None
+        self._done = threading.Event()
+        bucket.pool.callInThread(self._run, call, then)
+
+    def _run(self, call: Callable[[], object], then: Callable[[], None]) -> None:
+        try:
+            call()
+        except BaseException as e:
+            self.error = e
+        finally:
+            self._done.set()
+        then()
+
+    @property
+    def written(self) -> bool:
+        return self._done.is_set() and self.error is None
+
+    def wait(self) -> None:
+        self._done.wait()
+        if self.error is not None:
+            raise self.error
 
 
 @implementer(IUpload)
@@ -79,6 +117,17 @@ class S3Upload:
         self._shared = shared
         self._chunkSize = chunkSizeFor(size)
         self._chunks: List[Chunk] = []
+        #: Chunks whose PUT is on its way, oldest first: listed in the
+        #: state once written, in order.
+        self._writing: Deque[Tuple[Chunk, _Put]] = deque()
+        #: Held while the chunks and the state are updated (by the
+        #: receiving thread, or the pool thread whose PUT just ended).
+        self._listing = threading.Lock()
+        #: Whether the state object lists fewer chunks than L{_chunks}.
+        self._stateBehind = False
+        #: Whether a chunk failed to be written: then what is buffered no
+        #: longer follows the listed chunks, and is never kept.
+        self._broken = False
         self._buffer = bytearray()
         #: Chunk keys a resume took into memory: removed once no state lists them.
         self._superseded: List[str] = []
@@ -151,7 +200,7 @@ class S3Upload:
             self._buffer += data
             self._xxh128.update(data)
             while len(self._buffer) >= self._chunkSize:
-                self._writeChunk(self._chunkSize)
+                self._writeChunk(self._chunkSize, wait=False)
             self._lease.renewIfDue()
         except FtxError:
             raise
@@ -161,28 +210,93 @@ class S3Upload:
         self.received += count
         self._reservation.wrote(count)
 
-    def _writeChunk(self, count: int) -> None:
+    def _writeChunk(self, count: int, wait: bool = True) -> None:
         """
-        Write the first C{count} buffered bytes as a chunk and list it in
-        the state; chunks the state stopped listing are removed after.
+        Write the first C{count} buffered bytes as a chunk, in the bucket's
+        pool; it is listed in the state as soon as it and the chunks
+        before it are written. Waits for the oldest chunks on their way
+        until fewer than L{CHUNKS_IN_FLIGHT} are (none with C{wait}).
         """
         self._lease.renewIfDue()
-        piece = bytes(self._buffer[:count])
-        key = newChunkKey(self._area, len(self._chunks))
-        self._bucket.client.put_object(Bucket=self._bucket.name, Key=key, Body=piece)
-        self._sha1.update(piece)
-        self._chunks.append(Chunk(key, len(piece), self._sha1.hexdigest()))
+        with memoryview(self._buffer) as view:
+            piece = bytes(view[:count])
         del self._buffer[:count]
-        writeState(self._bucket, self._area, PartialState(self._chunkSize, self._shared.now(), self._chunks))
-        superseded, self._superseded = self._superseded, []
-        for old in superseded:
-            self._bucket.deleteQuietly(old)
+        bucket = self._bucket
+        with self._listing:
+            key = newChunkKey(self._area, len(self._chunks) + len(self._writing))
+            self._sha1.update(piece)
+            chunk = Chunk(key, len(piece), self._sha1.hexdigest())
+            put = _Put(bucket, lambda: bucket.client.put_object(Bucket=bucket.name, Key=key, Body=piece), self._listQuietly)
+            self._writing.append((chunk, put))
+        self._listWritten(0 if wait else CHUNKS_IN_FLIGHT - 1)
+
+    def _listWritten(self, left: int) -> None:
+        """
+        Wait for the chunks on their way, oldest first, until C{left} are,
+        and list them. If one failed, the others are waited for and
+        removed (no state lists them) and the error raised.
+        """
+        while True:
+            with self._listing:
+                if len(self._writing) <= left:
+                    break
+                chunk, put = self._writing[0]
+            try:
+                put.wait()
+            except BaseException:
+                self._broken = True
+                try:
+                    self._forgetWriting()
+                except Exception:
+                    pass  # the sweep removes what stays
+                raise
+            self._list()
+        self._list()
+
+    def _list(self) -> None:
+        """
+        List in the state the chunks written so far, in order: the
+        written ones at the head of L{_writing}.
+        """
+        with self._listing:
+            while self._writing and self._writing[0][1].written:
+                self._chunks.append(self._writing.popleft()[0])
+                self._stateBehind = True
+            if self._stateBehind:
+                writeState(self._bucket, self._area, PartialState(self._chunkSize, self._shared.now(), self._chunks))
+                self._stateBehind = False
+                superseded, self._superseded = self._superseded, []
+                for old in superseded:
+                    self._bucket.deleteQuietly(old)
+
+    def _listQuietly(self) -> None:
+        # In the pool thread of a PUT that ended: list it now, so that a
+        # front end that dies next loses no written chunk. A failure here
+        # shows in the receiving thread's next listing.
+        try:
+            self._list()
+        except Exception:
+            pass
+
+    def _forgetWriting(self) -> None:
+        """
+        Wait for the chunks on their way and remove them, unlisted.
+        """
+        with self._listing:
+            writing, self._writing = list(self._writing), deque()
+        for chunk, put in writing:
+            try:
+                put.wait()
+            except BaseException:
+                pass
+            self._bucket.deleteQuietly(chunk.key)
 
     # -- ending ---------------------------------------------------------
 
     def finish(self, digest: str, mtime: Optional[int] = None) -> bytes:
         checkComplete(self, digest)
         try:
+            self._listWritten(0)
             self._lease.renew()
             sha1 = self._sha1.copy()
             sha1.update(self._buffer)
@@ -284,11 +398,16 @@ class S3Upload:
             return
         try:
             if not self._lease.held:
-                pass  # another front end holds the partial upload now
+                # Another front end holds the partial upload now: what this
+                # one was writing is listed nowhere (fresh keys) and goes.
+                self._forgetWriting()
             elif keep and self.received:
-                if self._buffer:
+                if self._buffer and not self._broken:
                     self._writeChunk(len(self._buffer))
+                else:
+                    self._listWritten(0)
             else:
+                self._forgetWriting()
                 dropArea(self._bucket, [c.key for c in self._chunks] + self._superseded + [self._area + "state"])
                 self._reservation.fileRemoved(self.received)
         except Exception:

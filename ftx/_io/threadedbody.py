@@ -1,0 +1,227 @@
+"""
+Receiving one large body in a thread of its own, with blocking
+C{recv_into} and the write and the hash right after it, as a plain C
+program (or the benchmark's limit client) would.
+
+A process that holds one connection and does nothing else while it
+downloads (the C{ftx} command) gains nothing from the reactor during a
+body: every read went through the reactor's poll, a pooled buffer, a
+hand-off to a writer thread and a hop back to release the buffer, and on
+two cores that Python work per megabyte cost more than the copy itself.
+Here the reactor stops reading the socket for the body's length; a thread
+reads exactly that many bytes into a few reused buffers, a second one
+stores and hashes them in order (L{STORE_THREAD}), and the socket goes
+back to the reactor, so the trailer after the body arrives through the
+protocol's ordinary path. There is one protocol
+implementation: only who reads the body's bytes changes.
+
+Only a plain socket qualifies (L{ftx._io.internals.socketOf}), and only a
+checksum cheap enough to run on the reading thread (XXH3): a SHA-1 body
+keeps the reactor path, where hashing runs in a lane of its own.
+"""
+
+from __future__ import annotations
+
+import queue
+import select
+import threading
+from time import monotonic
+from typing import Callable, Optional
+
+from twisted.internet.defer import Deferred, succeed
+
+__all__ = ["ThreadedWriter", "BUFFER_SIZE", "REPORT_EVERY", "REPORT_SECONDS"]
+
+#: Size of a receive buffer: what the limit client uses.
+BUFFER_SIZE = 1 << 20
+#: Whether a second thread stores and hashes while the first receives the
+#: next buffer, and how many buffers the two pass between them. On two
+#: cores the receive copy and the write copy then overlap, as the server's
+#: C{sendfile} leaves part of a core free; one thread doing both in turn
+#: (L{False}) is what the limit client does.
+STORE_THREAD = True
+STORE_BUFFERS = 4
+#: The thread tells the reactor how far it got after this many bytes or
+#: L{REPORT_SECONDS}, whichever comes first, for progress bars: often
+#: enough for a bar redrawn 8 times a second, seldom enough to cost
+#: nothing.
+REPORT_EVERY = 32 << 20
+REPORT_SECONDS = 0.1
+#: Seconds one wait for bytes lasts before the thread checks whether the
+#: connection was dropped meanwhile (closing a socket does not wake a
+#: thread polling it).
+_POLL_SECONDS = 0.25
+#: Seconds without a byte after which the thread gives the socket back to
+#: the reactor, whose idle timers and connection handling then apply.
+_STALL_SECONDS = 120.0
+
+
+class ThreadedWriter:
+    """
+    Stores and hashes a body, in the place of a
+    L{ftx._io.background.BackgroundWriter}: L{write} takes the bytes that
+    came through the reactor before the thread took over (stored at once,
+    there are at most a read's worth), L{receive} hands it the rest of the
+    body straight from the socket.
+
+    @ivar error: the first exception C{sink.store} or the hasher raised;
+        later bytes are still read, so the connection stays framed, and
+        dropped.
+    """
+
+    paused = False
+
+    def __init__(self, sink, hasher) -> None:
+        self.sink = sink
+        self.hasher = hasher
+        self.error: Optional[BaseException] = None
+        self._running: Optional[Deferred] = None
+        self._stop = False
+
+    def _store(self, data) -> None:
+        if self.error is not None:
+            return
+        try:
+            self.sink.store(data)
+            if self.hasher is not None:
+                self.hasher.update(data)
+        except Exception as e:
+            self.error = e
+
+    def write(self, data, release: Optional[Callable[[], None]] = None) -> None:
+        self._store(data)
+        if release is not None:
+            release()
+
+    def whenDrained(self) -> Deferred:
+        """
+        Fires once every byte received so far is stored and hashed: at once,
+        or when the thread has given the socket back.
+        """
+        if self._running is None:
+            return succeed(None)
+        d: Deferred = Deferred()
+        self._running.addBoth(lambda result: (d.callback(None), result)[1])
+        return d
+
+    def stop(self) -> None:
+        """
+        The connection is gone: the thread stops at its next wake-up.
+        """
+        self._stop = True
+
+    def receive(
+        self, reactor, sock, length: int, progressed: Callable[[int], None], finished: Callable[[int], None]
+    ) -> None:
+        """
+        Read the next C{length} bytes of C{sock} in a new thread. The caller
+        has stopped the reactor reading C{sock}. C{progressed(count)} runs
+        in the reactor thread now and then; C{finished(count)} runs there
+        once, with the bytes read in all: C{length}, or fewer when the peer
+        closed, the socket failed or the transfer stalled (the reactor then
+        finds out why on its next read).
+        """
+        self._running = Deferred()
+        thread = threading.Thread(
+            target=self._run, args=(reactor, sock, length, progressed, finished), name="ftx-body", daemon=True
+        )
+        thread.start()
+
+    def _run(self, reactor, sock, length: int, progressed, finished) -> None:
+        lane = _StoreThread(self._store) if STORE_THREAD else None
+        buffer = lane.take() if lane is not None else bytearray(min(BUFFER_SIZE, length))
+        view = memoryview(buffer)
+        remaining = length
+        unreported = 0
+        quiet = 0.0
+        recv_into = sock.recv_into
+        store = self._store
+        reported = monotonic()
+        try:
+            poller = select.poll()
+            # A socket closed meanwhile (-1) fails here, and the reactor hears
+            # of it below like of any other early end.
+            poller.register(sock.fileno(), select.POLLIN)
+            while remaining and not self._stop:
+                try:
+                    got = recv_into(view, min(remaining, BUFFER_SIZE))
+                except (BlockingIOError, InterruptedError):
+                    # The socket stays non-blocking (the reactor owns it);
+                    # wait here for bytes instead.
+                    if poller.poll(_POLL_SECONDS * 1000):
+                        quiet = 0.0
+                    else:
+                        quiet += _POLL_SECONDS
+                        if quiet >= _STALL_SECONDS:
+                            break
+                    continue
+                except OSError:
+                    break
+                if not got:
+                    break
+                if lane is None:
+                    store(view[:got])
+                else:
+                    lane.give(buffer, got)
+                    buffer = lane.take()
+                    view = memoryview(buffer)
+                remaining -= got
+                unreported += got
+                if remaining and (unreported >= REPORT_EVERY or monotonic() - reported >= REPORT_SECONDS):
+                    reactor.callFromThread(progressed, unreported)
+                    unreported = 0
+                    reported = monotonic()
+        except (OSError, ValueError):
+            pass
+        finally:
+            if lane is not None:
+                # Everything received is stored before the reactor hears.
+                lane.close()
+            reactor.callFromThread(self._finished, finished, length - remaining)
+
+    def _finished(self, finished: Callable[[int], None], count: int) -> None:
+        running, self._running = self._running, None
+        try:
+            finished(count)
+        finally:
+            running.callback(None)
+
+
+class _StoreThread:
+    """
+    Stores what a reading thread received, in order, in a thread of its
+    own, and hands each buffer back for another read. The reader waits for
+    a free buffer when the store falls behind (a slow disk, a full pipe):
+    at most L{STORE_BUFFERS} buffers are ever in use.
+    """
+
+    def __init__(self, store: Callable[[object], None]) -> None:
+        self._store = store
+        self._free: "queue.SimpleQueue[bytearray]" = queue.SimpleQueue()
+        for _ in range(STORE_BUFFERS):
+            self._free.put(bytearray(BUFFER_SIZE))
+        self._filled: "queue.SimpleQueue" = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="ftx-body-store", daemon=True)
+        self._thread.start()
+
+    def take(self) -> bytearray:
+        return self._free.get()
+
+    def give(self, buffer: bytearray, count: int) -> None:
+        self._filled.put((buffer, count))
+
+    def close(self) -> None:
+        """
+        Wait until everything given is stored.
+        """
+        self._filled.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            item = self._filled.get()
+            if item is None:
+                return
+            buffer, count = item
+            self._store(memoryview(buffer)[:count])
+            self._free.put(buffer)

@@ -1,0 +1,76 @@
+"""
+Following a download's compressed body (C{compress zstd},
+L{ftx.protocol.compression}) on the client; when to ask for compression
+is L{ftx.client.compresschoice}.
+"""
+
+from __future__ import annotations
+
+from ftx._io.compressedbody import BlockReader, BlockSender, DecodingSink
+from ftx.errors import FtxError, IntegrityError
+from ftx.protocol import compression, wire
+
+__all__ = ["CompressedDownload", "BlockSender", "decodingSink", "isCompressed"]
+
+
+class CompressedDownload:
+    """
+    The blocks of one download's body. It follows them with a
+    L{BlockReader}: a raw block's bytes go to the request's C{bodyData} as
+    plain bodies do; a zstd block goes whole to its writer, whose worker
+    decodes it (L{ftx._io.compressedbody.DecodingSink}), except for a small
+    file kept in memory, decoded here (at most 256 KiB).
+    """
+
+    def __init__(self, request, length: int) -> None:
+        self.request = request
+        self.reader = BlockReader(length, request.bodyData, self._block)
+        if length == 0:
+            request.bodyDone()
+
+    def blockLine(self, reply: wire.Reply) -> None:
+        try:
+            stored = self.reader.blockLine(reply.fields)
+        except FtxError as e:
+            self.request.malformed(str(e))
+        self.request.protocol._receiveBody(stored, self)
+
+    def trailer(self) -> None:
+        if not self.reader.complete:
+            self.request.malformed("the trailer came {} bytes before the body's end".format(self.reader.remaining))
+
+    # The sink of each block's payload (ftx.client.replies.ReplyStream).
+
+    def bodyData(self, data, release=None) -> None:
+        self.reader.payload(data, release)
+
+    def bodyDone(self) -> None:
+        self.reader.blockEnded()
+        if self.reader.complete:
+            self.request.bodyDone()
+
+    def _block(self, block) -> None:
+        request = self.request
+        if request.writer is not None:
+            request.writer.write(block)
+            request.bodyProgress(block.fileBytes)
+            return
+        if request.small is not None:
+            try:
+                request.bodyData(block.decode())
+                return
+            except IntegrityError as e:
+                request.small = None
+                request._dropFile(e)
+        request.bodyProgress(block.fileBytes)
+
+
+def decodingSink(sink, hasher):
+    """
+    The sink a download's writer stores a compressed body through.
+    """
+    return DecodingSink(sink, hasher)
+
+
+def isCompressed(protocol) -> bool:
+    return getattr(protocol, "compression", compression.NONE) == compression.ZSTD
