@@ -205,7 +205,7 @@ class PipelinedHashesTests(SynchronousTestCase):
         The commands go out before their answers come back: with the
         server's replies held, a window of them is already sent.
         """
-        from ftx.client.exchanges import HashesRequest
+        from ftx.client.hashes import HashesRequest
 
         sent = []
         connection = connectInMemory(MemoryStorage({b"a": b"a"}))
