@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import List, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -69,24 +70,24 @@ def _openIdle(port: int, count: int, timeout: float = 60.0):
     return sockets
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--connections", type=int, default=1000)
-    parser.add_argument("--reps", type=int, default=3)
-    args = parser.parse_args(argv)
+def measure(connections: int, reps: int, progress=None) -> List[Tuple[int, int]]:
+    """
+    Per rep, the fresh server's settled RSS idle and with ``connections``
+    idle connections open, in bytes.
+    """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    need = args.connections + 64
+    need = connections + 64
     if soft < need:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
+    out = []
     with tempfile.TemporaryDirectory(prefix="ftx-idle-") as work:
         root = Path(work) / "root"
         root.mkdir()
-        perConnection = []
-        for rep in range(args.reps):
+        for rep in range(reps):
             # A fresh server each rep: memory freed by the last rep's
             # connections would otherwise be reused and hide the cost.
             port = procs.free_port()
-            argv = FTX_SERVER.argv(port, root) + ["--max-connections", str(args.connections + 10)]
+            argv = FTX_SERVER.argv(port, root) + ["--max-connections", str(connections + 10)]
             server = procs.spawn(argv, Path(work) / "server-{}".format(rep))
             try:
                 procs.wait_listening(server, port)
@@ -95,22 +96,47 @@ def main(argv=None) -> int:
                 for s in _openIdle(port, 1):
                     s.close()
                 idle = _settled(server.pid)
-                sockets = _openIdle(port, args.connections)
+                sockets = _openIdle(port, connections)
                 loaded = _settled(server.pid)
                 for s in sockets:
                     s.close()
             finally:
                 procs.stop(server)
-            each = (loaded - idle) / args.connections
-            perConnection.append(each)
-            print(
-                "rep {}: idle {:.1f} MiB, {} connections {:.1f} MiB, {:.1f} KiB each".format(
-                    rep + 1, idle / KiB / KiB, args.connections, loaded / KiB / KiB, each / KiB
-                ),
-                file=sys.stderr,
-            )
+            out.append((idle, loaded))
+            if progress is not None:
+                progress("rep {}: idle {:.1f} MiB, {} connections {:.1f} MiB, {:.1f} KiB each".format(
+                    rep + 1, idle / KiB / KiB, connections, loaded / KiB / KiB,
+                    (loaded - idle) / connections / KiB))
+    return out
+
+
+def table(samples: List[Tuple[int, int]], connections: int) -> str:
+    """The ``idle`` table of a results file (median KiB per connection)."""
+    each = [(loaded - idle) / connections / KiB for idle, loaded in samples]
+    m = statistics.median(each)
+    idle = statistics.median(i for i, _ in samples) / KiB / KiB
+    loaded = statistics.median(l for _, l in samples) / KiB / KiB
+    return "\n".join([
+        "### idle: {} idle connections, server RSS per connection (KiB, median of {} fresh "
+        "servers; target: at most 40 KiB)".format(connections, len(samples)),
+        "",
+        "| row | median | min–max | server RSS idle MiB | with the connections MiB | checked |",
+        "|---|---|---|---|---|---|",
+        "| ftx server | {:.1f} KiB | {:.1f}–{:.1f} | {:.1f} | {:.1f} | ok {}×{} greeted |".format(
+            m, min(each), max(each), idle, loaded, len(samples), connections),
+        "",
+    ])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args(argv)
+    samples = measure(args.connections, args.reps, lambda line: print(line, file=sys.stderr))
+    each = [(loaded - idle) / args.connections for idle, loaded in samples]
     print("idle connections: {:.1f} KiB each (median of {} reps of {})".format(
-        statistics.median(perConnection) / KiB, args.reps, args.connections))
+        statistics.median(each) / KiB, args.reps, args.connections))
     return 0
 
 

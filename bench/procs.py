@@ -226,6 +226,16 @@ def _tree_memory(proc: psutil.Process) -> tuple:
     return total, hwm
 
 
+class NoSampling:
+    """
+    A stand-in for L{Sampler} where memory does not matter: a command of
+    0.2 s needs no sampling thread competing with it for the two cores.
+    """
+
+    def track(self, group: str, pid: int, reset_peak: bool = False) -> None:
+        pass
+
+
 @dataclass
 class ClientRun:
     """What one batch of client processes did."""

@@ -55,6 +55,7 @@ def case_table(result: CaseResult) -> str:
              if r.row.kind == "peer" and r.row.name in medians]
     best_peer = max(peers) if peers else None
 
+    notes_after: List[str] = []
     lines = [f"### {result.case.title}", ""]
     lines.append("| " + " | ".join(COLUMNS) + " |")
     lines.append("|" + "|".join(["---"] * len(COLUMNS)) + "|")
@@ -87,11 +88,46 @@ def case_table(result: CaseResult) -> str:
             _checked(rr, result.files_per_rep),
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    notes = result.case.notes() + result.extra_notes
+        derived = _transfer_row(result, rr, limit, best_peer, medians)
+        if derived:
+            lines.append(derived[0])
+            notes_after.append(derived[1])
+    notes = result.case.notes() + result.extra_notes + notes_after
     if notes:
         lines.append("")
         lines += [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
+
+
+def _transfer_row(result: CaseResult, rr: RowResult, limit: Optional[float],
+                  best_peer: Optional[float], medians: Dict[str, float]):
+    """
+    For a row timed as a whole process whose start-up was probed: the row
+    of its transfer alone (wall minus start-up, per rep), and a note that
+    sets it against the API's transfer time. None for other rows.
+    """
+    pairs = [(r.seconds, r.startup) for r in rr.good if r.startup is not None]
+    if not pairs or len(pairs) < len(rr.good) or result.case.unit == "files/s":
+        return None
+    transfers = [max(1e-6, wall - start) for wall, start in pairs]
+    rates = [_rate(result, t) for t in transfers]
+    m = statistics.median(rates)
+    startup = statistics.median(start for _, start in pairs)
+    name = f"{rr.row.name} transfer (wall − start-up)"
+    cells = [f"{_fmt(m)} {result.case.unit}", f"{_fmt(min(rates))}–{_fmt(max(rates))}",
+             _ratio(m, limit), _ratio(m, best_peer), "", "", "", "",
+             f"start-up {startup:.3f} s"]
+    row = f"| {name} | " + " | ".join(cells) + " |"
+    note = (f"{name}: per rep, the process's wall time minus the wall time of "
+            f"`ftx df` (start, import, connect, one request, quit) run right after "
+            f"it against the same server; median start-up {startup:.3f} s.")
+    api = medians.get("ftx-api")
+    if api:
+        transfer = statistics.median(transfers)
+        api_seconds = result.bytes_per_rep / (api * 1e6)
+        note += (f" Its median transfer {transfer:.3f} s is {transfer / api_seconds:.2f}x "
+                 f"the API's {api_seconds:.3f} s (issue 14 target: at most 1.1x).")
+    return row, note
 
 
 def _ratio(value: float, base: Optional[float]) -> str:
@@ -121,6 +157,21 @@ def hash_table(times: Dict[str, List[float]], size: int, reps: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _revision() -> str:
+    """The commit measured, so a before and an after can be told apart."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        done = subprocess.run(["git", "-C", repo, "describe", "--always", "--dirty", "--abbrev=10"],
+                              capture_output=True, text=True, timeout=10)
+        log = subprocess.run(["git", "-C", repo, "log", "-1", "--format=%s"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    if done.returncode != 0:
+        return "unknown (not a git checkout)"
+    return f"`{done.stdout.strip()}` ({log.stdout.strip()[:80]})"
+
+
 def header(mode: str, argv: List[str], workdir: str) -> str:
     """Date, machine and tool versions, so a table can be read later."""
     def out(cmd: List[str]) -> str:
@@ -145,6 +196,7 @@ def header(mode: str, argv: List[str], workdir: str) -> str:
         f"- uname -a: `{out(['uname', '-a'])}`",
         f"- nproc: {os.cpu_count()}",
         f"- python: {sys.version.split()[0]} ({sys.executable})",
+        f"- ftx: {_revision()}",
         f"- {', '.join(versions)}; lftp: {out(['lftp', '--version'])}",
         f"- work dir: {workdir} ({out(['findmnt', '-n', '-o', 'FSTYPE,SOURCE', '-T', workdir])})",
         "",

@@ -7,8 +7,10 @@ Usage::
                         [--reps N] [--workdir DIR] [--timeout S]
 
 Prints one Markdown table per case and writes the same to
-bench/results-latest.md. See bench/README.rst for what the rows and cases
-are and how to read the tables.
+bench/results-latest.md, then the table of issue 14's targets
+(targets.py) and a plot of every table, bench/results-latest.png
+(plot.py; needs matplotlib, the ``bench`` extra). See bench/README.rst for
+what the rows and cases are and how to read the tables.
 """
 
 from __future__ import annotations
@@ -23,14 +25,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import commands  # noqa: E402
 import report  # noqa: E402
+import results  # noqa: E402
+import targets  # noqa: E402
 from cases import Paths, all_cases, settings_for  # noqa: E402
 from datasets import DataDir  # noqa: E402
 from rows import all_rows, ftx_unavailable  # noqa: E402
 from runner import RowResult, run_case, run_hash_case  # noqa: E402
 
 CASE_KEYS = ["download-1g", "upload-1g", "mget-1000", "concurrent-100",
-             "stalled-reader", "hash-1g"]
+             "stalled-reader", "hash-1g", "latency", "rerun", "idle"]
 RESULTS = Path(__file__).resolve().parent / "results-latest.md"
 
 
@@ -39,12 +44,15 @@ def _parse(argv):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
-                      help="256 MiB files, 200 small files, 20 clients, 3 reps (< 3 min)")
+                      help="256 MiB files, 200 small files, 20 clients, 3 reps, "
+                           "6 per command (< 3 min)")
     mode.add_argument("--full", dest="mode", action="store_const", const="full",
-                      help="1 GiB files, 1000 small files, 100 clients, 5 reps (default)")
+                      help="1 GiB files, 1000 small files, 100 clients, 5 reps, "
+                           "20 per command (default)")
     p.add_argument("--only", help="comma-separated cases: " + ",".join(CASE_KEYS))
     p.add_argument("--rows", help="comma-separated rows, spaces optional (e.g. limit,pyftpdlib+lftp,ftx-api)")
-    p.add_argument("--reps", type=int, help="measured reps per row (after one warm-up)")
+    p.add_argument("--reps", type=int, help="measured reps per row (after one warm-up); "
+                   "the latency case takes 4x as many, at most its default")
     p.add_argument("--workdir", default="/tmp/ftx-bench",
                    help="where data and received files go (default /tmp/ftx-bench, on disk)")
     p.add_argument("--shm-dir", default="/dev/shm/ftx-bench",
@@ -106,6 +114,17 @@ def main(argv=None) -> int:
             table = _hash(settings, paths, data, rows, ftx_reason, progress)
             print(table, flush=True)
             out.append(table)
+        for key, run_one in (("latency", _latency), ("rerun", _rerun), ("idle", _idle)):
+            if key not in args.only:
+                continue
+            progress(f"{key}: preparing")
+            try:
+                table = run_one(args, settings, paths, data, ftx_reason, progress)
+            except Exception as e:  # one broken case must not lose the others' tables
+                progress(f"{key}: FAILED: {e!r}")
+                table = f"### {key}\n\nfailed: {type(e).__name__}: {str(e)[:300]}\n"
+            print(table, flush=True)
+            out.append(table)
         if args.s3:
             import s3rows
 
@@ -114,12 +133,52 @@ def main(argv=None) -> int:
             out.append(table)
     finally:
         shutil.rmtree(paths.shm, ignore_errors=True)
+    goals = targets.table(results.parse("\n".join(out)))
+    print(goals, flush=True)
+    out.append(goals)
     out.append(f"_Total run time: {time.monotonic() - started:.0f} s._\n")
     tmp = RESULTS.with_name(RESULTS.name + ".tmp")
     tmp.write_text("\n".join(out))
     os.replace(tmp, RESULTS)
     progress(f"wrote {RESULTS} in {time.monotonic() - started:.0f} s")
+    _plot(progress)
     return 0
+
+
+def _plot(progress) -> None:
+    """The PNG beside the Markdown; a missing matplotlib costs the plot only."""
+    try:
+        import plot
+
+        progress(f"wrote {plot.render_file(RESULTS)}")
+    except ImportError as e:
+        progress(f"no plot: {e} (pip install -e '.[bench]')")
+    except ValueError as e:
+        progress(f"no plot: {e}")
+
+
+def _latency(args, settings, paths, data, ftx_reason, progress) -> str:
+    if ftx_reason:
+        return f"### latency\n\n{ftx_reason}\n"
+    reps = commands.latency_reps(settings, args.reps)
+    return commands.run_latency(settings, paths, data, reps, progress)
+
+
+def _rerun(args, settings, paths, data, ftx_reason, progress) -> str:
+    if ftx_reason:
+        return f"### rerun\n\n{ftx_reason}\n"
+    return commands.run_rerun(settings, paths, data, settings.reps, progress)
+
+
+def _idle(args, settings, paths, data, ftx_reason, progress) -> str:
+    if ftx_reason:
+        return f"### idle\n\n{ftx_reason}\n"
+    import idle
+
+    connections = 200 if settings.mode == "quick" else 1000
+    reps = settings.memory_reps
+    samples = idle.measure(connections, reps, lambda line: progress(f"  idle {line}"))
+    return idle.table(samples, connections)
 
 
 def _run_without_ftx(case, rows, paths, progress, reason):

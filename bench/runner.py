@@ -35,6 +35,8 @@ class Rep:
     checked: int
     problems: List[str]
     failure: Optional[str] = None
+    #: wall seconds of the client's start-up probe, timed after this rep
+    startup: Optional[float] = None
 
 
 @dataclass
@@ -122,7 +124,23 @@ def _one_rep(case: Case, row: Row, server: _LiveServer, paths: Paths, tag: str) 
         failure="; ".join(run.failures[:3]) or None,
     )
     case.reset(row)
+    rep.startup = _startup_seconds(case, row, server, paths, tag)
     return rep
+
+
+def _startup_seconds(case: Case, row: Row, server: _LiveServer, paths: Paths,
+                     tag: str) -> Optional[float]:
+    """The wall time of the row's start-up probe, against the same server."""
+    if not case.startup_probe:
+        return None
+    local = paths.recv / "startup"
+    local.mkdir(parents=True, exist_ok=True)
+    argv = row.client.startup(server.port, local)
+    if argv is None:
+        return None
+    run = procs.run_clients([argv], paths.logs / tag / f"{row.slug}-startup", case.s.timeout,
+                            procs.NoSampling(), env=row.env(paths.home), cwd=paths.work)
+    return None if run.failures else run.wall
 
 
 def run_case(case: Case, rows: List[Row], paths: Paths, progress) -> CaseResult:
@@ -135,6 +153,7 @@ def run_case(case: Case, rows: List[Row], paths: Paths, progress) -> CaseResult:
             if results[row.name].skipped:
                 continue
             _, reason = client_jobs(case, row, 0)
+            reason = case.skip(row) or reason
             if reason:
                 results[row.name].skipped = reason
                 continue

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the benchmark needs beyond the project's own venv: pyftpdlib
-# (a peer server) into the venv and lftp (a peer client) from Debian.
+# (a peer server), psutil and matplotlib (the plot) into the venv and lftp
+# (a peer client) from Debian.
 # Idempotent: each step runs only if its tool is missing.
 set -euo pipefail
 
@@ -13,6 +14,10 @@ fi
 if ! "$PY" -c 'import psutil' 2>/dev/null; then
     "$VENV/bin/pip" install --quiet psutil
 fi
+if ! "$PY" -c 'import matplotlib' 2>/dev/null; then
+    # The plot beside the tables (bench/plot.py); the `bench` extra of setup.cfg.
+    "$VENV/bin/pip" install --quiet matplotlib
+fi
 
 if ! command -v lftp >/dev/null 2>&1; then
     SUDO=""
@@ -21,5 +26,5 @@ if ! command -v lftp >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq lftp
 fi
 
-"$PY" -c 'import pyftpdlib, psutil; print("pyftpdlib", pyftpdlib.__ver__, "psutil", psutil.__version__)'
+"$PY" -c 'import pyftpdlib, psutil, matplotlib; print("pyftpdlib", pyftpdlib.__ver__, "psutil", psutil.__version__, "matplotlib", matplotlib.__version__)'
 lftp --version | head -n 1

@@ -28,6 +28,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from ftx import errors
 from ftx._io import tls
 from ftx._io.endpoints import Address, isTLS, parseAddress, parseServerAddress, splitDescription
+from ftx._io.tcpclient import LoopbackEndpoint
 from ftx.client import ClientTLS, FtxClient, FtxClientFactory, FtxClientProtocol, connect, endpointFromAddress
 from ftx.server.accounts import AccessControl
 from ftx.server.filesystem import FilesystemStorage
@@ -138,8 +139,8 @@ class EndpointTests(SynchronousTestCase):
         self.reactor = MemoryReactorClock()
 
     def test_kinds(self):
-        self.assertIsInstance(endpointFromAddress(self.reactor, "localhost:1"), HostnameEndpoint)
-        self.assertIsInstance(endpointFromAddress(self.reactor, "1"), HostnameEndpoint)
+        self.assertIsInstance(endpointFromAddress(self.reactor, "files.example.com:1"), HostnameEndpoint)
+        self.assertIsInstance(endpointFromAddress(self.reactor, "1"), LoopbackEndpoint)
         self.assertIsInstance(endpointFromAddress(self.reactor, "tcp:h:1"), TCP4ClientEndpoint)
         self.assertIsInstance(endpointFromAddress(self.reactor, "unix:path=/run/ftx.sock"), UNIXClientEndpoint)
 

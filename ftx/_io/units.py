@@ -5,9 +5,9 @@ C{1h30m}.
 
 Sizes are binary (C{1K} is 1024 bytes, as C{--quota 10G} has always meant)
 and printed in binary units (KiB, MiB, ...), so that what ftx prints can be
-typed back. C{humanfriendly} parses sizes and durations; sizes are printed
-as C{rich}'s progress bars print them, so a listing and a bar agree. Both
-are imported on first use: the C{ftx} command starts faster without them.
+typed back. C{humanfriendly} parses sizes and durations, imported on first
+use: the C{ftx} command starts faster without it. Sizes are printed as
+C{rich}'s progress bars print them, so a listing and a bar agree.
 """
 
 from __future__ import annotations
@@ -62,12 +62,14 @@ def parseDuration(text: str) -> float:
 def formatSize(size: int) -> str:
     """
     C{size} in binary units with one decimal: C{"512 B"}, C{"1.5 MiB"},
-    the way C{rich}'s progress bars print sizes (and this module's
-    L{parseSize} reads them back).
+    the way C{rich}'s progress bars print sizes (the unit is the largest
+    one the size reaches, as C{rich.filesize} picks it), so that a listing
+    and a bar agree and this module's L{parseSize} reads them back. Done
+    here rather than by C{rich}: a listing has no use for the rest of it.
     """
     if size < 1024:
         return "{} B".format(size)
-    from rich.filesize import pick_unit_and_suffix
-
-    unit, suffix = pick_unit_and_suffix(size, list(BINARY_UNITS), 1024)
-    return "{:.1f} {}".format(size / unit, suffix)
+    exponent = 1
+    while exponent < len(BINARY_UNITS) - 1 and size >= 1024 ** (exponent + 1):
+        exponent += 1
+    return "{:.1f} {}".format(size / 1024**exponent, BINARY_UNITS[exponent])

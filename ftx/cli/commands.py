@@ -10,18 +10,15 @@ main thread and wait for the reactor thread (see L{ftx.cli.reactorthread}).
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from ftx.cli.conflicts import Resolver
-from ftx.cli.downloads import doCget, doMget, doSget
-from ftx.cli.encrypted import withEncryption
-from ftx.cli.folders import doDelete, doMkdir
 from ftx.cli.progress import Reporter, humanSize, isTerminal
 from ftx.cli.terminal import printable
-from ftx.cli.uploads import doPut
 from ftx.client.localfiles import partialPath
 from ftx.client.results import Entry
 from ftx.errors import BadRequest
@@ -169,16 +166,45 @@ def _udpDf(ctx: Context, args):
         raise NoAnswer("nothing answers on UDP {}:{} (is the server started with --udp-port?)".format(host, port))
 
 
-COMMANDS = {
+def _later(module: str, name: str) -> Callable:
+    """
+    The command C{name} of C{module}, imported when it first runs: a
+    C{list} or C{df} starts faster without the modules of the transfers.
+    """
+
+    def command(ctx: Context, args) -> int:
+        return getattr(importlib.import_module(module), name)(ctx, args)
+
+    command.__name__ = command.__qualname__ = name
+    return command
+
+
+def _encrypting(name: str) -> Callable:
+    """
+    C{put}, C{sget} and C{mget} able to encrypt and decrypt, and
+    C{keygen} (L{ftx.cli.encrypted.withEncryption}), imported when run.
+    """
+
+    def command(ctx: Context, args) -> int:
+        from ftx.cli.encrypted import withEncryption
+
+        return withEncryption(_PLAIN)[name](ctx, args)
+
+    command.__name__ = command.__qualname__ = name
+    return command
+
+
+_PLAIN = {
     "list": doList,
-    "sget": doSget,
-    "cget": doCget,
-    "mget": doMget,
+    "sget": _later("ftx.cli.downloads", "doSget"),
+    "cget": _later("ftx.cli.downloads", "doCget"),
+    "mget": _later("ftx.cli.downloads", "doMget"),
     "hash": doHash,
-    "put": doPut,
-    "delete": doDelete,
-    "mkdir": doMkdir,
+    "put": _later("ftx.cli.uploads", "doPut"),
+    "delete": _later("ftx.cli.folders", "doDelete"),
+    "mkdir": _later("ftx.cli.folders", "doMkdir"),
     "df": doDf,
+    "mirror": _later("ftx.cli.mirror", "doMirror"),
 }
 # put --encrypt-to, sget/mget --decrypt, keygen (end-to-end encryption).
-COMMANDS = withEncryption(COMMANDS)
+COMMANDS = dict(_PLAIN, **{name: _encrypting(name) for name in ("put", "sget", "mget", "keygen")})

@@ -20,7 +20,6 @@ error naming it, never a silent default.
 
 from __future__ import annotations
 
-import netrc
 import os
 from typing import Any, Dict, Optional, Tuple
 
@@ -95,6 +94,8 @@ def netrcLogin(host: str, user: Optional[str]) -> Tuple[Optional[str], Optional[
     path = chosen or os.path.join(os.path.expanduser("~"), ".netrc")
     if not host or not os.path.exists(path):
         return None, None
+    import netrc  # only for those who have one
+
     try:
         # The default ~/.netrc is read with no argument, which makes the
         # standard library refuse it when others can read its passwords.

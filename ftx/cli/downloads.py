@@ -501,3 +501,10 @@ def _fetchTogether(ctx, matched, plans, tally: Tally) -> Set[str]:
             # Started but not finished: off the screen, not counted as done.
             ctx.reporter.transferDone(0)
     return fetched
+
+
+# The download machinery ftx mirror reuses (L{ftx.cli.mirror}): no second
+# transfer engine.
+fetchOne = _fetch
+fetchTogether = _fetchTogether
+serverGroups = _serverGroups

@@ -13,6 +13,7 @@ from typing import List
 from ftx import __version__
 from ftx.cli.conflicts import OVERWRITE, RENAME, SKIP
 from ftx.cli.keys import decryptOptions, encryptOptions, keygenOptions
+from ftx.cli.mirroroptions import mirrorDetails, mirrorOptions
 from ftx.cli.status import EXIT_CODES, UsageError
 
 __all__ = ["UsageError", "buildParser", "DEFAULT_SERVER"]
@@ -196,6 +197,12 @@ def buildParser() -> argparse.ArgumentParser:
                    help="also download the folders MASK matches, with everything in them ('.' is all)")
     _conflictOptions(p)
     decryptOptions(p)
+
+    p = command("mirror", "Make a local folder hold what a server folder holds (or the reverse, with -R).",
+                ["ftx mirror photos", "ftx mirror photos ~/backup/photos --delete",
+                 "ftx mirror -R ~/site www --delete --exclude '*.tmp'", "ftx mirror photos --dry-run"],
+                mirrorDetails)
+    mirrorOptions(p)
 
     p = command("hash", "Print the SHA-1 of a file on the server, like sha1sum.",
                 ["ftx hash report.pdf", "ftx hash big.iso 1M", "ftx hash big.iso:1048576"])

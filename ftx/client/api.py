@@ -14,11 +14,10 @@ from __future__ import annotations
 from typing import Optional, Tuple, Union
 
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 
-from ftx._io import endpoints
+from ftx._io import endpoints, tcpclient
 from ftx.client import compresschoice
 from ftx.client.client import FtxClient
 from ftx.client.protocol import TLS_PROBE_DELAY, FtxClientProtocol
@@ -122,6 +121,15 @@ def _endpoint(reactor, address: str, tls: Optional[ClientTLS]) -> Tuple[IStreamC
         return _tls.clientEndpoint(
             reactor, address, cafile=settings.cafile, insecure=settings.insecure, certificate=settings.certificate
         )
+    if parsed.kind is None and tcpclient.isAddressLiteral(parsed.host):
+        return tcpclient.AddressEndpoint(reactor, parsed.host, parsed.port), None
+    if parsed.kind is None and tcpclient.isLoopbackName(parsed.host):
+        return tcpclient.LoopbackEndpoint(reactor, parsed.port), None
+    # Imported here: this module (with the plugin system and idna) is a
+    # tenth of a small command's start-up, and an address literal or
+    # localhost has no use for it (ftx._io.tcpclient).
+    from twisted.internet.endpoints import HostnameEndpoint, clientFromString
+
     if parsed.kind is None:
         return HostnameEndpoint(reactor, parsed.host, parsed.port), None
     try:

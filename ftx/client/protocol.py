@@ -55,9 +55,10 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
     subclass as its factory's C{protocol}.
 
     @ivar greeted: fires with this protocol once the server has greeted
-        and the checksum is agreed on; fails with the server's error, with
-        L{TLSError} or L{CertificateError} when a TLS connection died in its
-        handshake, or with L{ConnectionLost}. L{None} once fired.
+        (the checksum is asked for then; its answer is not waited for);
+        fails with the server's error, with L{TLSError} or
+        L{CertificateError} when a TLS connection died in its handshake,
+        or with L{ConnectionLost}. L{None} once fired.
     """
 
     _log = Logger()
@@ -102,6 +103,8 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
         self._lost = False
         #: Set once the TLS probe was sent: its one reply follows the greeting.
         self._probeReplies = 0
+        #: The checksum asked for and not yet answered (L{_agreeOn}).
+        self._agreeing: Optional[str] = None
         #: What uploads obey (L{ftx._io.filebody.BodySender}'s throttle).
         self.sending = Throttle()
         self._pacer: Optional[ReadPacer] = None
@@ -185,10 +188,12 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
             self.version = reply.fields[0] if reply.fields else None
             self.features = reply.fields[1].split(",") if len(reply.fields) > 1 else []
             checksum = self._chooseChecksum()
-            if checksum == checksums.SHA1:
-                greeted.callback(self)
-            else:
-                self._agreeOn(checksum, greeted)
+            if checksum != checksums.SHA1:
+                self._agreeOn(checksum)
+            greeted.callback(self)
+            return
+        if self._agreeing is not None:
+            self._agreed(reply)
             return
         if self._active is None:
             self._log.warn("unexpected reply from server: {line!r}", line=reply.text[:200])
@@ -206,24 +211,27 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
                 return name
         return checksums.SHA1
 
-    def _agreeOn(self, checksum: str, greeted: Deferred) -> None:
+    def _agreeOn(self, checksum: str) -> None:
         """
-        Ask the server to end bodies with C{checksum}; only then is the
-        connection ready. A server that refuses leaves SHA-1 in place.
+        Ask the server to end bodies with C{checksum}, and take it as agreed
+        without waiting for the answer: the connection is ready at once, and
+        the first command goes out right behind this one, saving a round
+        trip (docs/protocol.rst, Commands). The server answers in order, so
+        the answer comes before any reply to a later command, and before
+        any body whose trailer it concerns; L{_agreed} reads it.
         """
+        self.checksum = self._agreeing = checksum
+        self.sendLine(wire.formatCommand("checksum", checksum))
 
-        def agreed(_):
-            self.checksum = checksum
-            greeted.callback(self)
-
-        def refused(failure):
-            if isinstance(failure.value, ConnectionLost):
-                greeted.errback(failure)
-            else:
-                self._log.warn("the server refused checksum {checksum}: {error}", checksum=checksum, error=failure.value)
-                greeted.callback(self)
-
-        self.request(Request(wire.formatCommand("checksum", checksum))).addCallbacks(agreed, refused)
+    def _agreed(self, reply: wire.Reply) -> None:
+        """
+        The answer to L{_agreeOn}. A server that refuses (it offered the
+        checksum, so only a broken one would) leaves SHA-1 in place.
+        """
+        checksum, self._agreeing = self._agreeing, None
+        if reply.code // 100 != 2:
+            self.checksum = checksums.SHA1
+            self._log.warn("the server refused checksum {checksum}: {error}", checksum=checksum, error=reply.text[:200])
 
     def readsBodyInThread(self, length: int, checksum: str) -> bool:
         """

@@ -1,0 +1,394 @@
+"""
+C{ftx mirror REMOTE_FOLDER [LOCAL_FOLDER]} and C{ftx mirror --reverse
+LOCAL_FOLDER [REMOTE_FOLDER]}, lftp's names: make the target folder hold
+what the source folder holds, over one connection.
+
+A file is transferred when it is new or changed by rsync's quick check
+(size and whole-second modification time, L{ftx.cli.quickcheck}; downloads
+keep the server's time and uploads give the server the local one), or,
+with C{--verify}, when its digest differs. Transfers go through the
+commands' own machinery: downloads through L{ftx.cli.downloads} (one server
+C{mget} for a batch, a partial file continued), uploads through the
+client's C{put} (an interrupted upload resumed), so an interrupted mirror
+run again continues where it stopped. C{--delete} removes what the source
+no longer has, never without the flag: on the server through C{delete}
+and C{rmtree}, here only inside the target and never through a link.
+C{--dry-run} prints the plan and changes nothing.
+
+Empty folders are not mirrored either way: the server's listing names
+files only, so a folder is there as long as a file is in it. With
+C{--delete}, a local folder left holding nothing the source has is
+removed; a server folder whose every file goes is removed whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Dict, List, Optional, Tuple
+
+from ftx.cli import remotefolder
+from ftx.cli.mirrorfetch import fetchPlanned
+from ftx.cli.mirrorplan import Action, Filters, LocalTree, Plan, planMirror, scanTree
+from ftx.cli.progress import humanSize, isTerminal
+from ftx.cli.quickcheck import DigestCache, localDigest, sameAsRemote
+from ftx.cli.remotefiles import Tally, folderForm, hasWildcard, keepMtime
+from ftx.cli.terminal import printable
+from ftx.client import safenames
+from ftx.client.client import REPLACE
+from ftx.client.results import Entry
+from ftx.errors import Conflict, ConnectionLost, FtxError, NotFound, UnsafeName
+from ftx.protocol.checksums import SHA1
+
+__all__ = ["doMirror"]
+
+# As for put: below this, asking the server for a partial upload costs
+# more than it can save.
+_RESUME_AT = 1 << 20
+
+_DONE = {"get": "received", "continue": "continued", "put": "sent", "delete": "deleted",
+         "rmdir": "removed folder", "rmtree": "removed folder"}
+
+
+def _raw(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+class _Outcome:
+    """
+    What the run did, for the lines it prints, the summary and C{--json}.
+    """
+
+    def __init__(self, ctx, args, direction: str) -> None:
+        self.ctx, self.args, self.direction = ctx, args, direction
+        self.dryRun = bool(getattr(args, "dry_run", False))
+        self.json = bool(getattr(args, "json", False))
+        self.quiet = bool(getattr(args, "quiet", False))
+        self.actions: List[dict] = []
+        self.transferred = self.deleted = self.bytes = 0
+        # While bars are drawn on a terminal, rich sends what is printed to
+        # stdout through its console (on stderr), above the bars: right on
+        # a terminal, wrong for 'ftx mirror ... > log'. A stdout that is not
+        # a terminal is written to as it is now, before any bar starts.
+        self._stdout = None if isTerminal(sys.stdout) else sys.stdout
+
+    def _print(self, line: str) -> None:
+        if self._stdout is None:
+            print(line, flush=True)
+        else:
+            self._stdout.write(line + "\n")
+            self._stdout.flush()
+
+    def done(self, action: Action, size: Optional[int] = None, resumed: bool = False) -> None:
+        size = action.size if size is None else size
+        if resumed:
+            action = action._replace(verb="continue")
+        if action.verb in ("get", "continue", "put"):
+            self.transferred += 1
+            self.bytes += size
+        else:
+            self.deleted += 1
+        self.actions.append({"action": action.verb, "name": action.name, "size": size})
+        if self.json or self.quiet:
+            return
+        if self.dryRun:
+            line = "would {} {}".format(action.verb, printable(action.name))
+        else:
+            line = "{} {}".format(_DONE[action.verb], printable(action.name))
+        if action.verb in ("get", "continue", "put"):
+            line += " ({})".format(humanSize(size))
+        self._print(line)
+
+    def finish(self, plan: Plan, tally: Tally) -> None:
+        failed = len(tally.failures)
+        if self.json:
+            self._print(json.dumps({
+                "direction": self.direction, "dryRun": self.dryRun, "actions": self.actions,
+                "transferred": self.transferred, "deleted": self.deleted, "unchanged": plan.unchanged,
+                "excluded": plan.excluded, "failed": failed, "bytes": self.bytes,
+            }, indent=2))
+        elif not self.quiet:
+            counts = "{} {} ({}), {} {}, {} unchanged".format(
+                self.transferred, "to transfer" if self.dryRun else "transferred", humanSize(self.bytes),
+                self.deleted, "to delete" if self.dryRun else "deleted", plan.unchanged)
+            extra = [("excluded", plan.excluded), ("links skipped", len(plan.links)), ("failed", failed)]
+            counts += "".join(", {} {}".format(n, what) for what, n in extra if n)
+            self._print("mirror: " + counts + (" (dry run: nothing was changed)" if self.dryRun else ""))
+        tally.finish()
+
+
+class _NoTransferNotes:
+    """
+    The reporter, less the downloads' own "received ..." notes: the mirror
+    prints its own line per action on stdout.
+    """
+
+    def __init__(self, reporter) -> None:
+        self._reporter = reporter
+
+    def note(self, text: str) -> None:
+        if not text.startswith(("received ", "continued ")):
+            self._reporter.note(text)
+
+    def __getattr__(self, name):
+        return getattr(self._reporter, name)
+
+
+class _MirrorContext:
+    def __init__(self, ctx) -> None:
+        self._ctx = ctx
+        self.reporter = _NoTransferNotes(ctx.reporter)
+
+    def __getattr__(self, name):
+        return getattr(self._ctx, name)
+
+
+def doMirror(ctx, args) -> int:
+    filters = Filters(getattr(args, "filters", None) or [])
+    ctx = _MirrorContext(ctx)
+    # --verify reads every file; the cache makes the second time cheap.
+    cache = DigestCache() if getattr(args, "verify", False) else None
+    try:
+        if getattr(args, "reverse", False):
+            return _upload(ctx, args, filters, cache)
+        return _download(ctx, args, filters, cache)
+    finally:
+        if cache is not None:
+            cache.flush()
+
+
+def _remoteFolder(ctx, args, text: str) -> str:
+    name, _ = folderForm(remotefolder.join(getattr(args, "folder", "") or "", text))
+    return name
+
+
+def _remoteFiles(ctx, folder: str, tally: Tally) -> Tuple[Dict[str, Entry], List[Entry]]:
+    """
+    The files under the server's C{folder}, by name relative to it, and
+    the listing as it came. A name outside C{folder} is reported and left
+    out; the names of files to download are checked further when planned
+    (L{_safeTransfers}): on a re-run most names are only compared.
+
+    @raise Conflict: C{folder} is a file.
+    """
+    prefix = folder + "/" if folder else ""
+    if hasWildcard(folder):
+        # A mask with wildcards lists one level only: list the folder above
+        # that has none, and keep what is under this one.
+        fixed = []
+        for segment in folder.split("/"):
+            if hasWildcard(segment):
+                break
+            fixed.append(segment)
+        found = [e for e in ctx.call("list", "/".join(fixed) or None)
+                 if e.name == folder or e.name.startswith(prefix)]
+    else:
+        found = ctx.call("list", folder or None)
+    files: Dict[str, Entry] = {}
+    for entry in found:
+        if entry.name == folder:
+            raise Conflict("{} is a file on the server, not a folder".format(printable(folder)))
+        if not entry.name.startswith(prefix):
+            tally.failed(UnsafeName("refused the name {} from the server: it is not under {}".format(
+                ascii(entry.name), ascii(folder)), _raw(entry.name)), ctx.reporter)
+            continue
+        files[entry.name[len(prefix):]] = entry
+    tally.count = len(found)
+    return files, found
+
+
+def _safeTransfers(ctx, transfers: List[Action], tally: Tally) -> List[Action]:
+    """
+    The planned downloads whose names pass the rules the server applies to
+    names from clients (L{ftx.client.safenames}); the others are reported
+    and dropped. A name that only matched a file here was compared, never
+    used to write.
+    """
+    safe = []
+    for action in transfers:
+        try:
+            safenames.checkedSegments(_raw(action.source.name))
+        except UnsafeName as e:
+            tally.failed(e, ctx.reporter)
+            continue
+        safe.append(action)
+    return safe
+
+
+def _serverDigest(ctx, name: str) -> str:
+    return ctx.call("hash", name)
+
+
+# -- REMOTE_FOLDER -> LOCAL_FOLDER ---------------------------------------------
+
+
+def _download(ctx, args, filters: Filters, cache) -> int:
+    folder = _remoteFolder(ctx, args, args.source)
+    local = args.target if args.target is not None else (os.path.basename(folder) or ".")
+    if os.path.lexists(local) and not os.path.isdir(local):
+        raise Conflict("{} is not a folder here".format(printable(local)))
+    tally = Tally(2)
+    outcome = _Outcome(ctx, args, "download")
+    remote, listed = _remoteFiles(ctx, folder, tally)
+    if not remote and not tally.failures:
+        # A missing folder and an empty one look alike; with --delete,
+        # taking it for empty would empty the local folder.
+        raise NotFound("no files under {} on the server (no such folder, or it is empty); nothing was changed".format(
+            printable(folder or ".")))
+    # Names and types only: the quick check reads the few files it compares.
+    tree = scanTree(local, withStat=False) if os.path.isdir(local) else LocalTree()
+    verify = cache is not None
+
+    def same(name: str) -> bool:
+        entry, mine = remote[name], tree.files[name]
+        if mine.link:
+            return False
+        if not verify:
+            return sameAsRemote(mine.path, entry.size, entry.mtime)
+        if os.lstat(mine.path).st_size != entry.size:
+            return False
+        if localDigest(mine.path, SHA1, cache) != _serverDigest(ctx, entry.name):
+            return False
+        if not outcome.dryRun and not sameAsRemote(mine.path, entry.size, entry.mtime):
+            keepMtime(mine.path, entry.mtime)
+        return True
+
+    def verb(name: str) -> str:
+        partial = tree.partials.get(name)
+        if partial is not None and os.path.getsize(partial) <= remote[name].size:
+            return "continue"
+        return "get"
+
+    plan = planMirror(
+        {name: (entry.size, entry) for name, entry in remote.items()},
+        tree.files,
+        filters, same, verb, bool(args.delete), tree.folders, list(tree.partials),
+    )
+    plan.transfers = _safeTransfers(ctx, plan.transfers, tally)
+    if not outcome.dryRun:
+        # Deletions first, as rsync's --delete does: a file in the way of
+        # a folder to create (or the reverse) is gone before it is needed.
+        _deleteLocal(ctx, local, plan, outcome, tally)
+        fetchPlanned(ctx, folder, local, listed, plan.transfers, outcome.done, tally)
+    else:
+        for action in plan.deletions + plan.transfers:
+            outcome.done(action)
+    outcome.finish(plan, tally)
+    return 0
+
+
+def _deleteLocal(ctx, local: str, plan: Plan, outcome: _Outcome, tally: Tally) -> None:
+    """
+    Remove what the plan says, only inside C{local}: each path is checked
+    again just before, in case a folder was swapped for a link since the
+    walk; a link is removed itself (C{unlink} never follows it).
+    """
+    top = os.path.realpath(local)
+    for action in plan.deletions:
+        path = os.path.join(local, *action.name.split("/"))
+        try:
+            parent = os.path.realpath(os.path.dirname(path))
+            if os.path.commonpath([top, parent]) != top:
+                raise UnsafeName("refused to delete {}: it is no longer inside {}".format(
+                    printable(action.name), printable(local)), _raw(action.name))
+            try:
+                if action.verb == "rmdir":
+                    os.rmdir(path)
+                else:
+                    os.unlink(path)
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                raise Conflict("cannot delete {}: {}".format(printable(path), e.strerror))
+        except FtxError as e:
+            tally.failed(e, ctx.reporter, action.name)
+            continue
+        outcome.done(action)
+
+
+# -- LOCAL_FOLDER -> REMOTE_FOLDER (--reverse) ------------------------------------
+
+
+def _upload(ctx, args, filters: Filters, cache) -> int:
+    local = args.source
+    if not os.path.isdir(local):
+        raise NotFound("no such local folder: {}".format(printable(local)))
+    given = args.target if args.target is not None else os.path.basename(os.path.abspath(local))
+    folder = _remoteFolder(ctx, args, given)
+    tally = Tally(2)
+    outcome = _Outcome(ctx, args, "upload")
+    tree = scanTree(local)
+    mine = {name: f for name, f in tree.files.items() if not f.link}
+    remote, listed = _remoteFiles(ctx, folder, tally)
+    tally.count = len(mine) + len(listed) - len(remote)
+    features = ctx.connection.features
+    # With the server keeping the time a file is sent with, both ends agree
+    # after one run. Without it, the server's time is when the file was
+    # stored: a copy stored after the local file last changed is taken
+    # as the same (the quick check of lftp's reverse mirror).
+    keepsTime = "mtime" in features
+    verify = cache is not None
+
+    def same(name: str) -> bool:
+        entry, f = remote[name], mine[name]
+        if f.size != entry.size:
+            return False
+        if verify:
+            return localDigest(f.path, SHA1, cache) == _serverDigest(ctx, entry.name)
+        if entry.mtime is None:
+            return False
+        return entry.mtime == f.mtime if keepsTime else entry.mtime >= f.mtime
+
+    plan = planMirror(
+        {name: (f.size, f) for name, f in mine.items()},
+        remote,
+        filters, same, lambda name: "put", bool(args.delete),
+    )
+    plan.links = sorted(name for name, f in tree.files.items() if f.link)
+    for name in plan.links:
+        ctx.reporter.note("{} is a link: not sent (links are not followed)".format(printable(name)))
+    prefix = folder + "/" if folder else ""
+    if outcome.dryRun:
+        for action in plan.deletions + plan.transfers:
+            outcome.done(action)
+    else:
+        for action in plan.deletions:
+            try:
+                ctx.call("rmtree" if action.verb == "rmtree" else "delete", prefix + action.name)
+            except FtxError as e:
+                if isinstance(e, ConnectionLost):
+                    raise
+                tally.failed(e, ctx.reporter, action.name)
+                continue
+            outcome.done(action)
+        resumable = "resume" in features
+        ctx.reporter.startBatch("mirror", len(plan.transfers), plan.bytes)
+        for action in plan.transfers:
+            try:
+                transfer = _put(ctx, action, prefix + action.name, resumable, keepsTime)
+            except FtxError as e:
+                if isinstance(e, ConnectionLost):
+                    raise
+                tally.failed(e, ctx.reporter, action.name)
+                continue
+            outcome.done(action, transfer.size, resumed=transfer.transferred < transfer.size)
+        ctx.reporter.close()
+    outcome.finish(plan, tally)
+    return 0
+
+
+def _put(ctx, action: Action, name: str, resumable: bool, keepsTime: bool):
+    f = action.source
+    options = {"resume": resumable and f.size >= _RESUME_AT, "mode": REPLACE}
+    if keepsTime:
+        options["mtime"] = f.mtime
+    progress = ctx.reporter.transfer(name, f.size)
+    done = 0
+    try:
+        transfer = ctx.call("put", f.path, name, progress, **options)
+        done = f.size
+        return transfer
+    finally:
+        ctx.reporter.transferDone(done)
+

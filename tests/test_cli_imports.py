@@ -1,0 +1,137 @@
+"""
+A small command imports only what it uses (issue 14, item 3): the real
+C{ftx} command, run against a plain server, must not load the TLS stack,
+rich, the interactive shell's libraries, Twisted's endpoint plugins or
+name resolution for an address literal. A regression guard on what is
+imported, not a timing test: timings on a shared machine prove nothing,
+the list of modules does.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Optional
+
+from twisted.trial.unittest import TestCase
+
+from tests.clitools import FTX, SharedServer
+from tests.support import ftxEnvironment
+
+_SERVER = SharedServer(files={"a.txt": b"hello", "b.txt": b"world"})
+
+#: Modules a plain C{list}, C{hash} or C{df} has no use for, and what
+#: brings each in when it slips back.
+HEAVY = {
+    "OpenSSL": "the TLS stack (ftx._io.notls must keep it out)",
+    "cryptography": "the TLS stack, or age encryption",
+    "service_identity": "the TLS stack",
+    "twisted.internet._sslverify": "the TLS stack",
+    "twisted.protocols.tls": "the TLS stack",
+    "rich": "progress bars and sizes (ftx._io.units formats sizes itself)",
+    "prompt_toolkit": "the interactive shell",
+    "shtab": "completion scripts",
+    "argparse_manpage": "the manual page",
+    "humanfriendly": "size and duration parsing",
+    "pyrage": "age encryption",
+    "zstandard": "compressed bodies (not asked for on the loopback)",
+    "twisted.internet.endpoints": "endpoints for names and endpoint strings (ftx._io.tcpclient)",
+    "twisted.plugin": "endpoint plugins",
+    "idna": "host name encoding",
+    "ftx.client.e2e": "end-to-end encryption",
+    "ftx.cli.shell": "the interactive shell",
+    "ftx.cli.downloads": "the download commands (ftx.cli.commands imports them when they run)",
+    "ftx.cli.encrypted": "the encrypting commands (ftx.cli.commands imports them when they run)",
+}
+
+
+#: Runs the console script as installed, then lists on stderr the modules
+#: loaded when it exits.
+_LISTING = """
+import atexit, runpy, sys
+atexit.register(lambda: sys.stderr.write(
+    "\\nMODULES " + " ".join(sorted(k for k, v in sys.modules.items() if v is not None)) + "\\n"))
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def importedBy(address: str, *args: str):
+    """
+    The names of the modules loaded when C{ftx --server ADDRESS ARGS}
+    exits; the command must succeed.
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", _LISTING, FTX, "--server", address, *args],
+        capture_output=True, timeout=60, env=ftxEnvironment(), stdin=subprocess.DEVNULL,
+    )
+    err = result.stderr.decode("utf-8", "replace")
+    if result.returncode != 0:
+        raise AssertionError("ftx {} failed ({}):\n{}".format(" ".join(args), result.returncode, err[-2000:]))
+    listed = [line for line in err.splitlines() if line.startswith("MODULES ")]
+    if not listed:
+        raise AssertionError("no module list from ftx {}:\n{}".format(" ".join(args), err[-2000:]))
+    return set(listed[-1].split()[1:])
+
+
+@_SERVER.serves
+class SmallCommandImportsTests(TestCase):
+    def assertLeftOut(self, *args: str, address: Optional[str] = None) -> None:
+        modules = importedBy(address or _SERVER(self).address, *args)
+        # It did connect, with the client of ftx.client.
+        self.assertIn("twisted.internet.reactor", modules)
+        self.assertIn("ftx.client.protocol", modules)
+        loaded = {
+            name: why for name, why in HEAVY.items()
+            if name in modules or any(m.startswith(name + ".") for m in modules)
+        }
+        self.assertEqual(loaded, {}, "ftx {} imported modules it has no use for".format(" ".join(args)))
+
+    def test_list(self):
+        self.assertLeftOut("list")
+
+    def test_hash(self):
+        self.assertLeftOut("hash", "a.txt")
+
+    def test_df(self):
+        self.assertLeftOut("df")
+
+    def test_listAsJson(self):
+        self.assertLeftOut("list", "--json")
+
+    def test_listOnLocalhost(self):
+        """
+        C{localhost}, the default server's host, needs no name resolution.
+        """
+        self.assertLeftOut("list", address="localhost:{}".format(_SERVER(self).port))
+
+
+    def test_noCollectionWhileStarting(self):
+        """
+        The console script collects no garbage while it imports the reactor
+        and the client, then collects again, with what the start-up made
+        frozen out of later collections.
+        """
+        script = """
+import gc, sys
+from ftx.cli import main
+startup = sys.modules["ftx.cli.main"]
+collections, atResume = [], []
+gc.callbacks.append(lambda phase, info: collections.append(info) if phase == "start" else None)
+resume = startup._resumeCollector
+def watched():
+    atResume.append(len(collections))
+    resume()
+startup._resumeCollector = watched
+sys.argv = ["ftx", "--server", sys.argv[1], "list"]
+collections.clear()
+try:
+    main()
+except SystemExit as e:
+    status = e.code
+print(status, atResume, gc.isenabled(), gc.get_freeze_count() > 10000)
+"""
+        result = subprocess.run(
+            [sys.executable, "-c", script, _SERVER(self).address], capture_output=True, timeout=60, env=ftxEnvironment()
+        )
+        self.assertEqual(result.stdout.decode().splitlines()[-1], "0 [0] True True", result.stderr.decode()[-2000:])
