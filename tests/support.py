@@ -150,6 +150,7 @@ def ftxEnvironment() -> dict:
         environment.pop(key, None)
     environment["XDG_CONFIG_HOME"] = _NEUTRAL_HOME
     environment["NETRC"] = os.path.join(_NEUTRAL_HOME, "no-netrc")
+    environment["XDG_CACHE_HOME"] = os.path.join(_NEUTRAL_HOME, "cache")
     return environment
 
 

@@ -8,6 +8,7 @@ server picks C{name (1).ext}) / --skip; and C{put -} sends standard input
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pexpect
@@ -59,6 +60,8 @@ class PutPolicyTests(SynchronousTestCase):
 
     def test_identicalIsSkippedWithoutSending(self) -> None:
         (self.local / "a.txt").write_bytes(ON_SERVER)
+        # Another time than the server's copy: compared by digest.
+        os.utime(str(self.local / "a.txt"), (1_000_000_000, 1_000_000_000))
         result = self.put()
         self.assertEqual(result.returncode, 0, result.err)
         self.assertEqual(result.err, "{} is already on the server and identical; skipped\n".format(self.remote))

@@ -48,7 +48,7 @@ class ResumeTests(SynchronousTestCase):
         self.assertFalse((self.local / "c-small.txt").exists())
         result = ftx(self.server, "mget", "*", cwd=self.local)
         self.assertEqual(result.returncode, 0, result.err)
-        self.assertIn("a-small.txt is already here and identical; skipped", result.err)
+        self.assertIn("a-small.txt is unchanged (size and time match the server's); skipped", result.err)
         self.assertIn("continued b-huge.bin", result.err)
         self.assertIn("received c-small.txt", result.err)
         self.assertIn("mget: 2 fetched, 1 skipped, 0 failed", result.err)

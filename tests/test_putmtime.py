@@ -105,6 +105,19 @@ class PutMtimeInMemoryTests(InMemory, _PutMtimeTests, SynchronousTestCase):
 
 
 class PutMtimeOnS3Tests(OnS3, _PutMtimeTests, SynchronousTestCase):
+    def test_composedObjectKeepsTheTime(self) -> None:
+        """
+        A file of more than one chunk is composed by a multipart upload,
+        whose answer gives the ETag the listing is matched with.
+        """
+        from ftx.server.s3.partials import MIN_CHUNK
+
+        with open(self.path, "wb") as f:
+            f.write(os.urandom(MIN_CHUNK + 1000))
+        self._result(self.client.put(self.path, "big.bin", mtime=OLD + 5))
+        entry = self._listed("big.bin")
+        self.assertEqual((entry.size, entry.mtime), (MIN_CHUNK + 1000, OLD + 5))
+
     def test_anotherFrontEndListsItOnceRead(self) -> None:
         """
         A listing carries no object metadata: another front end lists the
@@ -154,3 +167,49 @@ class TrailerTests(SynchronousTestCase):
             self.assertEqual(self.storage.listFiles(), [])
         # The connection goes on.
         self.assertTrue(self.send(b"noop\r\n").startswith(b"200 "))
+
+
+class PipelinedHashesTests(SynchronousTestCase):
+    """
+    L{FtxClient.hashes}: many C{hash} commands on the wire at once, the
+    answers in order, a missing file answered in its place.
+    """
+
+    def test_manyInOrder(self) -> None:
+        from ftx.errors import NotFound
+
+        files = {b"f%03d" % i: b"x" * i for i in range(300)}
+        connection = connectInMemory(MemoryStorage(files))
+        names = ["f%03d" % i for i in range(300)]
+        names.insert(150, "missing")
+        d = connection.client.hashes(names)
+        connection.flush()
+        results = self.successResultOf(d)
+        self.assertEqual(len(results), 301)
+        self.assertIsInstance(results[150], NotFound)
+        del results[150]
+        self.assertEqual(results, [hashlib.sha1(b"x" * i).hexdigest() for i in range(300)])
+        # The connection goes on.
+        d = connection.client.hash("f001")
+        connection.flush()
+        self.assertEqual(self.successResultOf(d), hashlib.sha1(b"x").hexdigest())
+
+    def test_none(self) -> None:
+        connection = connectInMemory()
+        d = connection.client.hashes([])
+        connection.flush()
+        self.assertEqual(self.successResultOf(d), [])
+
+    def test_pipelined(self) -> None:
+        """
+        The commands go out before their answers come back: with the
+        server's replies held, a window of them is already sent.
+        """
+        from ftx.client.hashes import HashesRequest
+
+        sent = []
+        connection = connectInMemory(MemoryStorage({b"a": b"a"}))
+        protocol = connection.client.protocol
+        self.patch(protocol, "sendLine", lambda line: sent.append(line))
+        connection.client.hashes(["a"] * 500)
+        self.assertEqual(len(sent), HashesRequest.WINDOW)

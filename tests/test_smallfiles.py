@@ -152,7 +152,7 @@ class CommandLineMgetTests(SynchronousTestCase):
             self.assertIn("continued folder/f30.bin", err)
             for name in ("folder/f01.txt", "folder/f20.txt", "folder/f41.txt"):
                 self.assertIn("received {}".format(name), err)
-            self.assertEqual(err.count("is already here and identical; skipped"), 38)
+            self.assertEqual(err.count("is unchanged (size and time match the server's); skipped"), 38)
             log = server.output()
         for name in names:
             self.assertEqual(sha1(os.path.join(local, name)), digests[name], name)

@@ -19,7 +19,8 @@ from typing import Dict, List, Optional, Set
 
 from ftx.cli.conflicts import RENAME, SKIP, Refused, Resolver
 from ftx.cli.progress import humanSize
-from ftx.cli.remotefiles import Tally, folderForm, hasWildcard, keepMtime, localSha1, lookUp, useR
+from ftx.cli.remotefiles import Tally, folderForm, hasWildcard, keepMtime, lookUp, useR
+from ftx.cli.unchanged import IDENTICAL, UNCHANGED, compare
 from ftx.client import localfiles, safenames
 from ftx.client.results import Entry
 from ftx.errors import BadOffset, BadRequest, Conflict, ConnectionLost, FtxError, IntegrityError, NotFound
@@ -40,20 +41,27 @@ def _localSize(path: str) -> Optional[int]:
         return None
 
 
-def _plan(ctx, resolver: Resolver, entry: Entry, target: str):
+def _plan(ctx, resolver: Resolver, entry: Entry, target: str, verdict=None):
     """
     How to fetch C{entry} into C{target}: C{("sget"|"cget", path)}, or
-    L{None} when nothing needs doing (an identical copy is here, or the
+    L{None} when nothing needs doing (the file here is unchanged or
+    identical, as C{verdict} from L{ftx.cli.unchanged.compare} says, or the
     user chose to keep the existing file). A partial file no longer than
     the server's is continued.
     """
+    if verdict == UNCHANGED:
+        # (A regular file, as the quick check found: nothing more to look at.)
+        ctx.reporter.note("{} is unchanged (size and time match the server's); skipped".format(target))
+        return None
     partial = localfiles.partialPath(target)
     resumable = os.path.isfile(partial) and (_localSize(partial) or 0) <= entry.size
     if not os.path.lexists(target):
         return ("cget" if resumable else "sget"), target
     if os.path.isdir(target):
         raise Refused("{} is a folder here; nothing was changed".format(target))
-    if _localSize(target) == entry.size and localSha1(target) == ctx.call("hash", entry.name):
+    if isinstance(verdict, FtxError):
+        raise verdict
+    if verdict == IDENTICAL:
         ctx.reporter.note("{} is already here and identical; skipped".format(target))
         keepMtime(target, entry.mtime)
         return None
@@ -163,7 +171,8 @@ def doSget(ctx, args) -> int:
     if getattr(args, "resume", False):
         return _cget(ctx, entry, _target(args.output, entry.name))
     target = _target(args.output, entry.name)
-    plan = _plan(ctx, ctx.resolver(args), entry, target)
+    [verdict] = compare(ctx, [(target, entry)], getattr(args, "verify", False))
+    plan = _plan(ctx, ctx.resolver(args), entry, target, verdict)
     if plan is not None:
         _fetch(ctx, entry, plan[0], plan[1])
     return 0
@@ -373,9 +382,17 @@ def _download(ctx, args, label: str, matched, planned) -> int:
     resolver = ctx.resolver(args)
     tally = Tally(len(planned))
     plans, refused = [], 0
+    targets = []
     for entry, where in planned:
         try:
-            plan = _plan(ctx, resolver, entry, where())
+            targets.append((entry, where()))
+        except FtxError as e:
+            tally.failed(e, ctx.reporter, entry.name)
+    # Size and time first, for all; digests only for what they leave open.
+    verdicts = compare(ctx, [(target, entry) for entry, target in targets], getattr(args, "verify", False))
+    for (entry, target), verdict in zip(targets, verdicts):
+        try:
+            plan = _plan(ctx, resolver, entry, target, verdict)
         except FtxError as e:
             if isinstance(e, ConnectionLost):
                 raise

@@ -108,6 +108,9 @@ def _conflictOptions(parser: argparse.ArgumentParser, where: str = "here",
     g.add_argument("--rename", dest="conflict", action="store_const", const=RENAME, help=rename)
     g.add_argument("--skip", dest="conflict", action="store_const", const=SKIP, help=skip)
     parser.set_defaults(conflict=None)
+    parser.add_argument("--verify", action="store_true",
+                        help="compare a file of the same size by SHA-1 even when its modification time matches "
+                             "too (without it, same size and time means unchanged, as rsync's quick check)")
 
 
 _DESCRIPTION = """\
@@ -186,7 +189,8 @@ def buildParser() -> argparse.ArgumentParser:
     p = command("mget", "Download every file matching one or more masks, keeping their folders.",
                 ["ftx mget '*.jpg'", "ftx mget 'photos/*' --skip", "ftx mget '*' --overwrite"],
                 "Re-running mget after an interruption continues partial files and skips files that\n"
-                "are already here and identical (same size and SHA-1). Without a terminal, a file in\n"
+                "are already here: the same size and modification time as the server's (rsync's quick\n"
+                "check), else the same size and SHA-1 (always so with --verify). Without a terminal, a file in\n"
                 "the way is refused and the rest goes on; the exit status is then 7.")
     p.add_argument("masks", nargs="+", metavar="MASK", help="quote it so that your shell leaves it alone")
     p.add_argument("-r", "--recursive", action="store_true",

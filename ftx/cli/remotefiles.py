@@ -92,8 +92,12 @@ def keepMtime(path: str, mtime: Optional[int]) -> None:
     if mtime is None:
         return
     try:
+        # Not when it has that time already: a change of status would make
+        # the local digest cache (keyed by ctime too) forget the file.
+        if os.stat(path).st_mtime_ns == mtime * 10**9:
+            return
         os.utime(path, (mtime, mtime))
-    except OSError:
+    except (OSError, OverflowError):
         pass
 
 

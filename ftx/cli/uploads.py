@@ -4,11 +4,18 @@ C{put}: files, folders and globs (L{ftx.cli.uploadlist}), or standard input
 
 A file already on the server is never replaced silently. Each upload first
 asks the server to store it only if the name is free (the C{new} put mode,
-refused before any byte is sent); when the name is taken, identical
-content (same size and SHA-1, which the server keeps cached) is skipped,
-and anything else is settled by C{--overwrite} / C{--rename} / C{--skip},
-a question on a terminal, or a refusal (exit 7) otherwise. C{--rename}
-lets the server pick C{name (1).ext}, atomically.
+refused before any byte is sent); when the name is taken, a file the
+server lists with the same size and modification time is taken as
+unchanged and skipped without hashing (uploads give the server the local
+time, so a re-run finds them so; C{--verify} compares digests instead),
+identical content (same size and SHA-1, which the server keeps cached) is
+skipped too, and anything else is settled by C{--overwrite} /
+C{--rename} / C{--skip}, a question on a terminal, or a refusal (exit 7)
+otherwise. C{--rename} lets the server pick C{name (1).ext}, atomically.
+
+A batch of several files starts with one listing of the folder they go
+to, so that a re-run over files already there costs that listing and no
+request per file (L{ftx.cli.unchanged}).
 """
 
 from __future__ import annotations
@@ -17,13 +24,14 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import Optional
+from typing import Dict, List, Optional
 
 from ftx.cli import remotefolder
 from ftx.cli.conflicts import RENAME, SKIP, Refused
 from ftx.cli.downloads import checked
 from ftx.cli.progress import humanSize
-from ftx.cli.remotefiles import Tally, escapeMask, localSha1
+from ftx.cli.remotefiles import Tally, escapeMask
+from ftx.cli.unchanged import IDENTICAL, UNCHANGED, compare
 from ftx.cli.uploadlist import collectUploads
 from ftx.client.client import NEW
 from ftx.client.client import RENAME as SERVER_RENAME
@@ -74,13 +82,19 @@ def _putAll(ctx, args, uploads, shown: Optional[str] = None) -> int:
     resolver = ctx.resolver(args)
     modes = "put-mode" in ctx.connection.features
     resumable = "resume" in ctx.connection.features
+    verify = getattr(args, "verify", False)
+    # One listing for a batch; a single file asks only if its name is taken.
+    remote = _serverEntries(ctx, [name for _, name, _ in uploads]) if len(uploads) > 1 else {}
+    answers = iter(compare(ctx, [(path, remote[name]) for path, name, _ in uploads if name in remote], verify))
+    verdictOf = [next(answers) if name in remote else None for _, name, _ in uploads]
     ctx.reporter.startBatch("put", len(uploads), sum(size for _, _, size in uploads))
     tally = Tally(len(uploads))
     sent = skipped = refused = 0
-    for path, name, size in uploads:
+    for (path, name, size), verdict in zip(uploads, verdictOf):
         label = shown or path
         try:
-            transfer = _putOne(ctx, path, name, size, resumable and size >= _RESUME_AT, modes, resolver)
+            transfer = _putOne(ctx, path, name, size, resumable and size >= _RESUME_AT, modes, resolver, verify,
+                               remote.get(name), verdict)
         except FtxError as e:
             if isinstance(e, ConnectionLost):
                 raise
@@ -128,19 +142,29 @@ def _send(ctx, path: str, name: str, size: int, resume: bool, mode: str):
         ctx.reporter.transferDone(done)
 
 
-def _putOne(ctx, path, name, size, resume, modes, resolver):
+def _putOne(ctx, path, name, size, resume, modes, resolver, verify=False, remote=None, verdict=None):
     """
-    Upload one file; L{None} when it was skipped.
+    Upload one file; L{None} when it was skipped. C{remote} is the
+    server's entry of C{name} when a listing showed one, and C{verdict}
+    what L{compare} said of it.
     """
-    if modes:
-        try:
-            return _send(ctx, path, name, size, resume, NEW)
-        except AlreadyExists:
-            pass
-    elif not _onServer(ctx, name):
-        return _send(ctx, path, name, size, resume, REPLACE)
-    remote = _onServer(ctx, name)
-    if remote is not None and remote.size == size and localSha1(path) == ctx.call("hash", name):
+    if remote is None:
+        if modes:
+            try:
+                return _send(ctx, path, name, size, resume, NEW)
+            except AlreadyExists:
+                pass
+        elif not _onServer(ctx, name):
+            return _send(ctx, path, name, size, resume, REPLACE)
+        remote = _onServer(ctx, name)
+        if remote is not None:
+            [verdict] = compare(ctx, [(path, remote)], verify)
+    if isinstance(verdict, FtxError):
+        raise verdict
+    if verdict == UNCHANGED:
+        ctx.reporter.note("{} is unchanged on the server (size and time match); skipped".format(name))
+        return None
+    if verdict == IDENTICAL:
         ctx.reporter.note("{} is already on the server and identical; skipped".format(name))
         return None
     action, _ = resolver.decide(name, remote=True)
@@ -158,3 +182,41 @@ def _onServer(ctx, name: str):
         if entry.name == name:
             return entry
     return None
+
+
+#: Folders a batch's names may spread over and still be listed one by
+#: one (C{FOLDER/*}); beyond, the whole tree is listed once.
+_FOLDER_LISTINGS = 16
+
+
+def _serverEntries(ctx, names: List[str]) -> Dict:
+    """
+    The server's entries of C{names} that exist, from as few listings as
+    cover them: the deepest folder holding them all, listed with what is
+    below it (for a folder uploaded, exactly its files); for names at the
+    top, each folder's own files. A listing that fails leaves its names
+    unknown: each is then handled as without a listing.
+    """
+    wanted = set(names)
+    folders = sorted({name.rpartition("/")[0] for name in names})
+    common: List[str] = []
+    for parts in zip(*(folder.split("/") for folder in folders)):
+        if len(set(parts)) != 1 or not parts[0]:
+            break
+        common.append(parts[0])
+    if common:
+        masks = [escapeMask("/".join(common))]
+    elif len(folders) <= _FOLDER_LISTINGS:
+        masks = [escapeMask(folder) + "/*" if folder else "*" for folder in folders]
+    else:
+        masks = [None]
+    found = {}
+    for mask in masks:
+        try:
+            entries = ctx.call("list", mask)
+        except ConnectionLost:
+            raise
+        except FtxError:
+            continue
+        found.update((entry.name, entry) for entry in entries if entry.name in wanted)
+    return found

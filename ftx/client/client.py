@@ -17,6 +17,7 @@ from twisted.internet.threads import deferToThreadPool
 from ftx._io.fileio import hashPrefix
 from ftx.client import compresschoice, localfiles, safenames
 from ftx.client.exchanges import DownloadRequest, ListRequest, Request, UploadRequest
+from ftx.client.hashes import HashesRequest
 from ftx.client.protocol import FtxClientProtocol
 from ftx.client.results import DiskSpace, Entry, Transfer
 from ftx.errors import BadRequest, UnsafeName
@@ -183,6 +184,16 @@ class FtxClient:
         request = Request(wire.formatCommand("hash", *fields))
         request.parse = lambda reply: reply.fields[0]
         return self.protocol.request(request)
+
+    def hashes(self, names: List[str]) -> "Deferred[list]":
+        """
+        The SHA-1 hex digests of many files, asked for all at once (the
+        commands are pipelined: about one round trip in all). Fires with
+        one result per name, in order: the digest, or the
+        L{ftx.errors.FtxError} the server gave for that name (a missing
+        file is L{ftx.errors.NotFound}); fails only when the connection does.
+        """
+        return self.protocol.request(HashesRequest(list(names)))
 
     def put(
         self, path: str, name: Optional[str] = None, progress: Optional[Progress] = None, resume: bool = False,
