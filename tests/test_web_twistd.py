@@ -78,7 +78,9 @@ class CurlTests(SynchronousTestCase):
         port = webPort(plainServer(self))
         url = "http://127.0.0.1:{}/big.bin".format(port)
         out = os.path.join(self.folder, "big.bin")
-        first = subprocess.Popen([CURL, "-s", "--limit-rate", "1M", "-o", out, url], stdin=subprocess.DEVNULL)
+        # Slow enough that a stalled machine cannot let the whole 6 MiB
+        # through before the kill (at 1M/s a 6 s stall on a loaded CI did).
+        first = subprocess.Popen([CURL, "-s", "--limit-rate", "256K", "-o", out, url], stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and first.poll() is None:
             if os.path.exists(out) and os.path.getsize(out) >= 256 * 1024:
