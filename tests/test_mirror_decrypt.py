@@ -134,3 +134,30 @@ class MirrorDecryptTests(SynchronousTestCase):
                      cwd=self.top, env=self.env)
         self.assertEqual(result.returncode, 2, result.out + result.err)
         self.assertIn("--reverse", result.err)
+
+    def test_tamperedChunk(self) -> None:
+        """
+        Exit 6 for a tampered C{.age} file; nothing under its final name,
+        the other files are mirrored.
+        """
+        stored = self.remote / "docs" / "two.bin.age"
+        data = bytearray(stored.read_bytes())
+        data[-100] ^= 1
+        stored.write_bytes(bytes(data))
+        os.utime(stored, (PAST, PAST))
+        self.mirror(code=6)
+        tree = treeOf(self.local)
+        self.assertNotIn("docs/two.bin", tree)
+        self.assertEqual(tree["one.txt"], PLAIN["one.txt"])
+
+    def test_verifyFetchesDecryptedFilesAgain(self) -> None:
+        """
+        C{--verify} cannot hash a plaintext against a ciphertext's digest:
+        the C{.age} files are fetched again, the plain file is compared by
+        digest and left alone.
+        """
+        self.mirror()
+        again = self.mirror("--verify")
+        self.assertIn("mirror: 3 transferred", again.out)
+        self.assertIn("1 unchanged", again.out)
+        self.assertEqual(treeOf(self.local), dict(PLAIN, **AS_IS))
