@@ -28,10 +28,12 @@ import os
 import sys
 from typing import Dict, List, Optional, Tuple
 
-from ftx.cli import remotefolder
+from ftx.cli import mirrordecrypt, remotefolder
+from ftx.cli.keys import identitiesFor
 from ftx.cli.mirrorfetch import fetchPlanned
 from ftx.cli.mirrorplan import Action, Filters, LocalTree, Plan, planMirror, scanTree
 from ftx.cli.progress import humanSize, isTerminal
+from ftx.cli.status import UsageError
 from ftx.cli.quickcheck import DigestCache, localDigest, sameAsRemote
 from ftx.cli.remotefiles import Tally, folderForm, hasWildcard, keepMtime
 from ftx.cli.terminal import printable
@@ -146,6 +148,8 @@ class _MirrorContext:
 
 def doMirror(ctx, args) -> int:
     filters = Filters(getattr(args, "filters", None) or [])
+    if getattr(args, "decrypt", False) and getattr(args, "reverse", False):
+        raise UsageError("--decrypt mirrors downloads only; it cannot be combined with --reverse")
     ctx = _MirrorContext(ctx)
     # --verify reads every file; the cache makes the second time cheap.
     cache = DigestCache() if getattr(args, "verify", False) else None
@@ -228,9 +232,13 @@ def _download(ctx, args, filters: Filters, cache) -> int:
     local = args.target if args.target is not None else (os.path.basename(folder) or ".")
     if os.path.lexists(local) and not os.path.isdir(local):
         raise Conflict("{} is not a folder here".format(printable(local)))
+    decrypt = bool(getattr(args, "decrypt", False))
+    # Keys first: a missing identity is a usage error before any listing.
+    identities = identitiesFor(args) if decrypt else None
     tally = Tally(2)
     outcome = _Outcome(ctx, args, "download")
     remote, listed = _remoteFiles(ctx, folder, tally)
+    decrypted = set()
     if not remote and not tally.failures:
         # A missing folder and an empty one look alike; with --delete,
         # taking it for empty would empty the local folder.
@@ -239,11 +247,18 @@ def _download(ctx, args, filters: Filters, cache) -> int:
     # Names and types only: the quick check reads the few files it compares.
     tree = scanTree(local, withStat=False) if os.path.isdir(local) else LocalTree()
     verify = cache is not None
+    if decrypt:
+        # Remote NAME.age is local NAME: compared, kept by --delete, fetched.
+        remote, decrypted = mirrordecrypt.plainNames(remote, tally, ctx.reporter)
 
     def same(name: str) -> bool:
         entry, mine = remote[name], tree.files[name]
         if mine.link:
             return False
+        if name in decrypted:
+            # --verify cannot hash a plaintext against the ciphertext's
+            # digest: a decrypted file is then always fetched again.
+            return not verify and mirrordecrypt.sameDecrypted(mine.path, entry)
         if not verify:
             return sameAsRemote(mine.path, entry.size, entry.mtime)
         if os.lstat(mine.path).st_size != entry.size:
@@ -256,6 +271,8 @@ def _download(ctx, args, filters: Filters, cache) -> int:
 
     def verb(name: str) -> str:
         partial = tree.partials.get(name)
+        if name in decrypted:
+            return "get"
         if partial is not None and os.path.getsize(partial) <= remote[name].size:
             return "continue"
         return "get"
@@ -270,7 +287,11 @@ def _download(ctx, args, filters: Filters, cache) -> int:
         # Deletions first, as rsync's --delete does: a file in the way of
         # a folder to create (or the reverse) is gone before it is needed.
         _deleteLocal(ctx, local, plan, outcome, tally)
-        fetchPlanned(ctx, folder, local, listed, plan.transfers, outcome.done, tally)
+        plain = [action for action in plan.transfers if action.name not in decrypted]
+        fetchPlanned(ctx, folder, local, listed, plain, outcome.done, tally)
+        if decrypted:
+            mirrordecrypt.fetchDecrypted(ctx, local, [a for a in plan.transfers if a.name in decrypted],
+                                         identities, outcome.done, tally)
     else:
         for action in plan.deletions + plan.transfers:
             outcome.done(action)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from ftx.cli.keys import decryptOptions
 from ftx.cli.mirrorplan import EXCLUDE, INCLUDE
 
 __all__ = ["mirrorOptions", "mirrorDetails"]
@@ -19,7 +20,9 @@ files are continued, so running an interrupted mirror again goes on where it sto
 Nothing is deleted without --delete. Masks: --include and --exclude are tried in the order
 given, the first that matches decides, and a name none matches is included (rsync's rule);
 a mask without '/' matches any part of a name, one with '/' is anchored at the top; a
-trailing '/' matches folders only. Empty folders are not mirrored (the server lists files)."""
+trailing '/' matches folders only. Empty folders are not mirrored (the server lists files).
+With --decrypt, NAME.age on the server is decrypted into NAME here (unchanged when its
+time is the server's and the ciphertext's size fits); --verify then fetches them again."""
 
 
 class _Mask(argparse.Action):
@@ -50,4 +53,6 @@ def mirrorOptions(p: argparse.ArgumentParser) -> None:
     p.add_argument("--include", dest="filters", action=_Mask, const=INCLUDE, metavar="MASK",
                    help="take names matching MASK even if a later --exclude matches (repeatable)")
     p.add_argument("--json", action="store_true", help="print the actions and the summary as JSON")
+    # sget's own --decrypt, -i and --passphrase: NAME.age arrives as NAME.
+    decryptOptions(p)
     p.set_defaults(filters=None)
