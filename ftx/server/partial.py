@@ -139,6 +139,10 @@ class Upload:
 
     #: What finish does when the name is taken (set by the storage).
     mode = PUT_REPLACE
+    #: L{store} and C{hasher} may be called from any one thread at a time,
+    #: not only the server's store workers: a large body may then be read,
+    #: stored and hashed by a thread of its own (L{ftx._io.threadedreceive}).
+    storesFromAnyThread = True
 
     def finish(self, digest: str, mtime: Optional[int] = None) -> bytes:
         """
