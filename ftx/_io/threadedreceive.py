@@ -108,7 +108,13 @@ class ThreadedReceive:
         was called (the reactor finds out which on its next read).
         """
         thread = threading.Thread(target=self._run, args=(reactor, progressed), name="ftx-upload-body", daemon=True)
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:
+            # No thread to be had (the interpreter is shutting down): none
+            # of the body was read, the reactor reads it.
+            self._sock.close()
+            self.finished.callback(0)
 
     def stop(self) -> None:
         """

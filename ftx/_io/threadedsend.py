@@ -86,7 +86,14 @@ class ThreadedSend:
         thread = threading.Thread(
             target=self._run, args=(reactor, progressed, finished), name="ftx-body-send", daemon=True
         )
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError as e:
+            # No thread to be had (the interpreter is shutting down).
+            os.close(self._socketFd)
+            os.close(self._fd)
+            self.error = OSError(errno.EAGAIN, str(e))
+            finished(0)
 
     def stop(self) -> None:
         """

@@ -171,6 +171,7 @@ class Uploads:
             yield self._receive(upload, name, size, offset)
         finally:
             _receiving.remove(storage, name, self)
+            self._upload = None
             finished, self._finished = self._finished, []
             for d in finished:
                 d.callback(None)
@@ -335,12 +336,15 @@ class Uploads:
             self._bodyEnded()
             self._connection.setLineMode(data[take:])
         else:
-            self._readDirectly()
+            # Only bytes arriving start a body thread: the empty call of a
+            # resume after a thread handed back a quiet upload does not.
+            self._readDirectly(threadOk=bool(data))
 
-    def _readDirectly(self) -> None:
+    def _readDirectly(self, threadOk: bool = True) -> None:
         """
         Once nothing of the body is buffered here, read the rest of it
-        straight into reused buffers (L{ftx._io.bodyreads}) on a plain socket.
+        in a thread of its own (L{_readInThread}) or straight into reused
+        buffers (L{ftx._io.bodyreads}) on a plain socket.
         """
         connection = self._connection
         # lineBufferEmpty, not a count of zero: should a Twisted release drop
@@ -357,7 +361,7 @@ class Uploads:
         sock = internals.socketOf(connection.transport)
         if sock is None or self._remaining < bodyreads.DIRECT_MIN:
             return
-        if self._readInThread(sock):
+        if threadOk and self._readInThread(sock):
             return
         self._directBody = bodyreads.DirectBody(
             connection.transport, sock, self._remaining, self._buffers, self._directData, self._directDone,
