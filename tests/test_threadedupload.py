@@ -176,7 +176,7 @@ class _Sink:
         return b"".join(self.pieces)
 
 
-def _send(sock, data: bytes, close: bool = False) -> threading.Thread:
+def _send(sock, data: bytes) -> threading.Thread:
     def run():
         try:
             sock.sendall(data)
