@@ -29,6 +29,8 @@ from ftx.client import connect
 from ftx.errors import NoSpace
 from ftx.protocol import checksums
 from ftx.server.partial import Upload
+from tests.clitools import ftx, serverFor
+from tests.clitools import temporaryFolder as localFolder
 from tests.loopback import KiB, MiB, socketPair
 from tests.support import listenInProcess, temporaryFolder
 
@@ -424,3 +426,21 @@ async def _until(condition, timeout: float = _WAIT) -> None:
         reactor.callLater(0.02, d.callback, None)
         await d
         waited += 0.02
+
+
+class CommandUploadTests(SynchronousTestCase):
+    """
+    The real C{ftx put} against a real C{twistd ftx}: a body above the
+    server's L{threadedreceive.THREAD_MIN} goes through both threads (the
+    command sets C{bodyThreads}), and the stored file is the local one.
+    """
+
+    def test_putLargeFile(self):
+        server = serverFor(self)
+        local = localFolder(self)
+        data = os.urandom(threadedreceive.THREAD_MIN + 3 * MiB + 7)
+        (local / "big.bin").write_bytes(data)
+        result = ftx(server, "put", "big.bin", cwd=local)
+        self.assertEqual(result.returncode, 0, result.err)
+        self.assertEqual((server.rootPath / "big.bin").read_bytes(), data)
+        self.assertEqual(sorted(p.name for p in server.rootPath.iterdir()), ["big.bin"])
