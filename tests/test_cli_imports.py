@@ -15,7 +15,7 @@ from typing import Optional
 
 from twisted.trial.unittest import TestCase
 
-from tests.clitools import FTX, SharedServer
+from tests.clitools import FTX, SharedServer, temporaryFolder
 from tests.support import ftxEnvironment
 
 _SERVER = SharedServer(files={"a.txt": b"hello", "b.txt": b"world"})
@@ -42,15 +42,27 @@ HEAVY = {
     "ftx.cli.shell": "the interactive shell",
     "ftx.cli.downloads": "the download commands (ftx.cli.commands imports them when they run)",
     "ftx.cli.encrypted": "the encrypting commands (ftx.cli.commands imports them when they run)",
+    "http.cookiejar": "Twisted's deprecated cookielib alias (ftx._io.lazymodules defers it)",
+    "urllib.request": "http.cookiejar (ftx._io.lazymodules defers it)",
+    "http.client": "http.cookiejar (ftx._io.lazymodules defers it)",
+    "email": "http.client, for http.cookiejar (ftx._io.lazymodules defers it)",
+    "twisted.internet.process": "the reactor's process support (ftx._io.lazymodules defers it)",
+    "twisted.internet.unix": "the reactor's UNIX sockets (ftx._io.lazymodules defers them)",
+    "twisted.internet.udp": "the reactor's UDP (ftx._io.lazymodules defers it)",
 }
+
+#: What a download needs beyond a small command.
+DOWNLOADING = {"ftx.cli.downloads"}
 
 
 #: Runs the console script as installed, then lists on stderr the modules
-#: loaded when it exits.
+#: loaded when it exits (not those deferred and never used, whose code did
+#: not run: ftx._io.lazymodules).
 _LISTING = """
 import atexit, runpy, sys
+deferred = lambda v: type(v).__name__ == "_LazyModule"
 atexit.register(lambda: sys.stderr.write(
-    "\\nMODULES " + " ".join(sorted(k for k, v in sys.modules.items() if v is not None)) + "\\n"))
+    "\\nMODULES " + " ".join(sorted(k for k, v in sys.modules.items() if v is not None and not deferred(v))) + "\\n"))
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
@@ -76,14 +88,14 @@ def importedBy(address: str, *args: str):
 
 @_SERVER.serves
 class SmallCommandImportsTests(TestCase):
-    def assertLeftOut(self, *args: str, address: Optional[str] = None) -> None:
+    def assertLeftOut(self, *args: str, address: Optional[str] = None, needed=frozenset()) -> None:
         modules = importedBy(address or _SERVER(self).address, *args)
         # It did connect, with the client of ftx.client.
         self.assertIn("twisted.internet.reactor", modules)
         self.assertIn("ftx.client.protocol", modules)
         loaded = {
             name: why for name, why in HEAVY.items()
-            if name in modules or any(m.startswith(name + ".") for m in modules)
+            if name not in needed and (name in modules or any(m.startswith(name + ".") for m in modules))
         }
         self.assertEqual(loaded, {}, "ftx {} imported modules it has no use for".format(" ".join(args)))
 
@@ -98,6 +110,15 @@ class SmallCommandImportsTests(TestCase):
 
     def test_listAsJson(self):
         self.assertLeftOut("list", "--json")
+
+    def test_sget(self):
+        """
+        A download, in a pipe (no progress bars), needs its own commands
+        and nothing else of the list above.
+        """
+        local = temporaryFolder(self)
+        self.assertLeftOut("--dir", str(local), "sget", "a.txt", needed=DOWNLOADING)
+        self.assertEqual((local / "a.txt").read_bytes(), b"hello")
 
     def test_listOnLocalhost(self):
         """

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import List, Optional, Tuple
 
-from ftx._io import notls
+from ftx._io import lazymodules, notls
 from ftx._io.endpoints import isTLS, parseAddress
 from ftx.cli.addresses import parseServerOption
 from ftx.cli.config import loadConfig, netrcLogin
@@ -44,10 +44,12 @@ def sessionOptions(args, config: Optional[dict] = None) -> Tuple[str, dict]:
     address = server.address
     tlsOptions = {option: getattr(args, option, None) for option in ("tls", "cafile", "insecure", "cert")}
     wantsTLS = server.tls or any(tlsOptions.values()) or bool(config.get("tls"))
+    # Before the reactor is imported: what Twisted imports and a command
+    # never uses loads on first use (ftx._io.lazymodules), and a plain
+    # connection starts faster without the TLS libraries (ftx._io.notls).
     if not wantsTLS:
-        # Before the reactor is imported: a plain connection starts faster
-        # without the TLS libraries (ftx._io.notls).
         notls.leaveOutTLS()
+    lazymodules.deferImports()
     from twisted.internet import reactor
 
     from ftx.client.api import ClientTLS, endpointFromAddress
