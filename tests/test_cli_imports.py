@@ -9,11 +9,17 @@ the list of modules does.
 
 from __future__ import annotations
 
+import argparse
+import os
+import shutil
 import subprocess
 import sys
 from typing import Optional
+from unittest import mock
 
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from ftx.cli import parser
 
 from tests.clitools import FTX, SharedServer, temporaryFolder
 from tests.support import ftxEnvironment
@@ -49,10 +55,12 @@ HEAVY = {
     "twisted.internet.process": "the reactor's process support (ftx._io.lazymodules defers it)",
     "twisted.internet.unix": "the reactor's UNIX sockets (ftx._io.lazymodules defers them)",
     "twisted.internet.udp": "the reactor's UDP (ftx._io.lazymodules defers it)",
+    "shutil": "argparse's help formatter (ftx.cli.parser sizes it itself)",
 }
 
-#: What a download needs beyond a small command.
-DOWNLOADING = {"ftx.cli.downloads"}
+#: What a download needs beyond a small command: its commands, and the
+#: temporary files of the quick check's digest cache (tempfile, shutil).
+DOWNLOADING = {"ftx.cli.downloads", "shutil"}
 
 
 #: Runs the console script as installed, then lists on stderr the modules
@@ -156,3 +164,29 @@ print(status, atResume, gc.isenabled(), gc.get_freeze_count() > 10000)
             [sys.executable, "-c", script, _SERVER(self).address], capture_output=True, timeout=60, env=ftxEnvironment()
         )
         self.assertEqual(result.stdout.decode().splitlines()[-1], "0 [0] True True", result.stderr.decode()[-2000:])
+
+
+class HelpWidthTests(SynchronousTestCase):
+    """
+    The parser's help formatter (which keeps C{shutil} out of a small
+    command) is as wide as argparse's own.
+    """
+
+    def test_sameColumnsAsShutil(self):
+        for columns in ("50", "132", "", "wide", "0", None):
+            environment = dict(os.environ)
+            environment.pop("COLUMNS", None)
+            if columns is not None:
+                environment["COLUMNS"] = columns
+            with mock.patch.dict(os.environ, environment, clear=True):
+                self.assertEqual(parser._terminalColumns(), shutil.get_terminal_size().columns, columns)
+
+    def test_sameHelpAsArgparse(self):
+        for columns in ("60", "100"):
+            with mock.patch.dict(os.environ, {"COLUMNS": columns}):
+                built = parser.buildParser()
+                ours = built.commands["sget"].format_help() + built.format_help()
+                for command in [built, *built.commands.values()]:
+                    command.formatter_class = argparse.RawDescriptionHelpFormatter
+                stock = built.commands["sget"].format_help() + built.format_help()
+            self.assertEqual(ours, stock)
