@@ -64,15 +64,17 @@ DOWNLOADING = {"ftx.cli.downloads", "shutil"}
 
 
 #: Runs the console script as installed, then lists on stderr the modules
-#: loaded when it exits (not those deferred and never used, whose code did
-#: not run: ftx._io.lazymodules).
+#: loaded when it ends (not those deferred and never used, whose code did
+#: not run: ftx._io.lazymodules), before its exit handlers end the process.
 _LISTING = """
-import atexit, runpy, sys
+import runpy, sys
 deferred = lambda v: type(v).__name__ == "_LazyModule"
-atexit.register(lambda: sys.stderr.write(
-    "\\nMODULES " + " ".join(sorted(k for k, v in sys.modules.items() if v is not None and not deferred(v))) + "\\n"))
 sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name="__main__")
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    sys.stderr.write(
+        "\\nMODULES " + " ".join(sorted(k for k, v in sys.modules.items() if v is not None and not deferred(v))) + "\\n")
 """
 
 
@@ -190,3 +192,40 @@ class HelpWidthTests(SynchronousTestCase):
                     command.formatter_class = argparse.RawDescriptionHelpFormatter
                 stock = built.commands["sget"].format_help() + built.format_help()
             self.assertEqual(ours, stock)
+
+
+@_SERVER.serves
+class ExitTests(TestCase):
+    def test_leavesWithoutTakingThePythonApart(self):
+        """
+        Once a command is over, the console script runs the exit handlers
+        (one registered while the command ran too), flushes what it printed
+        and ends the process with the command's status, without freeing
+        every object first.
+        """
+        script = """
+import atexit, os, sys
+from ftx.cli import main
+def finalizing(event, args, write=os.write):
+    # Raised as the interpreter is taken apart, after the exit handlers.
+    if event in ("cpython.PyInterpreterState_Clear", "cpython._PySys_ClearAuditHooks"):
+        write(2, b"taken apart\\n")
+sys.addaudithook(finalizing)
+startup = sys.modules["ftx.cli.main"]
+original = startup.run
+def run(argv):
+    atexit.register(lambda: print("handler ran"))
+    return original(argv)
+startup.run = run
+sys.argv = ["ftx", "--server", sys.argv[1]] + sys.argv[2:]
+main()
+"""
+        address = _SERVER(self).address
+        listed = subprocess.run([sys.executable, "-c", script, address, "list"], capture_output=True, timeout=60,
+                                env=ftxEnvironment())
+        missing = subprocess.run([sys.executable, "-c", script, address, "sget", "nosuch"], capture_output=True,
+                                 timeout=60, env=ftxEnvironment(), cwd=str(temporaryFolder(self)))
+        self.assertEqual((listed.returncode, missing.returncode), (0, 4), listed.stderr + missing.stderr)
+        self.assertEqual(listed.stdout.decode().splitlines()[-2:], ["5 B  5  b.txt", "handler ran"])
+        self.assertNotIn(b"taken apart", listed.stderr + missing.stderr)
+        self.assertIn(b"no such file", missing.stderr)
