@@ -53,13 +53,16 @@ class IntegrityTests(OnS3, SynchronousTestCase):
         """
         A chunk PUT, the last part of a compose and a single PUT go
         unsigned (no SHA-256 pass over the body in the front end) with the
-        body's CRC32C, and nothing else hashes the body (no CRC32 besides).
+        body's CRC32C, and nothing else hashes the body (no CRC32 besides);
+        the body goes to the connection as one bytes object.
         """
         sent = []
-        self.s3.client.meta.events.register(
-            "before-send.s3.*",
-            lambda request, **kwargs: sent.append((request.method, request.url, {k.lower(): v for k, v in request.headers.items()}, _bytesOf(request.body))),
-        )
+
+        def record(request, **kwargs):
+            sent.append((request.method, request.url, {k.lower(): v for k, v in request.headers.items()}, request.body))
+
+        for operation in ("PutObject", "UploadPart"):
+            self.s3.client.meta.events.register_last("before-send.s3." + operation, record)
         data = os.urandom((8 << 20) + 1000)
         upload = self.storage.beginUpload(b"big.bin", len(data))
         upload.store(data)
@@ -73,6 +76,8 @@ class IntegrityTests(OnS3, SynchronousTestCase):
         carried = {url.split("?")[0].rsplit("/", 1)[-1].split("-")[0] for url, _, _ in bodies}
         self.assertEqual(carried, {"chunk", "big.bin", "small.bin"})
         for url, headers, body in bodies:
+            # Whole, for one sendall: not a file read 16 KiB at a time.
+            self.assertIsInstance(body, bytes, url)
             self.assertEqual(headers["x-amz-content-sha256"], b"UNSIGNED-PAYLOAD", url)
             self.assertEqual(headers["x-amz-checksum-crc32c"].decode(), crc32cOf(body), url)
             self.assertNotIn("x-amz-checksum-crc32", headers)

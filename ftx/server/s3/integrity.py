@@ -10,13 +10,19 @@ an C{x-amz-checksum-crc32c} header computed by google-crc32c (hardware
 CRC32C, about 0.15 CPU s per GiB here), which the engine checks: a body
 that differs from its checksum is refused (C{BadDigest}) and nothing is
 stored (tests/test_s3_integrity.py shows SeaweedFS doing so).
+
+Such a body then goes to the socket whole, in one C{sendall}: botocore
+wraps a bytes body in a file object, which the HTTP connection reads and
+sends 16 KiB at a time (a new bytes object and a system call for each:
+about 0.4 CPU s per GiB more, measured on 8 MiB chunks).
 """
 
 from __future__ import annotations
 
 import base64
+import io
 
-__all__ = ["clientConfig", "crc32cOf", "installChecksums"]
+__all__ = ["clientConfig", "crc32cOf", "installWriteHooks"]
 
 #: The operations whose bodies are data a front end writes.
 _WRITES = ("PutObject", "UploadPart")
@@ -40,20 +46,29 @@ def _addChecksum(params: dict, **kwargs) -> None:
         params["ChecksumCRC32C"] = crc32cOf(body)
 
 
-def installChecksums(client) -> None:
+def _sendWhole(request, **kwargs) -> None:
+    # Only the in-memory file botocore made of a bytes body: getvalue()
+    # gives those bytes back without a copy. A retry sends them again.
+    body = request.body
+    if isinstance(body, io.BytesIO):
+        request.body = body.getvalue()
+
+
+def installWriteHooks(client) -> None:
     """
     Give every C{PutObject} and C{UploadPart} of C{client} whose body is
-    bytes a CRC32C the engine checks.
+    bytes a CRC32C the engine checks, and send such a body whole.
     """
     for operation in _WRITES:
         client.meta.events.register("provide-client-params.s3.{}".format(operation), _addChecksum)
+        client.meta.events.register("before-send.s3.{}".format(operation), _sendWhole)
 
 
 def clientConfig(**options):
     """
     A botocore C{Config} with C{options} whose payloads go unsigned
     (honoured by botocore's S3 signer on http as on https); use with
-    L{installChecksums}.
+    L{installWriteHooks}.
     """
     from botocore.config import Config
 

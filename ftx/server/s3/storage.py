@@ -30,7 +30,7 @@ from ftx.protocol.checksums import SHA1, XXH128
 from ftx.protocol.names import matches, splitName
 from ftx.protocol.wire import EMPTY_SHA1, nameText
 from ftx.server.s3.bucket import Bucket, errorCode, isNotFound, unavailable
-from ftx.server.s3.integrity import clientConfig, installChecksums
+from ftx.server.s3.integrity import clientConfig, installWriteHooks
 from ftx.server.s3.leases import Lease
 from ftx.server.s3.partials import HIDDEN, areaOf, readState
 from ftx.server.s3.reads import WHOLE_AT_OPEN, S3File
@@ -83,7 +83,7 @@ def openBucket(endpoint: str, bucket: str, region: Optional[str] = None) -> Buck
             retries={"max_attempts": 3, "mode": "standard"}, s3={"addressing_style": "path"},
         ),
     )
-    installChecksums(client)
+    installWriteHooks(client)
     try:
         client.head_bucket(Bucket=bucket)
     except Exception as e:
