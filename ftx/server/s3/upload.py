@@ -183,6 +183,10 @@ class S3Upload:
         # everything stored. Both end in the object's metadata.
         self._sha1 = hashlib.sha1()
         self._xxh128 = xxhash.xxh3_128()
+        #: With XXH3-128 as the body's checksum, L{hasher} is that digest
+        #: of everything stored (its caller feeds it after each L{store}):
+        #: no second pass here, and the metadata holds the digest checked.
+        self._ownXxh128 = checksum != XXH128
         self._closed = False
 
     # -- starting -------------------------------------------------------
@@ -247,7 +251,8 @@ class S3Upload:
     def store(self, data) -> None:
         try:
             self._buffer.add(data)
-            self._xxh128.update(data)
+            if self._ownXxh128:
+                self._xxh128.update(data)
             while len(self._buffer) >= self._chunkSize:
                 self._writeChunk(self._chunkSize, wait=False)
             self._lease.renewIfDue()
@@ -348,7 +353,7 @@ class S3Upload:
             sha1 = self._sha1.copy()
             for piece in self._buffer.pieces:
                 sha1.update(piece)
-            metadata = {SHA1_META: sha1.hexdigest(), XXH128_META: self._xxh128.hexdigest()}
+            metadata = {SHA1_META: sha1.hexdigest(), XXH128_META: (self._xxh128 if self._ownXxh128 else self.hasher).hexdigest()}
             if mtime is not None:
                 metadata[MTIME_META] = str(mtime)
             old = self._bucket.head(self._key)
