@@ -77,7 +77,10 @@ class S3OnlyTests(OnS3, SynchronousTestCase):
 
     def test_chunkSizes(self):
         self.assertEqual(partials.chunkSizeFor(0), 8 << 20)
-        self.assertEqual(partials.chunkSizeFor(80_000 << 20), 8 << 20)
+        self.assertEqual(partials.chunkSizeFor((256 << 20) - 1), 8 << 20)
+        self.assertEqual(partials.chunkSizeFor(256 << 20), 16 << 20)
+        self.assertEqual(partials.chunkSizeFor(150_000 << 20), 16 << 20)
+        self.assertEqual(partials.chunkSizeFor(170_001 << 20), 18 << 20)
         big = partials.chunkSizeFor(1 << 40)
         self.assertEqual(big % (1 << 20), 0)
         self.assertLessEqual(-(-(1 << 40) // big), partials.MAX_PARTS)
