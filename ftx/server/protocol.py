@@ -55,6 +55,9 @@ FEATURES = (
     # put's last field chooses replace/new/rename; folders; put's trailer
     # may carry the file's modification time.
     "put-mode", "mkdir", "rmtree", "mtime",
+    # Commands may come before the previous answer is complete; they are
+    # read one at a time (the read gate) and answered in order.
+    "pipeline",
 )
 # What a --read-only server leaves out of its greeting: it refuses these
 # commands to everyone (docs/protocol.rst, Greeting).
