@@ -23,6 +23,7 @@ removed; a server folder whose every file goes is removed whole.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import queue
@@ -141,10 +142,34 @@ class _NoTransferNotes:
         return getattr(self._reporter, name)
 
 
+class _Collector:
+    """
+    No garbage collection while the listing, the walk and the plan are
+    made: they make some ten objects a file (entries, stat results, names,
+    actions), none in a cycle, and the collector, run every 700 new
+    objects, scanned them over and over (a tenth of a re-run's own CPU
+    time). L{resume} turns it back on, leaving what was made out of later
+    collections for good (C{gc.freeze}): a long first run would otherwise
+    scan the whole listing in each full collection.
+    """
+
+    def __init__(self) -> None:
+        self._paused = gc.isenabled()
+        if self._paused:
+            gc.disable()
+
+    def resume(self) -> None:
+        if self._paused:
+            self._paused = False
+            gc.freeze()
+            gc.enable()
+
+
 class _MirrorContext:
     def __init__(self, ctx) -> None:
         self._ctx = ctx
         self.reporter = _NoTransferNotes(ctx.reporter)
+        self.collector = _Collector()
 
     def __getattr__(self, name):
         return getattr(self._ctx, name)
@@ -162,6 +187,7 @@ def doMirror(ctx, args) -> int:
             return _upload(ctx, args, filters, cache)
         return _download(ctx, args, filters, cache)
     finally:
+        ctx.collector.resume()
         if cache is not None:
             cache.flush()
 
@@ -316,6 +342,7 @@ def _download(ctx, args, filters: Filters, cache) -> int:
         filters, same, verb, bool(args.delete), tree.folders, list(tree.partials),
     )
     plan.transfers = _safeTransfers(ctx, plan.transfers, tally)
+    ctx.collector.resume()
     if not outcome.dryRun:
         # Deletions first, as rsync's --delete does: a file in the way of
         # a folder to create (or the reverse) is gone before it is needed.
@@ -401,6 +428,7 @@ def _upload(ctx, args, filters: Filters, cache) -> int:
         filters, same, lambda name: "put", bool(args.delete),
     )
     plan.links = sorted(name for name, f in tree.files.items() if f.link)
+    ctx.collector.resume()
     for name in plan.links:
         ctx.reporter.note("{} is a link: not sent (links are not followed)".format(printable(name)))
     prefix = folder + "/" if folder else ""
