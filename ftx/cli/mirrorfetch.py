@@ -154,7 +154,10 @@ def _fetchPipelined(ctx, ready: List[Tuple[Entry, str]], tally: Tally, actions: 
     failures: List[Tuple[str, BaseException]] = []
 
     def progress(name: str, sofar: int, total: int) -> None:
-        # The bar appears when the file starts, not when it is asked for.
+        # The bar appears when the file starts, not when it is asked for;
+        # a body under a name not asked for is dropped, with no bar.
+        if name not in byName:
+            return
         if name not in bars:
             ctx.downloading(name, byName[name][1])
             bars[name] = reporter.transfer(name, total)

@@ -14,7 +14,7 @@ files are: small files stored by one worker while the next ones arrive.
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Set, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from ftx.client.exchanges import DownloadRequest
 from ftx.errors import UnsafeName, errorFromReply
@@ -33,10 +33,9 @@ class GetsRequest(DownloadRequest):
     once every answer is in and every file stored or dropped, with the
     L{ftx.client.results.Transfer}s made; C{failed(name, error)} is called
     for each file that failed (the server's error, a failed check, a local
-    error), and the rest go on. Fails only when the connection does, or on
-    an answer that breaks the protocol: a header for another file than the
-    one asked for next is one (a hostile server cannot choose where a file
-    goes: each body goes to the path given for the name it answers).
+    error, a body under another name than asked for: as for one C{sget},
+    it is read and dropped), and the rest go on. Fails only when the
+    connection does, or on an answer that breaks the protocol.
     """
 
     #: Commands on the wire ahead of their answers; enough to keep both
@@ -53,22 +52,23 @@ class GetsRequest(DownloadRequest):
         self.failed = failed
         self._sent = 0
         self._answered = 0
-        #: The files that failed while being checked or stored, in order
-        #: (the base class records them one by one as C{batchError}).
-        self._storeErrors: List[BaseException] = []
-        self._refusedByServer: Set[str] = set()
+        #: The name asked for of the file an error of the base class is
+        #: about (L{batchError}).
+        self._blame = ""
+        #: The name asked for of each small file waiting to be stored.
+        self._smallNames: Dict[int, str] = {}
 
     # The base class keeps the first error of a batch with
     # C{self.batchError = self.batchError or error}: reading None makes it
-    # hand over every error, and each is kept, in order, for its file.
+    # hand over every error, each passed on for the file it is about.
     @property
     def batchError(self):
         return None
 
     @batchError.setter
     def batchError(self, error) -> None:
-        if error is not None:
-            self._storeErrors.append(error)
+        if error is not None and self.failed is not None:
+            self.failed(self._blame, error)
 
     def start(self, protocol) -> None:
         self.protocol = protocol
@@ -85,6 +85,7 @@ class GetsRequest(DownloadRequest):
     def _destination(self, name: bytes, size: int) -> str:
         # As for one sget: a body under another name is read and dropped.
         raw, text, path = self.files[self._answered]
+        self._blame = text
         if name != raw:
             raise UnsafeName("asked for {}, the server sent {}; it was not written".format(
                 ascii(text), ascii(nameText(name))), name)
@@ -93,10 +94,11 @@ class GetsRequest(DownloadRequest):
     def replyReceived(self, reply: wire.Reply) -> None:
         if self.broken:
             return
+        if self._answered >= len(self.lines):
+            self.malformed("{} {} after the answer to every sget".format(reply.code, ascii(reply.text[:80])))
         if reply.isError and self.header is None:
             # This file's answer: the next one's comes after it.
             raw, name, _ = self.files[self._answered]
-            self._refusedByServer.add(name)
             if self.failed is not None:
                 self.failed(name, errorFromReply(reply.code, reply.errorMessage(), reply.fields[0] if reply.fields else ""))
             self._answer()
@@ -112,13 +114,28 @@ class GetsRequest(DownloadRequest):
             self._answer()
 
     def _finishFile(self, header, current, writer, digest: str) -> None:
+        # Counted before the base class reads on: the next line answers
+        # the next command.
+        self._blame = self.files[self._answered][1]
+        self._answered += 1
         super()._finishFile(header, current, writer, digest)
-        self._answer()
+        self._goOn()
+
+    def _storeSmall(self, job) -> None:
+        self._smallNames[id(job)] = self.files[self._answered][1]
+        super()._storeSmall(job)
+
+    def _smallStored(self, job) -> None:
+        self._blame = self._smallNames.pop(id(job), "")
+        super()._smallStored(job)
 
     def _answer(self) -> None:
+        self._answered += 1
+        self._goOn()
+
+    def _goOn(self) -> None:
         if self.deferred.called or self.protocol._lost:
             return
-        self._answered += 1
         if self._answered < len(self.lines):
             self._fill()
             return
@@ -130,12 +147,4 @@ class GetsRequest(DownloadRequest):
         if self._smallFiles is not None and self._smallFiles.error is not None:
             self.fail(self._smallFiles.error)
             return
-        if self.failed is not None and self._storeErrors:
-            # Checked and stored in order: the failed files, in order, are
-            # those neither stored nor refused by the server.
-            stored = {transfer.path for transfer in self.results}
-            missing = [name for raw, name, path in self.files if path not in stored]
-            missing = [name for name in missing if name not in self._refusedByServer]
-            for name, error in zip(missing, self._storeErrors):
-                self.failed(name, error)
         self.complete(self.results)
