@@ -230,3 +230,25 @@ class MirrorReRunTests(SynchronousTestCase):
         for name, data in FILES.items():
             with open(os.path.join(target, name), "rb") as f:
                 self.assertEqual(f.read(), data)
+
+
+class CollectorTests(SynchronousTestCase):
+    def test_resumedAsItWas(self) -> None:
+        """
+        The mirror's pause of the garbage collector ends with the collector
+        as it found it, once, however often it is resumed.
+        """
+        import gc
+
+        from ftx.cli.mirror import _Collector
+
+        self.addCleanup(gc.enable if gc.isenabled() else gc.disable)
+        gc.enable()
+        collector = _Collector()
+        self.assertFalse(gc.isenabled())
+        collector.resume()
+        collector.resume()
+        self.assertTrue(gc.isenabled())
+        gc.disable()
+        _Collector().resume()
+        self.assertFalse(gc.isenabled())
