@@ -18,6 +18,11 @@ implementation: only who reads the body's bytes changes.
 Only a plain socket qualifies (L{ftx._io.internals.socketOf}), and only a
 checksum cheap enough to run on the reading thread (XXH3): a SHA-1 body
 keeps the reactor path, where hashing runs in a lane of its own.
+
+The reactor thread never stores anything itself: the few bytes that came
+through it before the thread took over are kept (at most a read or two,
+L{EARLY_LIMIT}) and stored by the thread first, or, when no thread ever
+started, by a worker when the body is drained.
 """
 
 from __future__ import annotations
@@ -25,12 +30,16 @@ from __future__ import annotations
 import queue
 import select
 import threading
+import weakref
 from time import monotonic
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.threads import deferToThreadPool
 
-__all__ = ["ThreadedWriter", "BUFFER_SIZE", "REPORT_EVERY", "REPORT_SECONDS"]
+from ftx._io import workers
+
+__all__ = ["ThreadedWriter", "BUFFER_SIZE", "REPORT_EVERY", "REPORT_SECONDS", "busy"]
 
 #: Size of a receive buffer: what the limit client uses.
 BUFFER_SIZE = 1 << 20
@@ -54,6 +63,23 @@ _POLL_SECONDS = 0.25
 #: Seconds without a byte after which the thread gives the socket back to
 #: the reactor, whose idle timers and connection handling then apply.
 _STALL_SECONDS = 120.0
+#: Bytes received through the reactor before the thread starts that are
+#: kept for it rather than stored at once; more than this (never seen: a
+#: body's thread starts within two reads) is stored where it arrives.
+EARLY_LIMIT = 4 << 20
+
+#: The writers of this process not yet done with their body (L{busy}).
+_unfinished: "weakref.WeakSet[ThreadedWriter]" = weakref.WeakSet()
+
+
+def busy() -> bool:
+    """
+    Whether a body of this process is being received by a L{ThreadedWriter}
+    now (or is about to be): a client that only takes a thread when it is
+    the one transfer running (L{ftx.client.protocol.FtxClientProtocol.bodyThreads})
+    asks this.
+    """
+    return any(not writer.finished for writer in _unfinished)
 
 
 class ThreadedWriter:
@@ -71,12 +97,23 @@ class ThreadedWriter:
 
     paused = False
 
-    def __init__(self, sink, hasher) -> None:
+    def __init__(self, sink, hasher, reactor=None) -> None:
         self.sink = sink
         self.hasher = hasher
+        #: Whose worker threads store what came before a thread started,
+        #: when none does; without one (tests) L{whenDrained} stores it.
+        self.reactor = reactor
         self.error: Optional[BaseException] = None
         self._running: Optional[Deferred] = None
         self._stop = False
+        #: Bytes received through the reactor and not stored yet.
+        self._early: List[object] = []
+        self._earlySize = 0
+        #: Whether a thread read part of this body already.
+        self._received = False
+        #: Whether this writer is done with its body (L{busy}).
+        self.finished = False
+        _unfinished.add(self)
 
     def _store(self, data) -> None:
         if self.error is not None:
@@ -89,26 +126,57 @@ class ThreadedWriter:
             self.error = e
 
     def write(self, data, release: Optional[Callable[[], None]] = None) -> None:
-        self._store(data)
+        """
+        Bytes of the body that came through the reactor. Before the thread
+        starts they are kept for it, so the reactor thread never waits on
+        the disk; after it gave the socket back early (a stall), they are
+        stored here.
+        """
+        if self._received or self._earlySize + len(data) > EARLY_LIMIT:
+            self._storeEarly()
+            self._store(data)
+        elif release is not None:
+            self._early.append(bytes(data))
+        else:
+            # A view of the bytes one read brought: kept alive by the view.
+            self._early.append(data)
+        self._earlySize += len(data)
         if release is not None:
             release()
+
+    def _storeEarly(self) -> None:
+        early, self._early = self._early, []
+        for data in early:
+            self._store(data)
 
     def whenDrained(self) -> Deferred:
         """
         Fires once every byte received so far is stored and hashed: at once,
-        or when the thread has given the socket back.
+        or when the thread has given the socket back, or when a worker has
+        stored what came before a thread could start.
         """
-        if self._running is None:
-            return succeed(None)
-        d: Deferred = Deferred()
-        self._running.addBoth(lambda result: (d.callback(None), result)[1])
-        return d
+        if self._running is not None:
+            d: Deferred = Deferred()
+            self._running.addBoth(lambda result: (d.callback(None), result)[1])
+            return d
+        if self._early and self.reactor is not None:
+            self._running = deferToThreadPool(self.reactor, workers.poolFor(self.reactor, workers.STORE), self._storeEarly)
+            self._running.addBoth(self._earlyStored)
+            return self.whenDrained()
+        self._storeEarly()
+        self.finished = True
+        return succeed(None)
+
+    def _earlyStored(self, result) -> None:
+        self._running = None
+        self.finished = True
 
     def stop(self) -> None:
         """
         The connection is gone: the thread stops at its next wake-up.
         """
         self._stop = True
+        self.finished = True
 
     def receive(
         self, reactor, sock, length: int, progressed: Callable[[int], None], finished: Callable[[int], None]
@@ -122,6 +190,7 @@ class ThreadedWriter:
         finds out why on its next read).
         """
         self._running = Deferred()
+        self._received = True
         thread = threading.Thread(
             target=self._run, args=(reactor, sock, length, progressed, finished), name="ftx-body", daemon=True
         )
@@ -138,6 +207,8 @@ class ThreadedWriter:
         store = self._store
         reported = monotonic()
         try:
+            # What came through the reactor first goes first.
+            self._storeEarly()
             poller = select.poll()
             # A socket closed meanwhile (-1) fails here, and the reactor hears
             # of it below like of any other early end.
@@ -181,6 +252,7 @@ class ThreadedWriter:
 
     def _finished(self, finished: Callable[[int], None], count: int) -> None:
         running, self._running = self._running, None
+        self.finished = True
         try:
             finished(count)
         finally:
