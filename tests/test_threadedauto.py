@@ -8,6 +8,7 @@ meanwhile; a second large body at the same time stays on the reactor.
 from __future__ import annotations
 
 import os
+import threading
 
 import xxhash
 from twisted.internet import protocol, reactor
@@ -17,7 +18,7 @@ from twisted.trial.unittest import TestCase
 
 from ftx._io import threadedbody
 from ftx._io.threadedbody import ThreadedWriter
-from ftx.client import connect
+from ftx.client import connect, localfiles
 from ftx.client.protocol import THREAD_MIN, FtxClientProtocol
 from ftx.protocol import checksums
 from tests.loopback import MiB
@@ -144,6 +145,51 @@ class AutomaticThreadTests(TestCase):
         with open(os.path.join(here, "other.bin"), "rb") as f:
             self.assertEqual(f.read(), other)
         self.assertFalse(threadedbody.busy())
+
+    async def _storedFrom(self, size: int, bodyThreads):
+        """
+        Download a file of C{size} bytes with C{bodyThreads}; return the
+        threads that stored its bytes.
+        """
+        root, here = temporaryFolder(self), temporaryFolder(self)
+        body = os.urandom(size)
+        with open(os.path.join(root, "f.bin"), "wb") as f:
+            f.write(body)
+        port = await listenInProcess(reactor, root)
+        self.addCleanup(port.stopListening)
+        client = await self._connect("tcp:127.0.0.1:{}".format(port.getHost().port))
+        client.protocol.bodyThreads = bodyThreads
+        threads = set()
+        store = localfiles.PartialFile.store
+
+        def recording(partial, data):
+            threads.add(threading.get_ident())
+            return store(partial, data)
+
+        self.patch(localfiles.PartialFile, "store", recording)
+        await client.sget("f.bin", os.path.join(here, "f.bin"))
+        with open(os.path.join(here, "f.bin"), "rb") as f:
+            self.assertEqual(f.read(), body)
+        return threads
+
+    async def test_reactorNeverStores(self) -> None:
+        """
+        The bytes that came through the reactor before a body's thread
+        started are stored by that thread, not by the reactor's.
+        """
+        threads = await self._storedFrom(THREAD_MIN + 5, None)
+        self.assertEqual(len(self.started), 1)
+        self.assertNotIn(threading.get_ident(), threads)
+
+    async def test_reactorNeverStoresWithoutThread(self) -> None:
+        """
+        A body too short to be worth a thread once its first read is in
+        (the C{ftx} command's setting) is stored by a worker, not by the
+        reactor's thread.
+        """
+        threads = await self._storedFrom(1 * MiB + 100 * 1024, True)
+        self.assertNotIn(threading.get_ident(), threads)
+        self.assertTrue(threads)
 
 
 def _tick() -> Deferred:
