@@ -15,6 +15,13 @@ back to the reactor, so the trailer after the body arrives through the
 protocol's ordinary path. There is one protocol
 implementation: only who reads the body's bytes changes.
 
+The same holds for a program that embeds the client, as long as the body
+is the one large body its process receives at the time (L{busy}): the
+reactor keeps serving every other connection while the thread reads (it
+only stopped reading this socket, and the thread reaches it only through
+C{callFromThread}), and a hundred bodies at once stay on the reactor
+rather than take two hundred threads that fight over the GIL.
+
 Only a plain socket qualifies (L{ftx._io.internals.socketOf}), and only a
 checksum cheap enough to run on the reading thread (XXH3): a SHA-1 body
 keeps the reactor path, where hashing runs in a lane of its own.
