@@ -16,7 +16,7 @@ from twisted.internet.defer import Deferred
 from twisted.protocols.basic import LineReceiver
 from twisted.trial.unittest import TestCase
 
-from ftx._io import threadedbody
+from ftx._io import bodyreads, threadedbody
 from ftx._io.threadedbody import ThreadedWriter
 from ftx.client import connect, localfiles
 from ftx.client.protocol import THREAD_MIN, FtxClientProtocol
@@ -128,7 +128,10 @@ class AutomaticThreadTests(TestCase):
             if self.started:
                 break
             await _tick()
-        self.assertEqual(len(self.started), 1)
+        self.assertEqual(
+            len(self.started), 1, "no thread: threads reading {}, reactor bodies {}".format(
+                threadedbody.busy(), bodyreads.sharedPool.active),
+        )
         self.assertTrue(threadedbody.busy())
 
         self.assertEqual([e.name for e in await fast.list()], ["other.bin"])

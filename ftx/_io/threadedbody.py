@@ -37,7 +37,6 @@ from __future__ import annotations
 import queue
 import select
 import threading
-import weakref
 from time import monotonic
 from typing import Callable, List, Optional
 
@@ -75,18 +74,23 @@ _STALL_SECONDS = 120.0
 #: body's thread starts within two reads) is stored where it arrives.
 EARLY_LIMIT = 4 << 20
 
-#: The writers of this process not yet done with their body (L{busy}).
-_unfinished: "weakref.WeakSet[ThreadedWriter]" = weakref.WeakSet()
+#: The writers of this process whose thread reads now (L{busy}). The
+#: thread itself takes its writer out as it ends, so a writer that never
+#: finished its body (a connection dropped, a request given up) cannot
+#: keep the process "busy" for ever.
+_reading: "set[ThreadedWriter]" = set()
 
 
 def busy() -> bool:
     """
-    Whether a body of this process is being received by a L{ThreadedWriter}
-    now (or is about to be): a client that only takes a thread when it is
-    the one transfer running (L{ftx.client.protocol.FtxClientProtocol.bodyThreads})
-    asks this.
+    Whether a thread of this process reads a body now: a client that only
+    takes a thread when its body is the one large body of the process
+    (L{ftx.client.protocol.FtxClientProtocol.bodyThreads}) asks this. The
+    thread is counted from the moment L{ThreadedWriter.receive} is called,
+    in the same reactor turn as the body's header is read, so a second
+    body that starts a moment later sees it.
     """
-    return any(not writer.finished for writer in _unfinished)
+    return bool(_reading)
 
 
 class ThreadedWriter:
@@ -118,9 +122,6 @@ class ThreadedWriter:
         self._earlySize = 0
         #: Whether a thread read part of this body already.
         self._received = False
-        #: Whether this writer is done with its body (L{busy}).
-        self.finished = False
-        _unfinished.add(self)
 
     def _store(self, data) -> None:
         if self.error is not None:
@@ -171,19 +172,16 @@ class ThreadedWriter:
             self._running.addBoth(self._earlyStored)
             return self.whenDrained()
         self._storeEarly()
-        self.finished = True
         return succeed(None)
 
     def _earlyStored(self, result) -> None:
         self._running = None
-        self.finished = True
 
     def stop(self) -> None:
         """
         The connection is gone: the thread stops at its next wake-up.
         """
         self._stop = True
-        self.finished = True
 
     def receive(
         self, reactor, sock, length: int, progressed: Callable[[int], None], finished: Callable[[int], None]
@@ -198,6 +196,7 @@ class ThreadedWriter:
         """
         self._running = Deferred()
         self._received = True
+        _reading.add(self)
         thread = threading.Thread(
             target=self._run, args=(reactor, sock, length, progressed, finished), name="ftx-body", daemon=True
         )
@@ -255,11 +254,11 @@ class ThreadedWriter:
             if lane is not None:
                 # Everything received is stored before the reactor hears.
                 lane.close()
+            _reading.discard(self)
             reactor.callFromThread(self._finished, finished, length - remaining)
 
     def _finished(self, finished: Callable[[int], None], count: int) -> None:
         running, self._running = self._running, None
-        self.finished = True
         try:
             finished(count)
         finally:
