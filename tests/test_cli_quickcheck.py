@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 
 from twisted.internet import reactor
@@ -28,7 +29,18 @@ SERVER_TIME = 1_500_000_000
 
 
 def _hashes(log: str, folder: str) -> int:
-    return sum(1 for line in log.splitlines() if " hash {}/".format(folder) in line)
+    """
+    The C{hash} commands the server answered for files of C{folder}: a
+    line each, or one line for those answered together from its digest
+    cache.
+    """
+    single = re.compile(r" hash {}/".format(re.escape(folder)))
+    together = re.compile(r" hash (\d+) files from the digest cache, {}/".format(re.escape(folder)))
+    count = 0
+    for line in log.splitlines():
+        batch = together.search(line)
+        count += int(batch.group(1)) if batch else bool(single.search(line))
+    return count
 
 
 @SERVER.serves
