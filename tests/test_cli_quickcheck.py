@@ -170,6 +170,34 @@ class QuickCheckTests(SynchronousTestCase):
         self.assertEqual(third.err.count("is already here and identical"), 3, third.err)
         self.assertNotEqual(os.stat(str(self.cacheFile())).st_mtime_ns, before)
 
+    def test_verifyWithWarmCachesSeesRewrites(self) -> None:
+        """
+        Both digest caches warm (ours and the server's, which now answers
+        from its cache without reading): other bytes of the same size put
+        back to the same time, here in one file and on the server in
+        another, fool the quick check but not C{--verify}, which fetches
+        both again.
+        """
+        self.assertEqual(self.mget().returncode, 0)
+        warm = self.mget("--verify")
+        self.assertEqual(warm.err.count("is already here and identical"), 3, warm.err)
+        mine, theirs = self.localFile("f1.bin"), self.folder / "f2.bin"
+        for path, when in ((mine, SERVER_TIME + 1), (theirs, SERVER_TIME + 2)):
+            size = path.stat().st_size
+            with open(str(path), "r+b") as f:
+                f.write(os.urandom(size))
+            os.utime(str(path), (when, when))
+        fooled = self.mget()
+        self.assertEqual(fooled.err.count("is unchanged"), 3, fooled.err)
+        before = self.hashesSoFar()
+        verified = self.mget("--verify", "--overwrite")
+        self.assertEqual(verified.returncode, 0, verified.err)
+        self.assertIn("mget: 2 fetched, 1 skipped, 0 failed", verified.err)
+        self.assertEqual(self.hashesSoFar() - before, 3)
+        for name in ("f1.bin", "f2.bin"):
+            self.assertEqual(self.localFile(name).read_bytes(), (self.folder / name).read_bytes())
+        self.assertNotEqual(self.localFile("f2.bin").read_bytes(), self.content["f2.bin"])
+
     def test_corruptCacheIsNoError(self) -> None:
         self.assertEqual(self.mget().returncode, 0)
         self.cacheFile().parent.mkdir(parents=True)
