@@ -14,6 +14,7 @@ import time
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs, formatEvent
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from ftx.server import digests
@@ -40,7 +41,12 @@ class _HeldPool:
 
     def finish(self):
         onResult, f, args = self.jobs.pop(0)
-        onResult(True, f(*args))
+        try:
+            result = f(*args)
+        except Exception:
+            onResult(False, Failure())
+        else:
+            onResult(True, result)
 
 
 def _reply(data: bytes) -> bytes:
@@ -123,6 +129,12 @@ class _RemoteStorage(MemoryStorage):
     #: As an object store says: its opens wait for the network.
     opensInThread = True
 
+    opened = 0
+
+    def openForRead(self, name):
+        self.opened += 1
+        return MemoryStorage.openForRead(self, name)
+
 
 class OpensInThreadTests(_ServerTestMixin, SynchronousTestCase):
     def test_alwaysInTheLane(self):
@@ -133,6 +145,20 @@ class OpensInThreadTests(_ServerTestMixin, SynchronousTestCase):
         self.serve(_RemoteStorage({b"f.bin": b"x" * 10}))
         self.assertEqual(self.throughTheLane(b"hash f.bin"), _reply(b"x" * 10))
         self.assertEqual(self.throughTheLane(b"hash f.bin"), _reply(b"x" * 10))
+
+    def test_lengthCheckedInAThread(self):
+        """
+        A prefix beyond the end is still refused before a turn in the lane,
+        by an open in a worker thread.
+        """
+        storage = _RemoteStorage({b"f.bin": b"x" * 10})
+        self.serve(storage)
+        threads = _HeldPool()
+        self.patch(self.proto.factory.reactor, "getThreadPool", lambda: threads)
+        self.assertEqual((self.send(b"hash f.bin 11"), storage.opened), (b"", 0))
+        threads.finish()
+        self.assertEqual(self.transport.value(), b"416 bad-offset f.bin has 10 bytes, fewer than 11\r\n")
+        self.assertEqual((storage.opened, self.pool.jobs), (1, []))
 
 
 class LogTests(_ServerTestMixin, SynchronousTestCase):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from typing import Callable, Dict, Optional, Tuple
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 
 from ftx.errors import BadOffset
 from ftx.protocol import wire
@@ -41,17 +41,13 @@ def knownDigest(storage, name: bytes, length: Optional[int] = None) -> Optional[
     The C{(digest, length)} C{hash} answers for C{name}, when the digest
     cache of C{storage} holds the whole file's and it is still valid; else
     L{None}: the file must be read (a prefix, or a digest not known).
-    Reactor thread: opens the file but reads none of it. A storage whose
-    open waits for the network (C{opensInThread}) is not asked here.
+    Reactor thread: opens the file but reads none of it (not for a storage
+    whose open waits for the network, C{opensInThread}).
 
     @raise BadOffset: C{length} is beyond the end of the file (refused
         before it would wait for a turn in the lane).
     @raise ftx.errors.NotFound: as L{ftx.server.storage.IStorage.openForRead}.
     """
-    if getattr(storage, "opensInThread", False):
-        if length is not None:
-            refuseBeyondEnd(storage, name, length)
-        return None
     f, size = storage.openForRead(name)
     try:
         if length is not None and length > size:
@@ -101,14 +97,21 @@ class Hashes:
         connection = self._connection
         connection.permit("read", name)
         started = time.monotonic()
-        known = knownDigest(connection.storage, name, length)
-        if known is not None:
-            connection.reply(wire.formatLine(wire.DIGEST, *known))
-            self._tally(name, known[1], started)
-            return None
-        # The log keeps the order of the answers.
-        self.logFromCache()
-        d = connection.hashed(connection.storage.digest, name, length)
+        storage = connection.storage
+        if getattr(storage, "opensInThread", False):
+            # An object store: its open waits for the network, so neither
+            # the cache nor the length is looked at in the event loop.
+            d = connection.threaded(refuseBeyondEnd, storage, name, length) if length is not None else succeed(None)
+            d.addCallback(lambda _: connection.hashed(storage.digest, name, length))
+        else:
+            known = knownDigest(storage, name, length)
+            if known is not None:
+                connection.reply(wire.formatLine(wire.DIGEST, *known))
+                self._tally(name, known[1], started)
+                return None
+            # The log keeps the order of the answers.
+            self.logFromCache()
+            d = connection.hashed(storage.digest, name, length)
         return d.addCallback(self._answered, name, started)
 
     def _answered(self, answer: Tuple[str, int], name: bytes, started: float) -> None:
