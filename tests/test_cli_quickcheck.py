@@ -198,6 +198,22 @@ class QuickCheckTests(SynchronousTestCase):
             self.assertEqual(self.localFile(name).read_bytes(), (self.folder / name).read_bytes())
         self.assertNotEqual(self.localFile("f2.bin").read_bytes(), self.content["f2.bin"])
 
+    def test_symbolicLinkIsComparedByDigest(self) -> None:
+        """
+        A symbolic link here is never "unchanged", even to a file of the
+        server's size and time: the file it leads to is compared by digest
+        (and left where it is when identical).
+        """
+        self.assertEqual(self.mget().returncode, 0)
+        real = self.local / "elsewhere.bin"
+        os.replace(str(self.localFile("f0.bin")), str(real))
+        os.symlink(str(real), str(self.localFile("f0.bin")))
+        again = self.mget()
+        self.assertEqual(again.returncode, 0, again.err)
+        self.assertIn("{}/f0.bin is already here and identical; skipped".format(self.base), again.err)
+        self.assertEqual(again.err.count("is unchanged"), 2, again.err)
+        self.assertTrue(os.path.islink(str(self.localFile("f0.bin"))))
+
     def test_corruptCacheIsNoError(self) -> None:
         self.assertEqual(self.mget().returncode, 0)
         self.cacheFile().parent.mkdir(parents=True)
