@@ -19,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from ftx.server import digests
 from ftx.server.filesystem import FilesystemStorage
+from ftx.server.hashcommand import Hashes
 from ftx.server.hashlane import HashLane
 from ftx.server.protocol import FtxServerFactory
 from ftx.testing import MemoryStorage
@@ -101,6 +102,23 @@ class OnDiskTests(_ServerTestMixin, SynchronousTestCase):
         self.assertEqual(self.throughTheLane(b"hash f.bin"), _reply(self.data))
         # Pipelined, and answered in the read that brought them.
         self.assertEqual(self.send(b"hash f.bin", b"hash f.bin 4096", b"hash f.bin"), _reply(self.data) * 3)
+        self.assertEqual(self.pool.jobs, [])
+
+    def test_aTurnsShareOfAnswers(self):
+        """
+        At most L{Hashes.perTurn} answers from the cache in one turn of the
+        reactor; the others follow in the next turns, in order.
+        """
+        self.assertEqual(self.throughTheLane(b"hash f.bin"), _reply(self.data))
+        self.patch(Hashes, "perTurn", 3)
+        clock = self.proto.factory.reactor
+        clock.advance(0)
+        self.assertEqual(self.send(*[b"hash f.bin"] * 7), _reply(self.data) * 3)
+        self.transport.clear()
+        # (A Clock runs the calls due meanwhile in the same advance, where
+        # the reactor keeps them for its next turn.)
+        clock.advance(0)
+        self.assertEqual(self.transport.value(), _reply(self.data) * 4)
         self.assertEqual(self.pool.jobs, [])
 
     def test_prefixIsRead(self):
