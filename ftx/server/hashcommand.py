@@ -11,8 +11,8 @@ C{sget} does, and is given on the reactor thread at once. A thousand
 pipelined C{hash} commands of an unchanged tree (C{ftx mget '*' --verify}
 the second time) used to take a thousand trips through a worker thread,
 each answer its own C{send} and its own log line; now they are answered
-in the read that brought them, their replies leave together, and only a
-miss waits for the lane.
+as they are read, their replies leave together, and only a miss waits
+for the lane.
 
 The answers given from the cache in one turn of the reactor are logged as
 one line (how many, the first name, the bytes they cover), as an C{mget}
