@@ -39,10 +39,12 @@ from ftx.protocol import checksums, compression, wire
 from ftx.protocol.wire import decodeName, encodeName, nameText
 from ftx.server.accounts import AccessControl, Account
 from ftx.server.connection import IConnection, checkArity
-from ftx.server.downloads import Downloads, refuseBeyondEnd
+from ftx.server.downloads import Downloads
 from ftx.server.folders import Folders
+from ftx.server.hashcommand import Hashes
 from ftx.server.hashlane import HashLane
 from ftx.server.limits import Admission, ConnectionLimits
+from ftx.server.listing import listingReply
 from ftx.server.logins import LoginAttempts
 from ftx.server.logsafe import SafeLogger
 from ftx.server.ratelimit import ServerRates
@@ -55,6 +57,9 @@ FEATURES = (
     # put's last field chooses replace/new/rename; folders; put's trailer
     # may carry the file's modification time.
     "put-mode", "mkdir", "rmtree", "mtime",
+    # Commands may come before the previous answer is complete; they are
+    # read one at a time (the read gate) and answered in order.
+    "pipeline",
 )
 # What a --read-only server leaves out of its greeting: it refuses these
 # commands to everyone (docs/protocol.rst, Greeting).
@@ -173,6 +178,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         self.downloads = Downloads(self, self.limits.backpressure)
         self.uploads = Uploads(self, self.gate)
         self.folders = Folders(self)
+        self.hashes = Hashes(self)
         self._commands = self._commandTable()
 
     def _commandTable(self) -> Dict[str, Callable]:
@@ -182,7 +188,6 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         """
         table: Dict[str, Callable] = {
             "list": self._list,
-            "hash": self._hash,
             "delete": self._delete,
             "df": self._df,
             "login": self._login,
@@ -194,6 +199,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         table.update(self.downloads.commands())
         table.update(self.uploads.commands())
         table.update(self.folders.commands())
+        table.update(self.hashes.commands())
         return table
 
     # -- connection -----------------------------------------------------
@@ -446,25 +452,10 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         mask = decodeName(args[0]) if args else None
         self.permit("read", mask)
         entries = yield self.threaded(self.storage.listFiles, mask)
-        lines = [wire.formatLine(wire.LIST_ENTRY, encodeName(e.name), e.size, e.mtime) for e in entries]
-        lines.append(wire.formatLine(wire.LIST_END, len(entries)))
         if not self.disconnected:
             # One write for the whole listing rather than a syscall a line.
-            self.transport.write(wire.LINE_END.join(lines) + wire.LINE_END)
+            self.transport.write(listingReply(entries))
         self._log.info("{peer} list {mask}: {count} entries", peer=self.peer, mask=nameText(mask or b"*"), count=len(entries))
-
-    @inlineCallbacks
-    def _hash(self, args):
-        checkArity(args, 1, 2, "hash NAME [LENGTH]")
-        name = decodeName(args[0])
-        length = wire.optionalInt(args, 1, "length")
-        self.permit("read", name)
-        if length is not None:
-            refuseBeyondEnd(self.storage, name, length)
-        started = time.monotonic()
-        digest, count = yield self.hashed(self.storage.digest, name, length)
-        self.reply(wire.formatLine(wire.DIGEST, digest, count))
-        self.logged("hash", name, count, started)
 
     def _delete(self, args):
         checkArity(args, 1, 1, "delete NAME")
