@@ -230,3 +230,40 @@ class WebRatesTests(SynchronousTestCase):
         self.assertGreaterEqual(sum(sent), 1.9 * RATE)
         # In turns of one step each.
         self.assertLessEqual(abs(sent[0] - sent[1]), 2 * TokenBucket(RATE, Clock()).step)
+
+
+class SlowFile(io.BytesIO):
+    """
+    A file whose bytes come from elsewhere, like an object store's
+    read-ahead: C{whenReadable} gives a Deferred while C{read} would wait.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.pending: Deferred = Deferred()
+        self.readsWhilePending = 0
+
+    def whenReadable(self, reactor):
+        return None if self.pending.called else self.pending
+
+    def read(self, n: int = -1) -> bytes:
+        if not self.pending.called:
+            self.readsWhilePending += 1
+        return super().read(n)
+
+
+class ReadAheadTests(SynchronousTestCase):
+    def test_readOnlyOnceReadable(self) -> None:
+        """
+        A file that would make C{read} wait is not read (the event loop
+        would block) until it says its bytes are there.
+        """
+        clock = Clock()
+        f = SlowFile(b"z" * 1000)
+        request = FakeRequest()
+        RangeProducer(request, f, 0, 1000, clock).start()
+        advance(clock, 0.5)
+        self.assertEqual((request.sent, f.readsWhilePending), (0, 0))
+        f.pending.callback(None)
+        advance(clock, 0.01)
+        self.assertEqual((request.sent, request.finished), (1000, True))

@@ -72,27 +72,31 @@ class RangeProducer:
     file that shrank mid-send ends the response early: the client sees
     fewer bytes than C{Content-Length} and knows it is cut.
 
-    It is a push producer that schedules its own chunks on C{clock}: the
-    connection pauses it when its buffer is full (a slow client holds at
-    most one chunk), and a rate-limited C{throttle} (an
+    It is a push producer that schedules its own chunks on C{reactor} (a
+    L{Clock} in tests): the connection pauses it when its buffer is full (a
+    slow client holds at most one chunk), and a rate-limited C{throttle} (an
     L{ftx._io.ratelimit.Throttle}) makes it wait, holding nothing, until
     the tokens come. (As a pull producer, Twisted's HTTP channel would call
     it in a loop while it waits, and would not pause it when it
-    re-registered behind a full buffer.)
+    re-registered behind a full buffer.) A file whose bytes come from
+    elsewhere (an object store's read-ahead,
+    L{ftx.server.s3.reads.S3File.whenReadable}) is read only once C{read}
+    would not wait, so that the event loop never blocks on it.
     """
 
     _log = Logger()
 
-    def __init__(self, request, f, offset: int, count: int, clock, throttle=None) -> None:
+    def __init__(self, request, f, offset: int, count: int, reactor, throttle=None) -> None:
         self.request = request
         self.file = f
         self.left = count
-        self.clock = clock
+        self.reactor = reactor
         self.throttle = throttle if throttle is not None and throttle.limited else None
         self._done = False
         self._registered = False
         self._paused = False
         self._waitingForTokens = False
+        self._waitingForData = False
         self._call = None
         f.seek(offset)
 
@@ -113,9 +117,12 @@ class RangeProducer:
         self._paused = False
         self._schedule()
 
+    def _stopped(self) -> bool:
+        return self._done or self._paused or self._waitingForTokens or self._waitingForData
+
     def _schedule(self) -> None:
-        if self._call is None and not (self._done or self._paused or self._waitingForTokens):
-            self._call = self.clock.callLater(0, self._sendChunk)
+        if self._call is None and not self._stopped():
+            self._call = self.reactor.callLater(0, self._sendChunk)
 
     def _cancelCall(self) -> None:
         if self._call is not None:
@@ -125,7 +132,13 @@ class RangeProducer:
 
     def _sendChunk(self) -> None:
         self._call = None
-        if self._done or self._paused or self._waitingForTokens:
+        if self._stopped():
+            return
+        whenReadable = getattr(self.file, "whenReadable", None)
+        ready = whenReadable(self.reactor) if whenReadable is not None else None
+        if ready is not None:
+            self._waitingForData = True
+            ready.addCallback(self._dataCame)
             return
         want = min(SEND_CHUNK, self.left)
         if self.throttle is not None:
@@ -155,6 +168,10 @@ class RangeProducer:
 
     def _tokensCame(self) -> None:
         self._waitingForTokens = False
+        self._schedule()
+
+    def _dataCame(self, _) -> None:
+        self._waitingForData = False
         self._schedule()
 
     def stopProducing(self) -> None:
