@@ -10,6 +10,8 @@ as long as the connection, so that the requests of one keep-alive
 connection share it, as the commands of one protocol connection do), the
 server's total and its account's. L{ftx.server.web.ranges.RangeProducer}
 asks it before each chunk and waits for the tokens with no byte held.
+(Under HTTP/2, which needs the C{h2} package ftx does not install, each
+stream would count as a connection.)
 """
 
 from __future__ import annotations
