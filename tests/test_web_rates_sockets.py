@@ -12,6 +12,7 @@ import hashlib
 import os
 import time
 
+import trustme
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.internet import reactor
 from twisted.internet.defer import DeferredList, ensureDeferred
@@ -92,6 +93,49 @@ class TwistdLimitTests(SynchronousTestCase):
         self.assertEqual((code, size), ("206", TWISTD_SIZE - kept))
         self.assertEqual(sha1(os.path.join(self.local, "big.bin")), self.digest)
         self.assertRate(size, seconds)
+
+
+def processCPU(pid: int) -> float:
+    """
+    The CPU seconds process C{pid} has used (user and system).
+    """
+    with open("/proc/{}/stat".format(pid)) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class TwistdTLSLimitTests(SynchronousTestCase):
+    def test_limitedOverTLSDoesNotSpin(self) -> None:
+        """
+        Over an C{ssl:} --http-port the limit holds too, and the server
+        waits for its tokens idle: a producer called in a loop while the
+        bucket is empty would burn a core for the whole download.
+        """
+        _needCurl()
+        base = temporaryFolder(self, "ftx-webrate-")
+        root = os.path.join(base, "root")
+        os.mkdir(root)
+        size = TWISTD_RATE
+        digest = writeRandom(os.path.join(root, "a.bin"), size, seed=12)
+        ca = trustme.CA()
+        pem, caFile = os.path.join(base, "server.pem"), os.path.join(base, "ca.pem")
+        ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(pem)
+        ca.cert_pem.write_to_path(caFile)
+        http = "ssl:0:interface=127.0.0.1:privateKey={0}:certKey={0}".format(pem)
+        server = ServerProcess(root, "--limit-rate", "1MB/s", "--http-port", http)
+        self.addCleanup(server.stop)
+        url = "https://127.0.0.1:{}/a.bin".format(webPort(server))
+        # The first request hashes the file for its ETag: not what is measured.
+        self.assertEqual(curl("--cacert", caFile, "-I", url).returncode, 0)
+        out = os.path.join(base, "a.bin")
+        before = processCPU(server.process.pid)
+        result = curl("--cacert", caFile, "-o", out, "-w", "%{time_starttransfer} %{time_total}", url)
+        spent = processCPU(server.process.pid) - before
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(sha1(out), digest)
+        first, total = (float(t) for t in result.stdout.split())
+        self.assertGreaterEqual(total - first, (size - stepFor(TWISTD_RATE)) / TWISTD_RATE * 0.98)
+        self.assertLess(spent, 0.5)
 
 
 class SharedLimitTests(TestCase):
