@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import time
 
 import trustme
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.internet import reactor
 from twisted.internet.defer import DeferredList, ensureDeferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ftx._io.ratelimit import stepFor
@@ -203,3 +207,54 @@ class SharedLimitTests(TestCase):
             self.assertEqual((response.code, hashlib.sha1(body).hexdigest()), (200, digest), user)
         self.assertGreaterEqual(timings["alice"], fastest(SIZE, RATE))
         self.assertLess(timings["carol"], fastest(SIZE, RATE) / 2)
+
+
+class _StalledReader(Protocol):
+    """
+    Asks for a file and then reads nothing, with a small receive buffer.
+    """
+
+    def __init__(self, path: bytes) -> None:
+        self.path = path
+
+    def connectionMade(self) -> None:
+        self.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+        self.transport.write(b"GET " + self.path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        self.transport.pauseProducing()
+
+
+class StalledReaderTests(TestCase):
+    async def test_serverHoldsNoMoreThanTheSocketDoes(self):
+        """
+        A client that stops reading stops the download: the producer is
+        paused with the connection's buffer, and reads no more of the file
+        than the sockets hold (here 32 MiB would all go into memory).
+        """
+        base = temporaryFolder(self, "ftx-webrate-")
+        root = os.path.join(base, "root")
+        os.mkdir(root)
+        writeRandom(os.path.join(root, "big.bin"), 32 << 20, seed=13)
+        url = await serveWeb(self, reactor, FilesystemStorage(root))
+        sent = []
+        send = RangeProducer._sendChunk
+
+        def counted(producer):
+            before = producer.left
+            send(producer)
+            sent.append(before - producer.left)
+
+        self.patch(RangeProducer, "_sendChunk", counted)
+        port = int(url.rsplit(":", 1)[1])
+        client = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), _StalledReader(b"/big.bin"))
+        self.addCleanup(client.transport.abortConnection)
+        # Until the sending stops (the file's ETag is hashed first).
+        last, steady = -1, 0
+        for _ in range(100):
+            await deferLater(reactor, 0.1, lambda: None)
+            total = sum(sent)
+            steady = steady + 1 if total == last and total > 0 else 0
+            last = total
+            if steady >= 5:
+                break
+        self.assertGreaterEqual(steady, 5, "the sending never stopped: {} bytes".format(last))
+        self.assertLess(last, 8 << 20)
