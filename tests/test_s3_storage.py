@@ -77,7 +77,10 @@ class S3OnlyTests(OnS3, SynchronousTestCase):
 
     def test_chunkSizes(self):
         self.assertEqual(partials.chunkSizeFor(0), 8 << 20)
-        self.assertEqual(partials.chunkSizeFor(80_000 << 20), 8 << 20)
+        self.assertEqual(partials.chunkSizeFor((256 << 20) - 1), 8 << 20)
+        self.assertEqual(partials.chunkSizeFor(256 << 20), 16 << 20)
+        self.assertEqual(partials.chunkSizeFor(150_000 << 20), 16 << 20)
+        self.assertEqual(partials.chunkSizeFor(170_001 << 20), 18 << 20)
         big = partials.chunkSizeFor(1 << 40)
         self.assertEqual(big % (1 << 20), 0)
         self.assertLessEqual(-(-(1 << 40) // big), partials.MAX_PARTS)
@@ -104,6 +107,10 @@ class S3OnlyTests(OnS3, SynchronousTestCase):
         upload.finish(xxhash.xxh3_128(data).hexdigest())
         self.assertEqual(hashlib.sha1(self.storedContent(b"big.bin")).hexdigest(), _sha1(data))
         self.assertEqual(self.first.digest(b"big.bin"), (_sha1(data), len(data)))
+        # XXH3-128 was the body's checksum: the metadata holds it, from the
+        # resumed prefix and the rest alike.
+        metadata = self.s3.head(self.s3Prefix + "big.bin")["Metadata"]
+        self.assertEqual(metadata["ftx-xxh128"], xxhash.xxh3_128(data).hexdigest())
         keys = [o["Key"] for o in self.s3.client.list_objects_v2(Bucket=self.s3.name, Prefix=self.s3Prefix).get("Contents", ())]
         self.assertEqual(keys, [self.s3Prefix + "big.bin"])
 

@@ -23,10 +23,15 @@ removed; a server folder whose every file goes is removed whole.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
+import queue
 import sys
 from typing import Dict, List, Optional, Tuple
+
+from twisted.internet.defer import maybeDeferred
+from twisted.python.failure import Failure
 
 from ftx.cli import mirrordecrypt, remotefolder
 from ftx.cli.keys import identitiesFor
@@ -137,10 +142,34 @@ class _NoTransferNotes:
         return getattr(self._reporter, name)
 
 
+class _Collector:
+    """
+    No garbage collection while the listing, the walk and the plan are
+    made: they make some ten objects a file (entries, stat results, names,
+    actions), none in a cycle, and the collector, run every 700 new
+    objects, scanned them over and over (a tenth of a re-run's own CPU
+    time). L{resume} turns it back on, leaving what was made out of later
+    collections for good (C{gc.freeze}): a long first run would otherwise
+    scan the whole listing in each full collection.
+    """
+
+    def __init__(self) -> None:
+        self._paused = gc.isenabled()
+        if self._paused:
+            gc.disable()
+
+    def resume(self) -> None:
+        if self._paused:
+            self._paused = False
+            gc.freeze()
+            gc.enable()
+
+
 class _MirrorContext:
     def __init__(self, ctx) -> None:
         self._ctx = ctx
         self.reporter = _NoTransferNotes(ctx.reporter)
+        self.collector = _Collector()
 
     def __getattr__(self, name):
         return getattr(self._ctx, name)
@@ -158,6 +187,7 @@ def doMirror(ctx, args) -> int:
             return _upload(ctx, args, filters, cache)
         return _download(ctx, args, filters, cache)
     finally:
+        ctx.collector.resume()
         if cache is not None:
             cache.flush()
 
@@ -167,28 +197,54 @@ def _remoteFolder(ctx, args, text: str) -> str:
     return name
 
 
-def _remoteFiles(ctx, folder: str, tally: Tally) -> Tuple[Dict[str, Entry], List[Entry]]:
+class _Listing:
     """
-    The files under the server's C{folder}, by name relative to it, and
-    the listing as it came. A name outside C{folder} is reported and left
-    out; the names of files to download are checked further when planned
-    (L{_safeTransfers}): on a re-run most names are only compared.
+    The server's listing of a folder, asked for at once and waited for
+    later (L{files}): the server walks its tree while this side walks the
+    local one, on the other core.
+    """
+
+    def __init__(self, ctx, folder: str) -> None:
+        self.folder = folder
+        if hasWildcard(folder):
+            # A mask with wildcards lists one level only: list the folder
+            # above that has none, and keep what is under this one.
+            fixed = []
+            for segment in folder.split("/"):
+                if hasWildcard(segment):
+                    break
+                fixed.append(segment)
+            asked = "/".join(fixed) or None
+        else:
+            asked = folder or None
+        client = ctx.connection.client
+        self._answer: "queue.Queue" = queue.Queue(1)
+        ctx.connection.runner.reactor.callFromThread(
+            lambda: maybeDeferred(client.list, asked).addBoth(self._answer.put))
+
+    def files(self, ctx, tally: Tally) -> Tuple[Dict[str, Entry], List[Entry]]:
+        """
+        Wait for the listing: L{_remoteFiles} of what came.
+        """
+        found = self._answer.get()
+        if isinstance(found, Failure):
+            found.raiseException()
+        return _remoteFiles(ctx, self.folder, found, tally)
+
+
+def _remoteFiles(ctx, folder: str, found: List[Entry], tally: Tally) -> Tuple[Dict[str, Entry], List[Entry]]:
+    """
+    The files under the server's C{folder} in its listing C{found}, by
+    name relative to it, and the listing itself. A name outside C{folder}
+    is reported and left out; the names of files to download are checked
+    further when planned (L{_safeTransfers}): on a re-run most names are
+    only compared.
 
     @raise Conflict: C{folder} is a file.
     """
     prefix = folder + "/" if folder else ""
     if hasWildcard(folder):
-        # A mask with wildcards lists one level only: list the folder above
-        # that has none, and keep what is under this one.
-        fixed = []
-        for segment in folder.split("/"):
-            if hasWildcard(segment):
-                break
-            fixed.append(segment)
-        found = [e for e in ctx.call("list", "/".join(fixed) or None)
-                 if e.name == folder or e.name.startswith(prefix)]
-    else:
-        found = ctx.call("list", folder or None)
+        found = [e for e in found if e.name == folder or e.name.startswith(prefix)]
     files: Dict[str, Entry] = {}
     for entry in found:
         if entry.name == folder:
@@ -237,15 +293,17 @@ def _download(ctx, args, filters: Filters, cache) -> int:
     identities = identitiesFor(args) if decrypt else None
     tally = Tally(2)
     outcome = _Outcome(ctx, args, "download")
-    remote, listed = _remoteFiles(ctx, folder, tally)
+    listing = _Listing(ctx, folder)
+    # The quick check compares with what the walk found: one lstat a
+    # file, taken while the server lists.
+    tree = scanTree(local) if os.path.isdir(local) else LocalTree()
+    remote, listed = listing.files(ctx, tally)
     decrypted = set()
     if not remote and not tally.failures:
         # A missing folder and an empty one look alike; with --delete,
         # taking it for empty would empty the local folder.
         raise NotFound("no files under {} on the server (no such folder, or it is empty); nothing was changed".format(
             printable(folder or ".")))
-    # Names and types only: the quick check reads the few files it compares.
-    tree = scanTree(local, withStat=False) if os.path.isdir(local) else LocalTree()
     verify = cache is not None
     if decrypt:
         # Remote NAME.age is local NAME: compared, kept by --delete, fetched.
@@ -260,7 +318,8 @@ def _download(ctx, args, filters: Filters, cache) -> int:
             # digest: a decrypted file is then always fetched again.
             return not verify and mirrordecrypt.sameDecrypted(mine.path, entry)
         if not verify:
-            return sameAsRemote(mine.path, entry.size, entry.mtime)
+            # rsync's quick check (L{sameAsRemote}) on the walk's lstat.
+            return mine.size == entry.size and mine.mtime == entry.mtime
         if os.lstat(mine.path).st_size != entry.size:
             return False
         if localDigest(mine.path, SHA1, cache) != _serverDigest(ctx, entry.name):
@@ -283,6 +342,7 @@ def _download(ctx, args, filters: Filters, cache) -> int:
         filters, same, verb, bool(args.delete), tree.folders, list(tree.partials),
     )
     plan.transfers = _safeTransfers(ctx, plan.transfers, tally)
+    ctx.collector.resume()
     if not outcome.dryRun:
         # Deletions first, as rsync's --delete does: a file in the way of
         # a folder to create (or the reverse) is gone before it is needed.
@@ -339,9 +399,10 @@ def _upload(ctx, args, filters: Filters, cache) -> int:
     folder = _remoteFolder(ctx, args, given)
     tally = Tally(2)
     outcome = _Outcome(ctx, args, "upload")
+    listing = _Listing(ctx, folder)
     tree = scanTree(local)
     mine = {name: f for name, f in tree.files.items() if not f.link}
-    remote, listed = _remoteFiles(ctx, folder, tally)
+    remote, listed = listing.files(ctx, tally)
     tally.count = len(mine) + len(listed) - len(remote)
     features = ctx.connection.features
     # With the server keeping the time a file is sent with, both ends agree
@@ -367,6 +428,7 @@ def _upload(ctx, args, filters: Filters, cache) -> int:
         filters, same, lambda name: "put", bool(args.delete),
     )
     plan.links = sorted(name for name, f in tree.files.items() if f.link)
+    ctx.collector.resume()
     for name in plan.links:
         ctx.reporter.note("{} is a link: not sent (links are not followed)".format(printable(name)))
     prefix = folder + "/" if folder else ""

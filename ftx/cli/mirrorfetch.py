@@ -17,6 +17,7 @@ from ftx.cli.downloads import fetchOne, fetchTogether, serverGroups
 from ftx.cli.remotefiles import Tally, hasWildcard, keepMtime
 from ftx.cli.terminal import printable
 from ftx.client import localfiles, safenames
+from ftx.client.pipelined import PIPELINE
 from ftx.client.results import Entry
 from ftx.errors import Conflict, ConnectionLost, FtxError
 
@@ -98,6 +99,8 @@ def _fetchQueued(ctx, queued: List[Tuple[Entry, str]], tally: Tally, actions: Di
         return []
     client = ctx.connection.client
     reporter = ctx.reporter
+    if PIPELINE in client.protocol.features:
+        return _fetchPipelined(ctx, ready, tally, actions)
 
     def one(entry: Entry, path: str):
         bar = []
@@ -134,4 +137,51 @@ def _fetchQueued(ctx, queued: List[Tuple[Entry, str]], tally: Tally, actions: Di
         if not isinstance(error, FtxError):
             result.raiseException()
         tally.failed(error, ctx.reporter, actions[entry.name].name)
+    return arrived
+
+
+def _fetchPipelined(ctx, ready: List[Tuple[Entry, str]], tally: Tally, actions: Dict) -> List[Tuple[Entry, object]]:
+    """
+    L{_fetchQueued} on a server with the C{pipeline} feature: the C{sget}
+    commands go out ahead of their answers (L{ftx.client.pipelined}), so
+    neither end waits for the other between files.
+    """
+    client = ctx.connection.client
+    reporter = ctx.reporter
+    byName = {entry.name: (entry, path) for entry, path in ready}
+    bars: Dict[str, object] = {}
+    arrived: List[Tuple[Entry, object]] = []
+    failures: List[Tuple[str, BaseException]] = []
+
+    def progress(name: str, sofar: int, total: int) -> None:
+        # The bar appears when the file starts, not when it is asked for;
+        # a body under a name not asked for is dropped, with no bar.
+        if name not in byName:
+            return
+        if name not in bars:
+            ctx.downloading(name, byName[name][1])
+            bars[name] = reporter.transfer(name, total)
+        if bars[name] is not None:
+            bars[name](name, sofar, total)
+
+    def received(transfer) -> None:
+        entry, _ = byName[transfer.name]
+        keepMtime(transfer.path, entry.mtime)
+        reporter.transferDone(entry.size)
+        arrived.append((entry, transfer))
+
+    def failed(name: str, error: BaseException) -> None:
+        reporter.transferDone(0)
+        failures.append((name, error))
+
+    try:
+        ctx.connection.runner.call(lambda: client.sgets([(e.name, path) for e, path in ready], progress, received, failed))
+    finally:
+        ctx.downloading(None)
+    for name, error in failures:
+        if isinstance(error, ConnectionLost):
+            raise error
+        if not isinstance(error, FtxError):
+            raise error
+        tally.failed(error, ctx.reporter, actions[name].name)
     return arrived

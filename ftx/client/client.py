@@ -9,7 +9,7 @@ L{ftx.errors.ConnectionLost}.
 from __future__ import annotations
 
 import os
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.threads import deferToThreadPool
@@ -184,6 +184,22 @@ class FtxClient:
         request = Request(wire.formatCommand("hash", *fields))
         request.parse = lambda reply: reply.fields[0]
         return self.protocol.request(request)
+
+    def sgets(
+        self, files: List[Tuple[str, str]], progress: Optional[Progress] = None,
+        received: Optional[Callable[[Transfer], None]] = None,
+        failed: Optional[Callable[[str, BaseException], None]] = None,
+    ) -> "Deferred[List[Transfer]]":
+        """
+        Download each C{(name, path)} of C{files} as L{sget} would, the
+        commands sent ahead of their answers (the server's C{pipeline}
+        feature; L{ftx.client.pipelined}). C{received(transfer)} as each
+        file is in place, C{failed(name, error)} for each that is not; the
+        others go on. Fires with the transfers made.
+        """
+        from ftx.client.pipelined import GetsRequest
+
+        return self.protocol.request(GetsRequest(list(files), progress, received, failed))
 
     def hashes(self, names: List[str]) -> "Deferred[list]":
         """

@@ -170,6 +170,10 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
         ReplyStream.dataReceived(self, data)
 
     def lineReceived(self, line: bytes) -> None:
+        # A listing's entries, straight from the bytes (ListRequest.fastLine).
+        fast = getattr(self._active, "fastLine", None)
+        if fast is not None and self.greeted is None and self._agreeing is None and not self._probeReplies and fast(line):
+            return
         try:
             reply = wire.parseReply(line)
         except FtxError as e:

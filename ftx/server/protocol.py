@@ -43,6 +43,7 @@ from ftx.server.downloads import Downloads, refuseBeyondEnd
 from ftx.server.folders import Folders
 from ftx.server.hashlane import HashLane
 from ftx.server.limits import Admission, ConnectionLimits
+from ftx.server.listing import listingReply
 from ftx.server.logins import LoginAttempts
 from ftx.server.logsafe import SafeLogger
 from ftx.server.ratelimit import ServerRates
@@ -55,6 +56,9 @@ FEATURES = (
     # put's last field chooses replace/new/rename; folders; put's trailer
     # may carry the file's modification time.
     "put-mode", "mkdir", "rmtree", "mtime",
+    # Commands may come before the previous answer is complete; they are
+    # read one at a time (the read gate) and answered in order.
+    "pipeline",
 )
 # What a --read-only server leaves out of its greeting: it refuses these
 # commands to everyone (docs/protocol.rst, Greeting).
@@ -446,11 +450,9 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         mask = decodeName(args[0]) if args else None
         self.permit("read", mask)
         entries = yield self.threaded(self.storage.listFiles, mask)
-        lines = [wire.formatLine(wire.LIST_ENTRY, encodeName(e.name), e.size, e.mtime) for e in entries]
-        lines.append(wire.formatLine(wire.LIST_END, len(entries)))
         if not self.disconnected:
             # One write for the whole listing rather than a syscall a line.
-            self.transport.write(wire.LINE_END.join(lines) + wire.LINE_END)
+            self.transport.write(listingReply(entries))
         self._log.info("{peer} list {mask}: {count} entries", peer=self.peer, mask=nameText(mask or b"*"), count=len(entries))
 
     @inlineCallbacks

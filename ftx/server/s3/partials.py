@@ -32,17 +32,27 @@ HIDDEN = ".ftx-uploads"
 #: a multipart compose; 8 MiB keeps the chunk count and requests down.
 MIN_CHUNK = 8 << 20
 
+#: The chunk of a big file (L{BIG_FILE} or more). Every chunk costs a
+#: front end three requests (its PUT, a state update, its part copy at
+#: the finish) of about 4 ms of CPU each: 16 MiB chunks saved it about
+#: 0.5 CPU s per GiB uploaded against 8 MiB, for 24 MiB more memory per
+#: upload. Smaller files keep small chunks (less memory, finer resumes).
+BIG_CHUNK = 16 << 20
+BIG_FILE = 256 << 20
+
 #: S3's limit on the parts of one multipart upload.
 MAX_PARTS = 10_000
 
 
 def chunkSizeFor(size: int) -> int:
     """
-    The chunk size for a file of C{size} bytes: L{MIN_CHUNK}, or more in
-    whole MiB so that the file fits in L{MAX_PARTS} chunks.
+    The chunk size for a file of C{size} bytes: L{MIN_CHUNK}, L{BIG_CHUNK}
+    for a big file, or more in whole MiB so that the file fits in
+    L{MAX_PARTS} chunks.
     """
     needed = -(-size // MAX_PARTS)
-    return max(MIN_CHUNK, -(-needed // (1 << 20)) << 20)
+    smallest = BIG_CHUNK if size >= BIG_FILE else MIN_CHUNK
+    return max(smallest, -(-needed // (1 << 20)) << 20)
 
 
 def areaOf(root: str, full: bytes) -> str:

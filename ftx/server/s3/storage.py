@@ -30,6 +30,7 @@ from ftx.protocol.checksums import SHA1, XXH128
 from ftx.protocol.names import matches, splitName
 from ftx.protocol.wire import EMPTY_SHA1, nameText
 from ftx.server.s3.bucket import Bucket, errorCode, isNotFound, unavailable
+from ftx.server.s3.integrity import clientConfig, installWriteHooks
 from ftx.server.s3.leases import Lease
 from ftx.server.s3.partials import HIDDEN, areaOf, readState
 from ftx.server.s3.reads import WHOLE_AT_OPEN, S3File
@@ -62,24 +63,27 @@ def openBucket(endpoint: str, bucket: str, region: Optional[str] = None) -> Buck
     """
     try:
         import boto3
-        from botocore.config import Config
+        import google_crc32c  # noqa: F401 (the checksums of ftx.server.s3.integrity)
     except ImportError:
-        raise ValueError("--storage s3 needs boto3: pip install 'ftx[s3]'")
+        raise ValueError("--storage s3 needs boto3 and google-crc32c: pip install 'ftx[s3]'")
     # A session of its own: credentials are looked up now, from the chain
     # as it is, not from what boto3's default session cached earlier.
     # Connections: more than the bucket's pool has threads, so that the
     # storage calls of worker threads never wait for one; kept alive by
     # TCP between the bursts of a download. (parameter_validation=False
     # saved no measurable CPU: a request costs botocore ~4 ms regardless.)
+    # Payloads go unsigned, guarded by a CRC32C the engine checks
+    # (ftx.server.s3.integrity).
     client = boto3.session.Session().client(
         "s3",
         endpoint_url=endpoint,
         region_name=region or "us-east-1",
-        config=Config(
+        config=clientConfig(
             max_pool_connections=64, tcp_keepalive=True,
             retries={"max_attempts": 3, "mode": "standard"}, s3={"addressing_style": "path"},
         ),
     )
+    installWriteHooks(client)
     try:
         client.head_bucket(Bucket=bucket)
     except Exception as e:

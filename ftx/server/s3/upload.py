@@ -54,6 +54,54 @@ MTIME_META = "ftx-mtime"
 CHUNKS_IN_FLIGHT = 2
 
 
+class _Held:
+    """
+    The bytes received past the last chunk, kept as the pieces that came
+    (bytes objects are held, not copied) until a chunk's worth is taken,
+    which joins them once. A bytearray grown piece by piece and sliced
+    into chunks copied every byte two or three times.
+    """
+
+    def __init__(self) -> None:
+        self.pieces: Deque[bytes] = deque()
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, data) -> None:
+        # Anything but bytes may be a buffer its owner fills again.
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        if data:
+            self.pieces.append(data)
+            self.size += len(data)
+
+    def take(self, count: int) -> bytes:
+        """
+        The first C{count} bytes, no longer held.
+        """
+        taken: List[bytes] = []
+        need = count
+        while need:
+            piece = self.pieces.popleft()
+            if len(piece) > need:
+                self.pieces.appendleft(piece[need:])
+                piece = piece[:need]
+            taken.append(piece)
+            need -= len(piece)
+        self.size -= count
+        return taken[0] if len(taken) == 1 else b"".join(taken)
+
+    def value(self) -> bytes:
+        """
+        All the bytes held, which stay held.
+        """
+        whole = b"".join(self.pieces)
+        self.pieces = deque([whole]) if whole else deque()
+        return whole
+
+
 class _Put:
     """
     One chunk PUT, run as a job of the bucket's pool (which never waits
@@ -128,13 +176,17 @@ class S3Upload:
         #: Whether a chunk failed to be written: then what is buffered no
         #: longer follows the listed chunks, and is never kept.
         self._broken = False
-        self._buffer = bytearray()
+        self._buffer = _Held()
         #: Chunk keys a resume took into memory: removed once no state lists them.
         self._superseded: List[str] = []
         # The SHA-1 up to the end of the written chunks; the XXH3-128 of
         # everything stored. Both end in the object's metadata.
         self._sha1 = hashlib.sha1()
         self._xxh128 = xxhash.xxh3_128()
+        #: With XXH3-128 as the body's checksum, L{hasher} is that digest
+        #: of everything stored (its caller feeds it after each L{store}):
+        #: no second pass here, and the metadata holds the digest checked.
+        self._ownXxh128 = checksum != XXH128
         self._closed = False
 
     # -- starting -------------------------------------------------------
@@ -175,10 +227,11 @@ class S3Upload:
             if other is not None:
                 other.update(piece)
             if position + len(piece) > base:
-                self._buffer += piece[max(0, base - position) :]
+                self._buffer.add(piece[max(0, base - position) :])
             position += len(piece)
         whole = self._sha1.copy()
-        whole.update(self._buffer)
+        for piece in self._buffer.pieces:
+            whole.update(piece)
         if whole.hexdigest() != prefixSha1:
             raise differs
         self._chunks = kept
@@ -197,8 +250,9 @@ class S3Upload:
 
     def store(self, data) -> None:
         try:
-            self._buffer += data
-            self._xxh128.update(data)
+            self._buffer.add(data)
+            if self._ownXxh128:
+                self._xxh128.update(data)
             while len(self._buffer) >= self._chunkSize:
                 self._writeChunk(self._chunkSize, wait=False)
             self._lease.renewIfDue()
@@ -218,9 +272,7 @@ class S3Upload:
         until fewer than L{CHUNKS_IN_FLIGHT} are (none with C{wait}).
         """
         self._lease.renewIfDue()
-        with memoryview(self._buffer) as view:
-            piece = bytes(view[:count])
-        del self._buffer[:count]
+        piece = self._buffer.take(count)
         bucket = self._bucket
         with self._listing:
             key = newChunkKey(self._area, len(self._chunks) + len(self._writing))
@@ -299,8 +351,9 @@ class S3Upload:
             self._listWritten(0)
             self._lease.renew()
             sha1 = self._sha1.copy()
-            sha1.update(self._buffer)
-            metadata = {SHA1_META: sha1.hexdigest(), XXH128_META: self._xxh128.hexdigest()}
+            for piece in self._buffer.pieces:
+                sha1.update(piece)
+            metadata = {SHA1_META: sha1.hexdigest(), XXH128_META: (self._xxh128 if self._ownXxh128 else self.hasher).hexdigest()}
             if mtime is not None:
                 metadata[MTIME_META] = str(mtime)
             old = self._bucket.head(self._key)
@@ -317,7 +370,7 @@ class S3Upload:
                         written = self._compose(metadata, condition)
                     else:
                         written = self._bucket.client.put_object(
-                            Bucket=self._bucket.name, Key=self._key, Body=bytes(self._buffer), Metadata=metadata, **condition
+                            Bucket=self._bucket.name, Key=self._key, Body=self._buffer.value(), Metadata=metadata, **condition
                         )
                     break
                 except Exception as e:
@@ -338,7 +391,7 @@ class S3Upload:
         self._shared.wrote(self.size - replaced)
         if old is not None:
             self._reservation.fileRemoved(replaced)
-        self._buffer = bytearray()
+        self._buffer = _Held()
         try:
             dropArea(self._bucket, [c.key for c in self._chunks] + self._superseded + [self._area + "state"])
         except Exception:
@@ -381,7 +434,7 @@ class S3Upload:
             etags = self._bucket.inParallel(calls)
             if self._buffer:
                 last = len(self._chunks) + 1
-                etags.append(client.upload_part(Bucket=bucket, Key=self._key, UploadId=uploadId, PartNumber=last, Body=bytes(self._buffer))["ETag"])
+                etags.append(client.upload_part(Bucket=bucket, Key=self._key, UploadId=uploadId, PartNumber=last, Body=self._buffer.value())["ETag"])
             parts = [{"PartNumber": number, "ETag": etag} for number, etag in enumerate(etags, 1)]
             return client.complete_multipart_upload(
                 Bucket=bucket, Key=self._key, UploadId=uploadId, MultipartUpload={"Parts": parts}, **condition
@@ -417,7 +470,7 @@ class S3Upload:
     def _end(self) -> None:
         if not self._closed:
             self._closed = True
-            self._buffer = bytearray()
+            self._buffer = _Held()
             self._reservation.settle()
             self._lease.release()
 
