@@ -9,13 +9,19 @@ the list of modules does.
 
 from __future__ import annotations
 
+import argparse
+import os
+import shutil
 import subprocess
 import sys
 from typing import Optional
+from unittest import mock
 
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from tests.clitools import FTX, SharedServer
+from ftx.cli import parser
+
+from tests.clitools import FTX, SharedServer, temporaryFolder
 from tests.support import ftxEnvironment
 
 _SERVER = SharedServer(files={"a.txt": b"hello", "b.txt": b"world"})
@@ -42,17 +48,33 @@ HEAVY = {
     "ftx.cli.shell": "the interactive shell",
     "ftx.cli.downloads": "the download commands (ftx.cli.commands imports them when they run)",
     "ftx.cli.encrypted": "the encrypting commands (ftx.cli.commands imports them when they run)",
+    "http.cookiejar": "Twisted's deprecated cookielib alias (ftx._io.lazymodules defers it)",
+    "urllib.request": "http.cookiejar (ftx._io.lazymodules defers it)",
+    "http.client": "http.cookiejar (ftx._io.lazymodules defers it)",
+    "email": "http.client, for http.cookiejar (ftx._io.lazymodules defers it)",
+    "twisted.internet.process": "the reactor's process support (ftx._io.lazymodules defers it)",
+    "twisted.internet.unix": "the reactor's UNIX sockets (ftx._io.lazymodules defers them)",
+    "twisted.internet.udp": "the reactor's UDP (ftx._io.lazymodules defers it)",
+    "shutil": "argparse's help formatter (ftx.cli.parser sizes it itself)",
 }
+
+#: What a download needs beyond a small command: its commands, and the
+#: temporary files of the quick check's digest cache (tempfile, shutil).
+DOWNLOADING = {"ftx.cli.downloads", "shutil"}
 
 
 #: Runs the console script as installed, then lists on stderr the modules
-#: loaded when it exits.
+#: loaded when it ends (not those deferred and never used, whose code did
+#: not run: ftx._io.lazymodules), before its exit handlers end the process.
 _LISTING = """
-import atexit, runpy, sys
-atexit.register(lambda: sys.stderr.write(
-    "\\nMODULES " + " ".join(sorted(k for k, v in sys.modules.items() if v is not None)) + "\\n"))
+import runpy, sys
+deferred = lambda v: type(v).__name__ == "_LazyModule"
 sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name="__main__")
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    sys.stderr.write(
+        "\\nMODULES " + " ".join(sorted(k for k, v in sys.modules.items() if v is not None and not deferred(v))) + "\\n")
 """
 
 
@@ -76,14 +98,14 @@ def importedBy(address: str, *args: str):
 
 @_SERVER.serves
 class SmallCommandImportsTests(TestCase):
-    def assertLeftOut(self, *args: str, address: Optional[str] = None) -> None:
+    def assertLeftOut(self, *args: str, address: Optional[str] = None, needed=frozenset()) -> None:
         modules = importedBy(address or _SERVER(self).address, *args)
         # It did connect, with the client of ftx.client.
         self.assertIn("twisted.internet.reactor", modules)
         self.assertIn("ftx.client.protocol", modules)
         loaded = {
             name: why for name, why in HEAVY.items()
-            if name in modules or any(m.startswith(name + ".") for m in modules)
+            if name not in needed and (name in modules or any(m.startswith(name + ".") for m in modules))
         }
         self.assertEqual(loaded, {}, "ftx {} imported modules it has no use for".format(" ".join(args)))
 
@@ -98,6 +120,15 @@ class SmallCommandImportsTests(TestCase):
 
     def test_listAsJson(self):
         self.assertLeftOut("list", "--json")
+
+    def test_sget(self):
+        """
+        A download, in a pipe (no progress bars), needs its own commands
+        and nothing else of the list above.
+        """
+        local = temporaryFolder(self)
+        self.assertLeftOut("--dir", str(local), "sget", "a.txt", needed=DOWNLOADING)
+        self.assertEqual((local / "a.txt").read_bytes(), b"hello")
 
     def test_listOnLocalhost(self):
         """
@@ -135,3 +166,66 @@ print(status, atResume, gc.isenabled(), gc.get_freeze_count() > 10000)
             [sys.executable, "-c", script, _SERVER(self).address], capture_output=True, timeout=60, env=ftxEnvironment()
         )
         self.assertEqual(result.stdout.decode().splitlines()[-1], "0 [0] True True", result.stderr.decode()[-2000:])
+
+
+class HelpWidthTests(SynchronousTestCase):
+    """
+    The parser's help formatter (which keeps C{shutil} out of a small
+    command) is as wide as argparse's own.
+    """
+
+    def test_sameColumnsAsShutil(self):
+        for columns in ("50", "132", "", "wide", "0", None):
+            environment = dict(os.environ)
+            environment.pop("COLUMNS", None)
+            if columns is not None:
+                environment["COLUMNS"] = columns
+            with mock.patch.dict(os.environ, environment, clear=True):
+                self.assertEqual(parser._terminalColumns(), shutil.get_terminal_size().columns, columns)
+
+    def test_sameHelpAsArgparse(self):
+        for columns in ("60", "100"):
+            with mock.patch.dict(os.environ, {"COLUMNS": columns}):
+                built = parser.buildParser()
+                ours = built.commands["sget"].format_help() + built.format_help()
+                for command in [built, *built.commands.values()]:
+                    command.formatter_class = argparse.RawDescriptionHelpFormatter
+                stock = built.commands["sget"].format_help() + built.format_help()
+            self.assertEqual(ours, stock)
+
+
+@_SERVER.serves
+class ExitTests(TestCase):
+    def test_leavesWithoutTakingThePythonApart(self):
+        """
+        Once a command is over, the console script runs the exit handlers
+        (one registered while the command ran too), flushes what it printed
+        and ends the process with the command's status, without freeing
+        every object first.
+        """
+        script = """
+import atexit, os, sys
+from ftx.cli import main
+def finalizing(event, args, write=os.write):
+    # Raised as the interpreter is taken apart, after the exit handlers.
+    if event in ("cpython.PyInterpreterState_Clear", "cpython._PySys_ClearAuditHooks"):
+        write(2, b"taken apart\\n")
+sys.addaudithook(finalizing)
+startup = sys.modules["ftx.cli.main"]
+original = startup.run
+def run(argv):
+    atexit.register(lambda: print("handler ran"))
+    return original(argv)
+startup.run = run
+sys.argv = ["ftx", "--server", sys.argv[1]] + sys.argv[2:]
+main()
+"""
+        address = _SERVER(self).address
+        listed = subprocess.run([sys.executable, "-c", script, address, "list"], capture_output=True, timeout=60,
+                                env=ftxEnvironment())
+        missing = subprocess.run([sys.executable, "-c", script, address, "sget", "nosuch"], capture_output=True,
+                                 timeout=60, env=ftxEnvironment(), cwd=str(temporaryFolder(self)))
+        self.assertEqual((listed.returncode, missing.returncode), (0, 4), listed.stderr + missing.stderr)
+        self.assertEqual(listed.stdout.decode().splitlines()[-2:], ["5 B  5  b.txt", "handler ran"])
+        self.assertNotIn(b"taken apart", listed.stderr + missing.stderr)
+        self.assertIn(b"no such file", missing.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 
 from twisted.internet import reactor
@@ -28,7 +29,18 @@ SERVER_TIME = 1_500_000_000
 
 
 def _hashes(log: str, folder: str) -> int:
-    return sum(1 for line in log.splitlines() if " hash {}/".format(folder) in line)
+    """
+    The C{hash} commands the server answered for files of C{folder}: a
+    line each, or one line for those answered together from its digest
+    cache.
+    """
+    single = re.compile(r" hash {}/".format(re.escape(folder)))
+    together = re.compile(r" hash (\d+) files from the digest cache, {}/".format(re.escape(folder)))
+    count = 0
+    for line in log.splitlines():
+        batch = together.search(line)
+        count += int(batch.group(1)) if batch else bool(single.search(line))
+    return count
 
 
 @SERVER.serves
@@ -157,6 +169,50 @@ class QuickCheckTests(SynchronousTestCase):
         third = self.mget("--verify")
         self.assertEqual(third.err.count("is already here and identical"), 3, third.err)
         self.assertNotEqual(os.stat(str(self.cacheFile())).st_mtime_ns, before)
+
+    def test_verifyWithWarmCachesSeesRewrites(self) -> None:
+        """
+        Both digest caches warm (ours and the server's, which now answers
+        from its cache without reading): other bytes of the same size put
+        back to the same time, here in one file and on the server in
+        another, fool the quick check but not C{--verify}, which fetches
+        both again.
+        """
+        self.assertEqual(self.mget().returncode, 0)
+        warm = self.mget("--verify")
+        self.assertEqual(warm.err.count("is already here and identical"), 3, warm.err)
+        mine, theirs = self.localFile("f1.bin"), self.folder / "f2.bin"
+        for path, when in ((mine, SERVER_TIME + 1), (theirs, SERVER_TIME + 2)):
+            size = path.stat().st_size
+            with open(str(path), "r+b") as f:
+                f.write(os.urandom(size))
+            os.utime(str(path), (when, when))
+        fooled = self.mget()
+        self.assertEqual(fooled.err.count("is unchanged"), 3, fooled.err)
+        before = self.hashesSoFar()
+        verified = self.mget("--verify", "--overwrite")
+        self.assertEqual(verified.returncode, 0, verified.err)
+        self.assertIn("mget: 2 fetched, 1 skipped, 0 failed", verified.err)
+        self.assertEqual(self.hashesSoFar() - before, 3)
+        for name in ("f1.bin", "f2.bin"):
+            self.assertEqual(self.localFile(name).read_bytes(), (self.folder / name).read_bytes())
+        self.assertNotEqual(self.localFile("f2.bin").read_bytes(), self.content["f2.bin"])
+
+    def test_symbolicLinkIsComparedByDigest(self) -> None:
+        """
+        A symbolic link here is never "unchanged", even to a file of the
+        server's size and time: the file it leads to is compared by digest
+        (and left where it is when identical).
+        """
+        self.assertEqual(self.mget().returncode, 0)
+        real = self.local / "elsewhere.bin"
+        os.replace(str(self.localFile("f0.bin")), str(real))
+        os.symlink(str(real), str(self.localFile("f0.bin")))
+        again = self.mget()
+        self.assertEqual(again.returncode, 0, again.err)
+        self.assertIn("{}/f0.bin is already here and identical; skipped".format(self.base), again.err)
+        self.assertEqual(again.err.count("is unchanged"), 2, again.err)
+        self.assertTrue(os.path.islink(str(self.localFile("f0.bin"))))
 
     def test_corruptCacheIsNoError(self) -> None:
         self.assertEqual(self.mget().returncode, 0)

@@ -336,14 +336,16 @@ class BeyondTheEndTests(SynchronousTestCase):
         a time: the next is read only once the previous was answered.
         """
         clock = InlineReactor()
-        factory = FtxServerFactory(MemoryStorage({b"f.bin": b"x" * 10}), clock)
+        # Three files: a digest already known would be answered at once.
+        files = {name: b"x" * 10 for name in (b"f.bin", b"g.bin", b"h.bin")}
+        factory = FtxServerFactory(MemoryStorage(files), clock)
         pool = _HeldPool()
         factory.hashing = HashLane(clock, pool=pool)
         proto = factory.buildProtocol(None)
         transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 1))
         proto.makeConnection(transport)
         transport.clear()
-        proto.dataReceived(b"hash f.bin\r\n" * 3 + b"cget f.bin 5 " + b"0" * 40 + b"\r\n")
+        proto.dataReceived(b"hash f.bin\r\nhash g.bin\r\nhash h.bin\r\ncget f.bin 5 " + b"0" * 40 + b"\r\n")
         for expected in (b"213 ", b"213 ", b"213 ", b"422 "):
             self.assertEqual(len(pool.jobs), 1)
             pool.finish()

@@ -212,4 +212,10 @@ class PipelinedHashesTests(SynchronousTestCase):
         protocol = connection.client.protocol
         self.patch(protocol, "sendLine", lambda line: sent.append(line))
         connection.client.hashes(["a"] * 500)
-        self.assertEqual(len(sent), HashesRequest.WINDOW)
+        self.assertEqual(len(sent), 500)
+        # Long names: as many as fit in the window's bytes are sent ahead.
+        sent = []
+        connection = connectInMemory(MemoryStorage({b"a": b"a"}))
+        self.patch(connection.client.protocol, "sendLine", lambda line: sent.append(line))
+        connection.client.hashes(["n" * 1000] * 500)
+        self.assertEqual(len(sent), HashesRequest.WINDOW_BYTES // len(sent[0]))

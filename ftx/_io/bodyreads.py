@@ -19,6 +19,7 @@ ordinary path throughout (L{ftx._io.internals.socketOf}).
 from __future__ import annotations
 
 import socket
+import weakref
 from typing import Callable, List, Optional
 
 from twisted.internet import main
@@ -77,8 +78,19 @@ class BufferPool:
     def __init__(self, idleKeep: int = 2) -> None:
         self._free: List[_Buffer] = []
         self._idleKeep = idleKeep
-        #: Bodies being read through this pool now.
-        self.active = 0
+        #: The bodies being read through this pool now: a set of weak
+        #: references rather than a count, so that a body whose connection
+        #: went without its L{DirectBody.uninstall} does not count for ever
+        #: (the embedded client asks L{active} before it reads a body with
+        #: a thread of its own).
+        self._bodies: "weakref.WeakSet[DirectBody]" = weakref.WeakSet()
+
+    @property
+    def active(self) -> int:
+        """
+        How many bodies are being read through this pool now.
+        """
+        return len(self._bodies)
 
     def take(self) -> _Buffer:
         if self._free:
@@ -94,9 +106,14 @@ class BufferPool:
         if self.active or len(self._free) < self._idleKeep:
             self._free.append(buffer)
 
-    def _bodyEnded(self) -> None:
-        self.active -= 1
-        if not self.active:
+    def _bodyStarted(self, body: "DirectBody") -> None:
+        self._bodies.add(body)
+
+    def _bodyEnded(self, body: "DirectBody") -> None:
+        if body not in self._bodies:
+            return
+        self._bodies.discard(body)
+        if not self._bodies:
             # No transfer is running: let the memory go back, but for a
             # couple of buffers for the next one.
             del self._free[self._idleKeep :]
@@ -151,7 +168,7 @@ class DirectBody:
         """
         if not internals.takeOverReads(self.transport, self.doRead):
             return False
-        self.pool.active += 1
+        self.pool._bodyStarted(self)
         if self.clock is not None:
             self._started = self._lastRead = self.clock.seconds()
         return True
@@ -162,9 +179,11 @@ class DirectBody:
         if self._stallCheck is not None and self._stallCheck.active():
             self._stallCheck.cancel()
         self._stallCheck = None
+        # The body no longer counts, even when its reads were taken back
+        # already (by another body installed over it).
+        self.pool._bodyEnded(self)
         if not internals.giveBackReads(self.transport, self.doRead):
             return
-        self.pool._bodyEnded()
         self._setLowWater(1)
 
     def _adjustLowWater(self, got: int) -> None:

@@ -33,6 +33,19 @@ def writeAll(f, data) -> None:
         view = view[written:]
 
 
+def writeAllTo(fd: int, data) -> None:
+    """
+    L{writeAll} for a bare file descriptor: a small file written whole
+    needs no file object, whose creation costs an C{fstat} a file.
+    """
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if not written:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]
+
+
 def hashPrefix(f, count: int, name: bytes, also=None):
     """
     SHA-1 of the next C{count} bytes of C{f}. hashlib releases the GIL on

@@ -15,9 +15,21 @@ back to the reactor, so the trailer after the body arrives through the
 protocol's ordinary path. There is one protocol
 implementation: only who reads the body's bytes changes.
 
+The same holds for a program that embeds the client, as long as the body
+is the one large body its process receives at the time (L{busy}): the
+reactor keeps serving every other connection while the thread reads (it
+only stopped reading this socket, and the thread reaches it only through
+C{callFromThread}), and a hundred bodies at once stay on the reactor
+rather than take two hundred threads that fight over the GIL.
+
 Only a plain socket qualifies (L{ftx._io.internals.socketOf}), and only a
 checksum cheap enough to run on the reading thread (XXH3): a SHA-1 body
 keeps the reactor path, where hashing runs in a lane of its own.
+
+The reactor thread never stores anything itself: the few bytes that came
+through it before the thread took over are kept (at most a read or two,
+L{EARLY_LIMIT}) and stored by the thread first, or, when no thread ever
+started, by a worker when the body is drained.
 """
 
 from __future__ import annotations
@@ -26,11 +38,14 @@ import queue
 import select
 import threading
 from time import monotonic
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.threads import deferToThreadPool
 
-__all__ = ["ThreadedWriter", "BUFFER_SIZE", "REPORT_EVERY", "REPORT_SECONDS"]
+from ftx._io import workers
+
+__all__ = ["ThreadedWriter", "BUFFER_SIZE", "REPORT_EVERY", "REPORT_SECONDS", "busy"]
 
 #: Size of a receive buffer: what the limit client uses.
 BUFFER_SIZE = 1 << 20
@@ -54,6 +69,28 @@ _POLL_SECONDS = 0.25
 #: Seconds without a byte after which the thread gives the socket back to
 #: the reactor, whose idle timers and connection handling then apply.
 _STALL_SECONDS = 120.0
+#: Bytes received through the reactor before the thread starts that are
+#: kept for it rather than stored at once; more than this (never seen: a
+#: body's thread starts within two reads) is stored where it arrives.
+EARLY_LIMIT = 4 << 20
+
+#: The writers of this process whose thread reads now (L{busy}). The
+#: thread itself takes its writer out as it ends, so a writer that never
+#: finished its body (a connection dropped, a request given up) cannot
+#: keep the process "busy" for ever.
+_reading: "set[ThreadedWriter]" = set()
+
+
+def busy() -> bool:
+    """
+    Whether a thread of this process reads a body now: a client that only
+    takes a thread when its body is the one large body of the process
+    (L{ftx.client.protocol.FtxClientProtocol.bodyThreads}) asks this. The
+    thread is counted from the moment L{ThreadedWriter.receive} is called,
+    in the same reactor turn as the body's header is read, so a second
+    body that starts a moment later sees it.
+    """
+    return bool(_reading)
 
 
 class ThreadedWriter:
@@ -71,12 +108,20 @@ class ThreadedWriter:
 
     paused = False
 
-    def __init__(self, sink, hasher) -> None:
+    def __init__(self, sink, hasher, reactor=None) -> None:
         self.sink = sink
         self.hasher = hasher
+        #: Whose worker threads store what came before a thread started,
+        #: when none does; without one (tests) L{whenDrained} stores it.
+        self.reactor = reactor
         self.error: Optional[BaseException] = None
         self._running: Optional[Deferred] = None
         self._stop = False
+        #: Bytes received through the reactor and not stored yet.
+        self._early: List[object] = []
+        self._earlySize = 0
+        #: Whether a thread read part of this body already.
+        self._received = False
 
     def _store(self, data) -> None:
         if self.error is not None:
@@ -89,20 +134,48 @@ class ThreadedWriter:
             self.error = e
 
     def write(self, data, release: Optional[Callable[[], None]] = None) -> None:
-        self._store(data)
+        """
+        Bytes of the body that came through the reactor. Before the thread
+        starts they are kept for it, so the reactor thread never waits on
+        the disk; after it gave the socket back early (a stall), they are
+        stored here.
+        """
+        if self._received or self._earlySize + len(data) > EARLY_LIMIT:
+            self._storeEarly()
+            self._store(data)
+        elif release is not None:
+            self._early.append(bytes(data))
+        else:
+            # A view of the bytes one read brought: kept alive by the view.
+            self._early.append(data)
+        self._earlySize += len(data)
         if release is not None:
             release()
+
+    def _storeEarly(self) -> None:
+        early, self._early = self._early, []
+        for data in early:
+            self._store(data)
 
     def whenDrained(self) -> Deferred:
         """
         Fires once every byte received so far is stored and hashed: at once,
-        or when the thread has given the socket back.
+        or when the thread has given the socket back, or when a worker has
+        stored what came before a thread could start.
         """
-        if self._running is None:
-            return succeed(None)
-        d: Deferred = Deferred()
-        self._running.addBoth(lambda result: (d.callback(None), result)[1])
-        return d
+        if self._running is not None:
+            d: Deferred = Deferred()
+            self._running.addBoth(lambda result: (d.callback(None), result)[1])
+            return d
+        if self._early and self.reactor is not None:
+            self._running = deferToThreadPool(self.reactor, workers.poolFor(self.reactor, workers.STORE), self._storeEarly)
+            self._running.addBoth(self._earlyStored)
+            return self.whenDrained()
+        self._storeEarly()
+        return succeed(None)
+
+    def _earlyStored(self, result) -> None:
+        self._running = None
 
     def stop(self) -> None:
         """
@@ -122,6 +195,8 @@ class ThreadedWriter:
         finds out why on its next read).
         """
         self._running = Deferred()
+        self._received = True
+        _reading.add(self)
         thread = threading.Thread(
             target=self._run, args=(reactor, sock, length, progressed, finished), name="ftx-body", daemon=True
         )
@@ -138,6 +213,8 @@ class ThreadedWriter:
         store = self._store
         reported = monotonic()
         try:
+            # What came through the reactor first goes first.
+            self._storeEarly()
             poller = select.poll()
             # A socket closed meanwhile (-1) fails here, and the reactor hears
             # of it below like of any other early end.
@@ -177,6 +254,7 @@ class ThreadedWriter:
             if lane is not None:
                 # Everything received is stored before the reactor hears.
                 lane.close()
+            _reading.discard(self)
             reactor.callFromThread(self._finished, finished, length - remaining)
 
     def _finished(self, finished: Callable[[int], None], count: int) -> None:

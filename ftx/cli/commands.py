@@ -186,6 +186,10 @@ def _encrypting(name: str) -> Callable:
     """
 
     def command(ctx: Context, args) -> int:
+        if name in ("sget", "mget") and not getattr(args, "decrypt", False):
+            # Only --decrypt changes a download (as withEncryption says):
+            # a plain one starts without the encrypting commands.
+            return _PLAIN[name](ctx, args)
         from ftx.cli.encrypted import withEncryption
 
         return withEncryption(_PLAIN)[name](ctx, args)

@@ -53,6 +53,11 @@ def _plan(ctx, resolver: Resolver, entry: Entry, target: str, verdict=None):
         # (A regular file, as the quick check found: nothing more to look at.)
         ctx.reporter.note("{} is unchanged (size and time match the server's); skipped".format(target))
         return None
+    if verdict == IDENTICAL:
+        # (A regular file, its digest just compared: nothing more to look at.)
+        ctx.reporter.note("{} is already here and identical; skipped".format(target))
+        keepMtime(target, entry.mtime)
+        return None
     partial = localfiles.partialPath(target)
     resumable = os.path.isfile(partial) and (_localSize(partial) or 0) <= entry.size
     if not os.path.lexists(target):
@@ -61,10 +66,6 @@ def _plan(ctx, resolver: Resolver, entry: Entry, target: str, verdict=None):
         raise Refused("{} is a folder here; nothing was changed".format(target))
     if isinstance(verdict, FtxError):
         raise verdict
-    if verdict == IDENTICAL:
-        ctx.reporter.note("{} is already here and identical; skipped".format(target))
-        keepMtime(target, entry.mtime)
-        return None
     # A partial download does not make the file in the way ours to replace.
     action, path = resolver.decide(target)
     if action == SKIP:

@@ -8,12 +8,13 @@ exit status (L{ftx.cli.status.EXIT_CODES}); a traceback means a bug in ftx.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
 import sys
 from typing import List, Optional, Tuple
 
-from ftx._io import notls
+from ftx._io import lazymodules, notls
 from ftx._io.endpoints import isTLS, parseAddress
 from ftx.cli.addresses import parseServerOption
 from ftx.cli.config import loadConfig, netrcLogin
@@ -44,10 +45,12 @@ def sessionOptions(args, config: Optional[dict] = None) -> Tuple[str, dict]:
     address = server.address
     tlsOptions = {option: getattr(args, option, None) for option in ("tls", "cafile", "insecure", "cert")}
     wantsTLS = server.tls or any(tlsOptions.values()) or bool(config.get("tls"))
+    # Before the reactor is imported: what Twisted imports and a command
+    # never uses loads on first use (ftx._io.lazymodules), and a plain
+    # connection starts faster without the TLS libraries (ftx._io.notls).
     if not wantsTLS:
-        # Before the reactor is imported: a plain connection starts faster
-        # without the TLS libraries (ftx._io.notls).
         notls.leaveOutTLS()
+    lazymodules.deferImports()
     from twisted.internet import reactor
 
     from ftx.client.api import ClientTLS, endpointFromAddress
@@ -289,9 +292,39 @@ def _resumeCollector() -> None:
         gc.enable()
 
 
+#: The status L{main} leaves with, once the command has returned it.
+_leavingWith: Optional[int] = None
+
+
+def _leaveNow() -> None:
+    """
+    The console script's last exit handler (registered first, so run after
+    every other one, such as the quick check's saving of its digest cache):
+    end the process without taking the interpreter apart. Freeing every
+    object of the 350 modules a command imports, which the process is
+    about to give back whole, was 3% of the CPU time of C{ftx df}. Nothing
+    is lost: the reactor has stopped, the command closed its files, threads
+    that must finish were waited for before exit handlers run, and stdout
+    and stderr are flushed here. If flushing fails, Python's own exit
+    reports it as it always did.
+    """
+    if _leavingWith is None:
+        return
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:
+        return
+    os._exit(_leavingWith)
+
+
 def main() -> None:
     """
     The C{ftx} console script.
     """
+    global _leavingWith
+    atexit.register(_leaveNow)
     _pauseCollector()
-    sys.exit(run(sys.argv[1:]))
+    status = run(sys.argv[1:])
+    _leavingWith = status if isinstance(status, int) else None
+    sys.exit(status)

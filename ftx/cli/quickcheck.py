@@ -34,7 +34,7 @@ from typing import Dict, Optional
 
 from ftx.protocol import checksums
 
-__all__ = ["sameAsRemote", "DigestCache", "localDigest", "defaultCachePath", "SETTLED_NS"]
+__all__ = ["sameAsRemote", "sameStatus", "DigestCache", "localDigest", "defaultCachePath", "SETTLED_NS"]
 
 _READ = 1 << 20
 
@@ -57,6 +57,14 @@ def sameAsRemote(path: str, size: int, mtime: int) -> bool:
         st = os.lstat(path)
     except (OSError, ValueError):
         return False
+    return sameStatus(st, size, mtime)
+
+
+def sameStatus(st: os.stat_result, size: int, mtime: int) -> bool:
+    """
+    L{sameAsRemote} for a status already taken (by C{os.lstat}: the status
+    of a symbolic link is never the same).
+    """
     return stat.S_ISREG(st.st_mode) and st.st_size == size and int(st.st_mtime) == mtime
 
 
@@ -120,21 +128,27 @@ class DigestCache:
     def __exit__(self, *exc) -> None:
         self.flush()
 
-    def digest(self, path: str, checksum: str) -> str:
+    def digest(self, path: str, checksum: str, status: Optional[os.stat_result] = None) -> str:
         """
         The hex digest of the file at C{path} with checksum C{checksum}
         (a name from L{ftx.protocol.checksums}), from the cache when the
         file is unchanged since it was kept.
 
+        @param status: C{os.stat(path)}, when the caller has just taken it:
+            it is the key looked up (a file that changes after it was
+            taken is not kept, as for one that changes while it is read).
+
         @raise OSError: the file cannot be read.
         @raise ftx.errors.BadRequest: an unknown checksum.
         """
         checksums.new(checksum)  # an unknown name fails before any reading
-        before = os.stat(path)
+        before = os.stat(path) if status is None else status
         key = "{}:{}:{}".format(before.st_dev, before.st_ino, checksum)
         wanted = [before.st_size, before.st_mtime_ns, before.st_ctime_ns]
         record = self._load().get(key)
-        if record is not None and record[:3] == wanted:
+        # Checked here rather than for every record as the file is read:
+        # a run looks up some of them, and a damaged one is a miss.
+        if record is not None and _valid(record) and record[:3] == wanted:
             self.hits += 1
             record[4] = time.time()
             return record[3]
@@ -184,26 +198,37 @@ class DigestCache:
 
     def _load(self) -> Dict[str, list]:
         if self._entries is None:
-            self._entries = self._read()
+            self._entries = self._read(validate=False)
         return self._entries
 
-    def _read(self) -> Dict[str, list]:
+    def _read(self, validate: bool = True) -> Dict[str, list]:
+        """
+        The entries saved in the file: all of them, each checked by
+        L{digest} when it is looked up; or with C{validate} (what L{flush}
+        writes back) only the well-formed ones.
+        """
         try:
             with open(self.path, "rb") as f:
                 data = json.loads(f.read())
             entries = data["entries"] if data.get("format") == _FORMAT else {}
+            if not isinstance(entries, dict):
+                return {}
+            if not validate:
+                return entries
             return {k: v for k, v in entries.items() if isinstance(k, str) and _valid(v)}
         except (OSError, ValueError, TypeError, AttributeError, KeyError, RecursionError):
             return {}
 
 
-def localDigest(path: str, checksum: str, cache: Optional[DigestCache] = None) -> str:
+def localDigest(path: str, checksum: str, cache: Optional[DigestCache] = None,
+                status: Optional[os.stat_result] = None) -> str:
     """
     The hex digest of the local file C{path} with checksum C{checksum},
-    through C{cache} when one is given.
+    through C{cache} when one is given (C{status}: as for
+    L{DigestCache.digest}).
 
     @raise OSError: the file cannot be read.
     """
     if cache is not None:
-        return cache.digest(path, checksum)
+        return cache.digest(path, checksum, status)
     return _hashFile(path, checksum)

@@ -255,7 +255,7 @@ class DownloadRequest(Request):
                         self.protocol.pauseProducing, self._writerCaughtUp,
                     )
                 elif self.protocol.readsBodyInThread(header.bodyLength, checksum):
-                    self.writer = ThreadedWriter(self.current, hasher)
+                    self.writer = ThreadedWriter(self.current, hasher, self.protocol.reactor)
                 else:
                     self.writer = BackgroundWriter(
                         self.current, self.protocol.reactor, self.protocol.pauseProducing, self._writerCaughtUp,

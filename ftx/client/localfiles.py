@@ -27,6 +27,7 @@ __all__ = [
     "localPath",
     "makeParents",
     "openPartial",
+    "openPartialFd",
     "partialPath",
 ]
 
@@ -62,6 +63,15 @@ def openPartial(partial: str, truncate: bool):
     if truncate:
         flags |= os.O_TRUNC
     return open(os.open(partial, flags, 0o666), "wb" if truncate else "r+b", buffering=0)
+
+
+def openPartialFd(partial: str) -> int:
+    """
+    L{openPartial} truncating, as a bare descriptor: for a small file
+    written whole at once (L{ftx.client.smallfiles}).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    return os.open(partial, flags, 0o666)
 
 
 def existingSize(path: str) -> Optional[int]:

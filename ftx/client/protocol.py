@@ -16,19 +16,23 @@ from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 
-from ftx._io import bodyreads, internals, tls
+from ftx._io import bodyreads, internals, threadedbody, tls
 from ftx._io.ratelimit import ReadPacer, Throttle, TokenBucket
 from ftx.client.exchanges import Request
 from ftx.client.replies import ReplyStream
 from ftx.errors import ConnectionLost, FtxError, TLSError, errorFromReply
 from ftx.protocol import checksums, wire
 
-__all__ = ["FtxClientProtocol", "READ_SIZE"]
+__all__ = ["FtxClientProtocol", "READ_SIZE", "THREAD_MIN"]
 
 # The read size of the client's socket. Twisted reads 64 KiB at a time by
 # default; a 1 MiB read lets one dataReceived carry 16 times as much and
 # lifted a 1 GiB download from ~600 to ~950 MB/s on a 2-core machine.
 READ_SIZE = 1 << 20
+#: The least body read by a thread of its own when C{bodyThreads} is left
+#: to decide (L{FtxClientProtocol.bodyThreads}): starting a thread and its
+#: buffers costs about what the reactor spends on a few megabytes.
+THREAD_MIN = 8 << 20
 #: Seconds a plain connection waits for the greeting before it probes for
 #: a TLS server (L{FtxClientProtocol.probeForTLS}). An ftx server greets
 #: as soon as it accepts, so a second of silence is already unusual.
@@ -73,12 +77,18 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
     #: Bytes a second each way (L{ftx._io.ratelimit}); L{None}: no limit.
     #: Set by the factory before the connection is made.
     limitRate: Optional[int] = None
-    #: Whether a large body may be read by a thread of its own with
-    #: blocking reads (L{ftx._io.threadedbody}) rather than by the
-    #: reactor: right for a process that holds this one connection and
-    #: does nothing else meanwhile (the C{ftx} command sets it), wrong for
-    #: one reactor serving many connections at once.
-    bodyThreads = False
+    #: Whether a large body may be read by a thread of its own
+    #: (L{ftx._io.threadedbody}) rather than by the reactor. L{True}:
+    #: whenever it qualifies (L{readsBodyInThread}), right for a process
+    #: that holds this one connection and does nothing else meanwhile (the
+    #: C{ftx} command sets it). L{None}, the default: only when it would be
+    #: the one large body the process receives at that moment, and at
+    #: least L{THREAD_MIN} long; the reactor goes on serving every other
+    #: connection meanwhile (the thread only reads this socket, and hands
+    #: back to the reactor with C{callFromThread}), but a hundred bodies at
+    #: once stay on the reactor rather than take two hundred threads that
+    #: fight over the GIL. L{False}: never.
+    bodyThreads: Optional[bool] = None
 
     def __init__(self, reactor=None) -> None:
         #: Whose thread pool writes received files and whose clock paces
@@ -243,10 +253,17 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
         is to be read by a thread (L{bodyThreads}): a large one, on a plain
         socket, with a checksum cheap enough to compute on that thread.
         """
+        if self.bodyThreads is False:
+            return False
+        if self.bodyThreads is None and (
+            length < THREAD_MIN or threadedbody.busy() or bodyreads.sharedPool.active
+        ):
+            # Another large body is being received in this process (by a
+            # thread or by the reactor): this one stays on the reactor.
+            return False
         return (
-            self.bodyThreads
             # A rate-limited body is read through dataReceived, paced.
-            and self._pacer is None
+            self._pacer is None
             and length >= bodyreads.DIRECT_MIN
             and checksums.cheap(checksum)
             and internals.socketOf(self.transport) is not None

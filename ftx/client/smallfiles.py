@@ -21,7 +21,7 @@ from typing import Callable, Deque, List, Optional, Set
 from twisted.internet.defer import Deferred, succeed
 
 from ftx._io.background import Lane
-from ftx._io.fileio import writeAll
+from ftx._io.fileio import writeAllTo
 from ftx.client import localfiles
 from ftx.errors import IntegrityError
 from ftx.protocol import checksums
@@ -108,9 +108,12 @@ class SmallFileStore:
             if folder and folder not in self._folders:
                 os.makedirs(folder, exist_ok=True)
                 self._folders.add(folder)
-            with localfiles.openPartial(partial, truncate=True) as f:
+            fd = localfiles.openPartialFd(partial)
+            try:
                 for piece in job.pieces:
-                    writeAll(f, piece)
+                    writeAllTo(fd, piece)
+            finally:
+                os.close(fd)
             os.replace(partial, job.path)
         except OSError as e:
             localfiles.discard(partial)

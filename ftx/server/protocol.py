@@ -39,8 +39,9 @@ from ftx.protocol import checksums, compression, wire
 from ftx.protocol.wire import decodeName, encodeName, nameText
 from ftx.server.accounts import AccessControl, Account
 from ftx.server.connection import IConnection, checkArity
-from ftx.server.downloads import Downloads, refuseBeyondEnd
+from ftx.server.downloads import Downloads
 from ftx.server.folders import Folders
+from ftx.server.hashcommand import Hashes
 from ftx.server.hashlane import HashLane
 from ftx.server.limits import Admission, ConnectionLimits
 from ftx.server.listing import listingReply
@@ -177,6 +178,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         self.downloads = Downloads(self, self.limits.backpressure)
         self.uploads = Uploads(self, self.gate)
         self.folders = Folders(self)
+        self.hashes = Hashes(self)
         self._commands = self._commandTable()
 
     def _commandTable(self) -> Dict[str, Callable]:
@@ -186,7 +188,6 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         """
         table: Dict[str, Callable] = {
             "list": self._list,
-            "hash": self._hash,
             "delete": self._delete,
             "df": self._df,
             "login": self._login,
@@ -198,6 +199,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         table.update(self.downloads.commands())
         table.update(self.uploads.commands())
         table.update(self.folders.commands())
+        table.update(self.hashes.commands())
         return table
 
     # -- connection -----------------------------------------------------
@@ -454,19 +456,6 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
             # One write for the whole listing rather than a syscall a line.
             self.transport.write(listingReply(entries))
         self._log.info("{peer} list {mask}: {count} entries", peer=self.peer, mask=nameText(mask or b"*"), count=len(entries))
-
-    @inlineCallbacks
-    def _hash(self, args):
-        checkArity(args, 1, 2, "hash NAME [LENGTH]")
-        name = decodeName(args[0])
-        length = wire.optionalInt(args, 1, "length")
-        self.permit("read", name)
-        if length is not None:
-            refuseBeyondEnd(self.storage, name, length)
-        started = time.monotonic()
-        digest, count = yield self.hashed(self.storage.digest, name, length)
-        self.reply(wire.formatLine(wire.DIGEST, digest, count))
-        self.logged("hash", name, count, started)
 
     def _delete(self, args):
         checkArity(args, 1, 1, "delete NAME")
