@@ -6,7 +6,10 @@ Rows (each transfers about ten seconds' worth at the target rate):
   - server --limit-rate, a download and an upload;
   - server --limit-total, shared by N clients downloading at once (the
     rate of all of them together, and the spread between them);
-  - client --limit-rate, a download and an upload, from an unlimited server.
+  - client --limit-rate, a download and an upload, from an unlimited server;
+  - the web view (--http-port) under --limit-rate: one curl download; and
+    under --limit-total: curl downloading beside the ftx clients, all of
+    them sharing the one total.
 
 The server is ``twistd -n ftx`` on loopback; each client is a separate
 Python process using the embedded API (``ftx.client.connect``), timing only
@@ -84,9 +87,13 @@ class Server:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             self.log.seek(0)
-            found = re.search(r"\(port (\d+)\)", self.log.read())
-            if found:
+            text = self.log.read()
+            found = re.search(r"\(port (\d+)\)", text)
+            web = re.search(r"\(http port (\d+)\)", text)
+            if found and (web or "--http-port" not in options):
                 self.address = "127.0.0.1:{}".format(found.group(1))
+                #: The web view's base URL, when the server has one.
+                self.web = "http://127.0.0.1:{}".format(web.group(1)) if web else None
                 self.cpu0 = processCPU(self.process.pid)
                 return
             time.sleep(0.05)
@@ -121,6 +128,36 @@ def runClients(jobs):
             raise RuntimeError("a client failed")
         results.append(json.loads(out.strip().splitlines()[-1]))
     return results
+
+
+WEB = ["--http-port", "tcp:0:interface=127.0.0.1"]
+CURL_TIMES = "%{size_download} %{time_starttransfer} %{time_total}"
+
+
+def startCurl(url: str):
+    """
+    A curl download of C{url} to nowhere, started now; L{curlResult} waits.
+    """
+    return time.time(), subprocess.Popen(
+        ["curl", "-s", "-f", "-o", os.devnull, "-w", CURL_TIMES, url], stdout=subprocess.PIPE, text=True
+    )
+
+
+def curlResult(started) -> dict:
+    """
+    What L{startCurl}'s download moved, from its first byte to its last
+    (curl's own timing), like a client process's JSON line; the CPU is
+    curl's (children's usage is counted once they are waited for).
+    """
+    wall, process = started
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out, _ = process.communicate(timeout=600)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if process.returncode != 0:
+        raise RuntimeError("curl failed")
+    size, first, total = out.split()
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {"bytes": int(size), "start": wall + float(first), "end": wall + float(total), "cpu": cpu}
 
 
 def row(label: str, target: float, results, serverCPU: float) -> dict:
@@ -178,17 +215,20 @@ def main() -> int:
         print("{:<44} {:>9} {:>11} {:>8} {:>8} {:>8} {:>8} {:>7}".format(
             "row", "target", "measured", "error %", "seconds", "cli CPU", "srv CPU", "spread"))
 
-        server = Server(root, "--limit-rate", str(rate))
+        server = Server(root, "--limit-rate", str(rate), *WEB)
         try:
             out = runClients([(server.address, "get", "big.bin", os.path.join(local, "d1.bin"), 0)])
             rows.append(row("server --limit-rate, download", rate, out, server.cpu()))
             cpu = server.cpu()
             out = runClients([(server.address, "put", "up1.bin", os.path.join(local, "up.bin"), 0)])
             rows.append(row("server --limit-rate, upload", rate, out, server.cpu() - cpu))
+            cpu = server.cpu()
+            out = [curlResult(startCurl(server.web + "/big.bin"))]
+            rows.append(row("web view --limit-rate, curl download", rate, out, server.cpu() - cpu))
         finally:
             server.stop()
 
-        server = Server(root, "--limit-total", str(rate))
+        server = Server(root, "--limit-total", str(rate), *WEB)
         try:
             jobs = [
                 (server.address, "get", "part{}.bin".format(n), os.path.join(local, "p{}.bin".format(n)), 0)
@@ -196,6 +236,10 @@ def main() -> int:
             ]
             out = runClients(jobs)
             rows.append(row("server --limit-total, {} clients download".format(args.clients), rate, out, server.cpu()))
+            cpu = server.cpu()
+            web = startCurl(server.web + "/part0.bin")
+            out = runClients(jobs[1:]) + [curlResult(web)]
+            rows.append(row("--limit-total, {} clients + curl (web)".format(args.clients - 1), rate, out, server.cpu() - cpu))
         finally:
             server.stop()
 

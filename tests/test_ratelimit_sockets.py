@@ -176,12 +176,6 @@ class RateLimitSocketTests(TestCase):
             return resume(sender)
 
         self.patch(BodySender, "resumeProducing", counted)
-        import collections; self.stats = collections.Counter()
-        def counted(sender, resume=resume):
-            calls.append(1); self.stats[(sender.transport is None, sender._unregistered)] += 1
-            return resume(sender)
-        self.patch(BodySender, "resumeProducing", counted)
-        self.addCleanup(lambda: print(self.stats))
         factory = self.connections.serve(
             FtxServerFactory(FilesystemStorage(self.root), reactor, ServerPolicy(limitRate=RATE))
         )

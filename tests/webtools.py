@@ -38,15 +38,16 @@ def makeTree(case, files: Dict[str, bytes]) -> str:
     return root
 
 
-async def serveWeb(case, reactor, storage, access: Optional[AccessControl] = None) -> str:
+async def serveWeb(case, reactor, storage, access: Optional[AccessControl] = None, rates=None) -> str:
     """
     The web view of C{storage} listening on 127.0.0.1, port 0, until the
     end of C{case}; returns its base URL (C{http://127.0.0.1:PORT}).
+    C{rates}: the server's L{ftx.server.ratelimit.ServerRates}, if limited.
     """
     if isinstance(storage, str):
         storage = FilesystemStorage(storage)
     closeSocketsAfter(case, reactor)
-    site = webSite(access or AccessControl(storage, reactor=reactor), storage, reactor)
+    site = webSite(access or AccessControl(storage, reactor=reactor), storage, reactor, rates)
     # Files written just now are too fresh for the digest cache (so they
     # would get no ETag): wait out its margin once.
     await deferLater(reactor, SETTLED_NS / 1e9 + 0.01, lambda: None)

@@ -13,6 +13,7 @@ file, C{~/.netrc}. The config file may hold::
     checksum = "xxh128"                 # auto, sha1 or xxh128
     conflict = "skip"                   # overwrite, rename or skip
     compress = "auto"                   # auto, zstd or none (as --compress)
+    limit-rate = "12.5MB/s"             # as --limit-rate; a bare number is bytes/s, 0 no limit
 
 A file that cannot be read or holds something else is a one-line usage
 error naming it, never a silent default.
@@ -32,7 +33,10 @@ _CHOICES = {
     "conflict": ("overwrite", "rename", "skip"),
     "compress": ("auto", "zstd", "none"),
 }
-_TYPES = {"server": str, "user": str, "tls": bool, "cafile": str, "checksum": str, "conflict": str, "compress": str}
+_TYPES = {
+    "server": str, "user": str, "tls": bool, "cafile": str, "checksum": str, "conflict": str, "compress": str,
+    "limit-rate": (str, int, float),
+}
 
 
 def configPath() -> str:
@@ -71,13 +75,31 @@ def loadConfig(path: Optional[str] = None) -> Dict[str, Any]:
         if key not in _TYPES:
             raise UsageError("the config file {} has an unknown setting {!r} (known: {})".format(
                 path, key, ", ".join(sorted(_TYPES))))
-        if not isinstance(value, _TYPES[key]):
-            raise UsageError("the config file {}: {} must be a {}".format(path, key, _TYPES[key].__name__))
+        expected = _TYPES[key]
+        # TOML's true and false are Python bools, which are also ints.
+        if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
+            kind = "rate" if key == "limit-rate" else _TYPES[key].__name__
+            raise UsageError("the config file {}: {} must be a {}".format(path, key, kind))
         if key in _CHOICES and value not in _CHOICES[key]:
             raise UsageError("the config file {}: {} must be one of {}".format(path, key, ", ".join(_CHOICES[key])))
     if "cafile" in settings:
         settings["cafile"] = os.path.expanduser(settings["cafile"])
+    if "limit-rate" in settings:
+        settings["limit-rate"] = _rate(path, settings["limit-rate"])
     return settings
+
+
+def _rate(path: str, value) -> int:
+    """
+    Bytes a second from the C{limit-rate} setting, read as C{--limit-rate}
+    reads its argument (L{ftx._io.ratelimit.parseRate}): C{0} for no limit.
+    """
+    from ftx._io.ratelimit import parseRate
+
+    try:
+        return parseRate(str(value))
+    except ValueError as e:
+        raise UsageError("the config file {}: limit-rate: {}".format(path, e))
 
 
 def netrcLogin(host: str, user: Optional[str]) -> Tuple[Optional[str], Optional[str]]:

@@ -74,8 +74,12 @@ def sessionOptions(args, config: Optional[dict] = None) -> Tuple[str, dict]:
     if checksum != "auto":
         options["checksum"] = checksum
     options["compress"] = getattr(args, "compress", None) or config.get("compress", "auto")
-    if getattr(args, "limit_rate", None):
-        options["limitRate"] = args.limit_rate
+    # The command line's rate wins, even 0 (no limit) over the file's.
+    limitRate = getattr(args, "limit_rate", None)
+    if limitRate is None:
+        limitRate = config.get("limit-rate")
+    if limitRate:
+        options["limitRate"] = limitRate
     return address, options
 
 

@@ -117,14 +117,14 @@ def _commonOptions() -> argparse.ArgumentParser:
 
 def _rate(bareUnit: int):
     """
-    The argparse type of a rate option: bytes a second (None for 0, no
-    limit); a bare number counts C{bareUnit}s.
+    The argparse type of a rate option: bytes a second (0: no limit, which
+    also overrides the config file's); a bare number counts C{bareUnit}s.
     """
     from ftx._io.ratelimit import parseRate
 
     def rate(text: str):
         try:
-            return parseRate(text, bareUnit) or None
+            return parseRate(text, bareUnit)
         except ValueError as e:
             raise argparse.ArgumentTypeError(str(e))
 

@@ -70,6 +70,26 @@ class ServerRates:
             pair = self._accounts[name] = _pair(rate, self._clock)
         return pair
 
+    def connectionBucket(self) -> Optional[TokenBucket]:
+        """
+        A new bucket of the per-connection limit for one direction of one
+        connection the server does not make through L{forConnection} (the
+        web view's HTTP connections), or L{None} for no limit.
+        """
+        return TokenBucket(self.perConnection, self._clock) if self.perConnection else None
+
+    def sendingThrottle(self, own: Optional[TokenBucket], account=None) -> Throttle:
+        """
+        A sending L{Throttle} held back by C{own} (a L{connectionBucket}),
+        the server-wide total and the C{rate=} of C{account} (an
+        L{ftx.server.accounts.Account} or L{None}): the total and the
+        account's limit are the same buckets the protocol's connections use.
+        """
+        buckets = [own, self._totalBuckets[0]]
+        if account is not None:
+            buckets.append(self.forAccount(account.name, getattr(account.permissions, "rate", None))[0])
+        return Throttle(buckets)
+
 
 class ConnectionRate:
     """

@@ -276,6 +276,6 @@ def makeService(options: Options):
     if options["http-port"] is not None:
         from ftx.server.web import WebService, webSite
 
-        site = webSite(factory.access, factory.storage, reactor)
+        site = webSite(factory.access, factory.storage, reactor, factory.rates)
         WebService(options["http-port"], site, reactor, factory.access.portal is not None).setServiceParent(service)
     return service

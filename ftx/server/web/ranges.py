@@ -1,5 +1,6 @@
 """
-Byte ranges (RFC 9110 section 14) and the producer that streams one.
+Byte ranges (RFC 9110 section 14) and the producer that streams one,
+as fast as the client reads and no faster than the rate limits allow.
 
 One range per response: C{bytes=FIRST-LAST}, C{bytes=FIRST-} and
 C{bytes=-SUFFIX}. A request for several ranges gets the whole file with
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from typing import Optional, Tuple
 
-from twisted.internet.interfaces import IPullProducer
+from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -63,24 +64,40 @@ def parseRange(header: Optional[bytes], size: int) -> Optional[Tuple[int, int]]:
     return start, min(end, size - 1)
 
 
-@implementer(IPullProducer)
+@implementer(IPushProducer)
 class RangeProducer:
     """
     Streams C{count} bytes of an open file from C{offset} into a request,
-    one chunk each time the transport asks (a pull producer, so a slow
-    client holds at most one chunk), then finishes the request and closes
-    the file. A file that shrank mid-send ends the response early: the
-    client sees fewer bytes than C{Content-Length} and knows it is cut.
+    one chunk at a time, then finishes the request and closes the file. A
+    file that shrank mid-send ends the response early: the client sees
+    fewer bytes than C{Content-Length} and knows it is cut.
+
+    It is a push producer that schedules its own chunks on C{reactor} (a
+    L{Clock} in tests): the connection pauses it when its buffer is full (a
+    slow client holds at most one chunk), and a rate-limited C{throttle} (an
+    L{ftx._io.ratelimit.Throttle}) makes it wait, holding nothing, until
+    the tokens come. (As a pull producer, Twisted's HTTP channel would call
+    it in a loop while it waits, and would not pause it when it
+    re-registered behind a full buffer.) A file whose bytes come from
+    elsewhere (an object store's read-ahead,
+    L{ftx.server.s3.reads.S3File.whenReadable}) is read only once C{read}
+    would not wait, so that the event loop never blocks on it.
     """
 
     _log = Logger()
 
-    def __init__(self, request, f, offset: int, count: int) -> None:
+    def __init__(self, request, f, offset: int, count: int, reactor, throttle=None) -> None:
         self.request = request
         self.file = f
         self.left = count
+        self.reactor = reactor
+        self.throttle = throttle if throttle is not None and throttle.limited else None
         self._done = False
         self._registered = False
+        self._paused = False
+        self._waitingForTokens = False
+        self._waitingForData = False
+        self._call = None
         f.seek(offset)
 
     def start(self) -> None:
@@ -89,13 +106,49 @@ class RangeProducer:
             self._finish(complete=True)
             return
         self._registered = True
-        self.request.registerProducer(self, False)
+        self.request.registerProducer(self, True)
+        self._schedule()
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+        self._cancelCall()
 
     def resumeProducing(self) -> None:
-        if self._done:
+        self._paused = False
+        self._schedule()
+
+    def _stopped(self) -> bool:
+        return self._done or self._paused or self._waitingForTokens or self._waitingForData
+
+    def _schedule(self) -> None:
+        if self._call is None and not self._stopped():
+            self._call = self.reactor.callLater(0, self._sendChunk)
+
+    def _cancelCall(self) -> None:
+        if self._call is not None:
+            if self._call.active():
+                self._call.cancel()
+            self._call = None
+
+    def _sendChunk(self) -> None:
+        self._call = None
+        if self._stopped():
             return
+        whenReadable = getattr(self.file, "whenReadable", None)
+        ready = whenReadable(self.reactor) if whenReadable is not None else None
+        if ready is not None:
+            self._waitingForData = True
+            ready.addCallback(self._dataCame)
+            return
+        want = min(SEND_CHUNK, self.left)
+        if self.throttle is not None:
+            want = self.throttle.allowance(want)
+            if not want:
+                self._waitingForTokens = True
+                self.throttle.wait(self._tokensCame)
+                return
         try:
-            data = self.file.read(min(SEND_CHUNK, self.left))
+            data = self.file.read(want)
         except OSError:
             self._log.failure("reading a file for a web download failed")
             data = b""
@@ -103,9 +156,23 @@ class RangeProducer:
             self._finish(complete=False)
             return
         self.left -= len(data)
+        if self.throttle is not None:
+            self.throttle.spend(len(data))
+        # A write that fills the connection's buffer pauses this producer
+        # before it returns; the connection resumes it once it drained.
         self.request.write(data)
         if self.left <= 0:
             self._finish(complete=True)
+        else:
+            self._schedule()
+
+    def _tokensCame(self) -> None:
+        self._waitingForTokens = False
+        self._schedule()
+
+    def _dataCame(self, _) -> None:
+        self._waitingForData = False
+        self._schedule()
 
     def stopProducing(self) -> None:
         """
@@ -113,12 +180,19 @@ class RangeProducer:
         """
         if not self._done:
             self._done = True
+            self._cancelCall()
+            if self.throttle is not None:
+                self.throttle.cancel()
             self.file.close()
 
     def _finish(self, complete: bool) -> None:
         self._done = True
+        self._cancelCall()
+        if self.throttle is not None:
+            self.throttle.cancel()
         self.file.close()
         if self._registered:
+            self._registered = False
             self.request.unregisterProducer()
         if complete:
             self.request.finish()

@@ -90,18 +90,22 @@ class StorageView(Resource):
 
     @param storage: an L{ftx.server.storage.IStorage}.
     @param reactor: runs the storage's worker-thread calls (listing,
-        hashing) in its thread pool.
+        hashing) in its thread pool, and paces the downloads.
+    @param throttleFor: gives the sending L{ftx._io.ratelimit.Throttle} of
+        a download's request (L{ftx.server.web.rates.WebRates.throttleFor}
+        bound to the account); L{None}: no rate limit.
     """
 
     isLeaf = True
     # Names in log lines are the client's text (ftx.server.logsafe).
     _log = SafeLogger()
 
-    def __init__(self, storage, reactor, who: str) -> None:
+    def __init__(self, storage, reactor, who: str, throttleFor=None) -> None:
         super().__init__()
         self.storage = storage
         self.reactor = reactor
         self.who = who
+        self.throttleFor = throttleFor
 
     def render(self, request):
         if request.method not in (b"GET", b"HEAD"):
@@ -229,7 +233,8 @@ class StorageView(Resource):
             request.finish()
             return
         self._log.info("{who} web get {name} {first}+{count}", who=self.who, name=nameText(path.name), first=first, count=count)
-        RangeProducer(request, f, first, count).start()
+        throttle = self.throttleFor(request) if self.throttleFor is not None else None
+        RangeProducer(request, f, first, count, self.reactor, throttle).start()
 
     @staticmethod
     def _notModified(request, etag: Optional[bytes], mtime: Optional[int]) -> bool:
