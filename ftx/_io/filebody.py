@@ -20,6 +20,7 @@ from zope.interface import implementer
 
 from ftx._io import internals, zerocopy
 from ftx._io.fileio import READ_CHUNK
+from ftx._io.threadedsend import ThreadedSend
 from ftx.errors import IntegrityError
 
 # Chunk read from disk per resumeProducing on the copying path (TLS, or a
@@ -98,11 +99,16 @@ class BodySender:
     in L{SEND_CHUNK} pieces.
     Either way a client that stops reading stops the sending, and nothing
     but the socket's own buffer holds the file's bytes.
+
+    With C{sendThread}, a C{sendfile} body without a rate limit goes out
+    from a thread of its own (L{ftx._io.threadedsend}) instead of a turn of
+    the reactor at a time: right for a process that holds one connection
+    and waits for it (the C{ftx} command), wrong for a server.
     """
 
     def __init__(
         self, f, offset: int, count: int, hasher, knownDigest: Optional[str], progress: Callable[[int], None], reactor=None,
-        throttle=None,
+        throttle=None, sendThread: bool = False,
     ):
         self.file = f
         self.position = offset
@@ -120,6 +126,8 @@ class BodySender:
         self._fd: Optional[int] = None
         self._aside: Optional[AsideHasher] = None
         self._asideDigest: Optional[Deferred] = None
+        self._sendThread = sendThread
+        self._thread: Optional[ThreadedSend] = None
 
     def begin(self, transport) -> Deferred:
         self.transport = transport
@@ -131,7 +139,10 @@ class BodySender:
         ):
             self._socket = sock
             self._fd = fd
-            if self.knownDigest is None:
+            # A sending thread hashes as it sends (L{ftx._io.threadedsend});
+            # a rate limit keeps the reactor's turns.
+            self._sendThread = self._sendThread and (self.throttle is None or not self.throttle.limited)
+            if self.knownDigest is None and not self._sendThread:
                 self._aside = AsideHasher(fd, self.position, self.remaining, self.hasher)
                 self._asideDigest = self._aside.start(self.reactor)
         else:
@@ -177,6 +188,9 @@ class BodySender:
             # The header line is still queued; the transport asks again
             # once it has written it.
             return
+        if self._sendThread:
+            self._startThread()
+            return
         try:
             sent = zerocopy.sendSome(self._socket, self._fd, self.position, allowed)
         except EOFError:
@@ -197,6 +211,43 @@ class BodySender:
             # write pass calls resumeProducing again once the socket can
             # take more, after the other connections had their turn.
             internals.wakeWriter(transport)
+
+    def _startThread(self) -> None:
+        """
+        Leave the rest of the body to a sending thread: the transport, idle
+        now, writes nothing until L{_threadFinished} (nothing else is sent
+        on the connection meanwhile: a body is the only thing in flight).
+        """
+        try:
+            hasher = self.hasher if self.knownDigest is None else None
+            thread = ThreadedSend(self._socket, self._fd, self.position, self.remaining, hasher)
+        except OSError as e:
+            self._finish(Failure(ConnectionError("sending failed: {}".format(e.strerror))))
+            return
+        self.transport.unregisterProducer()
+        self._unregistered = True
+        self._thread = thread
+        thread.start(self.reactor, self._threadProgress, self._threadFinished)
+
+    def _threadProgress(self, count: int) -> None:
+        if self.transport is None:
+            return
+        self.position += count
+        self.remaining -= count
+        self._spent(count)
+        self.progress(count)
+
+    def _threadFinished(self, sent: int) -> None:
+        thread, self._thread = self._thread, None
+        if self.transport is None or thread is None:
+            return
+        if self.remaining <= 0:
+            self._finish(None)
+        elif isinstance(thread.error, EOFError):
+            self._finish(Failure(IntegrityError("the file shrank while it was being sent")))
+        else:
+            reason = getattr(thread.error, "strerror", None) or str(thread.error or "stopped")
+            self._finish(Failure(ConnectionError("sending failed: {}".format(reason))))
 
     def _sendCopy(self, allowed: int) -> None:
         if self._stepAsideUntilReadable():
@@ -240,6 +291,8 @@ class BodySender:
         return True
 
     def stopProducing(self) -> None:
+        if self._thread is not None:
+            self._thread.stop()
         self._finish(Failure(ConnectionError("connection lost while sending")))
 
     def _finish(self, failure: Optional[Failure]) -> None:

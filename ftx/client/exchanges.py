@@ -487,10 +487,20 @@ class UploadRequest(Request):
         if reply.code == wire.SEND_BODY and self.sender is None:
             if self.progress:
                 self.progress(self.name, self.sent, self.size)
-            self.sender = (compressed.BlockSender if compressed.isCompressed(self.protocol) else BodySender)(
-                self.file, self.offset, self.size - self.offset, self.hasher, None, self._sentSome, self.protocol.reactor,
-                self.protocol.sending,
-            )
+            if compressed.isCompressed(self.protocol):
+                self.sender = compressed.BlockSender(
+                    self.file, self.offset, self.size - self.offset, self.hasher, None, self._sentSome,
+                    self.protocol.reactor, self.protocol.sending,
+                )
+            else:
+                # A process that waits for this one connection (the ftx
+                # command sets bodyThreads) sends a large body from a thread
+                # of its own; the library's default (None) keeps the reactor.
+                threaded = getattr(self.protocol, "bodyThreads", None) is True
+                self.sender = BodySender(
+                    self.file, self.offset, self.size - self.offset, self.hasher, None, self._sentSome,
+                    self.protocol.reactor, self.protocol.sending, sendThread=threaded,
+                )
             self.sender.begin(self.protocol.transport).addCallbacks(self._bodySent, self._bodyFailed)
         elif reply.code == wire.STORED:
             self.file.close()

@@ -139,6 +139,13 @@ class Upload:
 
     #: What finish does when the name is taken (set by the storage).
     mode = PUT_REPLACE
+    #: L{store} and C{hasher} may be called from any one thread at a time,
+    #: not only the server's store workers, and L{store} is done with the
+    #: bytes when it returns (their buffer is reused at once): a large body
+    #: may then be read, stored and hashed by a thread of its own
+    #: (L{ftx._io.threadedreceive}). Another backend leaves it unset and
+    #: keeps the reactor's path.
+    storesFromAnyThread = True
 
     def finish(self, digest: str, mtime: Optional[int] = None) -> bytes:
         """

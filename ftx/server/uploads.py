@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Optional
 
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 
-from ftx._io import bodyreads, compressedbody, internals
+from ftx._io import bodyreads, compressedbody, internals, threadedreceive
 from ftx._io.background import BackgroundWriter
 from ftx.errors import AlreadyExists, BadOffset, BadRequest, Conflict, FtxError, NoSpace, TooLarge
 from ftx.protocol import checksums, compression, wire
@@ -24,6 +24,10 @@ from ftx.server.connection import checkArity
 from ftx.server.readgate import COMMAND, DISK_BEHIND, ReadGate
 from ftx.server.storage import PUT_MODES, PUT_REPLACE
 
+
+#: Why reading is paused while a thread of its own reads the body
+#: (L{ftx._io.threadedreceive}): the reactor must not read it too.
+_BODY_THREAD = "body-thread"
 
 #: Seconds a stalled upload holds its name against a new connection of the
 #: same user (C{--upload-takeover}).
@@ -79,6 +83,11 @@ class Uploads:
         self._finished: List[Deferred] = []
         #: The blocks of a compressed body (compress zstd), else L{None}.
         self._blocks: Optional[compressedbody.BlockReader] = None
+        #: The thread reading the body now, if one is (L{_readInThread}).
+        self._bodyThread: Optional[threadedreceive.ThreadedReceive] = None
+        #: The first error a body thread met storing or hashing.
+        self._threadError: Optional[BaseException] = None
+        self._upload = None
 
     def commands(self) -> Dict[str, Callable]:
         """
@@ -100,6 +109,8 @@ class Uploads:
         """
         if self._directBody is not None:
             self._directBody.uninstall()
+        if self._bodyThread is not None:
+            self._bodyThread.stop()
         if self._done is not None:
             d, self._done = self._done, None
             d.errback(ConnectionError("connection lost during upload"))
@@ -160,6 +171,7 @@ class Uploads:
             yield self._receive(upload, name, size, offset)
         finally:
             _receiving.remove(storage, name, self)
+            self._upload = None
             finished, self._finished = self._finished, []
             for d in finished:
                 d.callback(None)
@@ -209,6 +221,8 @@ class Uploads:
         started = time.monotonic()
         self._remaining = size - offset
         self._blocks = None
+        self._threadError = None
+        self._upload = upload
         if getattr(connection, "compression", compression.NONE) == compression.ZSTD:
             # Blocks are decoded, stored and hashed in one worker thread.
             self._writer = BackgroundWriter(
@@ -228,11 +242,11 @@ class Uploads:
         try:
             digest, mtime = yield self._done
         except BaseException:
-            yield self._writer.whenDrained()
+            yield self._drained()
             upload.abort(keep=connection.disconnected and self._keepPartial(upload))
             raise
-        yield self._writer.whenDrained()
-        error, self._writer = self._writer.error, None
+        yield self._drained()
+        error, self._writer = self._writer.error or self._threadError, None
         if error is not None:
             upload.abort(keep=False)
             raise error
@@ -245,6 +259,18 @@ class Uploads:
         stored = stored or name
         connection.reply(wire.formatLine(wire.STORED, encodeName(stored), size, digest))
         connection.logged("put", name, size - offset, started)
+
+    def _drained(self) -> Deferred:
+        """
+        Fires once every byte received so far is stored and hashed: by the
+        writer's lanes and by a body thread still running.
+        """
+        writer, thread = self._writer, self._bodyThread
+        if thread is None:
+            return writer.whenDrained()
+        d: Deferred = Deferred()
+        thread.finished.addBoth(lambda result: (writer.whenDrained().chainDeferred(d), result)[1])
+        return d
 
     @staticmethod
     def _finish(upload, digest: str, mtime: Optional[int]):
@@ -272,7 +298,7 @@ class Uploads:
         """
         if self._connection.policy.partialTTL == 0 or upload.received == 0:
             return False
-        return self._writer is None or self._writer.error is None
+        return (self._writer is None or self._writer.error is None) and self._threadError is None
 
     def _beginBody(self) -> None:
         """
@@ -310,12 +336,15 @@ class Uploads:
             self._bodyEnded()
             self._connection.setLineMode(data[take:])
         else:
-            self._readDirectly()
+            # Only bytes arriving start a body thread: the empty call of a
+            # resume after a thread handed back a quiet upload does not.
+            self._readDirectly(threadOk=bool(data))
 
-    def _readDirectly(self) -> None:
+    def _readDirectly(self, threadOk: bool = True) -> None:
         """
         Once nothing of the body is buffered here, read the rest of it
-        straight into reused buffers (L{ftx._io.bodyreads}) on a plain socket.
+        in a thread of its own (L{_readInThread}) or straight into reused
+        buffers (L{ftx._io.bodyreads}) on a plain socket.
         """
         connection = self._connection
         # lineBufferEmpty, not a count of zero: should a Twisted release drop
@@ -332,11 +361,74 @@ class Uploads:
         sock = internals.socketOf(connection.transport)
         if sock is None or self._remaining < bodyreads.DIRECT_MIN:
             return
+        if threadOk and self._readInThread(sock):
+            return
         self._directBody = bodyreads.DirectBody(
             connection.transport, sock, self._remaining, self._buffers, self._directData, self._directDone,
             clock=connection.reactor,
         )
         self._directBody.install()
+
+    def _readInThread(self, sock) -> bool:
+        """
+        Hand the rest of a large body to a thread of its own
+        (L{ftx._io.threadedreceive}) if a slot is free and the storage can
+        store from any thread; returns whether it did. The thread starts
+        once the writer has stored what came before, so bytes reach the
+        file in order; reading stays paused until the thread is done.
+        """
+        upload, writer = self._upload, self._writer
+        if (
+            self._blocks is not None
+            or self._bodyThread is not None
+            or self._remaining < threadedreceive.THREAD_MIN
+            or not getattr(upload, "storesFromAnyThread", False)
+            or writer is None
+            or writer.error is not None
+            or self._threadError is not None
+            or not threadedreceive.slots.take()
+        ):
+            return False
+        try:
+            thread = threadedreceive.ThreadedReceive(sock, self._remaining, upload.store, upload.hasher)
+        except OSError:
+            threadedreceive.slots.give()
+            return False
+        self._bodyThread = thread
+        self._gate.pause(_BODY_THREAD)
+        thread.finished.addCallback(self._threadFinished, thread)
+
+        def start(_) -> None:
+            if self._connection.disconnected:
+                thread.stop()
+            thread.start(self._connection.reactor, self._threadProgress)
+
+        writer.whenDrained().addCallback(start)
+        return True
+
+    def _threadProgress(self, count: int) -> None:
+        self._lastByte = self._connection.reactor.seconds()
+        self._connection.resetTimeout()
+
+    def _threadFinished(self, count: int, thread) -> None:
+        """
+        The thread read C{count} bytes of the body: all of it, or fewer
+        when the client went quiet or the connection failed; what is left
+        comes through the reactor again.
+        """
+        threadedreceive.slots.give()
+        self._bodyThread = None
+        self._threadError = self._threadError or thread.error
+        if count:
+            self._lastByte = self._connection.reactor.seconds()
+        self._remaining -= count
+        connection = self._connection
+        if connection.disconnected:
+            return
+        if self._remaining == 0:
+            self._bodyEnded()
+            connection.setLineMode()
+        self._gate.resume(_BODY_THREAD)
 
     def _directData(self, view, release) -> None:
         self._lastByte = self._connection.reactor.seconds()
