@@ -242,6 +242,14 @@ class IUpload(Interface):
 
     The upload holds the name's claim and any quota reservation until
     L{finish} or L{abort}; every way out settles both.
+
+    Two optional class attributes (read with a default of C{False}, so a
+    backend that lacks them keeps the reactor-thread contract below) let
+    the server move work off the reactor: C{finishesInThread} when
+    L{finish} makes network calls that grow with the file (an object
+    store's compose), and C{storesFromAnyThread} when L{store} may be
+    called from one body thread at a time and is done with the bytes when
+    it returns (the buffer is reused at once).
     """
 
     name = Attribute("The name being uploaded (bytes, as from the wire).")
