@@ -35,7 +35,6 @@ started, by a worker when the body is drained.
 from __future__ import annotations
 
 import queue
-import select
 import threading
 from time import monotonic
 from typing import Callable, List, Optional
@@ -44,6 +43,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.threads import deferToThreadPool
 
 from ftx._io import workers
+from ftx._io.lentsocket import LentSocket
 
 __all__ = ["ThreadedWriter", "BUFFER_SIZE", "REPORT_EVERY", "REPORT_SECONDS", "busy"]
 
@@ -208,32 +208,14 @@ class ThreadedWriter:
         view = memoryview(buffer)
         remaining = length
         unreported = 0
-        quiet = 0.0
-        recv_into = sock.recv_into
         store = self._store
         reported = monotonic()
         try:
             # What came through the reactor first goes first.
             self._storeEarly()
-            poller = select.poll()
-            # A socket closed meanwhile (-1) fails here, and the reactor hears
-            # of it below like of any other early end.
-            poller.register(sock.fileno(), select.POLLIN)
+            lent = LentSocket(sock, _POLL_SECONDS, _STALL_SECONDS, lambda: self._stop)
             while remaining and not self._stop:
-                try:
-                    got = recv_into(view, min(remaining, BUFFER_SIZE))
-                except (BlockingIOError, InterruptedError):
-                    # The socket stays non-blocking (the reactor owns it);
-                    # wait here for bytes instead.
-                    if poller.poll(_POLL_SECONDS * 1000):
-                        quiet = 0.0
-                    else:
-                        quiet += _POLL_SECONDS
-                        if quiet >= _STALL_SECONDS:
-                            break
-                    continue
-                except OSError:
-                    break
+                got = lent.recvInto(view, min(remaining, BUFFER_SIZE))
                 if not got:
                     break
                 if lane is None:

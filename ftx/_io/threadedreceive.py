@@ -26,13 +26,14 @@ reused the number. It stops at its next wake-up once told to (L{stop}).
 from __future__ import annotations
 
 import os
-import select
 import socket
 import threading
 from time import monotonic
 from typing import Callable, Optional
 
 from twisted.internet.defer import Deferred
+
+from ftx._io.lentsocket import LentSocket
 
 __all__ = ["ThreadedReceive", "Slots", "slots", "BUFFER_SIZE", "HAND_BACK_SECONDS", "THREAD_MIN"]
 
@@ -129,25 +130,11 @@ class ThreadedReceive:
         remaining = self._length
         unreported = 0
         reported = monotonic()
-        quiet = 0.0
-        recv_into = sock.recv_into
         store, update = self._store, self._hasher.update
         try:
-            poller = select.poll()
-            poller.register(sock.fileno(), select.POLLIN)
+            lent = LentSocket(sock, _POLL_SECONDS, HAND_BACK_SECONDS, lambda: self._stop)
             while remaining and not self._stop:
-                try:
-                    got = recv_into(view, min(remaining, BUFFER_SIZE))
-                except (BlockingIOError, InterruptedError):
-                    # The socket stays non-blocking (the reactor owns it):
-                    # wait here for bytes instead.
-                    if poller.poll(_POLL_SECONDS * 1000):
-                        quiet = 0.0
-                    else:
-                        quiet += _POLL_SECONDS
-                        if quiet >= HAND_BACK_SECONDS:
-                            break
-                    continue
+                got = lent.recvInto(view, min(remaining, BUFFER_SIZE))
                 if not got:
                     break
                 if self.error is None:
