@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ftx._io import internals, zerocopy
+from ftx._io.buffers import alignedBuffer
 from ftx._io.fileio import READ_CHUNK
 from ftx._io.threadedsend import ThreadedSend
 from ftx.errors import IntegrityError
@@ -58,8 +59,7 @@ class AsideHasher:
 
     def _run(self) -> str:
         try:
-            buffer = bytearray(READ_CHUNK)
-            view = memoryview(buffer)
+            view = alignedBuffer(READ_CHUNK)
             position, end = self._offset, self._offset + self._count
             while position < end and not self._cancelled:
                 got = os.preadv(self._fd, [view[: min(READ_CHUNK, end - position)]], position)

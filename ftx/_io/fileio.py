@@ -11,6 +11,7 @@ import errno
 import hashlib
 import os
 
+from ftx._io.buffers import alignedBuffer
 from ftx.errors import IntegrityError
 from ftx.protocol.wire import nameText
 
@@ -56,8 +57,7 @@ def hashPrefix(f, count: int, name: bytes, also=None):
     check the whole file by the connection's checksum.
     """
     hasher = hashlib.sha1()
-    buffer = bytearray(READ_CHUNK)
-    view = memoryview(buffer)
+    view = alignedBuffer(READ_CHUNK)
     remaining = count
     while remaining > 0:
         got = f.readinto(view[: min(READ_CHUNK, remaining)])
