@@ -13,7 +13,7 @@ import os
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from ftx._io import fileio
+from ftx._io import buffers, fileio
 from ftx._io.bodyreads import BufferPool
 from ftx._io.buffers import alignedBuffer
 from ftx._io.lentsocket import LentSocket
@@ -41,6 +41,33 @@ class AlignedBufferTests(SynchronousTestCase):
         A zero-length body still gets a buffer (C{mmap} refuses length 0).
         """
         self.assertEqual(len(alignedBuffer(0)), 1)
+
+
+class LentBufferTests(SynchronousTestCase):
+    """
+    L{buffers.lend} hands out a buffer given back before, of the same
+    size, rather than a fresh mapping (which costs its faults again), and
+    keeps no more than L{buffers.KEEP_IDLE} of a size.
+    """
+
+    def setUp(self):
+        self.patch(buffers, "_idle", {})
+
+    def test_givenBackIsLentAgain(self):
+        first = buffers.lend(3000)
+        buffers.giveBack(first)
+        again = buffers.lend(3000)
+        self.assertIs(again, first)
+        self.assertEqual(addressOf(again) % 4096, 0)
+        other = buffers.lend(3000)
+        self.assertIsNot(other, first)
+        self.assertEqual(len(buffers.lend(5000)), 5000)
+
+    def test_keepsFew(self):
+        lent = [buffers.lend(4096) for _ in range(buffers.KEEP_IDLE + 3)]
+        for view in lent:
+            buffers.giveBack(view)
+        self.assertEqual(len(buffers._idle[4096]), buffers.KEEP_IDLE)
 
 
 class AlignedReadersTests(SynchronousTestCase):
