@@ -15,12 +15,13 @@ meanwhile. A file whose digest does not match is never written.
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from typing import Callable, Deque, List, Optional, Set
 
 from twisted.internet.defer import Deferred, succeed
 
-from ftx._io.background import Lane
+from ftx._io import workers
 from ftx._io.fileio import writeAllTo
 from ftx.client import localfiles
 from ftx.errors import IntegrityError
@@ -28,6 +29,11 @@ from ftx.protocol import checksums
 from ftx.protocol.wire import nameText
 
 __all__ = ["SmallFile", "SmallFileStore"]
+
+#: How many bytes the worker stores between two reports to the reactor
+#: thread (and always when it runs out of files): well below the
+#: exchange's low-water mark, so reading never waits for a report.
+TELL_EVERY = 1 << 20
 
 
 class SmallFile:
@@ -58,35 +64,77 @@ class SmallFileStore:
     Stores L{SmallFile}s in a worker thread, in the order given, and calls
     C{stored(job)} on the reactor thread after each one, whether it was
     written or failed (C{job.error}).
+
+    The worker takes the next file as soon as it is done with one, without
+    a trip through the reactor thread in between. Run one batch at a time
+    (L{ftx._io.background.Lane}), 1,000 files of 64 KiB on disk came in
+    about 27 batches, and the worker stood idle for the round trip between
+    two of them: 0.16-0.21 s of a 1.8-3 s C{mget} on the loaded test
+    machine. The reactor thread hears of stored files through at most one
+    pending call at a time, however many files the worker finishes
+    meanwhile.
+
+    @ivar error: always L{None}: a file's failure is its own
+        (C{job.error}), and the store has none of its own.
     """
 
+    error: Optional[BaseException] = None
+
     def __init__(self, reactor, stored: Callable[[SmallFile], None], changed: Callable[[], None]) -> None:
+        self._reactor = reactor
         self._stored = stored
         self._changed = changed
+        self._pool = workers.poolFor(reactor, workers.STORE)
         self._folders: Set[str] = set()
+        #: Every file added and not yet reported, in order (reactor thread only).
         self._queued: Deque[SmallFile] = deque()
         self._idleWaiters: List[Deferred] = []
-        self.lane = Lane(self._store, reactor, self._laneChanged)
-
-    @property
-    def error(self) -> Optional[BaseException]:
-        return self.lane.error
-
-    @property
-    def waiting(self) -> int:
-        return self.lane.waiting
+        #: Guards the three below, shared with the worker.
+        self._lock = threading.Lock()
+        self._inbox: Deque[SmallFile] = deque()
+        self._working = False
+        self._telling = False
+        #: Bytes added and not yet reported stored.
+        self.waiting = 0
 
     @property
     def idle(self) -> bool:
-        return self.lane.idle
+        return not self._queued
 
     def add(self, job: SmallFile) -> None:
         self._queued.append(job)
-        self.lane.add(job)
+        self.waiting += job.size
+        with self._lock:
+            self._inbox.append(job)
+            if self._working:
+                return
+            self._working = True
+        self._pool.callInThread(self._work)
+
+    def _work(self) -> None:
+        # Runs in a worker thread until the inbox is empty. The reactor
+        # thread is told every TELL_EVERY bytes, and when the inbox is
+        # empty: a call for each file cost it more than it saved.
+        untold = 0
+        while True:
+            with self._lock:
+                if not self._inbox:
+                    self._working = False
+                    return
+                job = self._inbox.popleft()
+            self._store(job)
+            untold += job.size + 1
+            with self._lock:
+                tell = not self._telling and (untold >= TELL_EVERY or not self._inbox)
+                if tell:
+                    self._telling = True
+            if tell:
+                untold = 0
+                self._reactor.callFromThread(self._report)
 
     def _store(self, job: SmallFile) -> None:
-        # Runs in a worker thread. A file that fails does not stop the
-        # others: the caller decides what its error means.
+        # A file that fails does not stop the others: the caller decides
+        # what its error means.
         try:
             self._write(job)
         except Exception as e:
@@ -103,12 +151,14 @@ class SmallFileStore:
                 "{} arrived corrupted ({} mismatch); it was not kept".format(nameText(job.name), checksums.label(job.checksum))
             )
         partial = localfiles.partialPath(job.path)
+        opened = False
         try:
             folder = os.path.dirname(job.path)
             if folder and folder not in self._folders:
                 os.makedirs(folder, exist_ok=True)
                 self._folders.add(folder)
             fd = localfiles.openPartialFd(partial)
+            opened = True
             try:
                 for piece in job.pieces:
                     writeAllTo(fd, piece)
@@ -116,17 +166,24 @@ class SmallFileStore:
                 os.close(fd)
             os.replace(partial, job.path)
         except OSError as e:
-            localfiles.discard(partial)
+            # Only a partial file this job made is removed: where the folder
+            # could not be made, removing would fail with an error of its
+            # own (ENOTDIR) in place of this one.
+            if opened:
+                localfiles.discard(partial)
             raise localfiles.localError(e, job.path)
 
-    def _laneChanged(self) -> None:
-        # Only this thread touches the queue; the worker only sets flags.
+    def _report(self) -> None:
+        # Reactor thread. The flag is cleared before looking: a file the
+        # worker finishes from now on calls again.
+        with self._lock:
+            self._telling = False
         queued = self._queued
         while queued and queued[0].stored:
-            self._stored(queued.popleft())
-        if self.lane.error is not None and self.lane.idle:
-            queued.clear()
-        if self.lane.idle:
+            job = queued.popleft()
+            self.waiting -= job.size
+            self._stored(job)
+        if not queued:
             waiters, self._idleWaiters = self._idleWaiters, []
             for d in waiters:
                 d.callback(None)
@@ -136,7 +193,7 @@ class SmallFileStore:
         """
         Fires once every file added so far is stored or dropped.
         """
-        if self.lane.idle:
+        if self.idle:
             return succeed(None)
         d: Deferred = Deferred()
         self._idleWaiters.append(d)
