@@ -163,24 +163,26 @@ class PlacingTests(TestCase):
 
     async def test_unnamedWhereTheSystemAllows(self):
         """
-        On Linux the file is written unnamed and linked: the worker never
-        made a partial file (a partial name made by someone else would have
-        stayed a regular file of its own, untouched).
+        On Linux the file is written unnamed and linked, never through its
+        partial name: a link planted there is not followed (its target is
+        untouched) and, like a partial file left by an earlier cut-off
+        download of the name, is removed once the file is in place.
         """
         if not localfiles.UNNAMED:
             raise SkipTest("no O_TMPFILE on this system: the renamed path is tested below")
+        outside = temporaryFolder(self, "ftx-smallplace-outside-")
+        victim = os.path.join(outside, "victim")
+        with open(victim, "wb") as f:
+            f.write(b"victim")
         jobs = [_job(self.folder, i) for i in range(3)]
-        foreign = localfiles.partialPath(jobs[1].path)
-        with open(foreign, "wb") as f:
-            f.write(b"someone else's")
-        for job in jobs:
-            self.store.add(job)
-        await self.store.whenIdle()
-        for job in jobs:
-            with open(job.path, "rb") as f:
-                self.assertEqual(f.read(), job.content)
-        with open(foreign, "rb") as f:
-            self.assertEqual(f.read(), b"someone else's")
+        stale = localfiles.partialPath(jobs[1].path)
+        with open(stale, "wb") as f:
+            f.write(b"left by a cut-off download")
+        os.symlink(victim, localfiles.partialPath(jobs[2].path))
+        await self._storeAll(jobs)
+        with open(victim, "rb") as f:
+            self.assertEqual(f.read(), b"victim")
+        self.assertEqual(sorted(os.listdir(self.folder)), sorted(os.path.basename(j.path) for j in jobs))
 
     async def test_renamedWithoutUnnamedFiles(self):
         """

@@ -168,6 +168,14 @@ class SmallFileStore:
             if unnamed:
                 written = localfiles.writeUnnamed(folder, job.path, job.pieces)
                 if written:
+                    # A partial file left by an earlier download of this
+                    # name, cut off, is stale now (the rename took it away
+                    # before). Its removal is a lookup, mostly of nothing;
+                    # one that cannot be removed harms no one.
+                    try:
+                        os.unlink(localfiles.partialPath(job.path))
+                    except OSError:
+                        pass
                     return
                 if written is None:
                     self._folders[folder] = False
