@@ -20,6 +20,7 @@ from unittest import mock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ftx.cli import parser
+from ftx.cli.status import UsageError
 
 from tests.clitools import FTX, SharedServer, temporaryFolder
 from tests.support import ftxEnvironment
@@ -193,6 +194,47 @@ class HelpWidthTests(SynchronousTestCase):
                 stock = built.commands["sget"].format_help() + built.format_help()
             self.assertEqual(ours, stock)
 
+
+
+class OneCommandParserTests(SynchronousTestCase):
+    """
+    Given the command line, the parser builds only the command it names,
+    and parses that line exactly as the whole parser does.
+    """
+
+    LINES = [
+        ["df"], ["--server", "h:1", "df", "--json"], ["--server=h:1", "-q", "ls", "*.txt"],
+        ["--dir", "df", "list", "--server", "x:2"], ["-v", "sget", "a.txt", "-o", "b", "--skip", "--decrypt"],
+        ["mget", "*", "--verify", "-r"], ["put", "a", "b", "--as", "c", "--passphrase"], ["hash", "big", "1M"],
+        ["mirror", "-R", "here", "there", "--delete"], ["--limit-rate", "1M", "cget", "x"], ["rm", "-r", "d"],
+        ["mkdir", "a/b"], ["keygen", "-o", "k"], ["--checksum", "sha1", "--tls", "df", "--udp", "--udp-port", "9"],
+    ]
+
+    def parsed(self, parser, line):
+        try:
+            return vars(parser.parse_args(line))
+        except (UsageError, SystemExit) as e:
+            return repr(e)
+
+    def test_sameAsTheWholeParser(self):
+        for line in self.LINES + [["df", "--bogus"], ["hash"], ["df", "-p", "0"], ["sget", "a", "--overwrite", "--skip"]]:
+            self.assertEqual(self.parsed(parser.buildParser(line), line), self.parsed(parser.buildParser(), line), line)
+
+    def test_onlyTheCommandNamed(self):
+        for line in self.LINES:
+            built = parser.buildParser(line)
+            self.assertEqual(len(built.commands), 1, line)
+            self.assertEqual(list(built.commands), [self.parsed(built, line)["command"]], line)
+
+    def test_wholeParserWhenNotPlain(self):
+        """
+        No command, the shell, help, a mistyped command or an option that
+        is abbreviated or combined: argparse decides, with every command.
+        """
+        every = len(parser.buildParser().commands)
+        for line in [[], ["shell"], ["--help"], ["-h", "df"], ["--version"], ["dff"], ["--serv", "h:1", "df"],
+                     ["-vq", "df"], ["-p1234", "df"], ["--print-completion", "bash"], ["--", "df"], ["--server"]]:
+            self.assertEqual(len(parser.buildParser(line).commands), every, line)
 
 @_SERVER.serves
 class ExitTests(TestCase):
