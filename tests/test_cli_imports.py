@@ -131,6 +131,16 @@ class SmallCommandImportsTests(TestCase):
         self.assertLeftOut("--dir", str(local), "sget", "a.txt", needed=DOWNLOADING)
         self.assertEqual((local / "a.txt").read_bytes(), b"hello")
 
+    def test_put(self):
+        """
+        An upload without a recipient or a passphrase needs its own
+        commands, not the age encryption (nor the cryptography library).
+        """
+        local = temporaryFolder(self)
+        (local / "up.txt").write_bytes(b"up")
+        name = "put-{}.txt".format(os.getpid())
+        self.assertLeftOut("--dir", str(local), "put", "up.txt", "--as", name, "--overwrite", needed=DOWNLOADING)
+
     def test_listOnLocalhost(self):
         """
         C{localhost}, the default server's host, needs no name resolution.
