@@ -22,7 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from ftx.cli import parser
 from ftx.cli.status import UsageError
 
-from tests.clitools import FTX, SharedServer, temporaryFolder
+from tests.clitools import FTX, SharedServer, ftx, temporaryFolder
 from tests.support import ftxEnvironment
 
 _SERVER = SharedServer(files={"a.txt": b"hello", "b.txt": b"world"})
@@ -56,12 +56,18 @@ HEAVY = {
     "twisted.internet.process": "the reactor's process support (ftx._io.lazymodules defers it)",
     "twisted.internet.unix": "the reactor's UNIX sockets (ftx._io.lazymodules defers them)",
     "twisted.internet.udp": "the reactor's UDP (ftx._io.lazymodules defers it)",
-    "shutil": "argparse's help formatter (ftx.cli.parser sizes it itself)",
+    "shutil": "argparse's help formatter (ftx.cli.parser sizes it itself), tempfile",
+    "tempfile": "the quick check's digest cache (ftx.cli.quickcheck imports it to save)",
+    "getpass": "asking for a passphrase (ftx.cli.keys imports it to ask)",
 }
 
-#: What a download needs beyond a small command: its commands, and the
-#: temporary files of the quick check's digest cache (tempfile, shutil).
-DOWNLOADING = {"ftx.cli.downloads", "shutil"}
+#: What a download needs beyond a small command: its commands (the quick
+#: check's digest cache imports tempfile, and so shutil, only to save).
+DOWNLOADING = {"ftx.cli.downloads"}
+
+#: What an upload needs beyond a small command: its commands, and the
+#: spooling of standard input (tempfile, shutil).
+UPLOADING = {"ftx.cli.downloads", "shutil", "tempfile"}
 
 
 #: Runs the console script as installed, then lists on stderr the modules
@@ -139,7 +145,9 @@ class SmallCommandImportsTests(TestCase):
         local = temporaryFolder(self)
         (local / "up.txt").write_bytes(b"up")
         name = "put-{}.txt".format(os.getpid())
-        self.assertLeftOut("--dir", str(local), "put", "up.txt", "--as", name, "--overwrite", needed=DOWNLOADING)
+        # The server is shared with tests that list it.
+        self.addCleanup(ftx, _SERVER(self), "delete", name)
+        self.assertLeftOut("--dir", str(local), "put", "up.txt", "--as", name, "--overwrite", needed=UPLOADING)
 
     def test_listOnLocalhost(self):
         """
