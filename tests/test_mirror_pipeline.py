@@ -158,6 +158,39 @@ class PipelinedClientTests(TestCase):
         # The connection goes on.
         self.assertEqual(len(await client.list()), len(FILES))
 
+    async def test_aLargeFileFinishedAtItsTrailerIsCountedOnce(self) -> None:
+        """
+        A large file whose body was already stored when its trailer came
+        (read by a body thread, as a mirror's changed multi-MiB file often
+        is) is in place at once; the answers after it still go to the files
+        asked for, not each to the one before (it was counted twice, and
+        every later file refused as "asked for X, the server sent Y").
+        """
+        root = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, root)
+        for name, data in FILES.items():
+            os.makedirs(os.path.dirname(os.path.join(root, "srv", name)), exist_ok=True)
+            with open(os.path.join(root, "srv", name), "wb") as f:
+                f.write(data)
+        port = await listenInProcess(reactor, os.path.join(root, "srv"))
+        self.addCleanup(port.stopListening)
+        client = await connect(reactor, "127.0.0.1:{}".format(port.getHost().port))
+        self.addCleanup(lambda: client.quit().addErrback(lambda _: None))
+        # Every large body read by a thread: stored before its trailer.
+        client.protocol.bodyThreads = True
+        out = os.path.join(root, "out")
+        os.mkdir(out)
+        asked = ["big.bin", "a.txt", "big.bin", "sub/b.txt", "sub/deep/c.txt"]
+        failed = []
+        transfers = await client.sgets([(n, os.path.join(out, "{}-{}".format(i, n.replace("/", "_"))))
+                                        for i, n in enumerate(asked)], failed=lambda n, e: failed.append((n, e)))
+        self.assertEqual(failed, [])
+        self.assertEqual([t.name for t in transfers], asked)
+        for i, name in enumerate(asked):
+            with open(os.path.join(out, "{}-{}".format(i, name.replace("/", "_"))), "rb") as f:
+                self.assertEqual(f.read(), FILES[name])
+        self.assertEqual(len(await client.list()), len(FILES))
+
 
 class _PipelineHostile(HostileProtocol):
     def connectionMade(self) -> None:
