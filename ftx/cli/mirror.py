@@ -243,6 +243,13 @@ def _remoteFiles(ctx, folder: str, found: List[Entry], tally: Tally) -> Tuple[Di
     @raise Conflict: C{folder} is a file.
     """
     prefix = folder + "/" if folder else ""
+    tally.count = len(found)
+    if not folder:
+        # The whole tree: every listed name is under it.
+        files = {entry.name: entry for entry in found}
+        if "" in files:
+            raise Conflict("the server listed a file with no name")
+        return files, found
     if hasWildcard(folder):
         found = [e for e in found if e.name == folder or e.name.startswith(prefix)]
     files: Dict[str, Entry] = {}
@@ -337,7 +344,7 @@ def _download(ctx, args, filters: Filters, cache) -> int:
         return "get"
 
     plan = planMirror(
-        {name: (entry.size, entry) for name, entry in remote.items()},
+        remote,
         tree.files,
         filters, same, verb, bool(args.delete), tree.folders, list(tree.partials),
     )
@@ -423,7 +430,7 @@ def _upload(ctx, args, filters: Filters, cache) -> int:
         return entry.mtime == f.mtime if keepsTime else entry.mtime >= f.mtime
 
     plan = planMirror(
-        {name: (f.size, f) for name, f in mine.items()},
+        mine,
         remote,
         filters, same, lambda name: "put", bool(args.delete),
     )

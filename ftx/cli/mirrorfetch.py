@@ -56,8 +56,10 @@ def fetchPlanned(ctx, folder: str, local: str, listed: List[Entry], transfers, d
     ctx.reporter.startBatch("mirror", len(plans), sum(entry.size for entry, _ in plans))
     # A folder whose name holds wildcard characters cannot be asked for as
     # a mask: its files come one by one.
-    groups = [(folder, listed)] if folder else serverGroups(None, listed)
-    fetched = fetchTogether(ctx, groups, plans, tally) if not hasWildcard(folder) else set()
+    fetched = set()
+    if not hasWildcard(folder) and _mgetMayPay(folder, listed, plans):
+        groups = [(folder, listed)] if folder else serverGroups(None, listed)
+        fetched = fetchTogether(ctx, groups, plans, tally)
     for entry, _ in plans:
         if entry.name in fetched:
             done(actions[entry.name], entry.size)
@@ -77,6 +79,49 @@ def fetchPlanned(ctx, folder: str, local: str, listed: List[Entry], transfers, d
     for entry, outcome in _fetchQueued(ctx, queued, tally, actions):
         done(actions[entry.name], outcome.size)
     ctx.reporter.close()
+
+
+def _mgetMayPay(folder: str, listed: List[Entry], plans) -> bool:
+    """
+    Whether any of the server C{mget}s that L{fetchTogether} would weigh
+    (one per group of L{serverGroups}, or C{folder}) passes its test: two
+    wanted files or more, and the files of the group not wanted at most a
+    tenth of the bytes wanted or 1 MiB. A re-run wants a few files of each
+    folder, and none does: this one pass over the listing, with no list
+    made per group, is then all it costs.
+    """
+    wantedCount: Dict[str, int] = {}
+    wantedBytes: Dict[str, int] = {}
+    keys: Dict[str, str] = {}
+
+    def keyOf(name: str) -> str:
+        if folder:
+            return folder
+        top, slash, _ = name.partition("/")
+        if not slash:
+            return "*"
+        key = keys.get(top)
+        if key is None:
+            key = keys[top] = "*" if hasWildcard(top) else top
+        return key
+
+    for entry, (how, _) in plans:
+        if how == "sget":
+            key = keyOf(entry.name)
+            wantedCount[key] = wantedCount.get(key, 0) + 1
+            wantedBytes[key] = wantedBytes.get(key, 0) + entry.size
+    candidates = {key for key, count in wantedCount.items() if count >= 2}
+    if not candidates:
+        return False
+    totals = dict.fromkeys(candidates, 0)
+    if folder:
+        totals[folder] = sum(entry.size for entry in listed)
+    else:
+        for entry in listed:
+            key = keyOf(entry.name)
+            if key in totals:
+                totals[key] += entry.size
+    return any(totals[key] - wantedBytes[key] <= max(wantedBytes[key] // 10, 1 << 20) for key in candidates)
 
 
 def _fetchQueued(ctx, queued: List[Tuple[Entry, str]], tally: Tally, actions: Dict) -> List[Tuple[Entry, object]]:
