@@ -86,6 +86,73 @@ class ListingFormatTests(SynchronousTestCase):
         self.assertEqual(listingReply([]), b"211 0\r\n")
 
 
+class WalkedListingTests(SynchronousTestCase):
+    """
+    The listing made while walking (L{FilesystemStorage.listingReply})
+    is byte for byte what formatting L{FilesystemStorage.listFiles} gives:
+    the same names, order, refusals and links.
+    """
+
+    def setUp(self) -> None:
+        self.root = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.root)
+        outside = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, outside)
+        with open(os.path.join(outside, "secret"), "wb") as f:
+            f.write(b"s")
+        root = os.fsencode(self.root)
+        files = [b"a.txt", b"a/b", b"a-", b"a/c d", b"a/%41", "a/\u00e9t\u00e9".encode(), b"a/\xff\xfe", b"a/x#y",
+                 b"a/deep/er/z", b"a.b/q", b"bad\x1bname", b"good/.x.ftx-partial", b"dir.ftx-partial/inside",
+                 b"ctl\x07dir/f", b"~/-._", b"Z", b"ok", b"n" * 200 + b"/m"]
+        for name in files:
+            path = os.path.join(root, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(name)
+        os.makedirs(os.path.join(root, b"emptyfolder"))
+        os.symlink(b"a.txt", os.path.join(root, b"link-in"))
+        os.symlink(os.path.join(os.fsencode(outside), b"secret"), os.path.join(root, b"a", b"link-out"))
+        os.symlink(b"a", os.path.join(root, b"link-dir"))
+        os.symlink(os.fsencode(outside), os.path.join(root, b"link-outdir"))
+        os.mkfifo(os.path.join(root, b"a", b"fifo"))
+
+    def assertSameReply(self, storage, mask) -> None:
+        walked = storage.listingReply(mask)
+        self.assertIsNotNone(walked)
+        entries = storage.listFiles(mask)
+        self.assertEqual(walked, (listingReply(entries), len(entries)))
+
+    def test_sameAsListFiles(self) -> None:
+        from ftx.server.filesystem import FilesystemStorage
+
+        storage = FilesystemStorage(self.root)
+        self.assertSameReply(storage, None)
+        self.assertSameReply(storage, b"a")
+        self.assertSameReply(storage, b"a/deep")
+        reply, count = storage.listingReply(None)
+        self.assertIn(b"210 a/c%20d ", reply)
+        self.assertIn(b"210 link-in 5 ", reply)
+        self.assertNotIn(b"secret", reply)
+        self.assertNotIn(b"fifo", reply)
+        self.assertNotIn(b"partial", reply)
+        self.assertNotIn(b"link-dir", reply)
+        self.assertGreater(count, 10)
+
+    def test_otherMasksTheUsualWay(self) -> None:
+        """
+        A mask with wildcards, or one that names a file, is left to
+        L{listFiles} (L{listedReply} falls back to it).
+        """
+        from ftx.server.filesystem import FilesystemStorage
+        from ftx.server.listing import listedReply
+
+        storage = FilesystemStorage(self.root)
+        for mask in (b"a/*", b"a.txt", b"missing"):
+            self.assertIsNone(storage.listingReply(mask))
+            entries = storage.listFiles(mask)
+            self.assertEqual(listedReply(storage, mask), (listingReply(entries), len(entries)))
+
+
 class _Protocol:
     _active = None
 
