@@ -2,7 +2,7 @@
 What makes a mirror's re-run cheap: C{sget} commands pipelined (the
 server's C{pipeline} feature, L{ftx.client.pipelined}), the listing
 formatted and parsed straight from bytes (L{ftx.server.listing},
-L{ftx.client.exchanges.ListRequest.fastLine}), with the same answers,
+L{ftx.client.listrequest.ListRequest}), with the same answers,
 confinement and refusals as before.
 """
 
@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ftx.cli.status import EXIT_PERMISSION
 from ftx.client.api import connect
-from ftx.client.exchanges import ListRequest
+from ftx.client.listrequest import ListRequest
 from ftx.client.pipelined import PIPELINE, GetsRequest
 from ftx.errors import NotFound, PermissionDenied, UnsafeName
 from ftx.protocol import wire
@@ -155,6 +155,8 @@ class WalkedListingTests(SynchronousTestCase):
 
 class _Protocol:
     _active = None
+    greeted = _agreeing = None
+    _probeReplies = 0
 
     def _requestDone(self, request) -> None:
         pass
@@ -176,6 +178,57 @@ class ListParsingTests(SynchronousTestCase):
         data = listingReply(entries)
         self.assertEqual(self.parsed(data, True), self.parsed(data, False))
         self.assertEqual(len(self.parsed(data, True)), len(ODD_NAMES))
+
+    def parsedInPieces(self, data: bytes, size: int):
+        """
+        As the client's reply stream does: whole lines taken at once where
+        the request can (L{ListRequest.takeLines}), the others one by one,
+        the bytes arriving C{size} at a time.
+        """
+        request = ListRequest(b"list")
+        request.protocol = _Protocol()
+        request.protocol._active = request
+        results = []
+        request.deferred.addBoth(results.append)
+        buffered = b""
+        for start in range(0, len(data), size):
+            buffered += data[start:start + size]
+            position = 0
+            while not results:
+                position = request.takeLines(buffered, position)
+                newline = buffered.find(b"\r\n", position)
+                if newline < 0:
+                    break
+                line, position = buffered[position:newline], newline + 2
+                if not request.fastLine(line):
+                    request.replyReceived(wire.parseReply(line))
+            buffered = buffered[position:]
+        return results[0]
+
+    def test_takeLinesGivesTheSameEntries(self) -> None:
+        """
+        Lines taken many at once give the entries one at a time gave, in
+        order, whatever the pieces the bytes come in; a line that is not
+        plain (an encoded name, a 19-digit number) is left to the usual way.
+        """
+        entries = [StoredFile(name, size, size * 7) for size, name in enumerate(ODD_NAMES * 3)]
+        entries += [StoredFile(b"plain/%d" % i, i * 1000, 1700000000 + i) for i in range(50)]
+        entries += [StoredFile(b"big", 2**63 - 1, 0), StoredFile(b"after", 1, 1)]
+        data = listingReply(entries)
+        expected = self.parsed(data, False)
+        self.assertEqual(len(expected), len(entries))
+        for size in (1, 7, 64, 1000, len(data)):
+            self.assertEqual(self.parsedInPieces(data, size), expected, size)
+
+    def test_takeLinesStopsAtAnError(self) -> None:
+        request = ListRequest(b"list")
+        request.protocol = _Protocol()
+        data = b"210 a 1 2\r\n210 b 3 4\r\n404 not-found nope\r\n210 c 5 6\r\n"
+        self.assertEqual(request.takeLines(data, 0), data.index(b"404"))
+        self.assertEqual(request.entries, [("a", 1, 2), ("b", 3, 4)])
+        self.assertEqual(request.entries[0].name, "a")
+        self.assertEqual(request.takeLines(b"210 a 01 2\r\n", 0), 0)
+        self.assertEqual(request.takeLines(b"210 a 1 2", 0), 0)
 
     def test_fastLineLeavesTheRestToTheUsualWay(self) -> None:
         """
