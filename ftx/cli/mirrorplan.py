@@ -11,6 +11,7 @@ check of L{ftx.cli.quickcheck}, or digests with C{--verify}).
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Mapping, Set as AbstractSet
@@ -76,6 +77,10 @@ class LocalFile(NamedTuple):
     link: bool = False
 
 
+_TOP_OPEN = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
+#: Below the top, a folder is never entered through a link.
+_FOLDER_OPEN = _TOP_OPEN | os.O_NOFOLLOW
+#: The type bits of a mode (C{stat.S_IFMT}) and three of its values.
 _KIND, _FILE, _FOLDER, _LINK = 0o170000, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK
 
 #: L{LocalFile} from a tuple, without the Python-level C{__new__} of a
@@ -114,36 +119,47 @@ def scanTree(top: str, withStat: bool = True) -> LocalTree:
     """
     tree = LocalTree()
     files, partials, folders = tree.files, tree.partials, tree.folders
-    pending = [("", top)]
+    pending = [("", top, True)]
     while pending:
-        prefix, directory = pending.pop()
+        prefix, directory, isTop = pending.pop()
         try:
-            scan = os.scandir(directory)
-        except FileNotFoundError:
+            # Each folder open, its entries' status taken relative to it
+            # (fstatat): no walk of the whole path a file.
+            fd = os.open(directory, _TOP_OPEN if isTop else _FOLDER_OPEN)
+        except (FileNotFoundError, NotADirectoryError):
             continue
-        with scan:
-            for entry in scan:
-                name = entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    kind = _FOLDER
-                elif withStat:
-                    st = entry.stat(follow_symlinks=False)
-                    kind = st.st_mode & _KIND
-                    size, mtime = st.st_size, int(st.st_mtime)
-                else:
-                    kind = _LINK if entry.is_symlink() else _FILE if entry.is_file(follow_symlinks=False) else 0
-                    size = mtime = -1
-                if kind == _FILE:
-                    if name[:1] == "." and name.endswith(PARTIAL_SUFFIX):
-                        partials[prefix + name[1: -len(PARTIAL_SUFFIX)]] = entry.path
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                # A folder swapped for a link since it was listed.
+                continue
+            raise
+        base = directory if directory.endswith("/") else directory + "/"
+        try:
+            with os.scandir(fd) as scan:
+                for entry in scan:
+                    name = entry.name
+                    if entry.is_dir(follow_symlinks=False):
+                        kind = _FOLDER
+                    elif withStat:
+                        st = entry.stat(follow_symlinks=False)
+                        kind = st.st_mode & _KIND
+                        size, mtime = st.st_size, int(st.st_mtime)
                     else:
-                        files[prefix + name] = _localFile(LocalFile, (entry.path, size, mtime, False))
-                elif kind == _FOLDER:
-                    rel = prefix + name
-                    folders.append(rel)
-                    pending.append((rel + "/", entry.path))
-                elif kind == _LINK:
-                    files[prefix + name] = _localFile(LocalFile, (entry.path, size, mtime, True))
+                        kind = _LINK if entry.is_symlink() else _FILE if entry.is_file(follow_symlinks=False) else 0
+                        size = mtime = -1
+                    if kind == _FILE:
+                        if name[:1] == "." and name.endswith(PARTIAL_SUFFIX):
+                            partials[prefix + name[1: -len(PARTIAL_SUFFIX)]] = base + name
+                        else:
+                            files[prefix + name] = _localFile(LocalFile, (base + name, size, mtime, False))
+                    elif kind == _FOLDER:
+                        rel = prefix + name
+                        folders.append(rel)
+                        pending.append((rel + "/", base + name, False))
+                    elif kind == _LINK:
+                        files[prefix + name] = _localFile(LocalFile, (base + name, size, mtime, True))
+        finally:
+            os.close(fd)
     return tree
 
 
