@@ -405,3 +405,47 @@ class CollectorTests(SynchronousTestCase):
         gc.disable()
         _Collector().resume()
         self.assertFalse(gc.isenabled())
+
+
+class MgetChoiceTests(SynchronousTestCase):
+    """
+    L{ftx.cli.mirrorfetch._mgetMayPay}: the quick guess whether a server
+    C{mget} is worth weighing, which a re-run's few files per folder skip.
+    """
+
+    def setUp(self) -> None:
+        from ftx.client.results import Entry
+
+        self.listed = sorted(
+            [Entry("d{}/f{:03d}".format(d, i), 100_000, 0) for d in range(3) for i in range(100)]
+            + [Entry("d1.txt", 5, 0), Entry("d10/x", 7, 0), Entry("top.txt", 5, 0)]
+        )
+
+    def mayPay(self, wanted, folder=""):
+        from ftx.cli.mirrorfetch import _mgetMayPay
+
+        plans = [(e, ("sget", "/x")) for e in self.listed if e.name in wanted]
+        return _mgetMayPay(folder, self.listed, plans)
+
+    def test_firstRun(self) -> None:
+        self.assertTrue(self.mayPay({e.name for e in self.listed}))
+
+    def test_aFewChangedInEachFolder(self) -> None:
+        self.assertFalse(self.mayPay({"d0/f001", "d0/f050", "d1/f007", "d1/f099", "d2/f000", "d2/f003"}))
+        self.assertFalse(self.mayPay({"d0/f001"}))
+
+    def test_aNewFolderAmongOthers(self) -> None:
+        """
+        A folder whose files are nearly all wanted is worth one C{mget},
+        however many files the other folders hold.
+        """
+        wanted = {e.name for e in self.listed if e.name.startswith("d1/")} - {"d1/f000"}
+        self.assertTrue(self.mayPay(wanted | {"d0/f001"}))
+        # A sibling whose name extends it (d10) is not in its group.
+        self.assertTrue(self.mayPay({"d10/x"} | {"d2/f%03d" % i for i in range(100)}))
+
+    def test_topFilesOrOneFolderLeftToTheFullCheck(self) -> None:
+        # A mirror of one folder: one group, that fetchTogether weighs.
+        self.assertTrue(self.mayPay({"d0/f001", "d0/f002"}, folder="d0"))
+        # The files at the top are spread through the listing: weighed too.
+        self.assertTrue(self.mayPay({"d1.txt", "top.txt"}))

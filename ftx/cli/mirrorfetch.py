@@ -8,6 +8,7 @@ and the rest, a re-run's few changed files, queued all at once.
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from typing import Callable, Dict, List, Tuple
 
 from twisted.internet.defer import DeferredList
@@ -84,44 +85,43 @@ def fetchPlanned(ctx, folder: str, local: str, listed: List[Entry], transfers, d
 def _mgetMayPay(folder: str, listed: List[Entry], plans) -> bool:
     """
     Whether any of the server C{mget}s that L{fetchTogether} would weigh
-    (one per group of L{serverGroups}, or C{folder}) passes its test: two
+    (one per group of L{serverGroups}, or C{folder}) may pass its test: two
     wanted files or more, and the files of the group not wanted at most a
     tenth of the bytes wanted or 1 MiB. A re-run wants a few files of each
-    folder, and none does: this one pass over the listing, with no list
-    made per group, is then all it costs.
+    folder and none does; L{fetchTogether} then costs a pass over the whole
+    listing and a list a group for nothing.
+
+    Only a guess, that L{fetchTogether} checks again: a top folder's files
+    are found by bisection in the listing, sorted by name as the server
+    sends it, and each is added up only until its group fails.
     """
     wantedCount: Dict[str, int] = {}
     wantedBytes: Dict[str, int] = {}
-    keys: Dict[str, str] = {}
-
-    def keyOf(name: str) -> str:
-        if folder:
-            return folder
-        top, slash, _ = name.partition("/")
-        if not slash:
-            return "*"
-        key = keys.get(top)
-        if key is None:
-            key = keys[top] = "*" if hasWildcard(top) else top
-        return key
-
     for entry, (how, _) in plans:
         if how == "sget":
-            key = keyOf(entry.name)
+            top, slash, _ = entry.name.partition("/")
+            key = folder or (top if slash and not hasWildcard(top) else "*")
             wantedCount[key] = wantedCount.get(key, 0) + 1
             wantedBytes[key] = wantedBytes.get(key, 0) + entry.size
-    candidates = {key for key, count in wantedCount.items() if count >= 2}
+    candidates = [key for key, count in wantedCount.items() if count >= 2]
     if not candidates:
         return False
-    totals = dict.fromkeys(candidates, 0)
-    if folder:
-        totals[folder] = sum(entry.size for entry in listed)
-    else:
-        for entry in listed:
-            key = keyOf(entry.name)
-            if key in totals:
-                totals[key] += entry.size
-    return any(totals[key] - wantedBytes[key] <= max(wantedBytes[key] // 10, 1 << 20) for key in candidates)
+    if folder or "*" in candidates:
+        # The whole listing is one group, or the files at the top are
+        # spread through it.
+        return True
+    names = [entry.name for entry in listed]
+    for key in candidates:
+        bound = max(wantedBytes[key] // 10, 1 << 20) + wantedBytes[key]
+        total = 0
+        # Every name that starts with KEY/ sorts between KEY/ and KEY0.
+        for index in range(bisect_left(names, key + "/"), bisect_left(names, key + "0")):
+            total += listed[index].size
+            if total > bound:
+                break
+        else:
+            return True
+    return False
 
 
 def _fetchQueued(ctx, queued: List[Tuple[Entry, str]], tally: Tally, actions: Dict) -> List[Tuple[Entry, object]]:
