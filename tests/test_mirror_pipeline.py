@@ -383,6 +383,9 @@ class MirrorReRunTests(SynchronousTestCase):
         for name, data in FILES.items():
             with open(os.path.join(target, name), "rb") as f:
                 self.assertEqual(f.read(), data)
+        # Each fetched file was given the server's time: nothing to do now.
+        third = ftx(server, "-q", "mirror", ".", target, "--json")
+        self.assertIn('"transferred": 0', third.out)
 
 
 class CollectorTests(SynchronousTestCase):

@@ -8,10 +8,11 @@ and the rest, a re-run's few changed files, queued all at once.
 from __future__ import annotations
 
 import os
+import queue
 from bisect import bisect_left
 from typing import Callable, Dict, List, Tuple
 
-from twisted.internet.defer import DeferredList
+from twisted.internet.defer import DeferredList, maybeDeferred
 from twisted.python.failure import Failure
 
 from ftx.cli.downloads import fetchOne, fetchTogether, serverGroups
@@ -209,9 +210,15 @@ def _fetchPipelined(ctx, ready: List[Tuple[Entry, str]], tally: Tally, actions: 
         if bars[name] is not None:
             bars[name](name, sofar, total)
 
+    # Each file gets the server's time in this thread, the command's, as
+    # it arrives: a utime is a write of the file's status, and on a busy
+    # disk it made the reactor thread wait, with the next files unread.
+    stamps: "queue.Queue" = queue.Queue()
+    ended: List[object] = []
+
     def received(transfer) -> None:
         entry, _ = byName[transfer.name]
-        keepMtime(transfer.path, entry.mtime)
+        stamps.put((transfer.path, entry.mtime))
         reporter.transferDone(entry.size)
         arrived.append((entry, transfer))
 
@@ -219,10 +226,18 @@ def _fetchPipelined(ctx, ready: List[Tuple[Entry, str]], tally: Tally, actions: 
         reporter.transferDone(0)
         failures.append((name, error))
 
+    def start() -> None:
+        d = maybeDeferred(client.sgets, [(e.name, path) for e, path in ready], progress, received, failed)
+        d.addBoth(lambda result: (ended.append(result), stamps.put(None)))
+
     try:
-        ctx.connection.runner.call(lambda: client.sgets([(e.name, path) for e, path in ready], progress, received, failed))
+        ctx.connection.runner.reactor.callFromThread(start)
+        for stamp in iter(stamps.get, None):
+            keepMtime(*stamp)
     finally:
         ctx.downloading(None)
+    if isinstance(ended[0], Failure):
+        ended[0].raiseException()
     for name, error in failures:
         if isinstance(error, ConnectionLost):
             raise error
