@@ -283,8 +283,31 @@ def _safeTransfers(ctx, transfers: List[Action], tally: Tally) -> List[Action]:
     return safe
 
 
-def _serverDigest(ctx, name: str) -> str:
-    return ctx.call("hash", name)
+def _serverDigest(ctx, name: str, asked: Optional[Dict[str, object]] = None) -> str:
+    """
+    The server's SHA-1 of C{name}: from C{asked} (L{_askDigests}) when it
+    is there, else asked for now.
+    """
+    found = asked.get(name) if asked is not None else None
+    if found is None:
+        return ctx.call("hash", name)
+    if isinstance(found, FtxError):
+        raise found
+    return found
+
+
+def _askDigests(ctx, names: List[str]) -> Dict[str, object]:
+    """
+    C{--verify}: the server's digests of every file both sides have at the
+    same size, asked for all at once (L{ftx.client.client.FtxClient.hashes},
+    pipelined) rather than one round trip a file. Each is the hex digest or
+    the L{FtxError} the server answered for it.
+    """
+    if not names:
+        return {}
+    client = ctx.connection.client
+    results = ctx.connection.runner.call(lambda: client.hashes(names))
+    return dict(zip(names, results))
 
 
 # -- REMOTE_FOLDER -> LOCAL_FOLDER ---------------------------------------------
@@ -315,6 +338,11 @@ def _download(ctx, args, filters: Filters, cache) -> int:
     if decrypt:
         # Remote NAME.age is local NAME: compared, kept by --delete, fetched.
         remote, decrypted = mirrordecrypt.plainNames(remote, tally, ctx.reporter)
+    asked = _askDigests(ctx, [
+        entry.name for name, entry in remote.items()
+        if name in tree.files and name not in decrypted and not tree.files[name].link
+        and tree.files[name].size == entry.size and filters.included(name)
+    ]) if verify else None
 
     def same(name: str) -> bool:
         entry, mine = remote[name], tree.files[name]
@@ -329,7 +357,7 @@ def _download(ctx, args, filters: Filters, cache) -> int:
             return mine.size == entry.size and mine.mtime == entry.mtime
         if os.lstat(mine.path).st_size != entry.size:
             return False
-        if localDigest(mine.path, SHA1, cache) != _serverDigest(ctx, entry.name):
+        if localDigest(mine.path, SHA1, cache) != _serverDigest(ctx, entry.name, asked):
             return False
         if not outcome.dryRun and not sameAsRemote(mine.path, entry.size, entry.mtime):
             keepMtime(mine.path, entry.mtime)
@@ -418,13 +446,17 @@ def _upload(ctx, args, filters: Filters, cache) -> int:
     # as the same (the quick check of lftp's reverse mirror).
     keepsTime = "mtime" in features
     verify = cache is not None
+    asked = _askDigests(ctx, [
+        remote[name].name for name, f in mine.items() if name in remote and f.size == remote[name].size
+        and filters.included(name)
+    ]) if verify else None
 
     def same(name: str) -> bool:
         entry, f = remote[name], mine[name]
         if f.size != entry.size:
             return False
         if verify:
-            return localDigest(f.path, SHA1, cache) == _serverDigest(ctx, entry.name)
+            return localDigest(f.path, SHA1, cache) == _serverDigest(ctx, entry.name, asked)
         if entry.mtime is None:
             return False
         return entry.mtime == f.mtime if keepsTime else entry.mtime >= f.mtime
