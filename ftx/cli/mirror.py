@@ -37,22 +37,18 @@ from ftx.cli import mirrordecrypt, remotefolder
 from ftx.cli.keys import identitiesFor
 from ftx.cli.mirrorfetch import fetchPlanned
 from ftx.cli.mirrorplan import Action, Filters, LocalTree, Plan, planMirror, scanTree
+from ftx.cli.mirrorsend import sendPlanned
 from ftx.cli.progress import humanSize, isTerminal
 from ftx.cli.status import UsageError
 from ftx.cli.quickcheck import DigestCache, localDigest, sameAsRemote
 from ftx.cli.remotefiles import Tally, folderForm, hasWildcard, keepMtime
 from ftx.cli.terminal import printable
 from ftx.client import safenames
-from ftx.client.client import REPLACE
 from ftx.client.results import Entry
 from ftx.errors import Conflict, ConnectionLost, FtxError, NotFound, UnsafeName
 from ftx.protocol.checksums import SHA1
 
 __all__ = ["doMirror"]
-
-# As for put: below this, asking the server for a partial upload costs
-# more than it can save.
-_RESUME_AT = 1 << 20
 
 _DONE = {"get": "received", "continue": "continued", "put": "sent", "delete": "deleted",
          "rmdir": "removed folder", "rmtree": "removed folder"}
@@ -484,33 +480,8 @@ def _upload(ctx, args, filters: Filters, cache) -> int:
                 tally.failed(e, ctx.reporter, action.name)
                 continue
             outcome.done(action)
-        resumable = "resume" in features
         ctx.reporter.startBatch("mirror", len(plan.transfers), plan.bytes)
-        for action in plan.transfers:
-            try:
-                transfer = _put(ctx, action, prefix + action.name, resumable, keepsTime)
-            except FtxError as e:
-                if isinstance(e, ConnectionLost):
-                    raise
-                tally.failed(e, ctx.reporter, action.name)
-                continue
-            outcome.done(action, transfer.size, resumed=transfer.transferred < transfer.size)
+        sendPlanned(ctx, prefix, plan.transfers, "resume" in features, keepsTime, outcome.done, tally)
         ctx.reporter.close()
     outcome.finish(plan, tally)
     return 0
-
-
-def _put(ctx, action: Action, name: str, resumable: bool, keepsTime: bool):
-    f = action.source
-    options = {"resume": resumable and f.size >= _RESUME_AT, "mode": REPLACE}
-    if keepsTime:
-        options["mtime"] = f.mtime
-    progress = ctx.reporter.transfer(name, f.size)
-    done = 0
-    try:
-        transfer = ctx.call("put", f.path, name, progress, **options)
-        done = f.size
-        return transfer
-    finally:
-        ctx.reporter.transferDone(done)
-
