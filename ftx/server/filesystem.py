@@ -259,7 +259,10 @@ class FilesystemStorage:
         if mask and any(c in mask for c in b"*?["):
             return None
         try:
-            fd = self._openDirectory(splitName(mask), create=False) if mask else os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+            if mask:
+                fd = self._openDirectory(splitName(mask), create=False)
+            else:
+                fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
             return None
         try:

@@ -86,7 +86,9 @@ def listedReply(storage, mask: Optional[bytes]) -> Tuple[bytes, int]:
     return made
 
 
-def walkReply(fd: int, prefix: bytes, listedStat: Callable[[int, bytes], Optional[os.stat_result]]) -> Tuple[bytes, int]:
+def walkReply(
+    fd: int, prefix: bytes, listedStat: Callable[[int, bytes], Optional[os.stat_result]]
+) -> Tuple[bytes, int]:
     """
     The reply to C{list} for every file below the folder open as C{fd}
     (left open), named C{prefix + NAME}: the lines of
