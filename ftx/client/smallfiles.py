@@ -165,7 +165,9 @@ class SmallFileStore:
                 if folder:
                     os.makedirs(folder, exist_ok=True)
                 unnamed = self._folders[folder] = localfiles.UNNAMED
-            if unnamed:
+            # A name already there (a mirror's changed file) is replaced by
+            # a rename, which no link can do: not written twice.
+            if unnamed and not os.path.lexists(job.path):
                 written = localfiles.writeUnnamed(folder, job.path, job.pieces)
                 if written:
                     # A partial file left by an earlier download of this
