@@ -25,6 +25,7 @@ from typing import Callable, List, Optional
 from twisted.internet import main
 
 from ftx._io import internals
+from ftx._io.buffers import alignedBuffer
 
 #: Size of one receive buffer.
 BUFFER_SIZE = 1 << 20
@@ -56,11 +57,12 @@ class _Buffer:
     A receive buffer, lent out with the view of one read.
     """
 
-    __slots__ = ("data", "view", "pool")
+    __slots__ = ("view", "pool")
 
     def __init__(self, pool: "BufferPool") -> None:
-        self.data = bytearray(BUFFER_SIZE)
-        self.view = memoryview(self.data)
+        # Page-aligned (L{ftx._io.buffers}): the kernel copies into it
+        # several times faster than into a bytearray.
+        self.view = alignedBuffer(BUFFER_SIZE)
         self.pool = pool
 
     def release(self) -> None:

@@ -18,7 +18,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ftx._io import internals, zerocopy
+from ftx._io import buffers, internals, zerocopy
 from ftx._io.fileio import READ_CHUNK
 from ftx._io.threadedsend import ThreadedSend
 from ftx.errors import IntegrityError
@@ -57,9 +57,8 @@ class AsideHasher:
         self._cancelled = True
 
     def _run(self) -> str:
+        view = buffers.lend(READ_CHUNK)
         try:
-            buffer = bytearray(READ_CHUNK)
-            view = memoryview(buffer)
             position, end = self._offset, self._offset + self._count
             while position < end and not self._cancelled:
                 got = os.preadv(self._fd, [view[: min(READ_CHUNK, end - position)]], position)
@@ -69,6 +68,7 @@ class AsideHasher:
                 position += got
             return self._hasher.hexdigest()
         finally:
+            buffers.giveBack(view)
             os.close(self._fd)
 
 

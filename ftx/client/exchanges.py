@@ -483,9 +483,12 @@ class UploadRequest(Request):
 
     def _bodyFailed(self, failure) -> None:
         # The file shrank or could not be read: the body can no longer be
-        # framed, so the connection goes. A lost connection is already
-        # reported through connectionLost.
+        # framed, so the connection goes, and the put fails saying why (a
+        # ConnectionLost, as for a malformed answer: a batch stops here).
         if not self.protocol._lost:
+            if not self.deferred.called:
+                self.connectionLost()
+                self.deferred.errback(ConnectionLost(failure.getErrorMessage() + "; the connection was closed"))
             self.protocol.transport.abortConnection()
 
     def connectionLost(self) -> None:

@@ -15,6 +15,7 @@ import os
 import time
 from typing import Callable, Optional, Tuple
 
+from ftx._io.buffers import alignedBuffer
 from ftx._io.fileio import READ_CHUNK, hashPrefix
 from ftx.errors import BadOffset, IntegrityError
 from ftx.protocol import checksums
@@ -58,8 +59,7 @@ class DigestReader:
             start, hasher = 0, hashlib.sha1()
         f.seek(start)
         stride = self.checkpoints.stride(st.st_size)
-        buffer = bytearray(READ_CHUNK)
-        view = memoryview(buffer)
+        view = alignedBuffer(READ_CHUNK)
         marks = []
         position = start
         while position < length:
