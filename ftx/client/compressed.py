@@ -6,7 +6,10 @@ is L{ftx.client.compresschoice}.
 
 from __future__ import annotations
 
+from typing import Optional
+
 from ftx._io.compressedbody import BlockReader, BlockSender, DecodingSink
+from ftx._io.threadedbody import ThreadedWriter
 from ftx.errors import FtxError, IntegrityError
 from ftx.protocol import compression, wire
 
@@ -43,6 +46,31 @@ class CompressedDownload:
 
     def bodyData(self, data, release=None) -> None:
         self.reader.payload(data, release)
+
+    def bodyProgress(self, count: int) -> None:
+        self.request.bodyProgress(count)
+
+    def threadedWriter(self) -> Optional[ThreadedWriter]:
+        """
+        The writer whose thread is to read the rest of the body
+        (L{ftx._io.threadedblocks}), or L{None}: the reactor reads it.
+        """
+        writer = self.request.writer
+        return writer if isinstance(writer, ThreadedWriter) and not writer.error else None
+
+    def threadEnded(self, outcome) -> None:
+        """
+        The body thread stopped (L{ftx._io.threadedblocks.Outcome}): count
+        what it read, and fail on a block line it could not take.
+
+        @raise ConnectionLost: the body can no longer be framed.
+        """
+        if outcome.fileBytes:
+            self.request.bodyProgress(outcome.fileBytes)
+        if outcome.error is not None:
+            self.request.malformed(outcome.error)
+        if outcome.complete:
+            self.request.bodyDone()
 
     def bodyDone(self) -> None:
         self.reader.blockEnded()

@@ -248,7 +248,10 @@ class DownloadRequest(Request):
                 # thread receives (XXH3 right after the write in the same
                 # worker, SHA-1 in one of its own): on two cores that
                 # overlaps the costs.
-                if compressed.isCompressed(self.protocol):
+                if compressed.isCompressed(self.protocol) and self.protocol.readsBodyInThread(header.bodyLength, checksum):
+                    # Blocks followed by a thread (ftx._io.threadedblocks).
+                    self.writer = ThreadedWriter(compressed.decodingSink(self.current, hasher), None, self.protocol.reactor)
+                elif compressed.isCompressed(self.protocol):
                     # Blocks: the worker decodes, stores and hashes the file's bytes.
                     self.writer = BackgroundWriter(
                         compressed.decodingSink(self.current, hasher), self.protocol.reactor,

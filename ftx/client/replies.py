@@ -120,6 +120,16 @@ class ReplyStream:
         this point.
         """
         sock = internals.socketOf(self.transport)
+        threadedBlocks = getattr(self._bodySink, "threadedWriter", None)
+        blocksWriter = threadedBlocks() if threadedBlocks is not None and self._threadedBody is None else None
+        if sock is not None and blocksWriter is not None and self._directBody is None:
+            # A compressed body: the thread follows its blocks to the end.
+            self._threadedBody = blocksWriter
+            self.transport.stopReading()
+            blocksWriter.receiveBlocks(
+                self.reactor, sock, self._bodySink.reader, self._bodyRemaining, self._threadProgress, self._blocksDone
+            )
+            return
         if (
             sock is None
             or self._bodyRemaining < bodyreads.DIRECT_MIN
@@ -161,6 +171,31 @@ class ReplyStream:
         if self._bodyRemaining == 0:
             self._bodySink = None
             sink.bodyDone()
+        if not self.paused and not self._lost:
+            self.transport.startReading()
+
+    def _blocksDone(self, outcome) -> None:
+        """
+        The thread following a compressed body's blocks stopped: at the
+        body's end, or early (the peer closed, a stall, a line that is not
+        a block's); the reactor carries on from where it stopped
+        (L{ftx._io.threadedblocks.Outcome}).
+        """
+        self._threadedBody = None
+        if self._lost or self._bodySink is None:
+            return
+        sink = self._bodySink
+        self._bodyRemaining = outcome.left
+        if not outcome.left:
+            self._bodySink = None
+        try:
+            sink.threadEnded(outcome)
+        except FtxError as e:
+            self._protocolError(e)
+            return
+        self._unparsed = outcome.partial + self._unparsed
+        if outcome.line is not None:
+            self.lineReceived(outcome.line)
         if not self.paused and not self._lost:
             self.transport.startReading()
 
