@@ -32,6 +32,7 @@ class CompressedDownload:
             request.bodyDone()
 
     def blockLine(self, reply: wire.Reply) -> None:
+        self.request.protocol.betweenBlocks = None
         try:
             stored = self.reader.blockLine(reply.fields)
         except FtxError as e:
@@ -39,6 +40,7 @@ class CompressedDownload:
         self.request.protocol._receiveBody(stored, self)
 
     def trailer(self) -> None:
+        self.request.protocol.betweenBlocks = None
         if not self.reader.complete:
             self.request.malformed("the trailer came {} bytes before the body's end".format(self.reader.remaining))
 
@@ -55,7 +57,11 @@ class CompressedDownload:
         The writer whose thread is to read the rest of the body
         (L{ftx._io.threadedblocks}), or L{None}: the reactor reads it.
         """
-        writer = self.request.writer
+        request = self.request
+        if request.blocks is not self or request.deferred.called or request.protocol._active is not request:
+            # A body given up (the server's error in place of a block).
+            return None
+        writer = request.writer
         return writer if isinstance(writer, ThreadedWriter) and not writer.error else None
 
     def threadEnded(self, outcome) -> None:
@@ -76,6 +82,9 @@ class CompressedDownload:
         self.reader.blockEnded()
         if self.reader.complete:
             self.request.bodyDone()
+        else:
+            # The next block line may be read by a thread (ReplyStream).
+            self.request.protocol.betweenBlocks = self
 
     def _block(self, block) -> None:
         request = self.request

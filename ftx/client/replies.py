@@ -34,6 +34,10 @@ class ReplyStream:
         self._directBody: Optional[bodyreads.DirectBody] = None
         #: The writer whose thread reads the body now (L{ftx._io.threadedbody}).
         self._threadedBody: Optional[ThreadedWriter] = None
+        #: A compressed body waiting for its next block line
+        #: (L{ftx.client.compressed.CompressedDownload}), which a thread
+        #: may read from there.
+        self.betweenBlocks = None
         self._unparsed = b""
         self._parsing = False
         self._again = False
@@ -69,7 +73,7 @@ class ReplyStream:
             self._parsing = False
         rest = data[position:] if position < len(data) else b""
         self._unparsed = rest + self._unparsed if self._unparsed else rest
-        if self._bodySink is not None and not self._unparsed:
+        if (self._bodySink is not None or self.betweenBlocks is not None) and not self._unparsed:
             self._readDirectly()
 
     def _parse(self, data: bytes, position: int) -> int:
@@ -120,18 +124,21 @@ class ReplyStream:
         this point.
         """
         sock = internals.socketOf(self.transport)
-        threadedBlocks = getattr(self._bodySink, "threadedWriter", None)
+        blocks = self._bodySink if self._bodySink is not None else self.betweenBlocks
+        threadedBlocks = getattr(blocks, "threadedWriter", None)
         blocksWriter = threadedBlocks() if threadedBlocks is not None and self._threadedBody is None else None
         if sock is not None and blocksWriter is not None and self._directBody is None:
             # A compressed body: the thread follows its blocks to the end.
             self._threadedBody = blocksWriter
+            self._bodySink, self.betweenBlocks = blocks, None
             self.transport.stopReading()
             blocksWriter.receiveBlocks(
-                self.reactor, sock, self._bodySink.reader, self._bodyRemaining, self._threadProgress, self._blocksDone
+                self.reactor, sock, blocks.reader, self._bodyRemaining, self._threadProgress, self._blocksDone
             )
             return
         if (
-            sock is None
+            self._bodySink is None
+            or sock is None
             or self._bodyRemaining < bodyreads.DIRECT_MIN
             or self._directBody is not None
             or self._threadedBody is not None
@@ -188,6 +195,8 @@ class ReplyStream:
         self._bodyRemaining = outcome.left
         if not outcome.left:
             self._bodySink = None
+            if not outcome.complete:
+                self.betweenBlocks = sink
         try:
             sink.threadEnded(outcome)
         except FtxError as e:

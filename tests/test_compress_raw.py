@@ -1,0 +1,262 @@
+"""
+Compressed downloads on the fast paths: raw blocks sent by C{sendfile}
+(L{ftx._io.directblocks}) and blocks followed by the client's body thread
+(L{ftx._io.threadedblocks}). Real server, real client, real files; a
+hostile server for the block lines a thread must refuse as the reactor
+does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import xxhash
+import zstandard
+from twisted.internet import reactor
+from twisted.trial.unittest import TestCase
+
+from ftx import errors
+from ftx._io import directblocks, threadedbody, workers
+from ftx.client.api import connect
+from ftx.protocol.compression import BLOCK_SIZE, BlockEncoder
+from tests.hostile import HostileFactory, HostileProtocol, listenHostile
+from tests.support import closeSocketsAfter, digestOf, listenInProcess, temporaryFolder
+from tests.test_compression import logText
+
+MiB = 1 << 20
+
+
+def mixed(size: int) -> bytes:
+    """
+    Text, then random bytes, then text again: compressed blocks, a raw run
+    (with its skipped blocks) and compressed blocks once more.
+    """
+    third = size // 3
+    return logText(third) + os.urandom(third) + logText(size - 2 * third, seed=7)
+
+
+class _Spies:
+    """
+    Counts which senders the server used and which bodies the client's
+    thread followed, by wrapping the real classes' entry points.
+    """
+
+    def __init__(self, case: TestCase) -> None:
+        self.direct = 0
+        self.threaded = 0
+        begin = directblocks.DirectBlockSender.begin
+        receiveBlocks = threadedbody.ThreadedWriter.receiveBlocks
+
+        def countBegin(sender, transport):
+            self.direct += 1
+            return begin(sender, transport)
+
+        def countReceive(writer, *args):
+            self.threaded += 1
+            return receiveBlocks(writer, *args)
+
+        case.patch(directblocks.DirectBlockSender, "begin", countBegin)
+        case.patch(threadedbody.ThreadedWriter, "receiveBlocks", countReceive)
+
+
+class FastPathTests(TestCase):
+    """
+    Large compressed downloads between the real server and client.
+    """
+
+    def setUp(self):
+        closeSocketsAfter(self, reactor)
+        self.addCleanup(workers.stopPools, reactor)
+        top = Path(temporaryFolder(self))
+        self.root = top / "root"
+        self.local = top / "local"
+        self.root.mkdir()
+        self.local.mkdir()
+        self.spies = _Spies(self)
+
+    async def client(self):
+        port = await listenInProcess(reactor, str(self.root))
+        self.addCleanup(port.stopListening)
+        client = await connect(reactor, "127.0.0.1:{}".format(port.getHost().port), compress="zstd")
+        self.addCleanup(lambda: client.protocol.transport.abortConnection() if not client.protocol._lost else None)
+        # As the ftx command does: a large body is read by a thread.
+        client.protocol.bodyThreads = True
+        return client
+
+    async def test_randomTextAndMixed(self):
+        """
+        Random bytes (raw runs by sendfile), text (zstd blocks) and a file
+        that goes from one to the other arrive whole, through both fast
+        paths, with the digest over the file's bytes; twice, so the second
+        time the server's digest comes from its cache.
+        """
+        contents = {
+            "random.bin": os.urandom(12 * MiB + 5),
+            "text.log": logText(10 * MiB + 77),
+            "mixed.dat": mixed(9 * MiB + 3),
+        }
+        for name, data in contents.items():
+            (self.root / name).write_bytes(data)
+        client = await self.client()
+        for rep in range(2):
+            for name, data in contents.items():
+                target = self.local / "{}-{}".format(rep, name)
+                transfer = await client.sget(name, str(target))
+                self.assertEqual(target.read_bytes(), data, name)
+                self.assertEqual(transfer.digest, digestOf(str(target), transfer.checksum))
+                self.assertEqual(transfer.checksum, "xxh128")
+        self.assertEqual(self.spies.direct, 6)
+        self.assertEqual(self.spies.threaded, 6)
+        await client.quit()
+
+    async def test_resumeInsideARawRun(self):
+        """
+        C{cget} from the middle of a raw run (not on a block boundary)
+        restarts the blocks at that file position.
+        """
+        data = os.urandom(11 * MiB + 999)
+        (self.root / "r.bin").write_bytes(data)
+        cut = 5 * MiB + 12345
+        (self.local / ".r.bin.ftx-partial").write_bytes(data[:cut])
+        client = await self.client()
+        transfer = await client.cget("r.bin", str(self.local / "r.bin"))
+        self.assertEqual((self.local / "r.bin").read_bytes(), data)
+        self.assertEqual(transfer.transferred, len(data) - cut)
+        self.assertEqual(self.spies.direct, 1)
+        self.assertEqual(self.spies.threaded, 1)
+        await client.quit()
+
+
+class _XxhCompressingHostile(HostileProtocol):
+    """
+    A hostile server that offers zstd and XXH3, so that the client reads
+    its large bodies by thread, and sends C{factory.body} for any C{sget}.
+    """
+
+    def connectionMade(self) -> None:
+        self.factory.connections.append(self)
+        self._send("220 ftx/1 list,sget,mget,hash,cget,quit,zstd,xxh128")
+
+    def do_checksum(self, fields) -> None:
+        self._send("200 checksum " + fields[0])
+
+    def do_compress(self, fields) -> None:
+        self._send("200 compress " + fields[0])
+
+    def do_sget(self, fields) -> None:
+        size, digest, pieces = self.factory.body
+        self._send("150 {} {} 0".format(fields[0], size))
+        self.transport.write(b"".join(pieces))
+        self._send("250 " + digest)
+
+
+def rawBlocks(data: bytes) -> list:
+    """
+    C{data} as raw blocks of 1 MiB, each with its line.
+    """
+    blocks = []
+    for start in range(0, len(data), MiB):
+        chunk = data[start : start + MiB]
+        blocks.append(b"151 %d %d\r\n" % (len(chunk), len(chunk)) + chunk)
+    return blocks
+
+
+class HostileThreadTests(TestCase):
+    """
+    Block lines the client's body thread must refuse, cleanly: a typed
+    error, the connection closed, nothing written under the file's name.
+    """
+
+    def setUp(self):
+        closeSocketsAfter(self, reactor)
+        self.addCleanup(workers.stopPools, reactor)
+        self.local = Path(temporaryFolder(self))
+        self.spies = _Spies(self)
+
+    async def fetch(self, size, digest, pieces):
+        factory = HostileFactory()
+        factory.protocol = _XxhCompressingHostile
+        factory.body = (size, digest, pieces)
+        address = listenHostile(self, reactor, factory)
+        client = await connect(reactor, address, compress="zstd")
+        self.addCleanup(lambda: client.protocol.transport.abortConnection() if not client.protocol._lost else None)
+        client.protocol.bodyThreads = True
+        self.assertEqual(client.protocol.checksum, "xxh128")
+        return client.sget("x.bin", str(self.local / "x.bin"))
+
+    async def refused(self, pieces, error, text=None, size=12 * MiB):
+        before = self.spies.threaded
+        d = await self.fetch(size, "0" * 32, pieces)
+        with self.assertRaises(error) as caught:
+            await d
+        if text is not None:
+            self.assertIn(text, str(caught.exception))
+        self.assertFalse((self.local / "x.bin").exists())
+        self.assertEqual(os.listdir(self.local), [".x.bin.ftx-partial"] if os.listdir(self.local) else [])
+        self.assertEqual(self.spies.threaded, before + 1, "the body thread read these blocks")
+
+    async def test_honestBodyArrives(self):
+        """
+        The hostile server's framing is right: an honest body through it
+        arrives (so the refusals below are for the lines, not the setup).
+        """
+        data = os.urandom(12 * MiB)
+        d = await self.fetch(len(data), xxhash.xxh3_128(data).hexdigest(), rawBlocks(data))
+        await d
+        self.assertEqual((self.local / "x.bin").read_bytes(), data)
+
+    async def test_rawRunOverTheBound(self):
+        """
+        A raw block line of 2 MiB (over the 1 MiB bound) after good blocks.
+        """
+        head = rawBlocks(os.urandom(4 * MiB))
+        await self.refused(head + [b"151 2097152 2097152\r\n" + b"x" * 64], errors.ConnectionLost, "1048576")
+
+    async def test_storedOverFile(self):
+        head = rawBlocks(os.urandom(4 * MiB))
+        await self.refused(head + [b"151 1000 1001\r\n" + b"x" * 1001], errors.ConnectionLost, "cannot be stored")
+
+    async def test_beyondTheBodysEnd(self):
+        head = rawBlocks(os.urandom(4 * MiB))
+        await self.refused(head + [b"151 1048576 1048576\r\n"], errors.ConnectionLost, "beyond", size=4 * MiB + 10)
+
+    async def test_endlessLine(self):
+        """
+        A line that never ends is refused at 64 bytes, not gathered.
+        """
+        head = rawBlocks(os.urandom(4 * MiB))
+        await self.refused(head + [b"151 " + b"1" * 4096], errors.ConnectionLost, "longer")
+
+    async def test_zipBombInThread(self):
+        """
+        A zstd block that claims 1 MiB and inflates to 512 MiB: refused
+        from its frame header by the store thread, an integrity error.
+        """
+        bomb = zstandard.ZstdCompressor(level=19).compress(b"\0" * (512 * MiB))
+        head = rawBlocks(os.urandom(4 * MiB))
+        tail = [b"151 %d %d\r\n" % (MiB, len(bomb)) + bomb] * 8
+        await self.refused(head + tail, errors.IntegrityError)
+
+    async def test_errorInPlaceOfABlock(self):
+        """
+        A reply line where a block line belongs goes to the reactor, which
+        fails the download with the server's error.
+        """
+        head = rawBlocks(os.urandom(4 * MiB))
+        await self.refused(head + [b"550 not-found gone\r\n"], errors.FtxError)
+
+    async def test_compressedAndRawMixed(self):
+        """
+        zstd blocks between raw ones, through the thread, arrive whole.
+        """
+        data = mixed(12 * MiB)
+        encoder = BlockEncoder()
+        pieces = []
+        for start in range(0, len(data), BLOCK_SIZE):
+            chunk = data[start : start + BLOCK_SIZE]
+            payload = encoder.encode(chunk)
+            pieces.append(b"151 %d %d\r\n" % (len(chunk), len(payload)) + payload)
+        d = await self.fetch(len(data), xxhash.xxh3_128(data).hexdigest(), pieces)
+        await d
+        self.assertEqual((self.local / "x.bin").read_bytes(), data)
