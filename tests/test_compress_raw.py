@@ -17,7 +17,7 @@ from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
 from ftx import errors
-from ftx._io import directblocks, threadedbody, workers
+from ftx._io import directblocks, threadedbody, threadedblocks, workers
 from ftx.client.api import connect
 from ftx.protocol.compression import BLOCK_SIZE, BlockEncoder
 from tests.hostile import HostileFactory, HostileProtocol, listenHostile
@@ -56,6 +56,15 @@ class _Spies:
             self.threaded += 1
             return receiveBlocks(writer, *args)
 
+        self.outcomes = []
+        readBlocks = threadedblocks.readBlocks
+
+        def recordOutcome(*args):
+            outcome = readBlocks(*args)
+            self.outcomes.append(outcome)
+            return outcome
+
+        case.patch(threadedblocks, "readBlocks", recordOutcome)
         case.patch(directblocks.DirectBlockSender, "begin", countBegin)
         case.patch(threadedbody.ThreadedWriter, "receiveBlocks", countReceive)
 
@@ -147,8 +156,21 @@ class _XxhCompressingHostile(HostileProtocol):
     def do_sget(self, fields) -> None:
         size, digest, pieces = self.factory.body
         self._send("150 {} {} 0".format(fields[0], size))
-        self.transport.write(b"".join(pieces))
-        self._send("250 " + digest)
+        later = getattr(self.factory, "later", None)
+        if later is None:
+            self.transport.write(b"".join(pieces))
+            self._send("250 " + digest)
+            return
+        # A pause at a chosen byte: the rest after the client's thread
+        # has given the socket back.
+        whole = b"".join(pieces)
+        self.transport.write(whole[:later])
+
+        def rest() -> None:
+            self.transport.write(whole[later:])
+            self._send("250 " + digest)
+
+        self.factory.delayed = reactor.callLater(self.factory.pause, rest)
 
 
 def rawBlocks(data: bytes) -> list:
@@ -174,10 +196,13 @@ class HostileThreadTests(TestCase):
         self.local = Path(temporaryFolder(self))
         self.spies = _Spies(self)
 
-    async def fetch(self, size, digest, pieces):
+    async def fetch(self, size, digest, pieces, later=None):
         factory = HostileFactory()
         factory.protocol = _XxhCompressingHostile
         factory.body = (size, digest, pieces)
+        factory.later = later
+        factory.pause = 0.6
+        self.addCleanup(lambda: factory.delayed.cancel() if getattr(factory, "delayed", None) and factory.delayed.active() else None)
         address = listenHostile(self, reactor, factory)
         client = await connect(reactor, address, compress="zstd")
         self.addCleanup(lambda: client.protocol.transport.abortConnection() if not client.protocol._lost else None)
@@ -260,3 +285,33 @@ class HostileThreadTests(TestCase):
         d = await self.fetch(len(data), xxhash.xxh3_128(data).hexdigest(), pieces)
         await d
         self.assertEqual((self.local / "x.bin").read_bytes(), data)
+
+    async def test_stallsHandBackMidway(self):
+        """
+        A server that pauses longer than the thread waits, in a block line,
+        in a raw payload and in a zstd payload: the thread gives the socket
+        back there, the reactor carries on from the same byte, and the file
+        arrives whole.
+        """
+        self.patch(threadedbody, "_POLL_SECONDS", 0.05)
+        self.patch(threadedbody, "_STALL_SECONDS", 0.2)
+        data = logText(3 * MiB) + os.urandom(6 * MiB) + logText(3 * MiB, seed=4)
+        encoder = BlockEncoder()
+        pieces = []
+        for start in range(0, len(data), BLOCK_SIZE):
+            chunk = data[start : start + BLOCK_SIZE]
+            payload = encoder.encode(chunk)
+            pieces.append(b"151 %d %d\r\n" % (len(chunk), len(payload)) + payload)
+        body = b"".join(pieces)
+        rawStart = sum(len(p) for p in pieces[:5])
+        zstdStart = sum(len(p) for p in pieces[:10])
+        for cut in (rawStart + 6, rawStart + 20 + MiB // 2, zstdStart + 40, len(body) - 3):
+            target = self.local / "x.bin"
+            if target.exists():
+                target.unlink()
+            before = len(self.spies.outcomes)
+            d = await self.fetch(len(data), xxhash.xxh3_128(data).hexdigest(), pieces, later=cut)
+            await d
+            self.assertEqual(target.read_bytes(), data, cut)
+            stopped = self.spies.outcomes[before]
+            self.assertFalse(stopped.complete, "the first thread gave the socket back")
