@@ -119,6 +119,26 @@ class FastPathTests(TestCase):
         self.assertEqual(self.spies.threaded, 6)
         await client.quit()
 
+    async def test_mgetAndPut(self):
+        """
+        Large files of an C{mget} each go through the body thread, and an
+        upload's raw blocks go by C{sendfile} from the client.
+        """
+        contents = {"a.bin": os.urandom(9 * MiB + 1), "b.log": logText(9 * MiB), "c.dat": mixed(9 * MiB)}
+        for name, data in contents.items():
+            (self.root / name).write_bytes(data)
+        client = await self.client()
+        got = await client.mget("*", str(self.local / "all"))
+        self.assertEqual(len(got), 3)
+        for name, data in contents.items():
+            self.assertEqual((self.local / "all" / name).read_bytes(), data, name)
+        self.assertEqual((self.spies.direct, self.spies.threaded), (3, 3))
+        sent = await client.put(str(self.local / "all" / "c.dat"), "up.dat")
+        self.assertEqual((self.root / "up.dat").read_bytes(), contents["c.dat"])
+        self.assertEqual(sent.digest, digestOf(str(self.root / "up.dat"), sent.checksum))
+        self.assertEqual(self.spies.direct, 4)
+        await client.quit()
+
     async def test_resumeInsideARawRun(self):
         """
         C{cget} from the middle of a raw run (not on a block boundary)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ftx._io import directblocks
 from ftx._io.compressedbody import BlockReader, BlockSender, DecodingSink
 from ftx._io.threadedbody import ThreadedWriter
 from ftx.errors import FtxError, IntegrityError
 from ftx.protocol import compression, wire
 
-__all__ = ["CompressedDownload", "BlockSender", "decodingSink", "isCompressed"]
+__all__ = ["CompressedDownload", "BlockSender", "blockSender", "decodingSink", "isCompressed"]
 
 
 class CompressedDownload:
@@ -100,6 +101,17 @@ class CompressedDownload:
                 request.small = None
                 request._dropFile(e)
         request.bodyProgress(block.fileBytes)
+
+
+def blockSender(transport, f, offset: int, count: int, hasher, progress, reactor, throttle):
+    """
+    The sender of an upload's compressed body: raw blocks by C{sendfile}
+    on a plain socket without a rate limit (L{ftx._io.directblocks}), else
+    everything from user space (L{BlockSender}).
+    """
+    if directblocks.usable(transport, f, count, reactor, throttle):
+        return directblocks.DirectBlockSender(f, offset, count, hasher, None, progress, reactor)
+    return BlockSender(f, offset, count, hasher, None, progress, reactor, throttle)
 
 
 def decodingSink(sink, hasher):

@@ -491,9 +491,9 @@ class UploadRequest(Request):
             if self.progress:
                 self.progress(self.name, self.sent, self.size)
             if compressed.isCompressed(self.protocol):
-                self.sender = compressed.BlockSender(
-                    self.file, self.offset, self.size - self.offset, self.hasher, None, self._sentSome,
-                    self.protocol.reactor, self.protocol.sending,
+                self.sender = compressed.blockSender(
+                    self.protocol.transport, self.file, self.offset, self.size - self.offset, self.hasher,
+                    self._sentSome, self.protocol.reactor, self.protocol.sending,
                 )
             else:
                 # A process that waits for this one connection (the ftx
