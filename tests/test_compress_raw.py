@@ -14,14 +14,16 @@ from pathlib import Path
 import xxhash
 import zstandard
 from twisted.internet import reactor
+from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from ftx import errors
-from ftx._io import directblocks, threadedbody, threadedblocks, workers
+from ftx._io import directblocks, threadedbody, threadedblocks, threadedreceive, workers
 from ftx.client.api import connect
 from ftx.protocol.compression import BLOCK_SIZE, BlockEncoder
+from tests.rawclient import RawClient, sha1
 from tests.hostile import HostileFactory, HostileProtocol, listenHostile
-from tests.support import closeSocketsAfter, digestOf, listenInProcess, temporaryFolder
+from tests.support import closeSocketsAfter, digestOf, listenInProcess, temporaryFolder, waitUntil
 from tests.test_compression import logText
 
 MiB = 1 << 20
@@ -65,6 +67,14 @@ class _Spies:
             return outcome
 
         case.patch(threadedblocks, "readBlocks", recordOutcome)
+        self.uploadThreads = 0
+        receiveInit = threadedblocks.BlockReceive.__init__
+
+        def countUploadThread(receiver, *args):
+            self.uploadThreads += 1
+            receiveInit(receiver, *args)
+
+        case.patch(threadedblocks.BlockReceive, "__init__", countUploadThread)
         case.patch(directblocks.DirectBlockSender, "begin", countBegin)
         case.patch(threadedbody.ThreadedWriter, "receiveBlocks", countReceive)
 
@@ -138,6 +148,83 @@ class FastPathTests(TestCase):
         self.assertEqual(sent.digest, digestOf(str(self.root / "up.dat"), sent.checksum))
         self.assertEqual(self.spies.direct, 4)
         await client.quit()
+
+    async def test_largeUploadsReadByThread(self):
+        """
+        A large compressed upload (random, text, mixed) is followed by the
+        server's body thread and arrives whole, digest over the file bytes.
+        """
+        contents = {"r.bin": os.urandom(20 * MiB + 9), "t.log": logText(18 * MiB), "m.dat": mixed(18 * MiB)}
+        client = await self.client()
+        for name, data in contents.items():
+            (self.local / name).write_bytes(data)
+            sent = await client.put(str(self.local / name), name)
+            self.assertEqual((self.root / name).read_bytes(), data, name)
+            self.assertEqual(sent.digest, digestOf(str(self.root / name), sent.checksum))
+        self.assertEqual(self.spies.uploadThreads, 3)
+        await client.quit()
+
+    async def test_badUploadLinesReadByThread(self):
+        """
+        Block lines the server's body thread refuses as the reactor does: a
+        raw run over the bound is C{400} and the server hangs up; a zip
+        bomb is C{422} and the connection goes on; nothing is stored.
+        """
+        port = await listenInProcess(reactor, str(self.root))
+        self.addCleanup(port.stopListening)
+        raw = await deferToThread(RawClient, port.getHost().port)
+        self.addCleanup(raw.close)
+        await deferToThread(self._badUploads, raw)
+        self.assertEqual(self.spies.uploadThreads, 2)
+        self.assertEqual([n for n in os.listdir(self.root) if not n.startswith(".")], [])
+
+    def _badUploads(self, raw):
+        size = 20 * MiB
+        head = b"".join(rawBlocks(os.urandom(6 * MiB)))
+        self.assertEqual(raw.command(b"compress zstd"), b"200 compress zstd")
+        bomb = zstandard.ZstdCompressor(level=19).compress(b"\0" * (256 * MiB))
+        self.assertEqual(raw.command(b"put b.bin %d" % size), b"350 0")
+        raw.send(head + b"".join(b"151 %d %d\r\n" % (MiB, len(bomb)) + bomb for _ in range(14)), b"")
+        reply = raw.command(b"sha1 " + b"0" * 40)
+        self.assertTrue(reply.startswith(b"422 integrity"), reply)
+        self.assertEqual(raw.command(b"noop"), b"200 ok")
+        self.assertEqual(raw.command(b"put a.bin %d" % size), b"350 0")
+        raw.send(head + b"151 2097152 2097152\r\n" + b"x" * 100, b"")
+        reply = raw.readLine()
+        self.assertTrue(reply.startswith(b"400 bad-request"), reply)
+        self.assertTrue(raw.closedByServer())
+
+    async def test_uploadStallsHandBack(self):
+        """
+        A client that pauses longer than the server's thread waits, before
+        a block line is whole, in a raw payload and in a zstd payload: the
+        reactor carries on from the same byte and the file is stored whole.
+        """
+        self.patch(threadedreceive, "HAND_BACK_SECONDS", 0.2)
+        self.patch(threadedreceive, "_POLL_SECONDS", 0.05)
+        data = os.urandom(10 * MiB) + logText(4 * MiB) + os.urandom(6 * MiB)
+        encoder = BlockEncoder()
+        pieces = []
+        for start in range(0, len(data), BLOCK_SIZE):
+            chunk = data[start : start + BLOCK_SIZE]
+            payload = encoder.encode(chunk)
+            pieces.append(b"151 %d %d\r\n" % (len(chunk), len(payload)) + payload)
+        body = b"".join(pieces)
+        zstdStart = sum(len(p) for p in pieces[:11])
+        port = await listenInProcess(reactor, str(self.root))
+        self.addCleanup(port.stopListening)
+        raw = await deferToThread(RawClient, port.getHost().port)
+        self.addCleanup(raw.close)
+        self.assertEqual(await deferToThread(raw.command, b"compress zstd"), b"200 compress zstd")
+        for n, cut in enumerate((3 * MiB + 5, 4 * (MiB + 20) + 7, zstdStart + 30)):
+            before = len(self.spies.outcomes)
+            self.assertEqual(await deferToThread(raw.command, b"put f%d %d" % (n, len(data))), b"350 0")
+            await deferToThread(raw.send, body[:cut], b"")
+            await waitUntil(reactor, lambda: False, timeout=0.6)
+            reply = await deferToThread(raw.command, body[cut:] + b"sha1 " + sha1(data).encode())
+            self.assertTrue(reply.startswith(b"226 "), reply)
+            self.assertEqual((self.root / ("f%d" % n)).read_bytes(), data)
+            self.assertFalse(self.spies.outcomes[before].complete, "the first thread handed back")
 
     async def test_resumeInsideARawRun(self):
         """

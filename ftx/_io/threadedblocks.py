@@ -20,14 +20,16 @@ and the same sink that decodes (the frame size, the zip bomb).
 
 from __future__ import annotations
 
+import os
 import socket
+import threading
 from time import monotonic
 from typing import Callable, Optional
 
 from ftx.errors import FtxError
 from ftx.protocol import compression
 
-__all__ = ["Outcome", "readBlocks", "LINE_MAX"]
+__all__ = ["Outcome", "readBlocks", "BlockReceive", "LINE_MAX"]
 
 #: The longest block line read: C{151}, two numbers of at most 7 digits
 #: each (L{compression.MAX_BLOCK}), with room to spare for a peer that
@@ -48,7 +50,8 @@ class Outcome:
     @ivar fileBytes: file bytes read and not yet reported as progress.
     @ivar complete: the body's last block was read.
     @ivar line: a whole line that is not a block line (the server's error
-        in place of a block), for the reactor to handle as a reply.
+        in place of a block), or one the reader refused (then with
+        C{error}), for the reactor to handle as its own.
     @ivar partial: the first bytes of a line not read to its end.
     @ivar error: why the body cannot be framed any more (a block line out
         of bounds), or L{None}.
@@ -101,11 +104,22 @@ def readBlocks(reactor, lent, reader, left: int, lane, progressed: Callable[[int
     thread (L{ftx._io.threadedbody._StoreThread}).
     """
     outcome = Outcome(left)
+    try:
+        _follow(reactor, lent, reader, left, lane, progressed, stopped, outcome)
+    except (OSError, ValueError):
+        # The connection failed: the reactor finds out on its next read;
+        # the outcome says where the thread was.
+        pass
+    return outcome
+
+
+def _follow(reactor, lent, reader, left: int, lane, progressed, stopped, outcome: Outcome) -> None:
     buffer = lane.take()
     view = memoryview(buffer)
     size = len(buffer)
     unreported = 0
     reported = monotonic()
+    outcome.fileBytes = 0
     while not stopped():
         if left:
             if reader.raw:
@@ -116,6 +130,7 @@ def readBlocks(reactor, lent, reader, left: int, lane, progressed: Callable[[int
                 buffer = lane.take()
                 view = memoryview(buffer)
                 unreported += got
+                outcome.fileBytes = unreported
                 left -= got
                 outcome.left = left
                 if left:
@@ -143,6 +158,7 @@ def readBlocks(reactor, lent, reader, left: int, lane, progressed: Callable[[int
                 reactor.callFromThread(progressed, unreported)
                 unreported = 0
                 reported = monotonic()
+            outcome.fileBytes = unreported
         elif reader.remaining == 0:
             outcome.complete = True
             break
@@ -156,8 +172,88 @@ def readBlocks(reactor, lent, reader, left: int, lane, progressed: Callable[[int
             try:
                 left = reader.blockLine(line.decode("ascii", "replace").split(" ")[1:])
             except FtxError as e:
+                # The reader is unchanged: the reactor may read the line again.
                 outcome.error = str(e)
+                outcome.line = line
                 break
             outcome.left = left
-    outcome.fileBytes = unreported
-    return outcome
+
+
+class _InlineLane:
+    """
+    Stores in the reading thread itself, into one reused buffer: the
+    server's way (L{ftx._io.threadedreceive}), one thread per upload.
+    """
+
+    def __init__(self, store: Callable[[object], None], size: int) -> None:
+        self._store = store
+        self._buffer = bytearray(size)
+
+    def take(self) -> bytearray:
+        return self._buffer
+
+    def give(self, buffer: bytearray, count: int) -> None:
+        self._store(memoryview(buffer)[:count])
+
+    def giveItem(self, item) -> None:
+        self._store(item)
+
+
+class BlockReceive:
+    """
+    The server's thread for the rest of a compressed upload (the blocks'
+    L{ftx._io.compressedbody.BlockReader} and the current block's C{left}
+    payload bytes), with the interface of
+    L{ftx._io.threadedreceive.ThreadedReceive}: L{finished} fires with an
+    L{Outcome} instead of a count.
+
+    @ivar error: the first exception C{store} raised (a block that does not
+        decode, a write that failed); later blocks are still read, so the
+        body stays framed, and dropped.
+    """
+
+    def __init__(self, sock, reader, left: int, store: Callable[[object], None]) -> None:
+        from twisted.internet.defer import Deferred
+
+        # Duplicated here, in the reactor thread, while the socket is
+        # certainly open (as ThreadedReceive does).
+        self._sock = socket.socket(fileno=os.dup(sock.fileno()))
+        self._reader = reader
+        self._left = left
+        self._store = store
+        self._stop = False
+        self.error: Optional[BaseException] = None
+        self.finished = Deferred()
+
+    def start(self, reactor, progressed: Callable[[int], None]) -> None:
+        thread = threading.Thread(target=self._run, args=(reactor, progressed), name="ftx-upload-blocks", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:
+            self._sock.close()
+            self.finished.callback(Outcome(self._left))
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def _storeItem(self, item) -> None:
+        if self.error is None:
+            try:
+                self._store(item)
+            except Exception as e:
+                self.error = e
+
+    def _run(self, reactor, progressed) -> None:
+        from ftx._io import threadedreceive
+        from ftx._io.lentsocket import LentSocket
+
+        outcome = Outcome(self._left)
+        try:
+            lent = LentSocket(self._sock, threadedreceive._POLL_SECONDS, threadedreceive.HAND_BACK_SECONDS, lambda: self._stop)
+            lane = _InlineLane(self._storeItem, threadedreceive.BUFFER_SIZE)
+            outcome = readBlocks(reactor, lent, self._reader, self._left, lane, progressed, lambda: self._stop)
+        except (OSError, ValueError):
+            pass
+        finally:
+            self._sock.close()
+            reactor.callFromThread(self.finished.callback, outcome)
