@@ -22,6 +22,9 @@ only stopped reading this socket, and the thread reaches it only through
 C{callFromThread}), and a hundred bodies at once stay on the reactor
 rather than take two hundred threads that fight over the GIL.
 
+A compressed body's thread follows its block framing
+(L{ThreadedWriter.receiveBlocks}, L{ftx._io.threadedblocks}).
+
 Only a plain socket qualifies (L{ftx._io.internals.socketOf}), and only a
 checksum cheap enough to run on the reading thread (XXH3): a SHA-1 body
 keeps the reactor path, where hashing runs in a lane of its own.
