@@ -201,11 +201,12 @@ class DirectBlockSender:
         try:
             while budget > 0:
                 if self._current is None:
+                    # Plan first: what it plans on the spot is sent now.
+                    self._plan()
                     with self._lock:
                         block = self._ready.popleft() if self._ready else None
                         if block is not None and block[1] is not None:
                             self._held -= 1
-                    self._plan()
                     if block is None:
                         if self.remaining <= 0:
                             self._finish(None)
