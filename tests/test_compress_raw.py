@@ -226,6 +226,30 @@ class FastPathTests(TestCase):
             self.assertEqual((self.root / ("f%d" % n)).read_bytes(), data)
             self.assertFalse(self.spies.outcomes[before].complete, "the first thread handed back")
 
+    async def test_fileShrinksWhileSent(self):
+        """
+        A file cut short after the server measured it: the raw blocks
+        sent by sendfile meet its end, the download fails with a typed
+        error, and nothing takes the file's name.
+        """
+        from ftx.server.filesystem import FilesystemStorage
+
+        path = self.root / "s.bin"
+        path.write_bytes(os.urandom(12 * MiB))
+        openForRead = FilesystemStorage.openForRead
+
+        def openThenShrink(storage, name):
+            f, size = openForRead(storage, name)
+            os.truncate(path, 3 * MiB + 5)
+            return f, size
+
+        self.patch(FilesystemStorage, "openForRead", openThenShrink)
+        client = await self.client()
+        with self.assertRaises(errors.FtxError):
+            await client.sget("s.bin", str(self.local / "s.bin"))
+        self.assertFalse((self.local / "s.bin").exists())
+        self.assertEqual(self.spies.direct, 1)
+
     async def test_resumeInsideARawRun(self):
         """
         C{cget} from the middle of a raw run (not on a block boundary)

@@ -214,9 +214,13 @@ class Downloads:
                 connection.logged(verb, name, size - offset, started)
 
         def lost(failure):
+            if not failure.check(ConnectionError):
+                # The body cannot be finished (the file shrank under it):
+                # the client could not find where it ends, so it goes.
+                connection.transport.abortConnection()
+                return failure
             # The client closed, reset or was killed mid-body: its doing,
             # not a server fault (the protocol says so at info level).
-            failure.trap(ConnectionError)
             connection.logged(verb, name, size - offset - sender.remaining, started, "connection lost")
             return failure
 
