@@ -20,8 +20,9 @@ from unittest import mock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ftx.cli import parser
+from ftx.cli.status import UsageError
 
-from tests.clitools import FTX, SharedServer, temporaryFolder
+from tests.clitools import FTX, SharedServer, ftx, temporaryFolder
 from tests.support import ftxEnvironment
 
 _SERVER = SharedServer(files={"a.txt": b"hello", "b.txt": b"world"})
@@ -55,12 +56,18 @@ HEAVY = {
     "twisted.internet.process": "the reactor's process support (ftx._io.lazymodules defers it)",
     "twisted.internet.unix": "the reactor's UNIX sockets (ftx._io.lazymodules defers them)",
     "twisted.internet.udp": "the reactor's UDP (ftx._io.lazymodules defers it)",
-    "shutil": "argparse's help formatter (ftx.cli.parser sizes it itself)",
+    "shutil": "argparse's help formatter (ftx.cli.parser sizes it itself), tempfile",
+    "tempfile": "the quick check's digest cache (ftx.cli.quickcheck imports it to save)",
+    "getpass": "asking for a passphrase (ftx.cli.keys imports it to ask)",
 }
 
-#: What a download needs beyond a small command: its commands, and the
-#: temporary files of the quick check's digest cache (tempfile, shutil).
-DOWNLOADING = {"ftx.cli.downloads", "shutil"}
+#: What a download needs beyond a small command: its commands (the quick
+#: check's digest cache imports tempfile, and so shutil, only to save).
+DOWNLOADING = {"ftx.cli.downloads"}
+
+#: What an upload needs beyond a small command: its commands, and the
+#: spooling of standard input (tempfile, shutil).
+UPLOADING = {"ftx.cli.downloads", "shutil", "tempfile"}
 
 
 #: Runs the console script as installed, then lists on stderr the modules
@@ -130,6 +137,18 @@ class SmallCommandImportsTests(TestCase):
         self.assertLeftOut("--dir", str(local), "sget", "a.txt", needed=DOWNLOADING)
         self.assertEqual((local / "a.txt").read_bytes(), b"hello")
 
+    def test_put(self):
+        """
+        An upload without a recipient or a passphrase needs its own
+        commands, not the age encryption (nor the cryptography library).
+        """
+        local = temporaryFolder(self)
+        (local / "up.txt").write_bytes(b"up")
+        name = "put-{}.txt".format(os.getpid())
+        # The server is shared with tests that list it.
+        self.addCleanup(ftx, _SERVER(self), "delete", name)
+        self.assertLeftOut("--dir", str(local), "put", "up.txt", "--as", name, "--overwrite", needed=UPLOADING)
+
     def test_listOnLocalhost(self):
         """
         C{localhost}, the default server's host, needs no name resolution.
@@ -193,6 +212,47 @@ class HelpWidthTests(SynchronousTestCase):
                 stock = built.commands["sget"].format_help() + built.format_help()
             self.assertEqual(ours, stock)
 
+
+
+class OneCommandParserTests(SynchronousTestCase):
+    """
+    Given the command line, the parser builds only the command it names,
+    and parses that line exactly as the whole parser does.
+    """
+
+    LINES = [
+        ["df"], ["--server", "h:1", "df", "--json"], ["--server=h:1", "-q", "ls", "*.txt"],
+        ["--dir", "df", "list", "--server", "x:2"], ["-v", "sget", "a.txt", "-o", "b", "--skip", "--decrypt"],
+        ["mget", "*", "--verify", "-r"], ["put", "a", "b", "--as", "c", "--passphrase"], ["hash", "big", "1M"],
+        ["mirror", "-R", "here", "there", "--delete"], ["--limit-rate", "1M", "cget", "x"], ["rm", "-r", "d"],
+        ["mkdir", "a/b"], ["keygen", "-o", "k"], ["--checksum", "sha1", "--tls", "df", "--udp", "--udp-port", "9"],
+    ]
+
+    def parsed(self, parser, line):
+        try:
+            return vars(parser.parse_args(line))
+        except (UsageError, SystemExit) as e:
+            return repr(e)
+
+    def test_sameAsTheWholeParser(self):
+        for line in self.LINES + [["df", "--bogus"], ["hash"], ["df", "-p", "0"], ["sget", "a", "--overwrite", "--skip"]]:
+            self.assertEqual(self.parsed(parser.buildParser(line), line), self.parsed(parser.buildParser(), line), line)
+
+    def test_onlyTheCommandNamed(self):
+        for line in self.LINES:
+            built = parser.buildParser(line)
+            self.assertEqual(len(built.commands), 1, line)
+            self.assertEqual(list(built.commands), [self.parsed(built, line)["command"]], line)
+
+    def test_wholeParserWhenNotPlain(self):
+        """
+        No command, the shell, help, a mistyped command or an option that
+        is abbreviated or combined: argparse decides, with every command.
+        """
+        every = len(parser.buildParser().commands)
+        for line in [[], ["shell"], ["--help"], ["-h", "df"], ["--version"], ["dff"], ["--serv", "h:1", "df"],
+                     ["-vq", "df"], ["-p1234", "df"], ["--print-completion", "bash"], ["--", "df"], ["--server"]]:
+            self.assertEqual(len(parser.buildParser(line).commands), every, line)
 
 @_SERVER.serves
 class ExitTests(TestCase):

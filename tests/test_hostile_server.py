@@ -22,7 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ftx.cli.progress import Reporter
 from ftx.cli.terminal import printable
-from ftx.client import connect, localfiles, safenames
+from ftx.client import connect, safenames
 from ftx.cli.status import EXIT_LOST, EXIT_PERMISSION
 from ftx.errors import FtxError, UnsafeName
 from ftx.protocol import wire
@@ -488,11 +488,9 @@ class HostileApiTests(TestCase):
     async def test_neverThroughALinkedPartialFile(self) -> None:
         """
         A program that names the local path itself is still protected from
-        a link planted in place of the partial file: a large download fails
-        with a local error, a small one too where it goes through its
-        partial file (written unnamed and linked, L{localfiles.UNNAMED},
-        it never opens that name); the linked file is untouched, the
-        connection goes on.
+        a link planted in place of the partial file: small and large
+        downloads fail with a local error, the linked file is untouched,
+        the connection goes on.
         """
         large = b"L" * (wire.SMALL_BODY + 1)
         client = await self.connected([(b"small.jpg", b"small"), (b"large.jpg", large)])
@@ -502,13 +500,9 @@ class HostileApiTests(TestCase):
                 f.write(b"victim")
             os.symlink(victim, os.path.join(self.sandbox.local, "." + name + ".ftx-partial"))
         self.sandbox.freeze()
-        if localfiles.UNNAMED:
-            await client.sget("small.jpg", os.path.join(self.sandbox.local, "small.jpg"))
-        else:
+        for name in ("small.jpg", "large.jpg"):
             with self.assertRaises(FtxError):
-                await client.sget("small.jpg", os.path.join(self.sandbox.local, "small.jpg"))
-        with self.assertRaises(FtxError):
-            await client.sget("large.jpg", os.path.join(self.sandbox.local, "large.jpg"))
-        self.sandbox.check(self, {"small.jpg"} if localfiles.UNNAMED else set(), refused=2)
+                await client.sget(name, os.path.join(self.sandbox.local, name))
+        self.sandbox.check(self, set(), refused=2)
         self.assertEqual(len(await client.list()), 2)
 

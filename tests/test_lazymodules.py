@@ -62,6 +62,21 @@ class DeferImportsTests(SynchronousTestCase):
         self.assertNotIn("ftx_no_such_module", sys.modules)
         self.assertFalse(lazymodules.isDeferred(before))
 
+    def test_leavesWhatItsPackageImports(self):
+        """
+        A module that finding it imported, because its package imports it,
+        is left as it is: the package already holds the real module, and a
+        lazy copy put in its place would never run.
+        """
+        out = python(
+            "import sys\n"
+            "from ftx._io import lazymodules\n"
+            "print('json' in sys.modules, lazymodules.deferImports(['json.decoder']))\n"
+            "import json\n"
+            "print(lazymodules.isDeferred(sys.modules['json.decoder']), sys.modules['json.decoder'] is json.decoder)\n"
+        )
+        self.assertEqual(out.splitlines(), ["False []", "False True"])
+
     def test_theReactorLeavesThemDeferred(self):
         """
         Importing the reactor runs none of the modules the command defers;

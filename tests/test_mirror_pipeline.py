@@ -2,7 +2,7 @@
 What makes a mirror's re-run cheap: C{sget} commands pipelined (the
 server's C{pipeline} feature, L{ftx.client.pipelined}), the listing
 formatted and parsed straight from bytes (L{ftx.server.listing},
-L{ftx.client.exchanges.ListRequest.fastLine}), with the same answers,
+L{ftx.client.listrequest.ListRequest}), with the same answers,
 confinement and refusals as before.
 """
 
@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ftx.cli.status import EXIT_PERMISSION
 from ftx.client.api import connect
-from ftx.client.exchanges import ListRequest
+from ftx.client.listrequest import ListRequest
 from ftx.client.pipelined import PIPELINE, GetsRequest
 from ftx.errors import NotFound, PermissionDenied, UnsafeName
 from ftx.protocol import wire
@@ -86,8 +86,77 @@ class ListingFormatTests(SynchronousTestCase):
         self.assertEqual(listingReply([]), b"211 0\r\n")
 
 
+class WalkedListingTests(SynchronousTestCase):
+    """
+    The listing made while walking (L{FilesystemStorage.listingReply})
+    is byte for byte what formatting L{FilesystemStorage.listFiles} gives:
+    the same names, order, refusals and links.
+    """
+
+    def setUp(self) -> None:
+        self.root = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.root)
+        outside = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, outside)
+        with open(os.path.join(outside, "secret"), "wb") as f:
+            f.write(b"s")
+        root = os.fsencode(self.root)
+        files = [b"a.txt", b"a/b", b"a-", b"a/c d", b"a/%41", "a/\u00e9t\u00e9".encode(), b"a/\xff\xfe", b"a/x#y",
+                 b"a/deep/er/z", b"a.b/q", b"bad\x1bname", b"good/.x.ftx-partial", b"dir.ftx-partial/inside",
+                 b"ctl\x07dir/f", b"~/-._", b"Z", b"ok", b"n" * 200 + b"/m"]
+        for name in files:
+            path = os.path.join(root, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(name)
+        os.makedirs(os.path.join(root, b"emptyfolder"))
+        os.symlink(b"a.txt", os.path.join(root, b"link-in"))
+        os.symlink(os.path.join(os.fsencode(outside), b"secret"), os.path.join(root, b"a", b"link-out"))
+        os.symlink(b"a", os.path.join(root, b"link-dir"))
+        os.symlink(os.fsencode(outside), os.path.join(root, b"link-outdir"))
+        os.mkfifo(os.path.join(root, b"a", b"fifo"))
+
+    def assertSameReply(self, storage, mask) -> None:
+        walked = storage.listingReply(mask)
+        self.assertIsNotNone(walked)
+        entries = storage.listFiles(mask)
+        self.assertEqual(walked, (listingReply(entries), len(entries)))
+
+    def test_sameAsListFiles(self) -> None:
+        from ftx.server.filesystem import FilesystemStorage
+
+        storage = FilesystemStorage(self.root)
+        self.assertSameReply(storage, None)
+        self.assertSameReply(storage, b"a")
+        self.assertSameReply(storage, b"a/deep")
+        reply, count = storage.listingReply(None)
+        self.assertIn(b"210 a/c%20d ", reply)
+        self.assertIn(b"210 link-in 5 ", reply)
+        self.assertNotIn(b"secret", reply)
+        self.assertNotIn(b"fifo", reply)
+        self.assertNotIn(b"partial", reply)
+        self.assertNotIn(b"link-dir", reply)
+        self.assertGreater(count, 10)
+
+    def test_otherMasksTheUsualWay(self) -> None:
+        """
+        A mask with wildcards, or one that names a file, is left to
+        L{listFiles} (L{listedReply} falls back to it).
+        """
+        from ftx.server.filesystem import FilesystemStorage
+        from ftx.server.listing import listedReply
+
+        storage = FilesystemStorage(self.root)
+        for mask in (b"a/*", b"a.txt", b"missing"):
+            self.assertIsNone(storage.listingReply(mask))
+            entries = storage.listFiles(mask)
+            self.assertEqual(listedReply(storage, mask), (listingReply(entries), len(entries)))
+
+
 class _Protocol:
     _active = None
+    greeted = _agreeing = None
+    _probeReplies = 0
 
     def _requestDone(self, request) -> None:
         pass
@@ -109,6 +178,57 @@ class ListParsingTests(SynchronousTestCase):
         data = listingReply(entries)
         self.assertEqual(self.parsed(data, True), self.parsed(data, False))
         self.assertEqual(len(self.parsed(data, True)), len(ODD_NAMES))
+
+    def parsedInPieces(self, data: bytes, size: int):
+        """
+        As the client's reply stream does: whole lines taken at once where
+        the request can (L{ListRequest.takeLines}), the others one by one,
+        the bytes arriving C{size} at a time.
+        """
+        request = ListRequest(b"list")
+        request.protocol = _Protocol()
+        request.protocol._active = request
+        results = []
+        request.deferred.addBoth(results.append)
+        buffered = b""
+        for start in range(0, len(data), size):
+            buffered += data[start:start + size]
+            position = 0
+            while not results:
+                position = request.takeLines(buffered, position)
+                newline = buffered.find(b"\r\n", position)
+                if newline < 0:
+                    break
+                line, position = buffered[position:newline], newline + 2
+                if not request.fastLine(line):
+                    request.replyReceived(wire.parseReply(line))
+            buffered = buffered[position:]
+        return results[0]
+
+    def test_takeLinesGivesTheSameEntries(self) -> None:
+        """
+        Lines taken many at once give the entries one at a time gave, in
+        order, whatever the pieces the bytes come in; a line that is not
+        plain (an encoded name, a 19-digit number) is left to the usual way.
+        """
+        entries = [StoredFile(name, size, size * 7) for size, name in enumerate(ODD_NAMES * 3)]
+        entries += [StoredFile(b"plain/%d" % i, i * 1000, 1700000000 + i) for i in range(50)]
+        entries += [StoredFile(b"big", 2**63 - 1, 0), StoredFile(b"after", 1, 1)]
+        data = listingReply(entries)
+        expected = self.parsed(data, False)
+        self.assertEqual(len(expected), len(entries))
+        for size in (1, 7, 64, 1000, len(data)):
+            self.assertEqual(self.parsedInPieces(data, size), expected, size)
+
+    def test_takeLinesStopsAtAnError(self) -> None:
+        request = ListRequest(b"list")
+        request.protocol = _Protocol()
+        data = b"210 a 1 2\r\n210 b 3 4\r\n404 not-found nope\r\n210 c 5 6\r\n"
+        self.assertEqual(request.takeLines(data, 0), data.index(b"404"))
+        self.assertEqual(request.entries, [("a", 1, 2), ("b", 3, 4)])
+        self.assertEqual(request.entries[0].name, "a")
+        self.assertEqual(request.takeLines(b"210 a 01 2\r\n", 0), 0)
+        self.assertEqual(request.takeLines(b"210 a 1 2", 0), 0)
 
     def test_fastLineLeavesTheRestToTheUsualWay(self) -> None:
         """
@@ -156,6 +276,39 @@ class PipelinedClientTests(TestCase):
                 self.assertEqual(f.read(), FILES[name])
         self.assertEqual(sorted(os.listdir(root)), ["out", "srv"])
         # The connection goes on.
+        self.assertEqual(len(await client.list()), len(FILES))
+
+    async def test_aLargeFileFinishedAtItsTrailerIsCountedOnce(self) -> None:
+        """
+        A large file whose body was already stored when its trailer came
+        (read by a body thread, as a mirror's changed multi-MiB file often
+        is) is in place at once; the answers after it still go to the files
+        asked for, not each to the one before (it was counted twice, and
+        every later file refused as "asked for X, the server sent Y").
+        """
+        root = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, root)
+        for name, data in FILES.items():
+            os.makedirs(os.path.dirname(os.path.join(root, "srv", name)), exist_ok=True)
+            with open(os.path.join(root, "srv", name), "wb") as f:
+                f.write(data)
+        port = await listenInProcess(reactor, os.path.join(root, "srv"))
+        self.addCleanup(port.stopListening)
+        client = await connect(reactor, "127.0.0.1:{}".format(port.getHost().port))
+        self.addCleanup(lambda: client.quit().addErrback(lambda _: None))
+        # Every large body read by a thread: stored before its trailer.
+        client.protocol.bodyThreads = True
+        out = os.path.join(root, "out")
+        os.mkdir(out)
+        asked = ["big.bin", "a.txt", "big.bin", "sub/b.txt", "sub/deep/c.txt"]
+        failed = []
+        transfers = await client.sgets([(n, os.path.join(out, "{}-{}".format(i, n.replace("/", "_"))))
+                                        for i, n in enumerate(asked)], failed=lambda n, e: failed.append((n, e)))
+        self.assertEqual(failed, [])
+        self.assertEqual([t.name for t in transfers], asked)
+        for i, name in enumerate(asked):
+            with open(os.path.join(out, "{}-{}".format(i, name.replace("/", "_"))), "rb") as f:
+                self.assertEqual(f.read(), FILES[name])
         self.assertEqual(len(await client.list()), len(FILES))
 
 
@@ -230,6 +383,9 @@ class MirrorReRunTests(SynchronousTestCase):
         for name, data in FILES.items():
             with open(os.path.join(target, name), "rb") as f:
                 self.assertEqual(f.read(), data)
+        # Each fetched file was given the server's time: nothing to do now.
+        third = ftx(server, "-q", "mirror", ".", target, "--json")
+        self.assertIn('"transferred": 0', third.out)
 
 
 class CollectorTests(SynchronousTestCase):
@@ -252,3 +408,47 @@ class CollectorTests(SynchronousTestCase):
         gc.disable()
         _Collector().resume()
         self.assertFalse(gc.isenabled())
+
+
+class MgetChoiceTests(SynchronousTestCase):
+    """
+    L{ftx.cli.mirrorfetch._mgetMayPay}: the quick guess whether a server
+    C{mget} is worth weighing, which a re-run's few files per folder skip.
+    """
+
+    def setUp(self) -> None:
+        from ftx.client.results import Entry
+
+        self.listed = sorted(
+            [Entry("d{}/f{:03d}".format(d, i), 100_000, 0) for d in range(3) for i in range(100)]
+            + [Entry("d1.txt", 5, 0), Entry("d10/x", 7, 0), Entry("top.txt", 5, 0)]
+        )
+
+    def mayPay(self, wanted, folder=""):
+        from ftx.cli.mirrorfetch import _mgetMayPay
+
+        plans = [(e, ("sget", "/x")) for e in self.listed if e.name in wanted]
+        return _mgetMayPay(folder, self.listed, plans)
+
+    def test_firstRun(self) -> None:
+        self.assertTrue(self.mayPay({e.name for e in self.listed}))
+
+    def test_aFewChangedInEachFolder(self) -> None:
+        self.assertFalse(self.mayPay({"d0/f001", "d0/f050", "d1/f007", "d1/f099", "d2/f000", "d2/f003"}))
+        self.assertFalse(self.mayPay({"d0/f001"}))
+
+    def test_aNewFolderAmongOthers(self) -> None:
+        """
+        A folder whose files are nearly all wanted is worth one C{mget},
+        however many files the other folders hold.
+        """
+        wanted = {e.name for e in self.listed if e.name.startswith("d1/")} - {"d1/f000"}
+        self.assertTrue(self.mayPay(wanted | {"d0/f001"}))
+        # A sibling whose name extends it (d10) is not in its group.
+        self.assertTrue(self.mayPay({"d10/x"} | {"d2/f%03d" % i for i in range(100)}))
+
+    def test_topFilesOrOneFolderLeftToTheFullCheck(self) -> None:
+        # A mirror of one folder: one group, that fetchTogether weighs.
+        self.assertTrue(self.mayPay({"d0/f001", "d0/f002"}, folder="d0"))
+        # The files at the top are spread through the listing: weighed too.
+        self.assertTrue(self.mayPay({"d1.txt", "top.txt"}))

@@ -11,11 +11,12 @@ import os
 from twisted.trial.unittest import SynchronousTestCase
 
 from ftx.cli.mirrorplan import EXCLUDE, INCLUDE, Filters, planMirror, scanTree
+from ftx.client.results import Entry
 from tests.support import temporaryFolder
 
 
 def plan(source, target, filters=(), delete=False, folders=None, partials=(), same=lambda name: True):
-    return planMirror({name: (size, None) for name, size in source.items()}, target, Filters(filters),
+    return planMirror({name: Entry(name, size, 0) for name, size in source.items()}, target, Filters(filters),
                       same, lambda name: "get", delete, folders, partials)
 
 

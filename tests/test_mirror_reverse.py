@@ -49,6 +49,21 @@ class MirrorUploadTests(SynchronousTestCase):
         self.assertEqual(mark.commands("put", "hash", "partial"), [])
         self.assertIn("mirror: 0 transferred (0 B), 0 deleted, 5 unchanged", again.out)
 
+    def test_moreFilesThanQueuedAtOnce(self) -> None:
+        """
+        The puts are queued on the connection a few open files at a time
+        (L{ftx.cli.mirrorsend.QUEUED}); more files than that all arrive,
+        each with its local time, and a second run has nothing to send.
+        """
+        from ftx.cli.mirrorsend import QUEUED
+
+        many = {"many/f{:02d}.txt".format(i): b"x" * i for i in range(QUEUED * 2 + 3)}
+        writeTree(self.local, many)
+        first = self.mirror("--json")
+        self.assertIn('"transferred": {}'.format(len(many) + len(TREE)), first.out)
+        self.assertEqual(treeOf(self.remote), dict(TREE, **many))
+        self.assertIn('"transferred": 0', self.mirror("--json").out)
+
     def test_changedSizeOrTimeOnly(self) -> None:
         """
         A file of another size and one with only another modification time

@@ -66,6 +66,9 @@ def deferImports(names: Iterable[str] = UNUSED_BY_COMMANDS) -> List[str]:
             continue
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             continue
+        if name in sys.modules:
+            # Finding it imported its package, which imported it.
+            continue
         loader = importlib.util.LazyLoader(spec.loader)
         spec.loader = loader
         module = importlib.util.module_from_spec(spec)

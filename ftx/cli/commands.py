@@ -190,6 +190,12 @@ def _encrypting(name: str) -> Callable:
             # Only --decrypt changes a download (as withEncryption says):
             # a plain one starts without the encrypting commands.
             return _PLAIN[name](ctx, args)
+        if name == "put" and not any(getattr(args, option, None) for option in _ENCRYPTING):
+            # Nor is an upload without a recipient or a passphrase
+            # encrypted (ftx.cli.keys.recipientsFor): importing the age
+            # encryption (the cryptography library) was 8% of the
+            # instructions of a plain put (valgrind).
+            return _PLAIN[name](ctx, args)
         from ftx.cli.encrypted import withEncryption
 
         return withEncryption(_PLAIN)[name](ctx, args)
@@ -197,6 +203,9 @@ def _encrypting(name: str) -> Callable:
     command.__name__ = command.__qualname__ = name
     return command
 
+
+#: C{put}'s options that encrypt (L{ftx.cli.keys.encryptOptions}).
+_ENCRYPTING = ("encrypt_to", "recipients_file", "passphrase")
 
 _PLAIN = {
     "list": doList,

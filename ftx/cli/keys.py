@@ -14,7 +14,6 @@ there): it comes from C{$FTX_PASSPHRASE} or is asked on the terminal.
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
 from typing import List, Optional
@@ -66,6 +65,8 @@ def _passphrase(confirm: bool):
     if text is None:
         if not isTerminal(sys.stdin):
             raise UsageError("--passphrase needs $FTX_PASSPHRASE or a terminal to ask on")
+        import getpass  # here: the download parsers take keys' options, rarely a passphrase
+
         text = getpass.getpass("Passphrase: ")
         if confirm and getpass.getpass("Passphrase again: ") != text:
             raise UsageError("the two passphrases differ; nothing was sent")

@@ -196,7 +196,8 @@ def _printAndLeave(args, parser) -> Optional[int]:
 
 
 def _run(argv: Optional[List[str]]) -> int:
-    parser = buildParser()
+    # Only the parser of the command argv names (all of them for the shell).
+    parser = buildParser(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
         printed = _printAndLeave(args, parser)

@@ -37,22 +37,18 @@ from ftx.cli import mirrordecrypt, remotefolder
 from ftx.cli.keys import identitiesFor
 from ftx.cli.mirrorfetch import fetchPlanned
 from ftx.cli.mirrorplan import Action, Filters, LocalTree, Plan, planMirror, scanTree
+from ftx.cli.mirrorsend import sendPlanned
 from ftx.cli.progress import humanSize, isTerminal
 from ftx.cli.status import UsageError
 from ftx.cli.quickcheck import DigestCache, localDigest, sameAsRemote
 from ftx.cli.remotefiles import Tally, folderForm, hasWildcard, keepMtime
 from ftx.cli.terminal import printable
 from ftx.client import safenames
-from ftx.client.client import REPLACE
 from ftx.client.results import Entry
 from ftx.errors import Conflict, ConnectionLost, FtxError, NotFound, UnsafeName
 from ftx.protocol.checksums import SHA1
 
 __all__ = ["doMirror"]
-
-# As for put: below this, asking the server for a partial upload costs
-# more than it can save.
-_RESUME_AT = 1 << 20
 
 _DONE = {"get": "received", "continue": "continued", "put": "sent", "delete": "deleted",
          "rmdir": "removed folder", "rmtree": "removed folder"}
@@ -243,6 +239,13 @@ def _remoteFiles(ctx, folder: str, found: List[Entry], tally: Tally) -> Tuple[Di
     @raise Conflict: C{folder} is a file.
     """
     prefix = folder + "/" if folder else ""
+    tally.count = len(found)
+    if not folder:
+        # The whole tree: every listed name is under it.
+        files = {entry.name: entry for entry in found}
+        if "" in files:
+            raise Conflict("the server listed a file with no name")
+        return files, found
     if hasWildcard(folder):
         found = [e for e in found if e.name == folder or e.name.startswith(prefix)]
     files: Dict[str, Entry] = {}
@@ -276,8 +279,31 @@ def _safeTransfers(ctx, transfers: List[Action], tally: Tally) -> List[Action]:
     return safe
 
 
-def _serverDigest(ctx, name: str) -> str:
-    return ctx.call("hash", name)
+def _serverDigest(ctx, name: str, asked: Optional[Dict[str, object]] = None) -> str:
+    """
+    The server's SHA-1 of C{name}: from C{asked} (L{_askDigests}) when it
+    is there, else asked for now.
+    """
+    found = asked.get(name) if asked is not None else None
+    if found is None:
+        return ctx.call("hash", name)
+    if isinstance(found, FtxError):
+        raise found
+    return found
+
+
+def _askDigests(ctx, names: List[str]) -> Dict[str, object]:
+    """
+    C{--verify}: the server's digests of every file both sides have at the
+    same size, asked for all at once (L{ftx.client.client.FtxClient.hashes},
+    pipelined) rather than one round trip a file. Each is the hex digest or
+    the L{FtxError} the server answered for it.
+    """
+    if not names:
+        return {}
+    client = ctx.connection.client
+    results = ctx.connection.runner.call(lambda: client.hashes(names))
+    return dict(zip(names, results))
 
 
 # -- REMOTE_FOLDER -> LOCAL_FOLDER ---------------------------------------------
@@ -308,6 +334,11 @@ def _download(ctx, args, filters: Filters, cache) -> int:
     if decrypt:
         # Remote NAME.age is local NAME: compared, kept by --delete, fetched.
         remote, decrypted = mirrordecrypt.plainNames(remote, tally, ctx.reporter)
+    asked = _askDigests(ctx, [
+        entry.name for name, entry in remote.items()
+        if name in tree.files and name not in decrypted and not tree.files[name].link
+        and tree.files[name].size == entry.size and filters.included(name)
+    ]) if verify else None
 
     def same(name: str) -> bool:
         entry, mine = remote[name], tree.files[name]
@@ -322,7 +353,7 @@ def _download(ctx, args, filters: Filters, cache) -> int:
             return mine.size == entry.size and mine.mtime == entry.mtime
         if os.lstat(mine.path).st_size != entry.size:
             return False
-        if localDigest(mine.path, SHA1, cache) != _serverDigest(ctx, entry.name):
+        if localDigest(mine.path, SHA1, cache) != _serverDigest(ctx, entry.name, asked):
             return False
         if not outcome.dryRun and not sameAsRemote(mine.path, entry.size, entry.mtime):
             keepMtime(mine.path, entry.mtime)
@@ -337,7 +368,7 @@ def _download(ctx, args, filters: Filters, cache) -> int:
         return "get"
 
     plan = planMirror(
-        {name: (entry.size, entry) for name, entry in remote.items()},
+        remote,
         tree.files,
         filters, same, verb, bool(args.delete), tree.folders, list(tree.partials),
     )
@@ -411,19 +442,23 @@ def _upload(ctx, args, filters: Filters, cache) -> int:
     # as the same (the quick check of lftp's reverse mirror).
     keepsTime = "mtime" in features
     verify = cache is not None
+    asked = _askDigests(ctx, [
+        remote[name].name for name, f in mine.items() if name in remote and f.size == remote[name].size
+        and filters.included(name)
+    ]) if verify else None
 
     def same(name: str) -> bool:
         entry, f = remote[name], mine[name]
         if f.size != entry.size:
             return False
         if verify:
-            return localDigest(f.path, SHA1, cache) == _serverDigest(ctx, entry.name)
+            return localDigest(f.path, SHA1, cache) == _serverDigest(ctx, entry.name, asked)
         if entry.mtime is None:
             return False
         return entry.mtime == f.mtime if keepsTime else entry.mtime >= f.mtime
 
     plan = planMirror(
-        {name: (f.size, f) for name, f in mine.items()},
+        mine,
         remote,
         filters, same, lambda name: "put", bool(args.delete),
     )
@@ -445,33 +480,8 @@ def _upload(ctx, args, filters: Filters, cache) -> int:
                 tally.failed(e, ctx.reporter, action.name)
                 continue
             outcome.done(action)
-        resumable = "resume" in features
         ctx.reporter.startBatch("mirror", len(plan.transfers), plan.bytes)
-        for action in plan.transfers:
-            try:
-                transfer = _put(ctx, action, prefix + action.name, resumable, keepsTime)
-            except FtxError as e:
-                if isinstance(e, ConnectionLost):
-                    raise
-                tally.failed(e, ctx.reporter, action.name)
-                continue
-            outcome.done(action, transfer.size, resumed=transfer.transferred < transfer.size)
+        sendPlanned(ctx, prefix, plan.transfers, "resume" in features, keepsTime, outcome.done, tally)
         ctx.reporter.close()
     outcome.finish(plan, tally)
     return 0
-
-
-def _put(ctx, action: Action, name: str, resumable: bool, keepsTime: bool):
-    f = action.source
-    options = {"resume": resumable and f.size >= _RESUME_AT, "mode": REPLACE}
-    if keepsTime:
-        options["mtime"] = f.mtime
-    progress = ctx.reporter.transfer(name, f.size)
-    done = 0
-    try:
-        transfer = ctx.call("put", f.path, name, progress, **options)
-        done = f.size
-        return transfer
-    finally:
-        ctx.reporter.transferDone(done)
-

@@ -8,9 +8,11 @@ and the rest, a re-run's few changed files, queued all at once.
 from __future__ import annotations
 
 import os
+import queue
+from bisect import bisect_left
 from typing import Callable, Dict, List, Tuple
 
-from twisted.internet.defer import DeferredList
+from twisted.internet.defer import DeferredList, maybeDeferred
 from twisted.python.failure import Failure
 
 from ftx.cli.downloads import fetchOne, fetchTogether, serverGroups
@@ -56,8 +58,10 @@ def fetchPlanned(ctx, folder: str, local: str, listed: List[Entry], transfers, d
     ctx.reporter.startBatch("mirror", len(plans), sum(entry.size for entry, _ in plans))
     # A folder whose name holds wildcard characters cannot be asked for as
     # a mask: its files come one by one.
-    groups = [(folder, listed)] if folder else serverGroups(None, listed)
-    fetched = fetchTogether(ctx, groups, plans, tally) if not hasWildcard(folder) else set()
+    fetched = set()
+    if not hasWildcard(folder) and _mgetMayPay(folder, listed, plans):
+        groups = [(folder, listed)] if folder else serverGroups(None, listed)
+        fetched = fetchTogether(ctx, groups, plans, tally)
     for entry, _ in plans:
         if entry.name in fetched:
             done(actions[entry.name], entry.size)
@@ -77,6 +81,48 @@ def fetchPlanned(ctx, folder: str, local: str, listed: List[Entry], transfers, d
     for entry, outcome in _fetchQueued(ctx, queued, tally, actions):
         done(actions[entry.name], outcome.size)
     ctx.reporter.close()
+
+
+def _mgetMayPay(folder: str, listed: List[Entry], plans) -> bool:
+    """
+    Whether any of the server C{mget}s that L{fetchTogether} would weigh
+    (one per group of L{serverGroups}, or C{folder}) may pass its test: two
+    wanted files or more, and the files of the group not wanted at most a
+    tenth of the bytes wanted or 1 MiB. A re-run wants a few files of each
+    folder and none does; L{fetchTogether} then costs a pass over the whole
+    listing and a list a group for nothing.
+
+    Only a guess, that L{fetchTogether} checks again: a top folder's files
+    are found by bisection in the listing, sorted by name as the server
+    sends it, and each is added up only until its group fails.
+    """
+    wantedCount: Dict[str, int] = {}
+    wantedBytes: Dict[str, int] = {}
+    for entry, (how, _) in plans:
+        if how == "sget":
+            top, slash, _ = entry.name.partition("/")
+            key = folder or (top if slash and not hasWildcard(top) else "*")
+            wantedCount[key] = wantedCount.get(key, 0) + 1
+            wantedBytes[key] = wantedBytes.get(key, 0) + entry.size
+    candidates = [key for key, count in wantedCount.items() if count >= 2]
+    if not candidates:
+        return False
+    if folder or "*" in candidates:
+        # The whole listing is one group, or the files at the top are
+        # spread through it.
+        return True
+    names = [entry.name for entry in listed]
+    for key in candidates:
+        bound = max(wantedBytes[key] // 10, 1 << 20) + wantedBytes[key]
+        total = 0
+        # Every name that starts with KEY/ sorts between KEY/ and KEY0.
+        for index in range(bisect_left(names, key + "/"), bisect_left(names, key + "0")):
+            total += listed[index].size
+            if total > bound:
+                break
+        else:
+            return True
+    return False
 
 
 def _fetchQueued(ctx, queued: List[Tuple[Entry, str]], tally: Tally, actions: Dict) -> List[Tuple[Entry, object]]:
@@ -164,9 +210,15 @@ def _fetchPipelined(ctx, ready: List[Tuple[Entry, str]], tally: Tally, actions: 
         if bars[name] is not None:
             bars[name](name, sofar, total)
 
+    # Each file gets the server's time in this thread, the command's, as
+    # it arrives: a utime is a write of the file's status, and on a busy
+    # disk it made the reactor thread wait, with the next files unread.
+    stamps: "queue.Queue" = queue.Queue()
+    ended: List[object] = []
+
     def received(transfer) -> None:
         entry, _ = byName[transfer.name]
-        keepMtime(transfer.path, entry.mtime)
+        stamps.put((transfer.path, entry.mtime))
         reporter.transferDone(entry.size)
         arrived.append((entry, transfer))
 
@@ -174,10 +226,18 @@ def _fetchPipelined(ctx, ready: List[Tuple[Entry, str]], tally: Tally, actions: 
         reporter.transferDone(0)
         failures.append((name, error))
 
+    def start() -> None:
+        d = maybeDeferred(client.sgets, [(e.name, path) for e, path in ready], progress, received, failed)
+        d.addBoth(lambda result: (ended.append(result), stamps.put(None)))
+
     try:
-        ctx.connection.runner.call(lambda: client.sgets([(e.name, path) for e, path in ready], progress, received, failed))
+        ctx.connection.runner.reactor.callFromThread(start)
+        for stamp in iter(stamps.get, None):
+            keepMtime(*stamp)
     finally:
         ctx.downloading(None)
+    if isinstance(ended[0], Failure):
+        ended[0].raiseException()
     for name, error in failures:
         if isinstance(error, ConnectionLost):
             raise error

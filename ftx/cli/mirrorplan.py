@@ -11,8 +11,11 @@ check of L{ftx.cli.quickcheck}, or digests with C{--verify}).
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
+from collections.abc import Mapping, Set as AbstractSet
+from operator import attrgetter
 from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from ftx.client.localfiles import PARTIAL_SUFFIX
@@ -52,6 +55,8 @@ class Filters:
             self.rules.append((kind, anchored, folderOnly, _raw(text).split(b"/")))
 
     def included(self, name: str) -> bool:
+        if not self.rules:
+            return True
         parts = _raw(name).split(b"/")
         for kind, anchored, folderOnly, mask in self.rules:
             candidates = parts[:-1] if folderOnly else parts
@@ -70,6 +75,17 @@ class LocalFile(NamedTuple):
     mtime: int
     #: A symbolic link (to anything): never followed, never sent.
     link: bool = False
+
+
+_TOP_OPEN = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
+#: Below the top, a folder is never entered through a link.
+_FOLDER_OPEN = _TOP_OPEN | os.O_NOFOLLOW
+#: The type bits of a mode (C{stat.S_IFMT}) and three of its values.
+_KIND, _FILE, _FOLDER, _LINK = 0o170000, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK
+
+#: L{LocalFile} from a tuple, without the Python-level C{__new__} of a
+#: named tuple: one call less per file of a walk.
+_localFile = tuple.__new__
 
 
 class LocalTree:
@@ -96,34 +112,54 @@ def scanTree(top: str, withStat: bool = True) -> LocalTree:
     directory entries carry them: no system call per file) and each
     L{LocalFile} has C{-1} for its size and time; a download's quick check
     looks at the few files it compares itself.
+
+    A mirror's re-run walks every file to compare it: the loop takes a
+    folder's type from its directory entry (no C{lstat}), one C{lstat} a
+    file, and makes nothing per file but its name and its L{LocalFile}.
     """
     tree = LocalTree()
-    pending = [("", top)]
+    files, partials, folders = tree.files, tree.partials, tree.folders
+    pending = [("", top, True)]
     while pending:
-        prefix, directory = pending.pop()
+        prefix, directory, isTop = pending.pop()
         try:
-            entries = list(os.scandir(directory))
-        except FileNotFoundError:
+            # Each folder open, its entries' status taken relative to it
+            # (fstatat): no walk of the whole path a file.
+            fd = os.open(directory, _TOP_OPEN if isTop else _FOLDER_OPEN)
+        except (FileNotFoundError, NotADirectoryError):
             continue
-        for entry in entries:
-            rel = prefix + entry.name
-            if withStat:
-                st = entry.stat(follow_symlinks=False)
-                isDir, isLink, isFile = stat.S_ISDIR(st.st_mode), stat.S_ISLNK(st.st_mode), stat.S_ISREG(st.st_mode)
-                size, mtime = st.st_size, int(st.st_mtime)
-            else:
-                isDir, isLink = entry.is_dir(follow_symlinks=False), entry.is_symlink()
-                isFile, size, mtime = entry.is_file(follow_symlinks=False), -1, -1
-            if isDir:
-                tree.folders.append(rel)
-                pending.append((rel + "/", entry.path))
-            elif isLink:
-                tree.files[rel] = LocalFile(entry.path, size, mtime, link=True)
-            elif isFile:
-                if entry.name.startswith(".") and entry.name.endswith(PARTIAL_SUFFIX):
-                    tree.partials[prefix + entry.name[1: -len(PARTIAL_SUFFIX)]] = entry.path
-                else:
-                    tree.files[rel] = LocalFile(entry.path, size, mtime)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                # A folder swapped for a link since it was listed.
+                continue
+            raise
+        base = directory if directory.endswith("/") else directory + "/"
+        try:
+            with os.scandir(fd) as scan:
+                for entry in scan:
+                    name = entry.name
+                    if entry.is_dir(follow_symlinks=False):
+                        kind = _FOLDER
+                    elif withStat:
+                        st = entry.stat(follow_symlinks=False)
+                        kind = st.st_mode & _KIND
+                        size, mtime = st.st_size, int(st.st_mtime)
+                    else:
+                        kind = _LINK if entry.is_symlink() else _FILE if entry.is_file(follow_symlinks=False) else 0
+                        size = mtime = -1
+                    if kind == _FILE:
+                        if name[:1] == "." and name.endswith(PARTIAL_SUFFIX):
+                            partials[prefix + name[1: -len(PARTIAL_SUFFIX)]] = base + name
+                        else:
+                            files[prefix + name] = _localFile(LocalFile, (base + name, size, mtime, False))
+                    elif kind == _FOLDER:
+                        rel = prefix + name
+                        folders.append(rel)
+                        pending.append((rel + "/", base + name, False))
+                    elif kind == _LINK:
+                        files[prefix + name] = _localFile(LocalFile, (base + name, size, mtime, True))
+        finally:
+            os.close(fd)
     return tree
 
 
@@ -141,6 +177,9 @@ class Action(NamedTuple):
     #: The source's file: an L{ftx.client.results.Entry} downloading, a
     #: L{LocalFile} uploading; L{None} for a deletion.
     source: object = None
+
+
+_byName = attrgetter("name")
 
 
 class Plan:
@@ -178,7 +217,7 @@ def foldersAbove(names: Iterable[str]) -> Set[str]:
 
 
 def planMirror(
-    source: Dict[str, Tuple[int, object]],
+    source: Mapping[str, object],
     target: Iterable[str],
     filters: Filters,
     same: Callable[[str], bool],
@@ -190,8 +229,11 @@ def planMirror(
     """
     The plan that makes C{target} hold what C{source} holds.
 
-    @param source: relative name -> C{(size, what to transfer it from)}.
-    @param target: the names the target side holds.
+    @param source: relative name -> what to transfer it from (an
+        L{ftx.client.results.Entry} or a L{LocalFile}: anything with a
+        C{size}).
+    @param target: the names the target side holds (a mapping or a set is
+        used as it is).
     @param same: whether the target's file of that name is the source's
         (asked only for names both sides have).
     @param transferVerb: C{get}, C{continue} or C{put} for a name.
@@ -204,15 +246,22 @@ def planMirror(
         C{delete}, those the source no longer has are removed too.
     """
     plan = Plan()
-    target = set(target)
-    for name in sorted(source):
-        size, origin = source[name]
-        if not filters.included(name):
-            plan.excluded += 1
+    if not isinstance(target, (Mapping, AbstractSet)):
+        target = set(target)
+    # One pass in whatever order, and only the transfers sorted: a re-run
+    # compares ten thousand names to move a hundred.
+    included = filters.included if filters.rules else None
+    transfers = plan.transfers
+    unchanged = excluded = 0
+    for name, origin in source.items():
+        if included is not None and not included(name):
+            excluded += 1
         elif name in target and same(name):
-            plan.unchanged += 1
+            unchanged += 1
         else:
-            plan.transfers.append(Action(transferVerb(name), name, size, origin))
+            transfers.append(Action(transferVerb(name), name, origin.size, origin))
+    transfers.sort(key=_byName)
+    plan.unchanged, plan.excluded = unchanged, excluded
     if not delete:
         return plan
     kept = set(source) | {name for name in target if not filters.included(name)}

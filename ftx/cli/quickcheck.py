@@ -27,7 +27,6 @@ import atexit
 import json
 import os
 import stat
-import tempfile
 import time
 import weakref
 from typing import Dict, Optional
@@ -181,6 +180,8 @@ class DigestCache:
         try:
             folder = os.path.dirname(self.path) or "."
             os.makedirs(folder, mode=0o700, exist_ok=True)
+            import tempfile  # here: a download that hashes nothing starts without it (and shutil)
+
             fd, temporary = tempfile.mkstemp(prefix=".digests-", suffix=".tmp", dir=folder)
             try:
                 with os.fdopen(fd, "w") as f:

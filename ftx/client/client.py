@@ -16,8 +16,9 @@ from twisted.internet.threads import deferToThreadPool
 
 from ftx._io.fileio import hashPrefix
 from ftx.client import compresschoice, localfiles, safenames
-from ftx.client.exchanges import DownloadRequest, ListRequest, Request, UploadRequest
+from ftx.client.exchanges import DownloadRequest, Request, UploadRequest
 from ftx.client.hashes import HashesRequest
+from ftx.client.listrequest import ListRequest
 from ftx.client.protocol import FtxClientProtocol
 from ftx.client.results import DiskSpace, Entry, Transfer
 from ftx.errors import BadRequest, UnsafeName

@@ -8,7 +8,6 @@ lines to the request in flight.
 
 from __future__ import annotations
 
-import re
 from typing import List, NoReturn, Optional
 
 from twisted.internet.defer import Deferred, succeed
@@ -17,13 +16,13 @@ from ftx._io.background import HIGH_WATER, LOW_WATER, BackgroundWriter
 from ftx._io.filebody import BodySender
 from ftx._io.threadedbody import ThreadedWriter
 from ftx.client import compressed, localfiles
-from ftx.client.results import Entry, Transfer
+from ftx.client.results import Transfer
 from ftx.client.smallfiles import SmallFile, SmallFileStore
 from ftx.errors import ConnectionLost, FtxError, IntegrityError, UnsafeName, errorFromReply
 from ftx.protocol import checksums, compression, wire
 from ftx.protocol.wire import nameText
 
-__all__ = ["Request", "ListRequest", "DownloadRequest", "UploadRequest", "StreamedFile"]
+__all__ = ["Request", "DownloadRequest", "UploadRequest", "StreamedFile"]
 
 
 class Request:
@@ -92,55 +91,6 @@ class Request:
             self.connectionLost()
             self.deferred.errback(error)
         raise error
-
-
-#: A C{210} line whose name needs no decoding (no C{%}, printable ASCII)
-#: and whose numbers are plain decimals of at most 19 digits.
-_PLAIN_ENTRY = re.compile(rb"210 ([!-$&-~]+) (0|[1-9][0-9]{0,18}) (0|[1-9][0-9]{0,18})\Z")
-_MAX_NUMBER = 2**63 - 1
-
-
-class ListRequest(Request):
-    def __init__(self, line: bytes) -> None:
-        super().__init__(line)
-        self.entries: List[Entry] = []
-
-    def fastLine(self, line: bytes) -> bool:
-        """
-        Take a plain C{210} line straight from the bytes, as
-        L{replyReceived} would have: a mirror lists every file of a tree,
-        and splitting each line into a L{wire.Reply} first was most of the
-        client's cost of it. Any other line (a name with C{%}, an error,
-        the end) returns L{False} and takes the usual way.
-        """
-        match = _PLAIN_ENTRY.match(line)
-        if match is None or self.broken:
-            return False
-        name, size, mtime = match.groups()
-        size, mtime = int(size), int(mtime)
-        if size > _MAX_NUMBER or mtime > _MAX_NUMBER:
-            return False
-        self.entries.append(Entry(name.decode("ascii"), size, mtime))
-        return True
-
-    def replyReceived(self, reply: wire.Reply) -> None:
-        if self.broken:
-            return
-        if reply.code == wire.LIST_ENTRY:
-            try:
-                if len(reply.fields) != 3:
-                    raise FtxError("wrong number of fields")
-                name = nameText(wire.decodeName(reply.fields[0]))
-                entry = Entry(name, wire.parseNumber(reply.fields[1], "size"), wire.parseNumber(reply.fields[2], "mtime"))
-            except FtxError as e:
-                self.malformed("{} in {}".format(e, ascii(reply.text[:80])))
-            self.entries.append(entry)
-        elif reply.code == wire.LIST_END:
-            self.complete(self.entries)
-        elif reply.isError:
-            super().replyReceived(reply)
-        else:
-            self.malformed("{} {} in answer to list".format(reply.code, ascii(reply.text[:80])))
 
 
 class DownloadRequest(Request):

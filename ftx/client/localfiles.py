@@ -14,7 +14,7 @@ import errno
 import os
 from typing import Optional
 
-from ftx._io.fileio import writeAll, writeAllTo
+from ftx._io.fileio import writeAll
 from ftx.client import safenames
 from ftx.errors import PermissionDenied
 
@@ -29,7 +29,6 @@ __all__ = [
     "openPartial",
     "openPartialFd",
     "partialPath",
-    "writeUnnamed",
 ]
 
 PARTIAL_SUFFIX = ".ftx-partial"
@@ -73,59 +72,6 @@ def openPartialFd(partial: str) -> int:
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     return os.open(partial, flags, 0o666)
-
-
-#: Where the system has no unnamed files (not Linux), L{writeUnnamed} is
-#: never tried.
-UNNAMED = hasattr(os, "O_TMPFILE")
-_UNNAMED_FLAGS = os.O_WRONLY | getattr(os, "O_TMPFILE", 0) | getattr(os, "O_CLOEXEC", 0)
-# What opening an unnamed file says where the file system (or the kernel)
-# cannot make one: the caller then writes a partial file and renames it.
-_NO_UNNAMED = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)
-
-
-def writeUnnamed(folder: str, path: str, pieces) -> Optional[bool]:
-    """
-    Write C{pieces} to a new file with no name in C{folder} (C{O_TMPFILE}),
-    then link it under C{path}, the name it will have: the file appears
-    whole or not at all, in one directory operation where a partial file
-    takes two (its creation and its rename). Storing 1,000 files of
-    64 KiB on the (loaded) test machine's ext4, create, write and link
-    took 0.78x the time and CPU of create, write and rename (median of 15
-    interleaved runs); in other states of that disk the two were even.
-    Nothing is left behind if the process stops before the link.
-
-    @return: L{True} once C{path} is the file; L{False} if C{path} exists
-        (the caller replaces it by a rename, which no link can do); L{None}
-        if C{folder} cannot hold unnamed files, or this system cannot link
-        one (no C{/proc}).
-    @raise OSError: writing failed; nothing was left behind.
-    """
-    try:
-        fd = os.open(folder or ".", _UNNAMED_FLAGS, 0o666)
-    except OSError as e:
-        if e.errno in _NO_UNNAMED:
-            return None
-        raise
-    try:
-        for piece in pieces:
-            writeAllTo(fd, piece)
-        try:
-            # linkat(AT_FDCWD, "/proc/self/fd/N", AT_FDCWD, path,
-            # AT_SYMLINK_FOLLOW): the open file, named through /proc.
-            # (AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH.) Any
-            # src_dir_fd makes CPython call linkat, which follows; the
-            # source is absolute, so the descriptor itself is not used.
-            os.link("/proc/self/fd/{}".format(fd), path, src_dir_fd=fd, follow_symlinks=True)
-        except FileExistsError:
-            return False
-        except FileNotFoundError:
-            if not os.path.isdir("/proc/self/fd"):
-                return None
-            raise
-    finally:
-        os.close(fd)
-    return True
 
 
 def existingSize(path: str) -> Optional[int]:

@@ -108,9 +108,12 @@ class GetsRequest(DownloadRequest):
         super().replyReceived(reply)
 
     def _endFile(self, digest: str) -> None:
+        answered = self._answered
         super()._endFile(digest)
-        if not self._holding:
-            # A large file is answered once it is in place (_finishFile).
+        if not self._holding and self._answered == answered:
+            # A large file is answered once it is in place (_finishFile):
+            # later, or already, when its body was stored before the
+            # trailer came.
             self._answer()
 
     def _finishFile(self, header, current, writer, digest: str) -> None:

@@ -41,6 +41,9 @@ class ReplyStream:
         self._unparsed = b""
         self._parsing = False
         self._again = False
+        #: C{take(data, position)}, of the request being answered: takes
+        #: whole lines at once and returns where it stopped (a listing's).
+        self._lineTaker = None
 
     def dataReceived(self, data: bytes) -> None:
         """
@@ -96,6 +99,11 @@ class ReplyStream:
                 if self._bodySink is None and self._bodyRemaining == 0:
                     sink.bodyDone()
                 continue
+            if self._lineTaker is not None:
+                taken = self._lineTaker(data, position)
+                if taken != position:
+                    position = taken
+                    continue
             newline = data.find(self.delimiter, position)
             if newline < 0:
                 if end - position > self.MAX_LENGTH:

@@ -1,6 +1,6 @@
 """
-Receiving small files: kept whole in memory, then checked and written into
-place by one worker, in order.
+Receiving small files: kept whole in memory, then checked, written and
+renamed into place by one worker, in order.
 
 A file of a few kilobytes costs more in bookkeeping than in bytes: a
 partial file opened as the body starts, a trip to a worker thread and back
@@ -8,15 +8,8 @@ before the next body may start, and the connection held meanwhile. For
 C{mget} of a thousand small files that was most of the time. A small body
 is instead collected as it arrives (views of the received bytes, no
 copies), and once its trailer is in, one job checks the digest and writes
-the file; the next body is read meanwhile. A file whose digest does not
-match is never written. The file is written with no name and then linked
-under its own (L{ftx.client.localfiles.writeUnnamed}), or, where that
-cannot be (another file system, or the name exists and is replaced),
-under a partial name and renamed: either way it appears whole or not at
-all, and a download cut off before the file's end leaves nothing of it
-(it was in memory), so a re-run fetches it again. Only files larger than
-L{ftx.protocol.wire.SMALL_BODY} leave a partial file that C{cget} and
-C{mget} continue.
+the file under a temporary name, then renames it; the next body is read
+meanwhile. A file whose digest does not match is never written.
 """
 
 from __future__ import annotations
@@ -24,7 +17,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
-from typing import Callable, Deque, Dict, List, Optional
+from typing import Callable, Deque, List, Optional, Set
 
 from twisted.internet.defer import Deferred, succeed
 
@@ -92,8 +85,7 @@ class SmallFileStore:
         self._stored = stored
         self._changed = changed
         self._pool = workers.poolFor(reactor, workers.STORE)
-        #: Folders made (or found), and whether each takes unnamed files.
-        self._folders: Dict[str, bool] = {}
+        self._folders: Set[str] = set()
         #: Every file added and not yet reported, in order (reactor thread only).
         self._queued: Deque[SmallFile] = deque()
         self._idleWaiters: List[Deferred] = []
@@ -158,35 +150,13 @@ class SmallFileStore:
             raise IntegrityError(
                 "{} arrived corrupted ({} mismatch); it was not kept".format(nameText(job.name), checksums.label(job.checksum))
             )
-        folder = os.path.dirname(job.path)
-        try:
-            unnamed = self._folders.get(folder)
-            if unnamed is None:
-                if folder:
-                    os.makedirs(folder, exist_ok=True)
-                unnamed = self._folders[folder] = localfiles.UNNAMED
-            if unnamed:
-                written = localfiles.writeUnnamed(folder, job.path, job.pieces)
-                if written:
-                    # A partial file left by an earlier download of this
-                    # name, cut off, is stale now (the rename took it away
-                    # before). Its removal is a lookup, mostly of nothing;
-                    # one that cannot be removed harms no one.
-                    try:
-                        os.unlink(localfiles.partialPath(job.path))
-                    except OSError:
-                        pass
-                    return
-                if written is None:
-                    self._folders[folder] = False
-        except OSError as e:
-            raise localfiles.localError(e, job.path)
-        self._writeRenamed(job)
-
-    def _writeRenamed(self, job: SmallFile) -> None:
         partial = localfiles.partialPath(job.path)
         opened = False
         try:
+            folder = os.path.dirname(job.path)
+            if folder and folder not in self._folders:
+                os.makedirs(folder, exist_ok=True)
+                self._folders.add(folder)
             fd = localfiles.openPartialFd(partial)
             opened = True
             try:
@@ -196,6 +166,9 @@ class SmallFileStore:
                 os.close(fd)
             os.replace(partial, job.path)
         except OSError as e:
+            # Only a partial file this job made is removed: where the folder
+            # could not be made, removing would fail with an error of its
+            # own (ENOTDIR) in place of this one.
             if opened:
                 localfiles.discard(partial)
             raise localfiles.localError(e, job.path)

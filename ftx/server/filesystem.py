@@ -28,6 +28,7 @@ from ftx.protocol.wire import EMPTY_SHA1, nameText
 from ftx.server.digestreads import DigestReader
 from ftx.server.digests import DigestCache, PrefixCheckpoints
 from ftx.server.folderops import makeFolder, removeFolder
+from ftx.server.listing import walkReply
 from ftx.server.oserrors import errorFromOS
 from ftx.server.partial import Upload, partialName, sweepTree
 from ftx.server.storage import (
@@ -248,6 +249,26 @@ class FilesystemStorage:
             os.close(startFd)
         entries.sort(key=lambda e: e.name)
         return entries
+
+    def listingReply(self, mask: Optional[bytes] = None) -> Optional[Tuple[bytes, int]]:
+        """
+        The reply to C{list} of everything, or of a folder C{mask}, made as
+        the tree is walked (L{walkReply}), and its count of files; L{None}
+        for any other mask, which L{listFiles} answers.
+        """
+        if mask and any(c in mask for c in b"*?["):
+            return None
+        try:
+            if mask:
+                fd = self._openDirectory(splitName(mask), create=False)
+            else:
+                fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return None
+        try:
+            return walkReply(fd, mask + b"/" if mask else b"", self._listedStat)
+        finally:
+            os.close(fd)
 
     def _listedStat(self, dirFd: int, filename: bytes) -> Optional[os.stat_result]:
         """

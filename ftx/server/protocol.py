@@ -44,7 +44,7 @@ from ftx.server.folders import Folders
 from ftx.server.hashcommand import Hashes
 from ftx.server.hashlane import HashLane
 from ftx.server.limits import Admission, ConnectionLimits
-from ftx.server.listing import listingReply
+from ftx.server.listing import listedReply
 from ftx.server.logins import LoginAttempts
 from ftx.server.logsafe import SafeLogger
 from ftx.server.ratelimit import ServerRates
@@ -451,11 +451,11 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         checkArity(args, 0, 1, "list [MASK]")
         mask = decodeName(args[0]) if args else None
         self.permit("read", mask)
-        entries = yield self.threaded(self.storage.listFiles, mask)
+        reply, count = yield self.threaded(listedReply, self.storage, mask)
         if not self.disconnected:
             # One write for the whole listing rather than a syscall a line.
-            self.transport.write(listingReply(entries))
-        self._log.info("{peer} list {mask}: {count} entries", peer=self.peer, mask=nameText(mask or b"*"), count=len(entries))
+            self.transport.write(reply)
+        self._log.info("{peer} list {mask}: {count} entries", peer=self.peer, mask=nameText(mask or b"*"), count=count)
 
     def _delete(self, args):
         checkArity(args, 1, 1, "delete NAME")
