@@ -299,19 +299,43 @@ class BlockReader:
         self._pieces = None if compression.isRaw(fileBytes, stored) else []
         return stored
 
+    @property
+    def raw(self) -> bool:
+        """
+        Whether the block being read is raw (its payload is file bytes).
+        """
+        return self._pieces is None
+
     def payload(self, data, release=None) -> None:
         if self._pieces is None:
             self._raw(data, release)
             return
-        self._pieces.append(bytes(data))
+        self.addPiece(bytes(data))
         if release is not None:
             release()
 
-    def blockEnded(self) -> None:
+    def addPiece(self, data) -> None:
+        """
+        Bytes of a zstd block's payload, kept as they are (a reading thread
+        hands over a buffer it will not touch again).
+        """
+        self._pieces.append(data)
+
+    def endBlock(self) -> Optional[CompressedBlock]:
+        """
+        The block's payload has all arrived: the zstd block to decode, or
+        L{None} after a raw one (its bytes went on as they came).
+        """
         pieces, self._pieces = self._pieces, None
         fileBytes, self._fileBytes = self._fileBytes, 0
-        if pieces is not None:
-            self._block(CompressedBlock(b"".join(pieces), fileBytes))
+        if pieces is None:
+            return None
+        return CompressedBlock(pieces[0] if len(pieces) == 1 else b"".join(pieces), fileBytes)
+
+    def blockEnded(self) -> None:
+        block = self.endBlock()
+        if block is not None:
+            self._block(block)
 
 
 class DecodingSink:

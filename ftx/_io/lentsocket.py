@@ -34,9 +34,10 @@ class LentSocket:
         # reading thread takes as an early end, like any other.
         self._poller.register(sock.fileno(), select.POLLIN)
 
-    def recvInto(self, view, count: int) -> int:
+    def recvInto(self, view, count: int, flags: int = 0) -> int:
         """
-        Read up to C{count} bytes into C{view}; 0 at the end of the stream,
+        Read up to C{count} bytes into C{view} (C{flags} as for
+        C{recv_into}: C{MSG_PEEK} leaves them there); 0 at the end of the stream,
         after a stop request or after the silence allowed.
 
         @raise OSError: the connection failed.
@@ -44,7 +45,7 @@ class LentSocket:
         quiet = 0.0
         while not self._stopped():
             try:
-                return self._recvInto(view, count)
+                return self._recvInto(view, count, flags)
             except (BlockingIOError, InterruptedError):
                 if self._poller.poll(self._pollMilliseconds):
                     quiet = 0.0

@@ -22,6 +22,9 @@ only stopped reading this socket, and the thread reaches it only through
 C{callFromThread}), and a hundred bodies at once stay on the reactor
 rather than take two hundred threads that fight over the GIL.
 
+A compressed body's thread follows its block framing
+(L{ThreadedWriter.receiveBlocks}, L{ftx._io.threadedblocks}).
+
 Only a plain socket qualifies (L{ftx._io.internals.socketOf}), and only a
 checksum cheap enough to run on the reading thread (XXH3): a SHA-1 body
 keeps the reactor path, where hashing runs in a lane of its own.
@@ -239,6 +242,36 @@ class ThreadedWriter:
             _reading.discard(self)
             reactor.callFromThread(self._finished, finished, length - remaining)
 
+    def receiveBlocks(self, reactor, sock, reader, left: int, progressed: Callable[[int], None], finished) -> None:
+        """
+        Like L{receive}, for a compressed body (L{ftx._io.threadedblocks}):
+        the rest of the current block's payload (C{left} bytes) and the
+        blocks after it, followed with C{reader} (a
+        L{ftx._io.compressedbody.BlockReader}). C{progressed} counts file
+        bytes; C{finished} gets a L{ftx._io.threadedblocks.Outcome}.
+        """
+        from ftx._io import threadedblocks
+
+        self._running = Deferred()
+        self._received = True
+        _reading.add(self)
+
+        def run() -> None:
+            outcome = None
+            lane = _StoreThread(self._store)
+            try:
+                self._storeEarly()
+                lent = LentSocket(sock, _POLL_SECONDS, _STALL_SECONDS, lambda: self._stop)
+                outcome = threadedblocks.readBlocks(reactor, lent, reader, left, lane, progressed, lambda: self._stop)
+            except (OSError, ValueError):
+                pass
+            finally:
+                lane.close()
+                _reading.discard(self)
+                reactor.callFromThread(self._finished, finished, outcome or threadedblocks.Outcome(left))
+
+        threading.Thread(target=run, name="ftx-body", daemon=True).start()
+
     def _finished(self, finished: Callable[[int], None], count: int) -> None:
         running, self._running = self._running, None
         try:
@@ -270,6 +303,12 @@ class _StoreThread:
     def give(self, buffer: bytearray, count: int) -> None:
         self._filled.put((buffer, count))
 
+    def giveItem(self, item) -> None:
+        """
+        Store C{item} itself (a block to decode), which holds no buffer.
+        """
+        self._filled.put((None, item))
+
     def close(self) -> None:
         """
         Wait until everything given is stored.
@@ -283,5 +322,8 @@ class _StoreThread:
             if item is None:
                 return
             buffer, count = item
+            if buffer is None:
+                self._store(count)
+                continue
             self._store(memoryview(buffer)[:count])
             self._free.put(buffer)

@@ -6,11 +6,15 @@ is L{ftx.client.compresschoice}.
 
 from __future__ import annotations
 
+from typing import Optional
+
+from ftx._io import directblocks
 from ftx._io.compressedbody import BlockReader, BlockSender, DecodingSink
+from ftx._io.threadedbody import ThreadedWriter
 from ftx.errors import FtxError, IntegrityError
 from ftx.protocol import compression, wire
 
-__all__ = ["CompressedDownload", "BlockSender", "decodingSink", "isCompressed"]
+__all__ = ["CompressedDownload", "BlockSender", "blockSender", "decodingSink", "isCompressed"]
 
 
 class CompressedDownload:
@@ -29,6 +33,7 @@ class CompressedDownload:
             request.bodyDone()
 
     def blockLine(self, reply: wire.Reply) -> None:
+        self.request.protocol.betweenBlocks = None
         try:
             stored = self.reader.blockLine(reply.fields)
         except FtxError as e:
@@ -36,6 +41,7 @@ class CompressedDownload:
         self.request.protocol._receiveBody(stored, self)
 
     def trailer(self) -> None:
+        self.request.protocol.betweenBlocks = None
         if not self.reader.complete:
             self.request.malformed("the trailer came {} bytes before the body's end".format(self.reader.remaining))
 
@@ -44,10 +50,42 @@ class CompressedDownload:
     def bodyData(self, data, release=None) -> None:
         self.reader.payload(data, release)
 
+    def bodyProgress(self, count: int) -> None:
+        self.request.bodyProgress(count)
+
+    def threadedWriter(self) -> Optional[ThreadedWriter]:
+        """
+        The writer whose thread is to read the rest of the body
+        (L{ftx._io.threadedblocks}), or L{None}: the reactor reads it.
+        """
+        request = self.request
+        if request.blocks is not self or request.deferred.called or request.protocol._active is not request:
+            # A body given up (the server's error in place of a block).
+            return None
+        writer = request.writer
+        return writer if isinstance(writer, ThreadedWriter) and not writer.error else None
+
+    def threadEnded(self, outcome) -> None:
+        """
+        The body thread stopped (L{ftx._io.threadedblocks.Outcome}): count
+        what it read, and fail on a block line it could not take.
+
+        @raise ConnectionLost: the body can no longer be framed.
+        """
+        if outcome.fileBytes:
+            self.request.bodyProgress(outcome.fileBytes)
+        if outcome.error is not None:
+            self.request.malformed(outcome.error)
+        if outcome.complete:
+            self.request.bodyDone()
+
     def bodyDone(self) -> None:
         self.reader.blockEnded()
         if self.reader.complete:
             self.request.bodyDone()
+        else:
+            # The next block line may be read by a thread (ReplyStream).
+            self.request.protocol.betweenBlocks = self
 
     def _block(self, block) -> None:
         request = self.request
@@ -63,6 +101,17 @@ class CompressedDownload:
                 request.small = None
                 request._dropFile(e)
         request.bodyProgress(block.fileBytes)
+
+
+def blockSender(transport, f, offset: int, count: int, hasher, progress, reactor, throttle):
+    """
+    The sender of an upload's compressed body: raw blocks by C{sendfile}
+    on a plain socket without a rate limit (L{ftx._io.directblocks}), else
+    everything from user space (L{BlockSender}).
+    """
+    if directblocks.usable(transport, f, count, reactor, throttle):
+        return directblocks.DirectBlockSender(f, offset, count, hasher, None, progress, reactor)
+    return BlockSender(f, offset, count, hasher, None, progress, reactor, throttle)
 
 
 def decodingSink(sink, hasher):

@@ -198,7 +198,10 @@ class DownloadRequest(Request):
                 # thread receives (XXH3 right after the write in the same
                 # worker, SHA-1 in one of its own): on two cores that
                 # overlaps the costs.
-                if compressed.isCompressed(self.protocol):
+                if compressed.isCompressed(self.protocol) and self.protocol.readsBodyInThread(header.bodyLength, checksum):
+                    # Blocks followed by a thread (ftx._io.threadedblocks).
+                    self.writer = ThreadedWriter(compressed.decodingSink(self.current, hasher), None, self.protocol.reactor)
+                elif compressed.isCompressed(self.protocol):
                     # Blocks: the worker decodes, stores and hashes the file's bytes.
                     self.writer = BackgroundWriter(
                         compressed.decodingSink(self.current, hasher), self.protocol.reactor,
@@ -438,9 +441,9 @@ class UploadRequest(Request):
             if self.progress:
                 self.progress(self.name, self.sent, self.size)
             if compressed.isCompressed(self.protocol):
-                self.sender = compressed.BlockSender(
-                    self.file, self.offset, self.size - self.offset, self.hasher, None, self._sentSome,
-                    self.protocol.reactor, self.protocol.sending,
+                self.sender = compressed.blockSender(
+                    self.protocol.transport, self.file, self.offset, self.size - self.offset, self.hasher,
+                    self._sentSome, self.protocol.reactor, self.protocol.sending,
                 )
             else:
                 # A process that waits for this one connection (the ftx

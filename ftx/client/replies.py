@@ -34,6 +34,10 @@ class ReplyStream:
         self._directBody: Optional[bodyreads.DirectBody] = None
         #: The writer whose thread reads the body now (L{ftx._io.threadedbody}).
         self._threadedBody: Optional[ThreadedWriter] = None
+        #: A compressed body waiting for its next block line
+        #: (L{ftx.client.compressed.CompressedDownload}), which a thread
+        #: may read from there.
+        self.betweenBlocks = None
         self._unparsed = b""
         self._parsing = False
         self._again = False
@@ -72,7 +76,7 @@ class ReplyStream:
             self._parsing = False
         rest = data[position:] if position < len(data) else b""
         self._unparsed = rest + self._unparsed if self._unparsed else rest
-        if self._bodySink is not None and not self._unparsed:
+        if (self._bodySink is not None or self.betweenBlocks is not None) and not self._unparsed:
             self._readDirectly()
 
     def _parse(self, data: bytes, position: int) -> int:
@@ -128,8 +132,21 @@ class ReplyStream:
         this point.
         """
         sock = internals.socketOf(self.transport)
+        blocks = self._bodySink if self._bodySink is not None else self.betweenBlocks
+        threadedBlocks = getattr(blocks, "threadedWriter", None)
+        blocksWriter = threadedBlocks() if threadedBlocks is not None and self._threadedBody is None else None
+        if sock is not None and blocksWriter is not None and self._directBody is None:
+            # A compressed body: the thread follows its blocks to the end.
+            self._threadedBody = blocksWriter
+            self._bodySink, self.betweenBlocks = blocks, None
+            self.transport.stopReading()
+            blocksWriter.receiveBlocks(
+                self.reactor, sock, blocks.reader, self._bodyRemaining, self._threadProgress, self._blocksDone
+            )
+            return
         if (
-            sock is None
+            self._bodySink is None
+            or sock is None
             or self._bodyRemaining < bodyreads.DIRECT_MIN
             or self._directBody is not None
             or self._threadedBody is not None
@@ -169,6 +186,33 @@ class ReplyStream:
         if self._bodyRemaining == 0:
             self._bodySink = None
             sink.bodyDone()
+        if not self.paused and not self._lost:
+            self.transport.startReading()
+
+    def _blocksDone(self, outcome) -> None:
+        """
+        The thread following a compressed body's blocks stopped: at the
+        body's end, or early (the peer closed, a stall, a line that is not
+        a block's); the reactor carries on from where it stopped
+        (L{ftx._io.threadedblocks.Outcome}).
+        """
+        self._threadedBody = None
+        if self._lost or self._bodySink is None:
+            return
+        sink = self._bodySink
+        self._bodyRemaining = outcome.left
+        if not outcome.left:
+            self._bodySink = None
+            if not outcome.complete:
+                self.betweenBlocks = sink
+        try:
+            sink.threadEnded(outcome)
+        except FtxError as e:
+            self._protocolError(e)
+            return
+        self._unparsed = outcome.partial + self._unparsed
+        if outcome.line is not None:
+            self.lineReceived(outcome.line)
         if not self.paused and not self._lost:
             self.transport.startReading()
 

@@ -77,6 +77,20 @@ class BlockEncoder:
         self.fileBytes = 0
         self.storedBytes = 0
 
+    def skipNext(self, size: int) -> bool:
+        """
+        Whether the next block, of C{size} file bytes, goes raw without a
+        trial (one of the blocks skipped after a raw one); if so it is
+        counted as sent raw. A sender that sends raw blocks straight from
+        the file (L{ftx._io.directblocks}) asks this before reading it.
+        """
+        if not self._skipping:
+            return False
+        self._skipping -= 1
+        self.fileBytes += size
+        self.storedBytes += size
+        return True
+
     def encode(self, data) -> bytes:
         """
         The payload for the block of file bytes C{data}: a zstd frame when

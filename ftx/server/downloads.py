@@ -13,7 +13,7 @@ from typing import Callable, Dict, Optional
 
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 
-from ftx._io import compressedbody
+from ftx._io import compressedbody, directblocks
 from ftx._io.filebody import BodySender
 from ftx.errors import BadOffset, FtxError, IntegrityError, NotFound
 from ftx.protocol import checksums, compression, wire
@@ -188,10 +188,17 @@ class Downloads:
         if hasher is None:
             hasher = checksums.new(checksum)
         connection.reply(wire.formatLine(wire.BODY_FOLLOWS, encodeName(name), size, offset))
-        # Blocks when the client asked for compression (compress zstd).
-        sender = (compressedbody.BlockSender if self._compressed else BodySender)(
-            f, offset, size - offset, hasher, known, self._bodyProgress, connection.reactor, connection.rate.sending
-        )
+        # Blocks when the client asked for compression (compress zstd); raw
+        # ones by sendfile where the socket allows (ftx._io.directblocks).
+        throttle = connection.rate.sending
+        if self._compressed and directblocks.usable(connection.transport, f, size - offset, connection.reactor, throttle):
+            sender = directblocks.DirectBlockSender(
+                f, offset, size - offset, hasher, known, self._bodyProgress, connection.reactor
+            )
+        else:
+            sender = (compressedbody.BlockSender if self._compressed else BodySender)(
+                f, offset, size - offset, hasher, known, self._bodyProgress, connection.reactor, throttle
+            )
         self.sender = sender
         # The transport holds one producer: the body's, while it streams.
         self._backpressure.detach()
@@ -207,9 +214,13 @@ class Downloads:
                 connection.logged(verb, name, size - offset, started)
 
         def lost(failure):
+            if not failure.check(ConnectionError):
+                # The body cannot be finished (the file shrank under it):
+                # the client could not find where it ends, so it goes.
+                connection.transport.abortConnection()
+                return failure
             # The client closed, reset or was killed mid-body: its doing,
             # not a server fault (the protocol says so at info level).
-            failure.trap(ConnectionError)
             connection.logged(verb, name, size - offset - sender.remaining, started, "connection lost")
             return failure
 

@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Optional
 
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 
-from ftx._io import bodyreads, compressedbody, internals, threadedreceive
+from ftx._io import bodyreads, compressedbody, internals, threadedblocks, threadedreceive
 from ftx._io.background import BackgroundWriter
 from ftx.errors import AlreadyExists, BadOffset, BadRequest, Conflict, FtxError, NoSpace, TooLarge
 from ftx.protocol import checksums, compression, wire
@@ -335,12 +335,15 @@ class Uploads:
         if self._remaining == 0:
             self._bodyEnded()
             self._connection.setLineMode(data[take:])
+            if self._blocks is not None and take == len(data):
+                # A read that ended with a block: a thread may read on.
+                self._readDirectly(blockLine=True)
         else:
             # Only bytes arriving start a body thread: the empty call of a
             # resume after a thread handed back a quiet upload does not.
             self._readDirectly(threadOk=bool(data))
 
-    def _readDirectly(self, threadOk: bool = True) -> None:
+    def _readDirectly(self, threadOk: bool = True, blockLine: bool = False) -> None:
         """
         Once nothing of the body is buffered here, read the rest of it
         in a thread of its own (L{_readInThread}) or straight into reused
@@ -350,8 +353,7 @@ class Uploads:
         # lineBufferEmpty, not a count of zero: should a Twisted release drop
         # the buffer attribute, the count says 0 while bytes may be there.
         if (
-            connection.line_mode
-            or self._remaining == 0
+            (connection.line_mode or self._remaining == 0) and not (blockLine and not self._blocks.complete)
             or connection.inputHeld()
             or not internals.lineBufferEmpty(connection)
             or connection.disconnected
@@ -359,9 +361,7 @@ class Uploads:
         ):
             return
         sock = internals.socketOf(connection.transport)
-        if sock is None or self._remaining < bodyreads.DIRECT_MIN:
-            return
-        if threadOk and self._readInThread(sock):
+        if sock is None or (threadOk and self._readInThread(sock)) or self._remaining < bodyreads.DIRECT_MIN:
             return
         self._directBody = bodyreads.DirectBody(
             connection.transport, sock, self._remaining, self._buffers, self._directData, self._directDone,
@@ -377,11 +377,10 @@ class Uploads:
         once the writer has stored what came before, so bytes reach the
         file in order; reading stays paused until the thread is done.
         """
-        upload, writer = self._upload, self._writer
+        upload, writer, blocks = self._upload, self._writer, self._blocks
         if (
-            self._blocks is not None
-            or self._bodyThread is not None
-            or self._remaining < threadedreceive.THREAD_MIN
+            self._bodyThread is not None
+            or self._remaining + (blocks.remaining if blocks is not None else 0) < threadedreceive.THREAD_MIN
             or not getattr(upload, "storesFromAnyThread", False)
             or writer is None
             or writer.error is not None
@@ -390,7 +389,12 @@ class Uploads:
         ):
             return False
         try:
-            thread = threadedreceive.ThreadedReceive(sock, self._remaining, upload.store, upload.hasher)
+            if blocks is not None:
+                # Compressed: the thread follows the blocks (ftx._io.threadedblocks).
+                store = compressedbody.DecodingSink(upload, upload.hasher).store
+                thread = threadedblocks.BlockReceive(sock, blocks, self._remaining, store)
+            else:
+                thread = threadedreceive.ThreadedReceive(sock, self._remaining, upload.store, upload.hasher)
         except OSError:
             threadedreceive.slots.give()
             return False
@@ -419,15 +423,29 @@ class Uploads:
         threadedreceive.slots.give()
         self._bodyThread = None
         self._threadError = self._threadError or thread.error
+        outcome = count if self._blocks is not None else None
+        if outcome is not None:
+            # Where the blocks' thread stopped: in a payload, or before a
+            # line, the refused one or part of one for line mode to read.
+            count = self._remaining - outcome.left + outcome.fileBytes
+            rest = outcome.partial if outcome.line is None else outcome.line + b"\r\n" + outcome.partial
         if count:
             self._lastByte = self._connection.reactor.seconds()
-        self._remaining -= count
+        self._remaining = outcome.left if outcome is not None else self._remaining - count
         connection = self._connection
         if connection.disconnected:
             return
+        if outcome is not None and outcome.error is not None and outcome.line is None:
+            connection.reply(wire.formatError(BadRequest(outcome.error)))
+            connection.transport.loseConnection()
+            return
         if self._remaining == 0:
             self._bodyEnded()
-            connection.setLineMode()
+            connection.setLineMode(rest if outcome is not None else b"")
+        elif outcome is not None:
+            # In a block's payload (the thread may have started before a line).
+            self._awaitingTrailer = False
+            connection.setRawMode()
         self._gate.resume(_BODY_THREAD)
 
     def _directData(self, view, release) -> None:
