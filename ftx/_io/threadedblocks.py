@@ -26,6 +26,7 @@ import threading
 from time import monotonic
 from typing import Callable, Optional
 
+from ftx._io.buffers import alignedBuffer
 from ftx.errors import FtxError
 from ftx.protocol import compression
 
@@ -187,12 +188,12 @@ class _InlineLane:
 
     def __init__(self, store: Callable[[object], None], size: int) -> None:
         self._store = store
-        self._buffer = bytearray(size)
+        self._buffer = alignedBuffer(size)
 
-    def take(self) -> bytearray:
+    def take(self) -> memoryview:
         return self._buffer
 
-    def give(self, buffer: bytearray, count: int) -> None:
+    def give(self, buffer: memoryview, count: int) -> None:
         self._store(memoryview(buffer)[:count])
 
     def giveItem(self, item) -> None:

@@ -46,6 +46,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.threads import deferToThreadPool
 
 from ftx._io import workers
+from ftx._io.buffers import alignedBuffer
 from ftx._io.lentsocket import LentSocket
 
 __all__ = ["ThreadedWriter", "BUFFER_SIZE", "REPORT_EVERY", "REPORT_SECONDS", "busy"]
@@ -207,7 +208,7 @@ class ThreadedWriter:
 
     def _run(self, reactor, sock, length: int, progressed, finished) -> None:
         lane = _StoreThread(self._store) if STORE_THREAD else None
-        buffer = lane.take() if lane is not None else bytearray(min(BUFFER_SIZE, length))
+        buffer = lane.take() if lane is not None else alignedBuffer(min(BUFFER_SIZE, length))
         view = memoryview(buffer)
         remaining = length
         unreported = 0
@@ -290,17 +291,18 @@ class _StoreThread:
 
     def __init__(self, store: Callable[[object], None]) -> None:
         self._store = store
-        self._free: "queue.SimpleQueue[bytearray]" = queue.SimpleQueue()
+        self._free: "queue.SimpleQueue[memoryview]" = queue.SimpleQueue()
         for _ in range(STORE_BUFFERS):
-            self._free.put(bytearray(BUFFER_SIZE))
+            # Page-aligned: see ftx._io.buffers.
+            self._free.put(alignedBuffer(BUFFER_SIZE))
         self._filled: "queue.SimpleQueue" = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="ftx-body-store", daemon=True)
         self._thread.start()
 
-    def take(self) -> bytearray:
+    def take(self) -> memoryview:
         return self._free.get()
 
-    def give(self, buffer: bytearray, count: int) -> None:
+    def give(self, buffer: memoryview, count: int) -> None:
         self._filled.put((buffer, count))
 
     def giveItem(self, item) -> None:
