@@ -120,10 +120,15 @@ class Servers:
         self.ftxPort, self.ftpPort = freePort(), freePort()
         self._start([TWISTD, "-n", "--pidfile=", "ftx", "--root", str(source),
                      "--port", "tcp:{}:interface=127.0.0.1".format(self.ftxPort)], logs / "ftx-server.log")
-        self._start([sys.executable, str(HERE / "pyftpd_server.py"), "--port", str(self.ftpPort),
-                     "--root", str(source)], logs / "pyftpd.log")
-        waitListening(self.ftxPort)
-        waitListening(self.ftpPort)
+        try:
+            self._start([sys.executable, str(HERE / "pyftpd_server.py"), "--port", str(self.ftpPort),
+                         "--root", str(source)], logs / "pyftpd.log")
+            waitListening(self.ftxPort)
+            waitListening(self.ftpPort)
+        except BaseException:
+            # One that did not come up must not leave the other running.
+            self.stop()
+            raise
 
     def _start(self, argv: List[str], log: Path) -> None:
         with open(log, "wb") as f:
