@@ -27,7 +27,7 @@ from zope.interface import implementer
 
 from ftx._io import internals, workers, zerocopy
 from ftx._io.compressedbody import _descriptor, _readAt
-from ftx._io.filebody import AsideHasher
+from ftx._io.filebody import AsideHasher, settleDigest
 from ftx.errors import IntegrityError
 from ftx.protocol import compression
 from ftx.protocol.compression import BLOCK_SIZE, BlockEncoder
@@ -273,12 +273,4 @@ class DirectBlockSender:
             self._ready.clear()
         self._current = None
         d, self.deferred = self.deferred, None
-        if failure is not None:
-            if self._aside is not None:
-                self._aside.cancel()
-                self._asideDigest.addErrback(lambda _: None)
-            d.errback(failure)
-        elif self._asideDigest is not None:
-            self._asideDigest.chainDeferred(d)
-        else:
-            d.callback(self.knownDigest)
+        settleDigest(d, failure, self._aside, self._asideDigest, lambda: self.knownDigest)

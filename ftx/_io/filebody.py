@@ -72,6 +72,24 @@ class AsideHasher:
             os.close(self._fd)
 
 
+def settleDigest(d: Deferred, failure, aside: Optional[AsideHasher], asideDigest: Optional[Deferred], digest) -> None:
+    """
+    Fire C{d}, a sender's result, with C{failure}, or else with the body's
+    digest: the one an L{AsideHasher} finishes, or C{digest()} when none
+    runs. A failed body stops its aside hasher, whose own result nobody
+    waits for any more. Every sender that may hash aside ends this way.
+    """
+    if failure is not None:
+        if aside is not None:
+            aside.cancel()
+            asideDigest.addErrback(lambda _: None)
+        d.errback(failure)
+    elif asideDigest is not None:
+        asideDigest.chainDeferred(d)
+    else:
+        d.callback(digest())
+
+
 def _descriptorOf(f) -> Optional[int]:
     """
     The operating-system file descriptor behind C{f}, or L{None} when it
@@ -304,12 +322,4 @@ class BodySender:
         if self.throttle is not None:
             self.throttle.cancel()
         d, self.deferred = self.deferred, None
-        if failure is not None:
-            if self._aside is not None:
-                self._aside.cancel()
-                self._asideDigest.addErrback(lambda _: None)
-            d.errback(failure)
-        elif self._asideDigest is not None:
-            self._asideDigest.chainDeferred(d)
-        else:
-            d.callback(self.knownDigest or self.hasher.hexdigest())
+        settleDigest(d, failure, self._aside, self._asideDigest, lambda: self.knownDigest or self.hasher.hexdigest())
