@@ -28,7 +28,6 @@ from zope.interface import implementer
 from ftx._io import internals, workers, zerocopy
 from ftx._io.compressedbody import _descriptor, _readAt
 from ftx._io.filebody import AsideHasher, settleDigest
-from ftx.errors import IntegrityError
 from ftx.protocol import compression
 from ftx.protocol.compression import BLOCK_SIZE, BlockEncoder
 
@@ -218,11 +217,8 @@ class DirectBlockSender:
                 if sent is None:
                     break
                 budget -= sent
-        except EOFError:
-            self._finish(Failure(IntegrityError("the file shrank while it was being sent")))
-            return
-        except OSError as e:
-            self._finish(Failure(ConnectionError("sending failed: {}".format(e.strerror))))
+        except (EOFError, OSError) as e:
+            self._finish(Failure(zerocopy.whySendingStopped(e)))
             return
         # The socket is full or this turn is used up: the next write event
         # asks again, after the other connections had their turn.

@@ -211,11 +211,8 @@ class BodySender:
             return
         try:
             sent = zerocopy.sendSome(self._socket, self._fd, self.position, allowed)
-        except EOFError:
-            self._finish(Failure(IntegrityError("the file shrank while it was being sent")))
-            return
-        except OSError as e:
-            self._finish(Failure(ConnectionError("sending failed: {}".format(e.strerror))))
+        except (EOFError, OSError) as e:
+            self._finish(Failure(zerocopy.whySendingStopped(e)))
             return
         self.position += sent
         self.remaining -= sent

@@ -20,6 +20,8 @@ from __future__ import annotations
 import errno
 import os
 
+from ftx.errors import IntegrityError
+
 #: Bytes one call to L{sendSome} may push before giving the reactor back,
 #: so that one fast reader cannot starve the other connections.
 TURN = 4 << 20
@@ -54,3 +56,14 @@ def sendSome(sock, fd: int, offset: int, count: int) -> int:
             raise EOFError("the file ended early")
         sent += n
     return sent
+
+
+def whySendingStopped(error: Exception) -> Exception:
+    """
+    What a sender reports when L{sendSome} raised C{error}: a file that
+    ended early is the file's fault (an L{IntegrityError}, the same for
+    every body), anything else the connection's.
+    """
+    if isinstance(error, EOFError):
+        return IntegrityError("the file shrank while it was being sent")
+    return ConnectionError("sending failed: {}".format(error.strerror))
