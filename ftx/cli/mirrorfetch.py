@@ -177,12 +177,7 @@ def _fetchQueued(ctx, queued: List[Tuple[Entry, str]], tally: Tally, actions: Di
         if ok:
             arrived.append((entry, result))
             continue
-        error = result.value
-        if isinstance(error, ConnectionLost):
-            raise error
-        if not isinstance(error, FtxError):
-            result.raiseException()
-        tally.failed(error, ctx.reporter, actions[entry.name].name)
+        tally.failedInBatch(result, ctx.reporter, actions[entry.name].name)
     return arrived
 
 
@@ -239,9 +234,5 @@ def _fetchPipelined(ctx, ready: List[Tuple[Entry, str]], tally: Tally, actions: 
     if isinstance(ended[0], Failure):
         ended[0].raiseException()
     for name, error in failures:
-        if isinstance(error, ConnectionLost):
-            raise error
-        if not isinstance(error, FtxError):
-            raise error
-        tally.failed(error, ctx.reporter, actions[name].name)
+        tally.failedInBatch(error, ctx.reporter, actions[name].name)
     return arrived

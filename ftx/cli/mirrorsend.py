@@ -20,7 +20,6 @@ from twisted.python.failure import Failure
 
 from ftx.cli.remotefiles import Tally
 from ftx.client.client import REPLACE
-from ftx.errors import ConnectionLost, FtxError
 
 __all__ = ["sendPlanned"]
 
@@ -76,9 +75,4 @@ def sendPlanned(ctx, prefix: str, transfers: List, resumable: bool, keepsTime: b
         if ok:
             done(action, result.size, resumed=result.transferred < result.size)
             continue
-        error = result.value
-        if isinstance(error, ConnectionLost):
-            raise error
-        if not isinstance(error, FtxError):
-            result.raiseException()
-        tally.failed(error, ctx.reporter, action.name)
+        tally.failedInBatch(result, ctx.reporter, action.name)

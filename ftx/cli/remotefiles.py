@@ -12,8 +12,10 @@ import hashlib
 import os
 from typing import List, Optional, Tuple
 
+from twisted.python.failure import Failure
+
 from ftx.client.results import Entry
-from ftx.errors import BadRequest, FtxError
+from ftx.errors import BadRequest, ConnectionLost, FtxError
 
 __all__ = ["escapeMask", "hasWildcard", "folderForm", "lookUp", "localSha1", "keepMtime", "Tally", "useR"]
 
@@ -122,6 +124,20 @@ class Tally:
         if reporter is not None and self.count > 1:
             text = str(error)
             reporter.error("{}: {}".format(label, text) if label and not text.startswith(label) else text)
+
+    def failedInBatch(self, error, reporter=None, label: str = "") -> None:
+        """
+        L{failed}, for one file of a batch run at once (C{error} an
+        exception or a L{Failure}): a lost connection ends the whole batch
+        and anything but an L{FtxError} is a bug, so both are raised (a
+        Failure's with its traceback) instead of counted.
+        """
+        value = error.value if isinstance(error, Failure) else error
+        if isinstance(value, ConnectionLost) or not isinstance(value, FtxError):
+            if value is not error:
+                error.raiseException()
+            raise value
+        self.failed(value, reporter, label)
 
     def finish(self) -> None:
         if not self.failures:
