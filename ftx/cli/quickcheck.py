@@ -29,6 +29,7 @@ import os
 import stat
 import time
 import weakref
+from contextlib import contextmanager
 from typing import Dict, Optional
 
 from ftx.protocol import checksums
@@ -88,6 +89,27 @@ def _valid(record) -> bool:
     return (isinstance(record, list) and len(record) == 5
             and all(isinstance(v, int) and not isinstance(v, bool) for v in record[:3])
             and isinstance(record[3], str) and isinstance(record[4], (int, float)))
+
+
+@contextmanager
+def _folderLocked(folder: str):
+    """
+    Hold an exclusive C{flock} on C{folder} itself: the cache file is
+    replaced by a rename, so a lock on the file would be on an inode the
+    next writer no longer opens, and a lock file beside it would be one
+    more file left in the folder. Where there is no C{flock}, no lock.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 class DigestCache:
@@ -172,30 +194,40 @@ class DigestCache:
         if not self._changed:
             return
         self._savedAt = time.monotonic()
+        try:
+            folder = os.path.dirname(self.path) or "."
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            with _folderLocked(folder):
+                self._mergeAndWrite(folder)
+        except (OSError, ValueError, TypeError):
+            return
+        self._changed.clear()
+
+    def _mergeAndWrite(self, folder: str) -> None:
+        """
+        Read, merge and replace the file, while no other ftx process does
+        (the caller holds the folder's lock): two processes that both read
+        before either wrote would each write back only their own news, and
+        the first one's would be lost.
+        """
         merged = self._read()
         merged.update(self._changed)
         if len(merged) > self.capacity:
             kept = sorted(merged.items(), key=lambda item: item[1][4], reverse=True)[: self.capacity]
             merged = dict(kept)
-        try:
-            folder = os.path.dirname(self.path) or "."
-            os.makedirs(folder, mode=0o700, exist_ok=True)
-            import tempfile  # here: a download that hashes nothing starts without it (and shutil)
+        import tempfile  # here: a download that hashes nothing starts without it (and shutil)
 
-            fd, temporary = tempfile.mkstemp(prefix=".digests-", suffix=".tmp", dir=folder)
+        fd, temporary = tempfile.mkstemp(prefix=".digests-", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump({"format": _FORMAT, "entries": merged}, f, separators=(",", ":"))
+            os.replace(temporary, self.path)
+        except BaseException:
             try:
-                with os.fdopen(fd, "w") as f:
-                    json.dump({"format": _FORMAT, "entries": merged}, f, separators=(",", ":"))
-                os.replace(temporary, self.path)
-            except BaseException:
-                try:
-                    os.unlink(temporary)
-                except OSError:
-                    pass
-                raise
-        except (OSError, ValueError, TypeError):
-            return
-        self._changed.clear()
+                os.unlink(temporary)
+            except OSError:
+                pass
+            raise
 
     def _load(self) -> Dict[str, list]:
         if self._entries is None:
