@@ -138,6 +138,73 @@ class WalkedListingTests(SynchronousTestCase):
         self.assertNotIn(b"link-dir", reply)
         self.assertGreater(count, 10)
 
+    def test_streamedInChunks(self) -> None:
+        """
+        With C{emit}, the lines go out in chunks of L{listing.CHUNK} or
+        more, in order, as folders are done; the chunks and the rest
+        returned are the whole reply, whose count is of every file.
+        """
+        from ftx.server import listing
+        from ftx.server.filesystem import FilesystemStorage
+
+        self.patch(listing, "CHUNK", 3)
+        storage = FilesystemStorage(self.root)
+        for mask in (None, b"a"):
+            chunks = []
+            rest, count = storage.listingReply(mask, chunks.append)
+            self.assertGreater(len(chunks), 1)
+            for chunk in chunks:
+                self.assertGreaterEqual(chunk.count(b"\r\n"), 3)
+                self.assertTrue(chunk.startswith(b"210 ") and chunk.endswith(b"\r\n"))
+            self.assertNotIn(b"211 ", b"".join(chunks))
+            self.assertEqual((b"".join(chunks) + rest, count), storage.listingReply(mask))
+
+    def test_listCommandWritesWhileWalking(self) -> None:
+        """
+        C{list} writes the lines the walk has made (through the reactor
+        thread, C{callFromThread}) before the walk ends, then the rest:
+        the client parses the first folders while the server walks on.
+        """
+        from twisted.internet.defer import succeed
+        from twisted.internet.testing import StringTransport
+        from twisted.logger import Logger
+
+        from ftx.server import listing
+        from ftx.server.filesystem import FilesystemStorage
+
+        self.patch(listing, "CHUNK", 2)
+        storage = FilesystemStorage(self.root)
+        writtenDuringWalk = []
+
+        class Connection:
+            transport = StringTransport()
+            disconnected = False
+            log = Logger()
+            peer = "peer"
+
+            def __init__(self) -> None:
+                self.storage = storage
+                self.reactor = self
+
+            def permit(self, action, name) -> None:
+                pass
+
+            def callFromThread(self, f, *args) -> None:
+                f(*args)
+
+            def threaded(self, f, *args):
+                result = f(*args)
+                writtenDuringWalk.append(self.transport.value())
+                return succeed(result)
+
+        connection = Connection()
+        listing.listCommand(connection, [])
+        whole, count = storage.listingReply(None)
+        self.assertEqual(connection.transport.value(), whole)
+        self.assertTrue(writtenDuringWalk[0].startswith(b"210 "))
+        self.assertTrue(whole.startswith(writtenDuringWalk[0]))
+        self.assertLess(len(writtenDuringWalk[0]), len(whole))
+
     def test_otherMasksTheUsualWay(self) -> None:
         """
         A mask with wildcards, or one that names a file, is left to
