@@ -39,22 +39,31 @@ def refuseBeyondEnd(storage, name: bytes, length: int) -> None:
 
 class SmallGetsLog:
     """
-    The log of the small files C{sget} sends whole: the first of a turn of
-    the reactor as any other transfer, the others of the turn as one line
-    at its end, naming each (percent-encoded, as on the wire). A mirror's
+    The turns of the reactor small files C{sget} sends whole are given, and
+    their log: the first of a burst of them logged as any other transfer,
+    the others as one line for up to L{perLine} of them, naming each
+    (percent-encoded, as on the wire), when the burst ends. A mirror's
     re-run pipelines a hundred C{sget}s of a few KiB, and formatting and
     writing a line a file was a quarter of the server's work for them.
     """
 
     #: Files sent whole in one turn, at most; the next waits for the next
-    #: turn: what is written leaves between turns, and other connections
-    #: are served in between.
-    perTurn = 64
+    #: turn. What is written leaves between two turns: the client stores
+    #: the first files while the server reads the next ones (all of the
+    #: pipelined ones in one turn, the first byte left 12 ms after the
+    #: commands came), and other connections are served in between.
+    perTurn = 8
+    #: Files named in one line, at most.
+    perLine = 64
 
     def __init__(self, connection) -> None:
         self._connection = connection
-        #: Files sent this turn, and those not logged yet.
+        #: Files sent this turn; whether the turn's end is due to be
+        #: looked at; whether the first of a burst was logged.
         self._count = 0
+        self._due = False
+        self._inBurst = False
+        #: The files sent and not logged yet.
         self._names: list = []
         self._size = 0
         self._started = 0.0
@@ -64,24 +73,38 @@ class SmallGetsLog:
         return self._count >= self.perTurn
 
     def add(self, name: bytes, size: int, started: float) -> None:
-        if not self._count:
-            self._connection.reactor.callLater(0, self._turnEnded)
-            self._connection.logged("sget", name, size, started)
-        else:
-            if not self._names:
-                self._started = started
-            self._names.append(name)
-            self._size += size
         self._count += 1
+        self._endOfTurn()
+        if not self._inBurst:
+            self._inBurst = True
+            self._connection.logged("sget", name, size, started)
+            return
+        if not self._names:
+            self._started = started
+        self._names.append(name)
+        self._size += size
+        if len(self._names) >= self.perLine:
+            self.log()
+
+    def _endOfTurn(self) -> None:
+        if not self._due:
+            self._due = True
+            self._connection.reactor.callLater(0, self._turnEnded)
 
     def _turnEnded(self) -> None:
+        self._due = False
+        full, self._count = self.full, 0
+        if full:
+            # A command waits for the next turn: the burst goes on.
+            self._endOfTurn()
+            return
         self.log()
-        self._count = 0
+        self._inBurst = False
 
     def log(self) -> None:
         """
-        Log the files sent and not logged yet (before a body that streams,
-        so that the log keeps the order of the answers).
+        Log the files sent and not logged yet (also before a body that
+        streams, so that the log keeps the order of the answers).
         """
         names, self._names = self._names, []
         size, self._size = self._size, 0
@@ -130,6 +153,7 @@ class Downloads:
         return self.sender is not None
 
     def connectionLost(self) -> None:
+        self._smallSent.log()
         if self.sender is not None and self.sender.transport is not None:
             self.sender.stopProducing()
 
