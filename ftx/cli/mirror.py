@@ -371,6 +371,7 @@ def _download(ctx, args, filters: Filters, cache) -> int:
         remote,
         tree.files,
         filters, same, verb, bool(args.delete), tree.folders, list(tree.partials),
+        quickCheck=not verify and not decrypted,
     )
     plan.transfers = _safeTransfers(ctx, plan.transfers, tally)
     ctx.collector.resume()
