@@ -191,11 +191,16 @@ def _walkFolder(fd: int, prefix: bytes, shown: bytes, lines: _Lines, listedStat)
     # The names of a folder checked at once: when none of them has a part
     # L{listable} could refuse, each is listable (the prefix is, and the
     # rest is one part), with no check a file.
+    joined = b"/".join(fileNames)
     everyName = not fileNames or (
-        len(prefix) + max(map(len, fileNames)) <= MAX_NAME and _SUSPECT.search(b"/".join(fileNames)) is None
+        len(prefix) + max(map(len, fileNames)) <= MAX_NAME and _SUSPECT.search(joined) is None
         and (not prefix or listable(prefix + b"-"))
     )
-    plain = _PLAIN.match
+    # And when every name is written as it is (C{/} is plain too), none is
+    # looked at again.
+    plain = _PLAIN.match if _PLAIN.match(joined) is None else _isPlain
+    line = _LINE
+    append = lines.append
     for name, entry in found:
         if entry is None:
             folder = prefix + name
@@ -207,7 +212,7 @@ def _walkFolder(fd: int, prefix: bytes, shown: bytes, lines: _Lines, listedStat)
             except OSError:
                 continue
             try:
-                _walkFolder(below, folder, shown + (name if plain(name) else _encoded(name)), lines, listedStat)
+                _walkFolder(below, folder, shown + _encoded(name), lines, listedStat)
             finally:
                 os.close(below)
             continue
@@ -224,5 +229,9 @@ def _walkFolder(fd: int, prefix: bytes, shown: bytes, lines: _Lines, listedStat)
                 continue
         elif kind != _FILE:
             continue
-        lines.append(_LINE % (shown, name if plain(name) else _encoded(name), st.st_size, int(st.st_mtime)))
+        append(line % (shown, name if plain(name) else _encoded(name), st.st_size, int(st.st_mtime)))
     lines.folderDone()
+
+
+def _isPlain(name: bytes) -> bool:
+    return True
