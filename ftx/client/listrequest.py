@@ -34,7 +34,9 @@ _MAX_NUMBER = 2**63 - 1
 _PLAIN_RUN = re.compile(
     rb"(?:210 [!-$&-~]{1,%d} (?:0|[1-9][0-9]{0,17}) (?:0|[1-9][0-9]{0,17})\r\n)+" % (wire.MAX_LINE_LENGTH - 64)
 )
-_PLAIN_FIELDS = re.compile(rb"210 ([!-$&-~]+) ([0-9]+) ([0-9]+)\r\n")
+#: The same, over the run decoded once (a matched run is ASCII): the names
+#: come out as text, with no decode a line.
+_PLAIN_FIELDS = re.compile(r"210 ([!-$&-~]+) ([0-9]+) ([0-9]+)\r\n")
 #: An L{Entry} from a tuple, without the named tuple's Python C{__new__}.
 _newEntry = tuple.__new__
 
@@ -65,8 +67,8 @@ class ListRequest(Request):
             return position
         end = run.end()
         self.entries.extend([
-            _newEntry(Entry, (name.decode("ascii"), int(size), int(mtime)))
-            for name, size, mtime in _PLAIN_FIELDS.findall(data, position, end)
+            _newEntry(Entry, (name, int(size), int(mtime)))
+            for name, size, mtime in _PLAIN_FIELDS.findall(data[position:end].decode("ascii"))
         ])
         return end
 
