@@ -35,7 +35,8 @@ class LaneTests(TestCase):
     async def test_orderKeptAcrossLanes(self) -> None:
         self.assertEqual(len(smallfiles._LANE_POOLS), 2)
         reported = []
-        store = SmallFileStore(reactor, reported.append, lambda: None)
+        store = SmallFileStore(reactor, reported.append, lambda: None, lanes=2)
+        self.assertEqual(len(store._lanes), 2)
         jobs = []
         for i in range(120):
             # Every third file goes to one path, again and again: the last
