@@ -52,7 +52,7 @@ class SmallGetsLog:
     #: the first files while the server reads the next ones (all of the
     #: pipelined ones in one turn, the first byte left 12 ms after the
     #: commands came), and other connections are served in between.
-    perTurn = 8
+    perTurn = 4
     #: Files named in one line, at most.
     perLine = 64
 
