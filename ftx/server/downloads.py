@@ -39,10 +39,10 @@ def refuseBeyondEnd(storage, name: bytes, length: int) -> None:
 
 class SmallGetsLog:
     """
-    The turns of the reactor small files C{sget} sends whole are given, and
-    their log: the first of a burst of them logged as any other transfer,
-    the others as one line for up to L{perLine} of them, naming each
-    (percent-encoded, as on the wire), when the burst ends. A mirror's
+    The small files C{sget} sends whole: how many in this turn of the
+    reactor, and their log. The first of a burst is logged as any other
+    transfer, the others in one line for up to L{perLine} of them, naming
+    each (percent-encoded, as on the wire), when the burst ends. A mirror's
     re-run pipelines a hundred C{sget}s of a few KiB, and formatting and
     writing a line a file was a quarter of the server's work for them.
     """
@@ -163,10 +163,13 @@ class Downloads:
         name = decodeName(args[0])
         connection = self._connection
         connection.permit("read", name)
-        if self._smallSent.full:
-            # This turn's share is sent: what is written leaves between
-            # two turns, and other connections are served in between.
+        if self._smallSent.full and connection.inputHeld():
+            # This turn's share is sent and more commands wait: what is
+            # written leaves between two turns, and other connections are
+            # served in between.
             yield deferLater(connection.reactor, 0, lambda: None)
+            if connection.disconnected:
+                return
         f, size = yield self._open(name)
         if size <= wire.SMALL_BODY and self._backpressure.attached and not connection.rate.sending.limited:
             # Whole, in one write, as mget's small files: a mirror's re-run
@@ -192,6 +195,7 @@ class Downloads:
         expected = parseDigest(args[2])
         connection = self._connection
         connection.permit("read", name)
+        self._smallSent.log()
         # The prefix is checked by SHA-1; the trailer is the connection's
         # checksum of the whole file, so both hash the same prefix.
         checksum = connection.checksum
@@ -214,6 +218,7 @@ class Downloads:
         mask = decodeName(args[0])
         connection = self._connection
         connection.permit("read", mask)
+        self._smallSent.log()
         entries = yield connection.threaded(connection.storage.listFiles, mask)
         if not entries:
             raise NotFound("no files match {}".format(nameText(mask)))
