@@ -115,69 +115,87 @@ def readBlocks(reactor, lent, reader, left: int, lane, progressed: Callable[[int
 
 
 def _follow(reactor, lent, reader, left: int, lane, progressed, stopped, outcome: Outcome) -> None:
+    # Raw payloads fill each store buffer across block boundaries (they
+    # are the file's bytes in order): a buffer goes to the store thread
+    # when it is full, before a zstd block and at the end, so the disk
+    # sees the writes a plain body makes, not one short write per block.
     buffer = lane.take()
     view = memoryview(buffer)
     size = len(buffer)
+    filled = 0
     unreported = 0
     reported = monotonic()
     outcome.fileBytes = 0
-    while not stopped():
-        if left:
-            if reader.raw:
-                got = lent.recvInto(view, min(left, size))
-                if not got:
-                    break
-                lane.give(buffer, got)
-                buffer = lane.take()
-                view = memoryview(buffer)
-                unreported += got
-                outcome.fileBytes = unreported
-                left -= got
-                outcome.left = left
-                if left:
-                    continue
-            else:
-                # At most MAX_BLOCK bytes (the reader bounded the line).
-                payload = bytearray(left)
-                got = 0
-                target = memoryview(payload)
-                while got < left:
-                    n = lent.recvInto(target[got:], left - got)
-                    if not n:
+    try:
+        while not stopped():
+            if left:
+                if reader.raw:
+                    got = lent.recvInto(view[filled:], min(left, size - filled))
+                    if not got:
                         break
-                    got += n
-                reader.addPiece(payload if got == left else bytes(payload[:got]))
-                left -= got
-                outcome.left = left
-                if left:
+                    filled += got
+                    if filled == size:
+                        lane.give(buffer, filled)
+                        buffer = lane.take()
+                        view = memoryview(buffer)
+                        filled = 0
+                    unreported += got
+                    outcome.fileBytes = unreported
+                    left -= got
+                    outcome.left = left
+                    if left:
+                        continue
+                else:
+                    # At most MAX_BLOCK bytes (the reader bounded the line).
+                    payload = bytearray(left)
+                    got = 0
+                    target = memoryview(payload)
+                    while got < left:
+                        n = lent.recvInto(target[got:], left - got)
+                        if not n:
+                            break
+                        got += n
+                    reader.addPiece(payload if got == left else bytes(payload[:got]))
+                    left -= got
+                    outcome.left = left
+                    if left:
+                        break
+                block = reader.endBlock()
+                if block is not None:
+                    if filled:
+                        lane.give(buffer, filled)
+                        buffer = lane.take()
+                        view = memoryview(buffer)
+                        filled = 0
+                    lane.giveItem(block)
+                    unreported += block.fileBytes
+                if unreported >= REPORT_EVERY or monotonic() - reported >= REPORT_SECONDS:
+                    reactor.callFromThread(progressed, unreported)
+                    unreported = 0
+                    reported = monotonic()
+                outcome.fileBytes = unreported
+            elif reader.remaining == 0:
+                outcome.complete = True
+                break
+            else:
+                line = _readLine(lent, outcome)
+                if line is None:
                     break
-            block = reader.endBlock()
-            if block is not None:
-                lane.giveItem(block)
-                unreported += block.fileBytes
-            if unreported >= REPORT_EVERY or monotonic() - reported >= REPORT_SECONDS:
-                reactor.callFromThread(progressed, unreported)
-                unreported = 0
-                reported = monotonic()
-            outcome.fileBytes = unreported
-        elif reader.remaining == 0:
-            outcome.complete = True
-            break
-        else:
-            line = _readLine(lent, outcome)
-            if line is None:
-                break
-            if not line.startswith(_BLOCK_PREFIX):
-                outcome.line = line
-                break
-            try:
-                left = reader.blockLine(line.decode("ascii", "replace").split(" ")[1:])
-            except FtxError as e:
-                # The reader is unchanged: the reactor may read the line again.
-                outcome.error = str(e)
-                outcome.line = line
-                break
-            outcome.left = left
+                if not line.startswith(_BLOCK_PREFIX):
+                    outcome.line = line
+                    break
+                try:
+                    left = reader.blockLine(line.decode("ascii", "replace").split(" ")[1:])
+                except FtxError as e:
+                    # The reader is unchanged: the reactor may read the line again.
+                    outcome.error = str(e)
+                    outcome.line = line
+                    break
+                outcome.left = left
+    finally:
+        # What was received is stored, however the thread stops.
+        if filled:
+            lane.give(buffer, filled)
 
 
 class _InlineLane:
