@@ -32,8 +32,8 @@ from ftx.protocol import compression
 
 __all__ = ["Outcome", "readBlocks", "BlockReceive", "LINE_MAX"]
 
-#: The longest block line read: C{151}, two numbers of at most 7 digits
-#: each (L{compression.MAX_BLOCK}), with room to spare for a peer that
+#: The longest block line read: C{151}, two numbers of at most 8 digits
+#: each (L{compression.MAX_RUN}), with room to spare for a peer that
 #: pads; a longer one is refused, like any line over the protocol's limit.
 LINE_MAX = 64
 _BLOCK_PREFIX = b"%d " % compression.BLOCK

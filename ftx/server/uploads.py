@@ -229,7 +229,10 @@ class Uploads:
                 compressedbody.DecodingSink(upload, upload.hasher), connection.reactor, self._diskBehind,
                 self._diskCaughtUp,
             )
-            self._blocks = compressedbody.BlockReader(self._remaining, self._writer.write, self._writer.write)
+            self._blocks = compressedbody.BlockReader(
+                self._remaining, self._writer.write, self._writer.write,
+                rawMax=getattr(connection, "rawRun", compression.MAX_BLOCK),
+            )
             self._remaining = 0
         else:
             self._writer = BackgroundWriter(
