@@ -9,22 +9,20 @@ real files, and a plain socket for what goes on the wire.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ftx import errors
-from ftx._io import workers
 from ftx._io.compressedbody import BlockReader
 from ftx.client.api import connect
 from ftx.protocol import compression
 from ftx.protocol.compression import BLOCK_SIZE, MAX_RUN, RUNS, parseBlock
 from ftx.server import protocol as serverprotocol
 from tests.rawclient import RawClient, sha1
-from tests.support import closeSocketsAfter, listenInProcess, temporaryFolder
-from tests.test_compression import logText
+from tests.support import listenInProcess
+from tests.test_compression import logText, setUpFolders
 
 MiB = 1 << 20
 
@@ -82,13 +80,7 @@ class RunLineTests(SynchronousTestCase):
 
 class RunTransferTests(TestCase):
     def setUp(self):
-        closeSocketsAfter(self, reactor)
-        self.addCleanup(workers.stopPools, reactor)
-        self.top = Path(temporaryFolder(self))
-        self.root = self.top / "root"
-        self.local = self.top / "local"
-        self.root.mkdir()
-        self.local.mkdir()
+        setUpFolders(self)
 
     async def listen(self):
         port = await listenInProcess(reactor, str(self.root))
