@@ -54,6 +54,23 @@ def writeAllTo(fd: int, data) -> None:
         view = view[written:]
 
 
+def hashToEnd(f, hasher):
+    """
+    Feed C{hasher} the rest of the unbuffered file C{f}, read into a
+    page-aligned buffer (L{buffers}: the kernel's copy into one costs less
+    than into a C{bytes} it allocates); returns C{hasher}.
+    """
+    view = buffers.lend(READ_CHUNK)
+    try:
+        while True:
+            got = f.readinto(view)
+            if not got:
+                return hasher
+            hasher.update(view[:got])
+    finally:
+        buffers.giveBack(view)
+
+
 def hashPrefix(f, count: int, name: bytes, also=None):
     """
     SHA-1 of the next C{count} bytes of C{f}. hashlib releases the GIL on
