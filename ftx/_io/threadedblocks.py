@@ -23,10 +23,10 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from time import monotonic
 from typing import Callable, Optional
 
 from ftx._io.buffers import alignedBuffer
+from ftx._io.reports import ThrottledReports
 from ftx.errors import FtxError
 from ftx.protocol import compression
 
@@ -123,8 +123,8 @@ def _follow(reactor, lent, reader, left: int, lane, progressed, stopped, outcome
     view = memoryview(buffer)
     size = len(buffer)
     filled = 0
-    unreported = 0
-    reported = monotonic()
+    # What is not handed over when the thread stops stays in the outcome.
+    reports = ThrottledReports(reactor, progressed, REPORT_EVERY, REPORT_SECONDS)
     outcome.fileBytes = 0
     try:
         while not stopped():
@@ -139,8 +139,8 @@ def _follow(reactor, lent, reader, left: int, lane, progressed, stopped, outcome
                         buffer = lane.take()
                         view = memoryview(buffer)
                         filled = 0
-                    unreported += got
-                    outcome.fileBytes = unreported
+                    reports.pending += got
+                    outcome.fileBytes = reports.pending
                     left -= got
                     outcome.left = left
                     if left:
@@ -168,12 +168,9 @@ def _follow(reactor, lent, reader, left: int, lane, progressed, stopped, outcome
                         view = memoryview(buffer)
                         filled = 0
                     lane.giveItem(block)
-                    unreported += block.fileBytes
-                if unreported >= REPORT_EVERY or monotonic() - reported >= REPORT_SECONDS:
-                    reactor.callFromThread(progressed, unreported)
-                    unreported = 0
-                    reported = monotonic()
-                outcome.fileBytes = unreported
+                    reports.pending += block.fileBytes
+                reports.add(0)
+                outcome.fileBytes = reports.pending
             elif reader.remaining == 0:
                 outcome.complete = True
                 break

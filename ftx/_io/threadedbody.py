@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import queue
 import threading
-from time import monotonic
 from typing import Callable, List, Optional
 
 from twisted.internet.defer import Deferred, succeed
@@ -48,6 +47,7 @@ from twisted.internet.threads import deferToThreadPool
 from ftx._io import workers
 from ftx._io.buffers import alignedBuffer
 from ftx._io.lentsocket import LentSocket
+from ftx._io.reports import ThrottledReports
 
 __all__ = ["ThreadedWriter", "BUFFER_SIZE", "REPORT_EVERY", "REPORT_SECONDS", "busy"]
 
@@ -211,9 +211,8 @@ class ThreadedWriter:
         buffer = lane.take() if lane is not None else alignedBuffer(min(BUFFER_SIZE, length))
         view = memoryview(buffer)
         remaining = length
-        unreported = 0
         store = self._store
-        reported = monotonic()
+        reports = ThrottledReports(reactor, progressed, REPORT_EVERY, REPORT_SECONDS)
         try:
             # What came through the reactor first goes first.
             self._storeEarly()
@@ -229,11 +228,9 @@ class ThreadedWriter:
                     buffer = lane.take()
                     view = memoryview(buffer)
                 remaining -= got
-                unreported += got
-                if remaining and (unreported >= REPORT_EVERY or monotonic() - reported >= REPORT_SECONDS):
-                    reactor.callFromThread(progressed, unreported)
-                    unreported = 0
-                    reported = monotonic()
+                # Not the last ones: the reactor hears of the whole count
+                # when the thread ends.
+                reports.add(got, more=bool(remaining))
         except (OSError, ValueError):
             pass
         finally:

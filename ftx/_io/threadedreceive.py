@@ -28,13 +28,13 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from time import monotonic
 from typing import Callable, Optional
 
 from twisted.internet.defer import Deferred
 
 from ftx._io.buffers import alignedBuffer
 from ftx._io.lentsocket import LentSocket
+from ftx._io.reports import ThrottledReports
 
 __all__ = ["ThreadedReceive", "Slots", "slots", "BUFFER_SIZE", "HAND_BACK_SECONDS", "THREAD_MIN"]
 
@@ -130,8 +130,7 @@ class ThreadedReceive:
         # write) cost a third of what they cost into a bytearray.
         view = alignedBuffer(min(BUFFER_SIZE, self._length))
         remaining = self._length
-        unreported = 0
-        reported = monotonic()
+        reports = ThrottledReports(reactor, progressed, REPORT_EVERY, REPORT_SECONDS)
         store, update = self._store, self._hasher.update
         try:
             lent = LentSocket(sock, _POLL_SECONDS, HAND_BACK_SECONDS, lambda: self._stop)
@@ -147,15 +146,10 @@ class ThreadedReceive:
                     except Exception as e:
                         self.error = e
                 remaining -= got
-                unreported += got
-                if unreported >= REPORT_EVERY or monotonic() - reported >= REPORT_SECONDS:
-                    reactor.callFromThread(progressed, unreported)
-                    unreported = 0
-                    reported = monotonic()
+                reports.add(got)
         except (OSError, ValueError):
             pass
         finally:
             sock.close()
-            if unreported:
-                reactor.callFromThread(progressed, unreported)
+            reports.flush()
             reactor.callFromThread(self.finished.callback, self._length - remaining)
