@@ -354,6 +354,14 @@ class DecodingSink:
         self.sink = sink
         self.hasher = hasher
 
+    @property
+    def received(self) -> int:
+        """
+        The file position of the next byte stored, as the sink's (0 when it
+        does not say).
+        """
+        return getattr(self.sink, "received", 0)
+
     def store(self, item) -> None:
         data = item.decode() if isinstance(item, CompressedBlock) else item
         self.sink.store(data)

@@ -25,7 +25,7 @@ import socket
 import threading
 from typing import Callable, Optional
 
-from ftx._io.buffers import alignedBuffer
+from ftx._io.buffers import alignedBuffer, landing
 from ftx._io.reports import ThrottledReports
 from ftx.errors import FtxError
 from ftx.protocol import compression
@@ -98,15 +98,19 @@ def _readLine(lent, outcome: Outcome) -> Optional[bytes]:
             return None
 
 
-def readBlocks(reactor, lent, reader, left: int, lane, progressed: Callable[[int], None], stopped) -> Outcome:
+def readBlocks(
+    reactor, lent, reader, left: int, lane, progressed: Callable[[int], None], stopped, position: int = 0
+) -> Outcome:
     """
     Read blocks until the body's last one, in the body thread. C{left}:
     the current block's payload bytes still to come; C{lane}: the store
-    thread (L{ftx._io.threadedbody._StoreThread}).
+    thread (L{ftx._io.threadedbody._StoreThread}); C{position}: the file
+    position of the next byte to be stored (where raw bytes land in a
+    buffer, L{buffers.landing}).
     """
     outcome = Outcome(left)
     try:
-        _follow(reactor, lent, reader, left, lane, progressed, stopped, outcome)
+        _follow(reactor, lent, reader, left, lane, progressed, stopped, outcome, position)
     except (OSError, ValueError):
         # The connection failed: the reactor finds out on its next read;
         # the outcome says where the thread was.
@@ -114,15 +118,16 @@ def readBlocks(reactor, lent, reader, left: int, lane, progressed: Callable[[int
     return outcome
 
 
-def _follow(reactor, lent, reader, left: int, lane, progressed, stopped, outcome: Outcome) -> None:
+def _follow(reactor, lent, reader, left: int, lane, progressed, stopped, outcome: Outcome, position: int) -> None:
     # Raw payloads fill each store buffer across block boundaries (they
     # are the file's bytes in order): a buffer goes to the store thread
     # when it is full, before a zstd block and at the end, so the disk
     # sees the writes a plain body makes, not one short write per block.
+    # Its bytes start at C{begin}, where the first lands (buffers.landing).
     buffer = lane.take()
     view = memoryview(buffer)
     size = len(buffer)
-    filled = 0
+    begin = filled = landing(position)
     # What is not handed over when the thread stops stays in the outcome.
     reports = ThrottledReports(reactor, progressed, REPORT_EVERY, REPORT_SECONDS)
     outcome.fileBytes = 0
@@ -134,11 +139,12 @@ def _follow(reactor, lent, reader, left: int, lane, progressed, stopped, outcome
                     if not got:
                         break
                     filled += got
+                    position += got
                     if filled == size:
-                        lane.give(buffer, filled)
+                        lane.give(buffer, filled - begin, begin)
                         buffer = lane.take()
                         view = memoryview(buffer)
-                        filled = 0
+                        begin = filled = landing(position)
                     reports.pending += got
                     outcome.fileBytes = reports.pending
                     left -= got
@@ -162,12 +168,13 @@ def _follow(reactor, lent, reader, left: int, lane, progressed, stopped, outcome
                         break
                 block = reader.endBlock()
                 if block is not None:
-                    if filled:
-                        lane.give(buffer, filled)
+                    if filled > begin:
+                        lane.give(buffer, filled - begin, begin)
                         buffer = lane.take()
                         view = memoryview(buffer)
-                        filled = 0
                     lane.giveItem(block)
+                    position += block.fileBytes
+                    begin = filled = landing(position)
                     reports.pending += block.fileBytes
                 reports.add(0)
                 outcome.fileBytes = reports.pending
@@ -191,8 +198,8 @@ def _follow(reactor, lent, reader, left: int, lane, progressed, stopped, outcome
                 outcome.left = left
     finally:
         # What was received is stored, however the thread stops.
-        if filled:
-            lane.give(buffer, filled)
+        if filled > begin:
+            lane.give(buffer, filled - begin, begin)
 
 
 class _InlineLane:
@@ -208,8 +215,8 @@ class _InlineLane:
     def take(self) -> memoryview:
         return self._buffer
 
-    def give(self, buffer: memoryview, count: int) -> None:
-        self._store(memoryview(buffer)[:count])
+    def give(self, buffer: memoryview, count: int, begin: int = 0) -> None:
+        self._store(memoryview(buffer)[begin : begin + count])
 
     def giveItem(self, item) -> None:
         self._store(item)
@@ -228,7 +235,9 @@ class BlockReceive:
         body stays framed, and dropped.
     """
 
-    def __init__(self, sock, reader, left: int, store: Callable[[object], None]) -> None:
+    def __init__(
+        self, sock, reader, left: int, store: Callable[[object], None], position: Callable[[], int] = lambda: 0
+    ) -> None:
         from twisted.internet.defer import Deferred
 
         # Duplicated here, in the reactor thread, while the socket is
@@ -237,6 +246,9 @@ class BlockReceive:
         self._reader = reader
         self._left = left
         self._store = store
+        #: The file position of the next byte to store, asked as the thread
+        #: starts (everything before it is stored by then).
+        self._position = position
         self._stop = False
         self.error: Optional[BaseException] = None
         self.finished = Deferred()
@@ -267,7 +279,9 @@ class BlockReceive:
         try:
             lent = LentSocket(self._sock, threadedreceive._POLL_SECONDS, threadedreceive.HAND_BACK_SECONDS, lambda: self._stop)
             lane = _InlineLane(self._storeItem, threadedreceive.BUFFER_SIZE)
-            outcome = readBlocks(reactor, lent, self._reader, self._left, lane, progressed, lambda: self._stop)
+            outcome = readBlocks(
+                reactor, lent, self._reader, self._left, lane, progressed, lambda: self._stop, self._position()
+            )
         except (OSError, ValueError):
             pass
         finally:
