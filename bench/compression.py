@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -295,16 +296,19 @@ def main() -> None:
                 s.stop()
         if proxy is not None:
             proxy.close()
-    print("compressed vs plain downloads (ftx sget), {} MiB files, best of {} rep(s); {}".format(
+    print("compressed vs plain downloads (ftx sget), {} MiB files, best and median of {} rep(s); {}".format(
         args.size // MiB, args.reps, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())))
     print()
-    print("| file | link | --compress | MB/s delivered | vs none | client CPU s | server CPU s |")
-    print("|---|---|---|---:|---:|---:|---:|")
+    print("| file | link | --compress | MB/s delivered | vs none | median MB/s | vs none (medians) | client CPU s | server CPU s |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
     for (data, link, mode), results in rows.items():
         wall, client, server = min(results)
         base = min(rows[(data, link, "none")])[0]
-        print("| {} | {} | {} | {:.1f} | {:.2f}x | {:.2f} | {:.2f} |".format(
-            data, link, mode, args.size / wall / 1e6, base / wall, client, server))
+        middle = statistics.median(r[0] for r in results)
+        baseMiddle = statistics.median(r[0] for r in rows[(data, link, "none")])
+        print("| {} | {} | {} | {:.1f} | {:.2f}x | {:.1f} | {:.2f}x | {:.2f} | {:.2f} |".format(
+            data, link, mode, args.size / wall / 1e6, base / wall, args.size / middle / 1e6, baseMiddle / middle,
+            client, server))
 
 
 if __name__ == "__main__":

@@ -73,14 +73,18 @@ class LentBufferTests(SynchronousTestCase):
 class AlignedReadersTests(SynchronousTestCase):
     def test_uploadThreadReceivesOnAPage(self):
         """
-        The server's upload body thread receives into a page-aligned buffer.
+        The server's upload body thread receives into a page-aligned
+        buffer, each read landing at the offset within a page its first
+        byte has in the file (L{buffers.landing}): here the upload goes on
+        from file position 12,345.
         """
-        addresses = []
+        reads = []
         recvInto = LentSocket.recvInto
 
         def recorded(lent, view, count):
-            addresses.append(addressOf(view))
-            return recvInto(lent, view, count)
+            got = recvInto(lent, view, count)
+            reads.append((addressOf(view), got))
+            return got
 
         self.patch(LentSocket, "recvInto", recorded)
         body = os.urandom(MiB)
@@ -88,7 +92,7 @@ class AlignedReadersTests(SynchronousTestCase):
         mine.setblocking(False)
         sink = _Sink()
         hasher = checksums.new(checksums.XXH128)
-        receiver = ThreadedReceive(mine, len(body), sink.store, hasher)
+        receiver = ThreadedReceive(mine, len(body), sink.store, hasher, lambda: 12345)
         clock = _ThreadReactor()
         finished = []
         receiver.finished.addCallback(finished.append)
@@ -97,8 +101,67 @@ class AlignedReadersTests(SynchronousTestCase):
         clock.runUntil(lambda: finished)
         sender.join(10)
         self.assertEqual((sink.data, hasher.hexdigest()), (body, _xxh(body)))
-        self.assertTrue(addresses)
-        self.assertEqual({a % 4096 for a in addresses}, {0})
+        self.assertTrue(reads)
+        position = 12345
+        for address, got in reads:
+            self.assertEqual(address % 4096, position % 4096)
+            position += got
+
+    def test_blocksThreadLandsRawBytesWhereTheyLieInTheFile(self):
+        """
+        The thread that follows a compressed body's blocks receives raw
+        payloads at the offset within a page their bytes have in the file,
+        across block lines (each moves the stream by its own length) and a
+        zstd block in between.
+        """
+        from ftx._io import threadedblocks
+        from ftx._io.compressedbody import BlockReader, DecodingSink
+        from ftx.protocol.compression import MAX_RUN, BlockEncoder
+
+        raw1, text, raw2 = os.urandom(MiB + 100), b"log line 1234\n" * 30000, os.urandom(3 * MiB + 7)
+        packed = BlockEncoder().encode(text)
+        self.assertLess(len(packed), len(text))
+        stream = b"".join([
+            b"151 %d %d\r\n" % (len(raw1), len(raw1)), raw1,
+            b"151 %d %d\r\n" % (len(text), len(packed)), packed,
+            b"151 %d %d\r\n" % (len(raw2), len(raw2)), raw2,
+        ])
+        body = raw1 + text + raw2
+        reads = []
+        recvInto = LentSocket.recvInto
+
+        def recorded(lent, view, count, flags=0):
+            got = recvInto(lent, view, count, flags)
+            if not flags and count > threadedblocks.LINE_MAX:
+                reads.append((addressOf(view), got))
+            return got
+
+        self.patch(LentSocket, "recvInto", recorded)
+        mine, peer = socketPair(self)
+        mine.setblocking(False)
+        sink = _Sink()
+        reader = BlockReader(len(body), None, None, MAX_RUN)
+        sender = _send(peer, stream)
+        lent = LentSocket(mine, 0.05, 10, lambda: False)
+        lane = threadedblocks._InlineLane(DecodingSink(sink, None).store, MiB)
+        outcome = threadedblocks.readBlocks(_ThreadReactor(), lent, reader, 0, lane, lambda n: None, lambda: False, 777)
+        sender.join(10)
+        self.assertTrue(outcome.complete)
+        self.assertEqual(sink.data, body)
+        # The reads in order: raw1's, the zstd payload's (into a buffer of
+        # its own, not checked), raw2's.
+        landed = []
+        for start, count in ((777, len(raw1)), (None, len(packed)), (777 + len(raw1) + len(text), len(raw2))):
+            taken, position = 0, start
+            while taken < count:
+                address, got = reads.pop(0)
+                if start is not None:
+                    landed.append((address % 4096, position % 4096))
+                    position += got
+                taken += got
+        self.assertEqual(reads, [])
+        self.assertGreater(len(landed), 1)
+        self.assertEqual([a for a, _ in landed], [p for _, p in landed])
 
     def test_pooledBuffersOnAPage(self):
         pool = BufferPool()

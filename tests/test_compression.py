@@ -119,19 +119,28 @@ class BlockTests(SynchronousTestCase):
         self.assertFalse(wantsCompression("none", ["zstd"], Transport("192.0.2.7")))
 
 
+def setUpFolders(case: TestCase) -> None:
+    """
+    A server root and a local folder under a fresh temporary one
+    (C{case.top}, C{case.root}, C{case.local}); sockets and worker pools
+    are cleaned up after the test.
+    """
+    closeSocketsAfter(case, reactor)
+    case.addCleanup(workers.stopPools, reactor)
+    case.top = Path(temporaryFolder(case))
+    case.root = case.top / "root"
+    case.local = case.top / "local"
+    case.root.mkdir()
+    case.local.mkdir()
+
+
 class CompressedTransferTests(TestCase):
     """
     Real server, real client, real files, with C{compress zstd}.
     """
 
     def setUp(self):
-        closeSocketsAfter(self, reactor)
-        self.addCleanup(workers.stopPools, reactor)
-        self.top = Path(temporaryFolder(self))
-        self.root = self.top / "root"
-        self.local = self.top / "local"
-        self.root.mkdir()
-        self.local.mkdir()
+        setUpFolders(self)
 
     async def listen(self, factory=None):
         port = await listenInProcess(reactor, str(self.root), factory=factory)

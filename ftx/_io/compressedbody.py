@@ -273,9 +273,13 @@ class BlockReader:
     a worker thread to decode.
     """
 
-    def __init__(self, length: int, raw: Callable, block: Callable[[CompressedBlock], None]) -> None:
+    def __init__(
+        self, length: int, raw: Callable, block: Callable[[CompressedBlock], None], rawMax: int = compression.MAX_BLOCK
+    ) -> None:
         #: File bytes still to come.
         self.remaining = length
+        #: The most file bytes a raw block may hold on this connection.
+        self.rawMax = rawMax
         self._raw = raw
         self._block = block
         self._fileBytes = 0
@@ -293,7 +297,7 @@ class BlockReader:
         @raise ftx.errors.BadRequest: the line is malformed or does not
             fit the body (L{compression.parseBlock}).
         """
-        fileBytes, stored = compression.parseBlock(fields, self.remaining)
+        fileBytes, stored = compression.parseBlock(fields, self.remaining, self.rawMax)
         self.remaining -= fileBytes
         self._fileBytes, self._stored = fileBytes, stored
         self._pieces = None if compression.isRaw(fileBytes, stored) else []
@@ -349,6 +353,14 @@ class DecodingSink:
     def __init__(self, sink, hasher) -> None:
         self.sink = sink
         self.hasher = hasher
+
+    @property
+    def received(self) -> int:
+        """
+        The file position of the next byte stored, as the sink's (0 when it
+        does not say).
+        """
+        return getattr(self.sink, "received", 0)
 
     def store(self, item) -> None:
         data = item.decode() if isinstance(item, CompressedBlock) else item

@@ -73,9 +73,13 @@ class DirectBlockSender:
 
     def __init__(
         self, f, offset: int, count: int, hasher, knownDigest: Optional[str], progress: Callable[[int], None], reactor,
-        encoder: Optional[BlockEncoder] = None,
+        encoder: Optional[BlockEncoder] = None, rawRun: int = BLOCK_SIZE,
     ) -> None:
         self.file = f
+        #: The most file bytes one raw block may hold (L{compression.MAX_RUN}
+        #: after C{compress zstd raw-runs}): neighbouring raw blocks are
+        #: planned as one, so random data costs a line per run, not per MiB.
+        self._rawRun = rawRun
         self._fd = _descriptor(f)
         #: File bytes not yet planned into blocks.
         self._unplanned = count
@@ -140,12 +144,26 @@ class DirectBlockSender:
                 count = min(BLOCK_SIZE, self._unplanned)
                 if not self.encoder.skipNext(count):
                     break
-                self._ready.append((compression.blockLine(count, count) + b"\r\n", None, self._position, count))
+                self._planRaw(self._position, count)
                 self._position += count
                 self._unplanned -= count
             if self._unplanned > 0 and self._held < AHEAD and len(self._ready) < PLANNED:
                 self._working = True
                 self._pool.callInThread(self._work)
+
+    def _planRaw(self, position: int, count: int) -> None:
+        """
+        Plan C{count} file bytes at C{position} as a raw block, or as more
+        of the raw block planned just before, while it stays within the
+        connection's raw run. Under the lock.
+        """
+        if self._ready:
+            line, payload, start, held = self._ready[-1]
+            if payload is None and start + held == position and held + count <= self._rawRun:
+                held += count
+                self._ready[-1] = (compression.blockLine(held, held) + b"\r\n", None, start, held)
+                return
+        self._ready.append((compression.blockLine(count, count) + b"\r\n", None, position, count))
 
     def _work(self) -> None:
         """
@@ -176,7 +194,10 @@ class DirectBlockSender:
                 block = (compression.blockLine(count, len(payload)) + b"\r\n", None if raw else payload, position, count)
             with self._lock:
                 first = not self._ready
-                self._ready.append(block)
+                if block[1] is None:
+                    self._planRaw(position, count)
+                else:
+                    self._ready.append(block)
                 self._position += count
                 self._unplanned -= count
                 if block[1] is not None:

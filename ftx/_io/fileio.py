@@ -17,6 +17,13 @@ from ftx.protocol.wire import nameText
 
 #: Bytes read at a time when hashing a file.
 READ_CHUNK = 1 << 20
+#: The most one C{write} stores. A write that covers a whole aligned MiB
+#: of a new file gets a 1 MiB page-cache folio, and on this project's VMs
+#: copying into those cost a median 1.45-1.90 system CPU s per GiB
+#: against 0.36-0.45 for 256 KiB writes (C{bench/writeshape.py}, fresh process
+#: each). A compressed body's raw blocks arrive exactly so; a plain
+#: body's writes seldom line up.
+WRITE_PIECE = 256 << 10
 
 
 def writeAll(f, data) -> None:
@@ -28,7 +35,7 @@ def writeAll(f, data) -> None:
     """
     view = memoryview(data)
     while view:
-        written = f.write(view)
+        written = f.write(view[:WRITE_PIECE])
         if not written:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         view = view[written:]
@@ -41,10 +48,27 @@ def writeAllTo(fd: int, data) -> None:
     """
     view = memoryview(data)
     while view:
-        written = os.write(fd, view)
+        written = os.write(fd, view[:WRITE_PIECE])
         if not written:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         view = view[written:]
+
+
+def hashToEnd(f, hasher):
+    """
+    Feed C{hasher} the rest of the unbuffered file C{f}, read into a
+    page-aligned buffer (L{buffers}: the kernel's copy into one costs less
+    than into a C{bytes} it allocates); returns C{hasher}.
+    """
+    view = buffers.lend(READ_CHUNK)
+    try:
+        while True:
+            got = f.readinto(view)
+            if not got:
+                return hasher
+            hasher.update(view[:got])
+    finally:
+        buffers.giveBack(view)
 
 
 def hashPrefix(f, count: int, name: bytes, also=None):

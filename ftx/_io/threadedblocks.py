@@ -23,17 +23,17 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from time import monotonic
 from typing import Callable, Optional
 
-from ftx._io.buffers import alignedBuffer
+from ftx._io.buffers import alignedBuffer, landing
+from ftx._io.reports import ThrottledReports
 from ftx.errors import FtxError
 from ftx.protocol import compression
 
 __all__ = ["Outcome", "readBlocks", "BlockReceive", "LINE_MAX"]
 
-#: The longest block line read: C{151}, two numbers of at most 7 digits
-#: each (L{compression.MAX_BLOCK}), with room to spare for a peer that
+#: The longest block line read: C{151}, two numbers of at most 8 digits
+#: each (L{compression.MAX_RUN}), with room to spare for a peer that
 #: pads; a longer one is refused, like any line over the protocol's limit.
 LINE_MAX = 64
 _BLOCK_PREFIX = b"%d " % compression.BLOCK
@@ -98,15 +98,19 @@ def _readLine(lent, outcome: Outcome) -> Optional[bytes]:
             return None
 
 
-def readBlocks(reactor, lent, reader, left: int, lane, progressed: Callable[[int], None], stopped) -> Outcome:
+def readBlocks(
+    reactor, lent, reader, left: int, lane, progressed: Callable[[int], None], stopped, position: int = 0
+) -> Outcome:
     """
     Read blocks until the body's last one, in the body thread. C{left}:
     the current block's payload bytes still to come; C{lane}: the store
-    thread (L{ftx._io.threadedbody._StoreThread}).
+    thread (L{ftx._io.threadedbody._StoreThread}); C{position}: the file
+    position of the next byte to be stored (where raw bytes land in a
+    buffer, L{buffers.landing}).
     """
     outcome = Outcome(left)
     try:
-        _follow(reactor, lent, reader, left, lane, progressed, stopped, outcome)
+        _follow(reactor, lent, reader, left, lane, progressed, stopped, outcome, position)
     except (OSError, ValueError):
         # The connection failed: the reactor finds out on its next read;
         # the outcome says where the thread was.
@@ -114,70 +118,88 @@ def readBlocks(reactor, lent, reader, left: int, lane, progressed: Callable[[int
     return outcome
 
 
-def _follow(reactor, lent, reader, left: int, lane, progressed, stopped, outcome: Outcome) -> None:
+def _follow(reactor, lent, reader, left: int, lane, progressed, stopped, outcome: Outcome, position: int) -> None:
+    # Raw payloads fill each store buffer across block boundaries (they
+    # are the file's bytes in order): a buffer goes to the store thread
+    # when it is full, before a zstd block and at the end, so the disk
+    # sees the writes a plain body makes, not one short write per block.
+    # Its bytes start at C{begin}, where the first lands (buffers.landing).
     buffer = lane.take()
     view = memoryview(buffer)
     size = len(buffer)
-    unreported = 0
-    reported = monotonic()
+    begin = filled = landing(position)
+    # What is not handed over when the thread stops stays in the outcome.
+    reports = ThrottledReports(reactor, progressed, REPORT_EVERY, REPORT_SECONDS)
     outcome.fileBytes = 0
-    while not stopped():
-        if left:
-            if reader.raw:
-                got = lent.recvInto(view, min(left, size))
-                if not got:
-                    break
-                lane.give(buffer, got)
-                buffer = lane.take()
-                view = memoryview(buffer)
-                unreported += got
-                outcome.fileBytes = unreported
-                left -= got
-                outcome.left = left
-                if left:
-                    continue
-            else:
-                # At most MAX_BLOCK bytes (the reader bounded the line).
-                payload = bytearray(left)
-                got = 0
-                target = memoryview(payload)
-                while got < left:
-                    n = lent.recvInto(target[got:], left - got)
-                    if not n:
+    try:
+        while not stopped():
+            if left:
+                if reader.raw:
+                    got = lent.recvInto(view[filled:], min(left, size - filled))
+                    if not got:
                         break
-                    got += n
-                reader.addPiece(payload if got == left else bytes(payload[:got]))
-                left -= got
-                outcome.left = left
-                if left:
+                    filled += got
+                    position += got
+                    if filled == size:
+                        lane.give(buffer, filled - begin, begin)
+                        buffer = lane.take()
+                        view = memoryview(buffer)
+                        begin = filled = landing(position)
+                    reports.pending += got
+                    outcome.fileBytes = reports.pending
+                    left -= got
+                    outcome.left = left
+                    if left:
+                        continue
+                else:
+                    # At most MAX_BLOCK bytes (the reader bounded the line).
+                    payload = bytearray(left)
+                    got = 0
+                    target = memoryview(payload)
+                    while got < left:
+                        n = lent.recvInto(target[got:], left - got)
+                        if not n:
+                            break
+                        got += n
+                    reader.addPiece(payload if got == left else bytes(payload[:got]))
+                    left -= got
+                    outcome.left = left
+                    if left:
+                        break
+                block = reader.endBlock()
+                if block is not None:
+                    if filled > begin:
+                        lane.give(buffer, filled - begin, begin)
+                        buffer = lane.take()
+                        view = memoryview(buffer)
+                    lane.giveItem(block)
+                    position += block.fileBytes
+                    begin = filled = landing(position)
+                    reports.pending += block.fileBytes
+                reports.add(0)
+                outcome.fileBytes = reports.pending
+            elif reader.remaining == 0:
+                outcome.complete = True
+                break
+            else:
+                line = _readLine(lent, outcome)
+                if line is None:
                     break
-            block = reader.endBlock()
-            if block is not None:
-                lane.giveItem(block)
-                unreported += block.fileBytes
-            if unreported >= REPORT_EVERY or monotonic() - reported >= REPORT_SECONDS:
-                reactor.callFromThread(progressed, unreported)
-                unreported = 0
-                reported = monotonic()
-            outcome.fileBytes = unreported
-        elif reader.remaining == 0:
-            outcome.complete = True
-            break
-        else:
-            line = _readLine(lent, outcome)
-            if line is None:
-                break
-            if not line.startswith(_BLOCK_PREFIX):
-                outcome.line = line
-                break
-            try:
-                left = reader.blockLine(line.decode("ascii", "replace").split(" ")[1:])
-            except FtxError as e:
-                # The reader is unchanged: the reactor may read the line again.
-                outcome.error = str(e)
-                outcome.line = line
-                break
-            outcome.left = left
+                if not line.startswith(_BLOCK_PREFIX):
+                    outcome.line = line
+                    break
+                try:
+                    left = reader.blockLine(line.decode("ascii", "replace").split(" ")[1:])
+                except FtxError as e:
+                    # The reader is unchanged: the reactor may read the line again.
+                    outcome.error = str(e)
+                    outcome.line = line
+                    break
+                outcome.left = left
+    finally:
+        # What was received is stored, however the thread stops.
+        if filled > begin:
+            lane.give(buffer, filled - begin, begin)
 
 
 class _InlineLane:
@@ -193,8 +215,8 @@ class _InlineLane:
     def take(self) -> memoryview:
         return self._buffer
 
-    def give(self, buffer: memoryview, count: int) -> None:
-        self._store(memoryview(buffer)[:count])
+    def give(self, buffer: memoryview, count: int, begin: int = 0) -> None:
+        self._store(memoryview(buffer)[begin : begin + count])
 
     def giveItem(self, item) -> None:
         self._store(item)
@@ -213,7 +235,9 @@ class BlockReceive:
         body stays framed, and dropped.
     """
 
-    def __init__(self, sock, reader, left: int, store: Callable[[object], None]) -> None:
+    def __init__(
+        self, sock, reader, left: int, store: Callable[[object], None], position: Callable[[], int] = lambda: 0
+    ) -> None:
         from twisted.internet.defer import Deferred
 
         # Duplicated here, in the reactor thread, while the socket is
@@ -222,6 +246,9 @@ class BlockReceive:
         self._reader = reader
         self._left = left
         self._store = store
+        #: The file position of the next byte to store, asked as the thread
+        #: starts (everything before it is stored by then).
+        self._position = position
         self._stop = False
         self.error: Optional[BaseException] = None
         self.finished = Deferred()
@@ -252,7 +279,9 @@ class BlockReceive:
         try:
             lent = LentSocket(self._sock, threadedreceive._POLL_SECONDS, threadedreceive.HAND_BACK_SECONDS, lambda: self._stop)
             lane = _InlineLane(self._storeItem, threadedreceive.BUFFER_SIZE)
-            outcome = readBlocks(reactor, lent, self._reader, self._left, lane, progressed, lambda: self._stop)
+            outcome = readBlocks(
+                reactor, lent, self._reader, self._left, lane, progressed, lambda: self._stop, self._position()
+            )
         except (OSError, ValueError):
             pass
         finally:

@@ -39,15 +39,15 @@ from __future__ import annotations
 
 import queue
 import threading
-from time import monotonic
 from typing import Callable, List, Optional
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.threads import deferToThreadPool
 
 from ftx._io import workers
-from ftx._io.buffers import alignedBuffer
+from ftx._io.buffers import alignedBuffer, landing
 from ftx._io.lentsocket import LentSocket
+from ftx._io.reports import ThrottledReports
 
 __all__ = ["ThreadedWriter", "BUFFER_SIZE", "REPORT_EVERY", "REPORT_SECONDS", "busy"]
 
@@ -208,32 +208,32 @@ class ThreadedWriter:
 
     def _run(self, reactor, sock, length: int, progressed, finished) -> None:
         lane = _StoreThread(self._store) if STORE_THREAD else None
-        buffer = lane.take() if lane is not None else alignedBuffer(min(BUFFER_SIZE, length))
+        buffer = lane.take() if lane is not None else alignedBuffer(BUFFER_SIZE)
         view = memoryview(buffer)
         remaining = length
-        unreported = 0
         store = self._store
-        reported = monotonic()
+        reports = ThrottledReports(reactor, progressed, REPORT_EVERY, REPORT_SECONDS)
         try:
             # What came through the reactor first goes first.
             self._storeEarly()
+            position = self._nextPosition()
             lent = LentSocket(sock, _POLL_SECONDS, _STALL_SECONDS, lambda: self._stop)
             while remaining and not self._stop:
-                got = lent.recvInto(view, min(remaining, BUFFER_SIZE))
+                begin = landing(position)
+                got = lent.recvInto(view[begin:], min(remaining, BUFFER_SIZE - begin))
                 if not got:
                     break
+                position += got
                 if lane is None:
-                    store(view[:got])
+                    store(view[begin : begin + got])
                 else:
-                    lane.give(buffer, got)
+                    lane.give(buffer, got, begin)
                     buffer = lane.take()
                     view = memoryview(buffer)
                 remaining -= got
-                unreported += got
-                if remaining and (unreported >= REPORT_EVERY or monotonic() - reported >= REPORT_SECONDS):
-                    reactor.callFromThread(progressed, unreported)
-                    unreported = 0
-                    reported = monotonic()
+                # Not the last ones: the reactor hears of the whole count
+                # when the thread ends.
+                reports.add(got, more=bool(remaining))
         except (OSError, ValueError):
             pass
         finally:
@@ -242,6 +242,14 @@ class ThreadedWriter:
                 lane.close()
             _reading.discard(self)
             reactor.callFromThread(self._finished, finished, length - remaining)
+
+    def _nextPosition(self) -> int:
+        """
+        The file position of the next byte the sink stores (0 for a sink
+        that is not a file), for where received bytes land in a buffer
+        (L{ftx._io.buffers.landing}).
+        """
+        return getattr(self.sink, "received", 0)
 
     def receiveBlocks(self, reactor, sock, reader, left: int, progressed: Callable[[int], None], finished) -> None:
         """
@@ -263,7 +271,9 @@ class ThreadedWriter:
             try:
                 self._storeEarly()
                 lent = LentSocket(sock, _POLL_SECONDS, _STALL_SECONDS, lambda: self._stop)
-                outcome = threadedblocks.readBlocks(reactor, lent, reader, left, lane, progressed, lambda: self._stop)
+                outcome = threadedblocks.readBlocks(
+                    reactor, lent, reader, left, lane, progressed, lambda: self._stop, self._nextPosition()
+                )
             except (OSError, ValueError):
                 pass
             finally:
@@ -302,14 +312,18 @@ class _StoreThread:
     def take(self) -> memoryview:
         return self._free.get()
 
-    def give(self, buffer: memoryview, count: int) -> None:
-        self._filled.put((buffer, count))
+    def give(self, buffer: memoryview, count: int, begin: int = 0) -> None:
+        """
+        Store C{count} bytes of C{buffer} from C{begin}, then take the
+        buffer back for another read.
+        """
+        self._filled.put((buffer, count, begin))
 
     def giveItem(self, item) -> None:
         """
         Store C{item} itself (a block to decode), which holds no buffer.
         """
-        self._filled.put((None, item))
+        self._filled.put((None, item, 0))
 
     def close(self) -> None:
         """
@@ -323,9 +337,9 @@ class _StoreThread:
             item = self._filled.get()
             if item is None:
                 return
-            buffer, count = item
+            buffer, count, begin = item
             if buffer is None:
                 self._store(count)
                 continue
-            self._store(memoryview(buffer)[:count])
+            self._store(memoryview(buffer)[begin : begin + count])
             self._free.put(buffer)

@@ -28,13 +28,13 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from time import monotonic
 from typing import Callable, Optional
 
 from twisted.internet.defer import Deferred
 
-from ftx._io.buffers import alignedBuffer
+from ftx._io.buffers import PAGE, alignedBuffer, landing
 from ftx._io.lentsocket import LentSocket
+from ftx._io.reports import ThrottledReports
 
 __all__ = ["ThreadedReceive", "Slots", "slots", "BUFFER_SIZE", "HAND_BACK_SECONDS", "THREAD_MIN"]
 
@@ -88,13 +88,18 @@ class ThreadedReceive:
         bytes are still read, so the body stays framed, and dropped.
     """
 
-    def __init__(self, sock, length: int, store: Callable[[memoryview], None], hasher) -> None:
+    def __init__(
+        self, sock, length: int, store: Callable[[memoryview], None], hasher, position: Callable[[], int] = lambda: 0
+    ) -> None:
         # Duplicated here, in the reactor thread, while the socket is
         # certainly open.
         self._sock = socket.socket(fileno=os.dup(sock.fileno()))
         self._length = length
         self._store = store
         self._hasher = hasher
+        #: The file position of the next byte to store, asked as the thread
+        #: starts: each read lands where L{buffers.landing} says.
+        self._position = position
         self._stop = False
         self.error: Optional[BaseException] = None
         #: Fires (in the reactor thread) with the bytes read, once the
@@ -128,34 +133,31 @@ class ThreadedReceive:
         sock = self._sock
         # Page-aligned: the kernel's copies into it and out of it (the
         # write) cost a third of what they cost into a bytearray.
-        view = alignedBuffer(min(BUFFER_SIZE, self._length))
+        view = alignedBuffer(min(BUFFER_SIZE, self._length) + PAGE)
         remaining = self._length
-        unreported = 0
-        reported = monotonic()
+        reports = ThrottledReports(reactor, progressed, REPORT_EVERY, REPORT_SECONDS)
         store, update = self._store, self._hasher.update
         try:
+            position = self._position()
             lent = LentSocket(sock, _POLL_SECONDS, HAND_BACK_SECONDS, lambda: self._stop)
             while remaining and not self._stop:
-                got = lent.recvInto(view, min(remaining, BUFFER_SIZE))
+                begin = landing(position)
+                got = lent.recvInto(view[begin:], min(remaining, BUFFER_SIZE))
                 if not got:
                     break
+                position += got
                 if self.error is None:
                     try:
-                        piece = view[:got]
+                        piece = view[begin : begin + got]
                         store(piece)
                         update(piece)
                     except Exception as e:
                         self.error = e
                 remaining -= got
-                unreported += got
-                if unreported >= REPORT_EVERY or monotonic() - reported >= REPORT_SECONDS:
-                    reactor.callFromThread(progressed, unreported)
-                    unreported = 0
-                    reported = monotonic()
+                reports.add(got)
         except (OSError, ValueError):
             pass
         finally:
             sock.close()
-            if unreported:
-                reactor.callFromThread(progressed, unreported)
+            reports.flush()
             reactor.callFromThread(self.finished.callback, self._length - remaining)

@@ -40,10 +40,10 @@ import errno
 import os
 import select
 import threading
-from time import monotonic
 from typing import Callable, Optional
 
 from ftx._io.buffers import alignedBuffer
+from ftx._io.reports import ThrottledReports
 
 __all__ = ["ThreadedSend", "SEND_STEP", "REPORT_EVERY", "REPORT_SECONDS"]
 
@@ -116,8 +116,7 @@ class ThreadedSend:
 
     def _run(self, reactor, progressed, finished) -> None:
         sent = 0
-        unreported = 0
-        reported = monotonic()
+        reports = ThrottledReports(reactor, progressed, REPORT_EVERY, REPORT_SECONDS)
         quiet = 0.0
         socketFd, fd, offset, count = self._socketFd, self._fd, self._offset, self._count
         hasher = self._hasher
@@ -151,16 +150,11 @@ class ThreadedSend:
                 if n == 0:
                     raise EOFError("the file ended early")
                 sent += n
-                unreported += n
-                if sent < count and (unreported >= REPORT_EVERY or monotonic() - reported >= REPORT_SECONDS):
-                    reactor.callFromThread(progressed, unreported)
-                    unreported = 0
-                    reported = monotonic()
+                reports.add(n, more=sent < count)
         except (OSError, EOFError, ValueError) as e:
             self.error = e
         finally:
             os.close(socketFd)
             os.close(fd)
-            if unreported:
-                reactor.callFromThread(progressed, unreported)
+            reports.flush()
             reactor.callFromThread(finished, sent)

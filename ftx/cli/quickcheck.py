@@ -36,7 +36,6 @@ from ftx.protocol import checksums
 
 __all__ = ["sameAsRemote", "sameStatus", "DigestCache", "localDigest", "defaultCachePath", "SETTLED_NS"]
 
-_READ = 1 << 20
 
 #: A digest is not kept for a file changed less than this long (ns) before
 #: it was read: a rewrite of the same size within one tick of the file
@@ -78,11 +77,10 @@ def defaultCachePath() -> str:
 
 
 def _hashFile(path: str, checksum: str) -> str:
-    hasher = checksums.new(checksum)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_READ), b""):
-            hasher.update(chunk)
-    return hasher.hexdigest()
+    from ftx._io.fileio import hashToEnd
+
+    with open(path, "rb", buffering=0) as f:
+        return hashToEnd(f, checksums.new(checksum)).hexdigest()
 
 
 def _valid(record) -> bool:

@@ -19,8 +19,6 @@ from ftx.errors import BadRequest, ConnectionLost, FtxError
 
 __all__ = ["escapeMask", "hasWildcard", "folderForm", "lookUp", "localSha1", "keepMtime", "Tally", "useR"]
 
-_READ = 1 << 20
-
 
 def escapeMask(name: str) -> str:
     """
@@ -79,11 +77,10 @@ def useR(command: str, name: str) -> BadRequest:
 
 
 def localSha1(path: str) -> str:
-    hasher = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_READ), b""):
-            hasher.update(chunk)
-    return hasher.hexdigest()
+    from ftx._io.fileio import hashToEnd
+
+    with open(path, "rb", buffering=0) as f:
+        return hashToEnd(f, hashlib.sha1()).hexdigest()
 
 
 def keepMtime(path: str, mtime: Optional[int]) -> None:

@@ -86,11 +86,16 @@ def switch(protocol, wanted: str) -> Deferred:
     """
     if protocol.compression == wanted:
         return succeed(None)
+    # Long raw runs whenever the server takes them: they cost nothing more
+    # to receive and save a block line a MiB on incompressible data.
+    runs = wanted == compression.ZSTD and compression.RUNS in protocol.features
+    fields = (wanted, compression.RUNS) if runs else (wanted,)
 
     def agreed(_):
         protocol.compression = wanted
+        protocol.rawRun = compression.MAX_RUN if runs else compression.MAX_BLOCK
 
-    return protocol.request(Request(wire.formatCommand("compress", wanted))).addCallback(agreed)
+    return protocol.request(Request(wire.formatCommand("compress", *fields))).addCallback(agreed)
 
 
 def maybeSample(protocol, path: str, threaded) -> "Deferred[Optional[str]]":

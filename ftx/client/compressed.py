@@ -28,7 +28,7 @@ class CompressedDownload:
 
     def __init__(self, request, length: int) -> None:
         self.request = request
-        self.reader = BlockReader(length, request.bodyData, self._block)
+        self.reader = BlockReader(length, request.bodyData, self._block, request.protocol.rawRun)
         if length == 0:
             request.bodyDone()
 
@@ -103,14 +103,16 @@ class CompressedDownload:
         request.bodyProgress(block.fileBytes)
 
 
-def blockSender(transport, f, offset: int, count: int, hasher, progress, reactor, throttle):
+def blockSender(
+    transport, f, offset: int, count: int, hasher, progress, reactor, throttle, rawRun: int = compression.MAX_BLOCK
+):
     """
     The sender of an upload's compressed body: raw blocks by C{sendfile}
     on a plain socket without a rate limit (L{ftx._io.directblocks}), else
     everything from user space (L{BlockSender}).
     """
     if directblocks.usable(transport, f, count, reactor, throttle):
-        return directblocks.DirectBlockSender(f, offset, count, hasher, None, progress, reactor)
+        return directblocks.DirectBlockSender(f, offset, count, hasher, None, progress, reactor, rawRun=rawRun)
     return BlockSender(f, offset, count, hasher, None, progress, reactor, throttle)
 
 

@@ -443,7 +443,7 @@ class UploadRequest(Request):
             if compressed.isCompressed(self.protocol):
                 self.sender = compressed.blockSender(
                     self.protocol.transport, self.file, self.offset, self.size - self.offset, self.hasher,
-                    self._sentSome, self.protocol.reactor, self.protocol.sending,
+                    self._sentSome, self.protocol.reactor, self.protocol.sending, self.protocol.rawRun,
                 )
             else:
                 # A process that waits for this one connection (the ftx

@@ -21,7 +21,7 @@ from ftx._io.ratelimit import ReadPacer, Throttle, TokenBucket
 from ftx.client.exchanges import Request
 from ftx.client.replies import ReplyStream
 from ftx.errors import ConnectionLost, FtxError, TLSError, errorFromReply
-from ftx.protocol import checksums, wire
+from ftx.protocol import checksums, compression, wire
 
 __all__ = ["FtxClientProtocol", "READ_SIZE", "THREAD_MIN"]
 
@@ -105,6 +105,10 @@ class FtxClientProtocol(ReplyStream, LineReceiver):
         #: (L{ftx.client.compressed}); C{compressMode} is what was asked for
         #: (C{auto}, C{zstd}, C{none}) and C{autoCompress} what it came to.
         self.compression = "none"
+        #: The most file bytes one raw block may hold, both ways: a MiB, or
+        #: L{ftx.protocol.compression.MAX_RUN} once the server agreed to
+        #: C{raw-runs}.
+        self.rawRun = compression.MAX_BLOCK
         self.compressMode = "none"
         self.autoCompress = False
         self._queue: Deque[Request] = deque()

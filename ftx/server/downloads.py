@@ -301,7 +301,8 @@ class Downloads:
         throttle = connection.rate.sending
         if self._compressed and directblocks.usable(connection.transport, f, size - offset, connection.reactor, throttle):
             sender = directblocks.DirectBlockSender(
-                f, offset, size - offset, hasher, known, self._bodyProgress, connection.reactor
+                f, offset, size - offset, hasher, known, self._bodyProgress, connection.reactor,
+                rawRun=getattr(connection, "rawRun", compression.MAX_BLOCK),
             )
         else:
             sender = (compressedbody.BlockSender if self._compressed else BodySender)(

@@ -168,8 +168,10 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         self._address = "?"
         #: What body trailers on this connection carry (the C{checksum} command).
         self.checksum = checksums.SHA1
-        #: How bodies travel on this connection (the C{compress} command).
+        #: How bodies travel on this connection (the C{compress} command),
+        #: and the most file bytes one raw block may hold (C{raw-runs}).
         self.compression = compression.NONE
+        self.rawRun = compression.MAX_BLOCK
         # From a command's line to its answer, body included.
         self._commandRunning = False
         self.gate = ReadGate(self._stopReading, self._startReading)
@@ -488,9 +490,8 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         self.reply(wire.formatLine(wire.OK, "checksum", self.checksum))
 
     def _compress(self, args):
-        checkArity(args, 1, 1, "compress zstd|none")
-        self.compression = compression.choose(args[0], COMPRESS_FEATURES)
-        self.reply(wire.formatLine(wire.OK, "compress", self.compression))
+        self.compression, self.rawRun = compression.chooseFields(args, COMPRESS_FEATURES)
+        self.reply(wire.formatLine(wire.OK, "compress", *args))
 
     def _quit(self, args):
         self.reply(wire.formatLine(wire.BYE, "bye"))

@@ -229,7 +229,10 @@ class Uploads:
                 compressedbody.DecodingSink(upload, upload.hasher), connection.reactor, self._diskBehind,
                 self._diskCaughtUp,
             )
-            self._blocks = compressedbody.BlockReader(self._remaining, self._writer.write, self._writer.write)
+            self._blocks = compressedbody.BlockReader(
+                self._remaining, self._writer.write, self._writer.write,
+                rawMax=getattr(connection, "rawRun", compression.MAX_BLOCK),
+            )
             self._remaining = 0
         else:
             self._writer = BackgroundWriter(
@@ -392,9 +395,11 @@ class Uploads:
             if blocks is not None:
                 # Compressed: the thread follows the blocks (ftx._io.threadedblocks).
                 store = compressedbody.DecodingSink(upload, upload.hasher).store
-                thread = threadedblocks.BlockReceive(sock, blocks, self._remaining, store)
+                thread = threadedblocks.BlockReceive(sock, blocks, self._remaining, store, self._nextPosition)
             else:
-                thread = threadedreceive.ThreadedReceive(sock, self._remaining, upload.store, upload.hasher)
+                thread = threadedreceive.ThreadedReceive(
+                    sock, self._remaining, upload.store, upload.hasher, self._nextPosition
+                )
         except OSError:
             threadedreceive.slots.give()
             return False
@@ -409,6 +414,14 @@ class Uploads:
 
         writer.whenDrained().addCallback(start)
         return True
+
+    def _nextPosition(self) -> int:
+        """
+        The file position of the next byte the upload stores (where a body
+        thread lands what it receives, L{ftx._io.buffers.landing}); asked
+        once the writer stored everything before it.
+        """
+        return getattr(self._upload, "received", 0)
 
     def _threadProgress(self, count: int) -> None:
         self._lastByte = self._connection.reactor.seconds()
