@@ -1,6 +1,6 @@
 """
 The reply to C{list}: one C{210 NAME SIZE MTIME} line a file, then
-C{211 COUNT}, as one piece of bytes.
+C{211 COUNT}, written a few hundred lines at a time (L{listCommand}).
 
 A mirror's re-run lists every file of the tree, ten thousand or more, to
 compare them: formatting each line through L{wire.formatLine} and
