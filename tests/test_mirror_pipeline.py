@@ -205,6 +205,14 @@ class WalkedListingTests(SynchronousTestCase):
         self.assertTrue(whole.startswith(writtenDuringWalk[0]))
         self.assertLess(len(writtenDuringWalk[0]), len(whole))
 
+        # A client gone while the walk goes on is written nothing more.
+        gone = Connection()
+        gone.transport = StringTransport()
+        gone.disconnected = True
+        d = listing.listCommand(gone, [])
+        self.assertEqual(gone.transport.value(), b"")
+        self.successResultOf(d)
+
     def test_otherMasksTheUsualWay(self) -> None:
         """
         A mask with wildcards, or one that names a file, is left to
