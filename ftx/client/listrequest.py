@@ -13,7 +13,7 @@ entries and the refusals are the same either way.
 from __future__ import annotations
 
 import re
-from typing import List
+from typing import Callable, List, Optional
 
 from ftx.client.exchanges import Request
 from ftx.client.results import Entry
@@ -42,9 +42,16 @@ _newEntry = tuple.__new__
 
 
 class ListRequest(Request):
-    def __init__(self, line: bytes) -> None:
+    """
+    C{list}: fires with the L{Entry}s. C{arrived(entries)}, if given, is
+    called on the reactor thread with each batch of entries as it comes,
+    before the listing ends (a mirror compares them meanwhile).
+    """
+
+    def __init__(self, line: bytes, arrived: Optional[Callable[[List[Entry]], None]] = None) -> None:
         super().__init__(line)
         self.entries: List[Entry] = []
+        self._arrived = arrived
 
     def start(self, protocol) -> None:
         super().start(protocol)
@@ -66,10 +73,13 @@ class ListRequest(Request):
         if run is None:
             return position
         end = run.end()
-        self.entries.extend([
+        taken = [
             _newEntry(Entry, (name, int(size), int(mtime)))
             for name, size, mtime in _PLAIN_FIELDS.findall(data[position:end].decode("ascii"))
-        ])
+        ]
+        self.entries.extend(taken)
+        if self._arrived is not None:
+            self._arrived(taken)
         return end
 
     def _stopTaking(self) -> None:
@@ -99,8 +109,13 @@ class ListRequest(Request):
         size, mtime = int(size), int(mtime)
         if size > _MAX_NUMBER or mtime > _MAX_NUMBER:
             return False
-        self.entries.append(Entry(name.decode("ascii"), size, mtime))
+        self._append(Entry(name.decode("ascii"), size, mtime))
         return True
+
+    def _append(self, entry: Entry) -> None:
+        self.entries.append(entry)
+        if self._arrived is not None:
+            self._arrived([entry])
 
     def replyReceived(self, reply: wire.Reply) -> None:
         if self.broken:
@@ -113,7 +128,7 @@ class ListRequest(Request):
                 entry = Entry(name, wire.parseNumber(reply.fields[1], "size"), wire.parseNumber(reply.fields[2], "mtime"))
             except FtxError as e:
                 self.malformed("{} in {}".format(e, ascii(reply.text[:80])))
-            self.entries.append(entry)
+            self._append(entry)
         elif reply.code == wire.LIST_END:
             self.complete(self.entries)
         elif reply.isError:
