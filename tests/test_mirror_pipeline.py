@@ -138,6 +138,81 @@ class WalkedListingTests(SynchronousTestCase):
         self.assertNotIn(b"link-dir", reply)
         self.assertGreater(count, 10)
 
+    def test_streamedInChunks(self) -> None:
+        """
+        With C{emit}, the lines go out in chunks of L{listing.CHUNK} or
+        more, in order, as folders are done; the chunks and the rest
+        returned are the whole reply, whose count is of every file.
+        """
+        from ftx.server import listing
+        from ftx.server.filesystem import FilesystemStorage
+
+        self.patch(listing, "CHUNK", 3)
+        storage = FilesystemStorage(self.root)
+        for mask in (None, b"a"):
+            chunks = []
+            rest, count = storage.listingReply(mask, chunks.append)
+            self.assertGreater(len(chunks), 1)
+            for chunk in chunks:
+                self.assertGreaterEqual(chunk.count(b"\r\n"), 3)
+                self.assertTrue(chunk.startswith(b"210 ") and chunk.endswith(b"\r\n"))
+            self.assertNotIn(b"211 ", b"".join(chunks))
+            self.assertEqual((b"".join(chunks) + rest, count), storage.listingReply(mask))
+
+    def test_listCommandWritesWhileWalking(self) -> None:
+        """
+        C{list} writes the lines the walk has made (through the reactor
+        thread, C{callFromThread}) before the walk ends, then the rest:
+        the client parses the first folders while the server walks on.
+        """
+        from twisted.internet.defer import succeed
+        from twisted.internet.testing import StringTransport
+        from twisted.logger import Logger
+
+        from ftx.server import listing
+        from ftx.server.filesystem import FilesystemStorage
+
+        self.patch(listing, "CHUNK", 2)
+        storage = FilesystemStorage(self.root)
+        writtenDuringWalk = []
+
+        class Connection:
+            transport = StringTransport()
+            disconnected = False
+            log = Logger()
+            peer = "peer"
+
+            def __init__(self) -> None:
+                self.storage = storage
+                self.reactor = self
+
+            def permit(self, action, name) -> None:
+                pass
+
+            def callFromThread(self, f, *args) -> None:
+                f(*args)
+
+            def threaded(self, f, *args):
+                result = f(*args)
+                writtenDuringWalk.append(self.transport.value())
+                return succeed(result)
+
+        connection = Connection()
+        listing.listCommand(connection, [])
+        whole, count = storage.listingReply(None)
+        self.assertEqual(connection.transport.value(), whole)
+        self.assertTrue(writtenDuringWalk[0].startswith(b"210 "))
+        self.assertTrue(whole.startswith(writtenDuringWalk[0]))
+        self.assertLess(len(writtenDuringWalk[0]), len(whole))
+
+        # A client gone while the walk goes on is written nothing more.
+        gone = Connection()
+        gone.transport = StringTransport()
+        gone.disconnected = True
+        d = listing.listCommand(gone, [])
+        self.assertEqual(gone.transport.value(), b"")
+        self.successResultOf(d)
+
     def test_otherMasksTheUsualWay(self) -> None:
         """
         A mask with wildcards, or one that names a file, is left to
@@ -452,3 +527,59 @@ class MgetChoiceTests(SynchronousTestCase):
         self.assertTrue(self.mayPay({"d0/f001", "d0/f002"}, folder="d0"))
         # The files at the top are spread through the listing: weighed too.
         self.assertTrue(self.mayPay({"d1.txt", "top.txt"}))
+
+
+class SmallGetsTurnTests(SynchronousTestCase):
+    """
+    Pipelined C{sget}s of small files are answered whole, L{SmallGetsLog.perTurn}
+    a turn of the reactor (what is written leaves between turns), and
+    logged as the first one's usual line and one line naming the others.
+    """
+
+    def setUp(self) -> None:
+        from twisted.internet.testing import StringTransport
+
+        from ftx.server.filesystem import FilesystemStorage
+        from ftx.server.protocol import FtxServerFactory
+        from tests.support import InlineReactor
+
+        self.root = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.root)
+        self.names = ["f{:02d} x".format(i) for i in range(20)]
+        for i, name in enumerate(self.names):
+            with open(os.path.join(self.root, name), "wb") as f:
+                f.write(b"%d" % i * (i + 1))
+        self.reactor = InlineReactor()
+        self.proto = FtxServerFactory(FilesystemStorage(self.root), self.reactor).buildProtocol(None)
+        self.transport = StringTransport()
+        self.proto.makeConnection(self.transport)
+        self.transport.clear()
+
+    def answered(self) -> int:
+        return self.transport.value().count(b"250 ")
+
+    def test_turnsAndOneLine(self) -> None:
+        from twisted.logger import capturedLogs
+
+        from ftx.server.downloads import SmallGetsLog
+
+        perTurn = SmallGetsLog.perTurn
+        with capturedLogs() as events:
+            self.proto.dataReceived(b"".join(b"sget " + encodeName(n.encode()).encode() + b"\r\n" for n in self.names))
+            # The rest wait for the next turns (a Clock runs them all).
+            self.assertEqual(self.answered(), perTurn)
+            self.reactor.advance(0)
+        self.assertEqual(self.answered(), len(self.names))
+        out = self.transport.value()
+        for i, name in enumerate(self.names):
+            body = b"%d" % i * (i + 1)
+            header = b"150 " + encodeName(name.encode()).encode() + b" %d 0\r\n" % len(body) + body + b"250 "
+            self.assertEqual(out.count(header), 1)
+            if i:
+                self.assertLess(out.index(b"150 " + encodeName(self.names[i - 1].encode()).encode()), out.index(header))
+        sent = [e for e in events if e.get("verb") == "sget" or "files, {size} bytes" in e["log_format"]]
+        self.assertEqual([(e["path"], e["size"]) for e in sent[:1]], [(self.names[0], 1)])
+        self.assertEqual(len(sent), 2)
+        self.assertEqual(sent[1]["count"], len(self.names) - 1)
+        self.assertEqual(sent[1]["paths"], " ".join(encodeName(n.encode()) for n in self.names[1:]))
+        self.assertEqual(sent[1]["size"], sum(len(b"%d" % i * (i + 1)) for i in range(1, len(self.names))))

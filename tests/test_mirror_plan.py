@@ -50,6 +50,35 @@ class PlanTests(SynchronousTestCase):
         self.assertEqual([a.name for a in result.transfers], ["changed", "new"])
         self.assertEqual((result.unchanged, result.deletions), (1, []))
 
+    def test_quickCheckInlineAsTheCall(self) -> None:
+        """
+        C{quickCheck}: the target's L{LocalFile}s compared inline (not a
+        link, same size and time) give the plan the call would; with a
+        mask, the call is used.
+        """
+        from ftx.cli.mirrorplan import LocalFile
+
+        source = {name: Entry(name, size, mtime) for name, size, mtime in [
+            ("same", 2, 7), ("older", 2, 6), ("longer", 3, 7), ("link", 2, 7), ("new", 1, 7), ("skip.tmp", 1, 7)]}
+        target = {"same": LocalFile("p/same", 2, 7), "older": LocalFile("p/older", 2, 7),
+                  "longer": LocalFile("p/longer", 2, 7), "link": LocalFile("p/link", 2, 7, True),
+                  "gone": LocalFile("p/gone", 1, 1), "skip.tmp": LocalFile("p/skip.tmp", 1, 7)}
+
+        def same(name):
+            mine, entry = target[name], source[name]
+            return not mine.link and mine.size == entry.size and mine.mtime == entry.mtime
+
+        for filters in ([], [(EXCLUDE, "*.tmp")]):
+            made = [planMirror(source, target, Filters(filters), same, lambda name: "get", True, [], [], quickCheck=quick)
+                    for quick in (False, True)]
+            self.assertEqual(made[0].transfers, made[1].transfers)
+            self.assertEqual((made[0].unchanged, made[0].excluded, made[0].deletions),
+                             (made[1].unchanged, made[1].excluded, made[1].deletions))
+        self.assertEqual([a.name for a in made[1].transfers], ["link", "longer", "new", "older"])
+        inline = planMirror(source, target, Filters([]), None, lambda name: "get", False, quickCheck=True)
+        self.assertEqual(([a.name for a in inline.transfers], inline.unchanged),
+                         (["link", "longer", "new", "older"], 2))
+
     def test_nothingDeletedWithoutTheFlag(self) -> None:
         result = plan({"a": 1}, {"a": 1, "b": 1, "d/c": 1}, folders=["d"])
         self.assertEqual(result.deletions, [])

@@ -226,7 +226,7 @@ class ComposedProtocolTests(TempDirs, SynchronousTestCase):
 
         storage.listFiles = listFiles
         # Not the walk that makes the reply itself: listFiles, seen above.
-        storage.listingReply = lambda mask: None
+        storage.listingReply = lambda mask, emit=None: None
         proto.dataReceived(b"list\r\nnoop\r\n")
         self.assertEqual(seen, [({COMMAND}, "paused")])
         self.assertEqual(transport.value(), b"211 0\r\n200 ok\r\n")

@@ -26,16 +26,13 @@ from __future__ import annotations
 import gc
 import json
 import os
-import queue
 import sys
-from typing import Dict, List, Optional, Tuple
-
-from twisted.internet.defer import maybeDeferred
-from twisted.python.failure import Failure
+from typing import Dict, List, Optional
 
 from ftx.cli import mirrordecrypt, remotefolder
 from ftx.cli.keys import identitiesFor
 from ftx.cli.mirrorfetch import fetchPlanned
+from ftx.cli.mirrorlisted import Listing, planAsListed
 from ftx.cli.mirrorplan import Action, Filters, LocalTree, Plan, planMirror, scanTree
 from ftx.cli.mirrorsend import sendPlanned
 from ftx.cli.progress import humanSize, isTerminal
@@ -44,7 +41,6 @@ from ftx.cli.quickcheck import DigestCache, localDigest, sameAsRemote
 from ftx.cli.remotefiles import Tally, folderForm, hasWildcard, keepMtime
 from ftx.cli.terminal import printable
 from ftx.client import safenames
-from ftx.client.results import Entry
 from ftx.errors import Conflict, ConnectionLost, FtxError, NotFound, UnsafeName
 from ftx.protocol.checksums import SHA1
 
@@ -193,74 +189,6 @@ def _remoteFolder(ctx, args, text: str) -> str:
     return name
 
 
-class _Listing:
-    """
-    The server's listing of a folder, asked for at once and waited for
-    later (L{files}): the server walks its tree while this side walks the
-    local one, on the other core.
-    """
-
-    def __init__(self, ctx, folder: str) -> None:
-        self.folder = folder
-        if hasWildcard(folder):
-            # A mask with wildcards lists one level only: list the folder
-            # above that has none, and keep what is under this one.
-            fixed = []
-            for segment in folder.split("/"):
-                if hasWildcard(segment):
-                    break
-                fixed.append(segment)
-            asked = "/".join(fixed) or None
-        else:
-            asked = folder or None
-        client = ctx.connection.client
-        self._answer: "queue.Queue" = queue.Queue(1)
-        ctx.connection.runner.reactor.callFromThread(
-            lambda: maybeDeferred(client.list, asked).addBoth(self._answer.put))
-
-    def files(self, ctx, tally: Tally) -> Tuple[Dict[str, Entry], List[Entry]]:
-        """
-        Wait for the listing: L{_remoteFiles} of what came.
-        """
-        found = self._answer.get()
-        if isinstance(found, Failure):
-            found.raiseException()
-        return _remoteFiles(ctx, self.folder, found, tally)
-
-
-def _remoteFiles(ctx, folder: str, found: List[Entry], tally: Tally) -> Tuple[Dict[str, Entry], List[Entry]]:
-    """
-    The files under the server's C{folder} in its listing C{found}, by
-    name relative to it, and the listing itself. A name outside C{folder}
-    is reported and left out; the names of files to download are checked
-    further when planned (L{_safeTransfers}): on a re-run most names are
-    only compared.
-
-    @raise Conflict: C{folder} is a file.
-    """
-    prefix = folder + "/" if folder else ""
-    tally.count = len(found)
-    if not folder:
-        # The whole tree: every listed name is under it.
-        files = {entry.name: entry for entry in found}
-        if "" in files:
-            raise Conflict("the server listed a file with no name")
-        return files, found
-    if hasWildcard(folder):
-        found = [e for e in found if e.name == folder or e.name.startswith(prefix)]
-    files: Dict[str, Entry] = {}
-    for entry in found:
-        if entry.name == folder:
-            raise Conflict("{} is a file on the server, not a folder".format(printable(folder)))
-        if not entry.name.startswith(prefix):
-            tally.failed(UnsafeName("refused the name {} from the server: it is not under {}".format(
-                ascii(entry.name), ascii(folder)), _raw(entry.name)), ctx.reporter)
-            continue
-        files[entry.name[len(prefix):]] = entry
-    tally.count = len(found)
-    return files, found
-
-
 def _safeTransfers(ctx, transfers: List[Action], tally: Tally) -> List[Action]:
     """
     The planned downloads whose names pass the rules the server applies to
@@ -319,7 +247,9 @@ def _download(ctx, args, filters: Filters, cache) -> int:
     identities = identitiesFor(args) if decrypt else None
     tally = Tally(2)
     outcome = _Outcome(ctx, args, "download")
-    listing = _Listing(ctx, folder)
+    if not args.delete and cache is None and not decrypt and not hasWildcard(folder):
+        return _downloadAsListed(ctx, args, folder, local, filters, tally, outcome)
+    listing = Listing(ctx, folder)
     # The quick check compares with what the walk found: one lstat a
     # file, taken while the server lists.
     tree = scanTree(local) if os.path.isdir(local) else LocalTree()
@@ -371,6 +301,7 @@ def _download(ctx, args, filters: Filters, cache) -> int:
         remote,
         tree.files,
         filters, same, verb, bool(args.delete), tree.folders, list(tree.partials),
+        quickCheck=not verify and not decrypted,
     )
     plan.transfers = _safeTransfers(ctx, plan.transfers, tally)
     ctx.collector.resume()
@@ -385,6 +316,30 @@ def _download(ctx, args, filters: Filters, cache) -> int:
                                          identities, outcome.done, tally)
     else:
         for action in plan.deletions + plan.transfers:
+            outcome.done(action)
+    outcome.finish(plan, tally)
+    return 0
+
+
+def _downloadAsListed(ctx, args, folder: str, local: str, filters: Filters, tally: Tally, outcome: _Outcome) -> int:
+    """
+    L{_download} of a run that deletes nothing and compares by the quick
+    check: each file is looked at here as the listing names it
+    (L{mirrorlisted.planAsListed}), while the server walks on, with no
+    walk of the local tree.
+    """
+    listing = Listing(ctx, folder, streamed=True)
+    plan = planAsListed(local, folder, filters, listing.arriving())
+    remote, listed = listing.files(ctx, tally)
+    if not remote and not tally.failures:
+        raise NotFound("no files under {} on the server (no such folder, or it is empty); nothing was changed".format(
+            printable(folder or ".")))
+    plan.transfers = _safeTransfers(ctx, plan.transfers, tally)
+    ctx.collector.resume()
+    if not outcome.dryRun:
+        fetchPlanned(ctx, folder, local, listed, plan.transfers, outcome.done, tally)
+    else:
+        for action in plan.transfers:
             outcome.done(action)
     outcome.finish(plan, tally)
     return 0
@@ -430,7 +385,7 @@ def _upload(ctx, args, filters: Filters, cache) -> int:
     folder = _remoteFolder(ctx, args, given)
     tally = Tally(2)
     outcome = _Outcome(ctx, args, "upload")
-    listing = _Listing(ctx, folder)
+    listing = Listing(ctx, folder)
     tree = scanTree(local)
     mine = {name: f for name, f in tree.files.items() if not f.link}
     remote, listed = listing.files(ctx, tally)

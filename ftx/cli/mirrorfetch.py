@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import queue
 from bisect import bisect_left
+from operator import attrgetter
 from typing import Callable, Dict, List, Tuple
 
 from twisted.internet.defer import DeferredList, maybeDeferred
@@ -83,6 +84,9 @@ def fetchPlanned(ctx, folder: str, local: str, listed: List[Entry], transfers, d
     ctx.reporter.close()
 
 
+_nameOf = attrgetter("name")
+
+
 def _mgetMayPay(folder: str, listed: List[Entry], plans) -> bool:
     """
     Whether any of the server C{mget}s that L{fetchTogether} would weigh
@@ -111,12 +115,13 @@ def _mgetMayPay(folder: str, listed: List[Entry], plans) -> bool:
         # The whole listing is one group, or the files at the top are
         # spread through it.
         return True
-    names = [entry.name for entry in listed]
     for key in candidates:
         bound = max(wantedBytes[key] // 10, 1 << 20) + wantedBytes[key]
         total = 0
-        # Every name that starts with KEY/ sorts between KEY/ and KEY0.
-        for index in range(bisect_left(names, key + "/"), bisect_left(names, key + "0")):
+        # Every name that starts with KEY/ sorts between KEY/ and KEY0
+        # (found by name, with no list of the ten thousand names made).
+        start = bisect_left(listed, key + "/", key=_nameOf)
+        for index in range(start, bisect_left(listed, key + "0", lo=start, key=_nameOf)):
             total += listed[index].size
             if total > bound:
                 break

@@ -65,12 +65,16 @@ class FtxClient:
     def _threaded(self, f, *args) -> Deferred:
         return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), f, *args)
 
-    def list(self, mask: Optional[str] = None) -> "Deferred[List[Entry]]":
+    def list(
+        self, mask: Optional[str] = None, arrived: Optional[Callable[[List[Entry]], None]] = None
+    ) -> "Deferred[List[Entry]]":
         """
         Files on the server matching C{mask} (all files when L{None}).
+        C{arrived(entries)} is called with each batch of them as they come,
+        before the listing ends.
         """
         fields = [encodeName(mask)] if mask else []
-        return self.protocol.request(ListRequest(wire.formatCommand("list", *fields)))
+        return self.protocol.request(ListRequest(wire.formatCommand("list", *fields), arrived))
 
     def sget(
         self, name: str, path: Optional[str] = None, progress: Optional[Progress] = None, stream=None,

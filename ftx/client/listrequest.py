@@ -13,7 +13,7 @@ entries and the refusals are the same either way.
 from __future__ import annotations
 
 import re
-from typing import List
+from typing import Callable, List, Optional
 
 from ftx.client.exchanges import Request
 from ftx.client.results import Entry
@@ -34,15 +34,24 @@ _MAX_NUMBER = 2**63 - 1
 _PLAIN_RUN = re.compile(
     rb"(?:210 [!-$&-~]{1,%d} (?:0|[1-9][0-9]{0,17}) (?:0|[1-9][0-9]{0,17})\r\n)+" % (wire.MAX_LINE_LENGTH - 64)
 )
-_PLAIN_FIELDS = re.compile(rb"210 ([!-$&-~]+) ([0-9]+) ([0-9]+)\r\n")
+#: The same, over the run decoded once (a matched run is ASCII): the names
+#: come out as text, with no decode a line.
+_PLAIN_FIELDS = re.compile(r"210 ([!-$&-~]+) ([0-9]+) ([0-9]+)\r\n")
 #: An L{Entry} from a tuple, without the named tuple's Python C{__new__}.
 _newEntry = tuple.__new__
 
 
 class ListRequest(Request):
-    def __init__(self, line: bytes) -> None:
+    """
+    C{list}: fires with the L{Entry}s. C{arrived(entries)}, if given, is
+    called on the reactor thread with each batch of entries as it comes,
+    before the listing ends (a mirror compares them meanwhile).
+    """
+
+    def __init__(self, line: bytes, arrived: Optional[Callable[[List[Entry]], None]] = None) -> None:
         super().__init__(line)
         self.entries: List[Entry] = []
+        self._arrived = arrived
 
     def start(self, protocol) -> None:
         super().start(protocol)
@@ -64,10 +73,13 @@ class ListRequest(Request):
         if run is None:
             return position
         end = run.end()
-        self.entries.extend([
-            _newEntry(Entry, (name.decode("ascii"), int(size), int(mtime)))
-            for name, size, mtime in _PLAIN_FIELDS.findall(data, position, end)
-        ])
+        taken = [
+            _newEntry(Entry, (name, int(size), int(mtime)))
+            for name, size, mtime in _PLAIN_FIELDS.findall(data[position:end].decode("ascii"))
+        ]
+        self.entries.extend(taken)
+        if self._arrived is not None:
+            self._arrived(taken)
         return end
 
     def _stopTaking(self) -> None:
@@ -97,8 +109,13 @@ class ListRequest(Request):
         size, mtime = int(size), int(mtime)
         if size > _MAX_NUMBER or mtime > _MAX_NUMBER:
             return False
-        self.entries.append(Entry(name.decode("ascii"), size, mtime))
+        self._append(Entry(name.decode("ascii"), size, mtime))
         return True
+
+    def _append(self, entry: Entry) -> None:
+        self.entries.append(entry)
+        if self._arrived is not None:
+            self._arrived([entry])
 
     def replyReceived(self, reply: wire.Reply) -> None:
         if self.broken:
@@ -111,7 +128,7 @@ class ListRequest(Request):
                 entry = Entry(name, wire.parseNumber(reply.fields[1], "size"), wire.parseNumber(reply.fields[2], "mtime"))
             except FtxError as e:
                 self.malformed("{} in {}".format(e, ascii(reply.text[:80])))
-            self.entries.append(entry)
+            self._append(entry)
         elif reply.code == wire.LIST_END:
             self.complete(self.entries)
         elif reply.isError:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Callable, Dict, List, Optional, Tuple
 
 from ftx.client.exchanges import DownloadRequest
+from ftx.client.smallfiles import SmallFileStore
 from ftx.errors import UnsafeName, errorFromReply
 from ftx.protocol import wire
 from ftx.protocol.wire import encodeName, nameText
@@ -126,6 +127,9 @@ class GetsRequest(DownloadRequest):
 
     def _storeSmall(self, job) -> None:
         self._smallNames[id(job)] = self.files[self._answered][1]
+        if self._smallFiles is None:
+            # Two lanes: each file here mostly replaces one that exists.
+            self._smallFiles = SmallFileStore(self.protocol.reactor, self._smallStored, self._smallChanged, lanes=2)
         super()._storeSmall(job)
 
     def _smallStored(self, job) -> None:

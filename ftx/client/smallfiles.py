@@ -59,6 +59,24 @@ class SmallFile:
         return self.size
 
 
+#: The pools of the lanes that store small files, the first one or both
+#: (L{SmallFileStore}'s C{lanes}).
+_LANE_POOLS = (workers.STORE, workers.HASH)
+
+
+class _Lane:
+    """
+    Files one worker stores, in order.
+    """
+
+    __slots__ = ("pool", "inbox", "working")
+
+    def __init__(self, pool) -> None:
+        self.pool = pool
+        self.inbox: Deque[SmallFile] = deque()
+        self.working = False
+
+
 class SmallFileStore:
     """
     Stores L{SmallFile}s in a worker thread, in the order given, and calls
@@ -74,25 +92,33 @@ class SmallFileStore:
     pending call at a time, however many files the worker finishes
     meanwhile.
 
+    With C{lanes=2}, two workers store at once (the files of one path in
+    the same lane, in order), for a few files that each replace one that
+    exists (a mirror's re-run, L{ftx.client.pipelined}): renaming over a
+    file waits for the disk, 0.3-0.4 ms a file on ext4, which two lanes
+    wait at once (100 such files: 75 -> 67 ms). Not for an C{mget} of
+    thousands: a second thread there fights the reactor for the GIL.
+
     @ivar error: always L{None}: a file's failure is its own
         (C{job.error}), and the store has none of its own.
     """
 
     error: Optional[BaseException] = None
 
-    def __init__(self, reactor, stored: Callable[[SmallFile], None], changed: Callable[[], None]) -> None:
+    def __init__(
+        self, reactor, stored: Callable[[SmallFile], None], changed: Callable[[], None], lanes: int = 1
+    ) -> None:
         self._reactor = reactor
         self._stored = stored
         self._changed = changed
-        self._pool = workers.poolFor(reactor, workers.STORE)
+        self._lanes = [_Lane(workers.poolFor(reactor, kind)) for kind in _LANE_POOLS[:lanes]]
         self._folders: Set[str] = set()
         #: Every file added and not yet reported, in order (reactor thread only).
         self._queued: Deque[SmallFile] = deque()
         self._idleWaiters: List[Deferred] = []
-        #: Guards the three below, shared with the worker.
+        #: Guards the lanes' inboxes and flags and the one below, shared
+        #: with the workers.
         self._lock = threading.Lock()
-        self._inbox: Deque[SmallFile] = deque()
-        self._working = False
         self._telling = False
         #: Bytes added and not yet reported stored.
         self.waiting = 0
@@ -104,28 +130,31 @@ class SmallFileStore:
     def add(self, job: SmallFile) -> None:
         self._queued.append(job)
         self.waiting += job.size
+        # The same path always goes to the same lane: stored in order.
+        lane = self._lanes[hash(job.path) % len(self._lanes)]
         with self._lock:
-            self._inbox.append(job)
-            if self._working:
+            lane.inbox.append(job)
+            if lane.working:
                 return
-            self._working = True
-        self._pool.callInThread(self._work)
+            lane.working = True
+        lane.pool.callInThread(self._work, lane)
 
-    def _work(self) -> None:
-        # Runs in a worker thread until the inbox is empty. The reactor
-        # thread is told every TELL_EVERY bytes, and when the inbox is
-        # empty: a call for each file cost it more than it saved.
+    def _work(self, lane: "_Lane") -> None:
+        # Runs in a worker thread until the lane's inbox is empty. The
+        # reactor thread is told every TELL_EVERY bytes, and when the inbox
+        # is empty: a call for each file cost it more than it saved.
+        inbox = lane.inbox
         untold = 0
         while True:
             with self._lock:
-                if not self._inbox:
-                    self._working = False
+                if not inbox:
+                    lane.working = False
                     return
-                job = self._inbox.popleft()
+                job = inbox.popleft()
             self._store(job)
             untold += job.size + 1
             with self._lock:
-                tell = not self._telling and (untold >= TELL_EVERY or not self._inbox)
+                tell = not self._telling and (untold >= TELL_EVERY or not inbox)
                 if tell:
                     self._telling = True
             if tell:

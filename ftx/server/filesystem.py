@@ -250,11 +250,12 @@ class FilesystemStorage:
         entries.sort(key=lambda e: e.name)
         return entries
 
-    def listingReply(self, mask: Optional[bytes] = None) -> Optional[Tuple[bytes, int]]:
+    def listingReply(self, mask: Optional[bytes] = None, emit=None) -> Optional[Tuple[bytes, int]]:
         """
         The reply to C{list} of everything, or of a folder C{mask}, made as
-        the tree is walked (L{walkReply}), and its count of files; L{None}
-        for any other mask, which L{listFiles} answers.
+        the tree is walked (L{walkReply}, which hands C{emit} the lines as
+        it goes), and its count of files; L{None} for any other mask, which
+        L{listFiles} answers.
         """
         if mask and any(c in mask for c in b"*?["):
             return None
@@ -266,7 +267,7 @@ class FilesystemStorage:
         except OSError:
             return None
         try:
-            return walkReply(fd, mask + b"/" if mask else b"", self._listedStat)
+            return walkReply(fd, mask + b"/" if mask else b"", self._listedStat, emit)
         finally:
             os.close(fd)
 

@@ -1,6 +1,6 @@
 """
 The reply to C{list}: one C{210 NAME SIZE MTIME} line a file, then
-C{211 COUNT}, as one piece of bytes.
+C{211 COUNT}, written a few hundred lines at a time (L{listCommand}).
 
 A mirror's re-run lists every file of the tree, ten thousand or more, to
 compare them: formatting each line through L{wire.formatLine} and
@@ -13,7 +13,11 @@ through L{wire.encodeName}, so the lines are the same bytes either way.
 On the filesystem, L{walkReply} makes the lines while it walks, in the
 worker thread (L{listedReply}): no L{ftx.server.storage.StoredFile} a
 file, no sort of the whole tree, no C{lstat} a folder, and a folder's
-encoded name made once for every file in it.
+encoded name made once for every file in it. The lines made so far are
+handed on every L{CHUNK} lines (C{emit}, which the protocol writes from
+the reactor thread): the client reads and parses the first folders while
+the server walks the last ones, where it used to wait for the whole walk
+and then parse ten thousand lines.
 """
 
 from __future__ import annotations
@@ -21,14 +25,22 @@ from __future__ import annotations
 import os
 import re
 import sys
+from functools import partial
 from operator import itemgetter
 from typing import Callable, Iterable, List, Optional, Tuple
 
+from twisted.internet.defer import inlineCallbacks
+
 from ftx.protocol import wire
 from ftx.protocol.names import MAX_NAME, MAX_SEGMENT, PARTIAL_SUFFIX, listable
-from ftx.protocol.wire import encodeName
+from ftx.protocol.wire import decodeName, encodeName, nameText
+from ftx.server.connection import checkArity
 
-__all__ = ["listingReply", "listedReply", "walkReply"]
+__all__ = ["CHUNK", "listCommand", "listingReply", "listedReply", "walkReply"]
+
+#: The listing lines handed on at once while walking (about 40 bytes
+#: each): enough that each write is worth its trip to the reactor.
+CHUNK = 800
 
 #: What L{wire.encodeName} leaves as it is: letters, digits and C{-._~/}.
 _PLAIN = re.compile(rb"[A-Za-z0-9_.~/-]+\Z")
@@ -56,6 +68,28 @@ def _encoded(name: bytes) -> bytes:
     return name if _PLAIN.match(name) is not None else encodeName(name).encode("ascii")
 
 
+@inlineCallbacks
+def listCommand(connection, args):
+    """
+    C{list [MASK]} on C{connection} (L{ftx.server.connection.IConnection}):
+    the lines are written as the walk in a worker thread makes them.
+    """
+    checkArity(args, 0, 1, "list [MASK]")
+    mask = decodeName(args[0]) if args else None
+    connection.permit("read", mask)
+
+    def write(data: bytes) -> None:
+        if not connection.disconnected:
+            connection.transport.write(data)
+
+    emit = partial(connection.reactor.callFromThread, write)
+    rest, count = yield connection.threaded(listedReply, connection.storage, mask, emit)
+    write(rest)
+    connection.log.info(
+        "{peer} list {mask}: {count} entries", peer=connection.peer, mask=nameText(mask or b"*"), count=count
+    )
+
+
 def listingReply(entries: Iterable) -> bytes:
     """
     The whole reply to C{list} for C{entries} (L{ftx.server.storage.StoredFile}s,
@@ -72,14 +106,16 @@ def listingReply(entries: Iterable) -> bytes:
     return b"".join(lines)
 
 
-def listedReply(storage, mask: Optional[bytes]) -> Tuple[bytes, int]:
+def listedReply(storage, mask: Optional[bytes], emit: Optional[Callable[[bytes], None]] = None) -> Tuple[bytes, int]:
     """
     The reply to C{list MASK} and how many files it names; runs in a worker
     thread. A storage with C{listingReply} (the filesystem) makes it as it
-    walks; any other, or a mask it leaves to L{listFiles}, the usual way.
+    walks, and hands the lines made so far to C{emit} as it goes: then the
+    reply returned is the rest; any other storage, or a mask it leaves to
+    L{listFiles}, the usual way, whole.
     """
     walk = getattr(storage, "listingReply", None)
-    made = walk(mask) if walk is not None else None
+    made = walk(mask, emit) if walk is not None else None
     if made is None:
         entries = storage.listFiles(mask)
         return listingReply(entries), len(entries)
@@ -87,7 +123,8 @@ def listedReply(storage, mask: Optional[bytes]) -> Tuple[bytes, int]:
 
 
 def walkReply(
-    fd: int, prefix: bytes, listedStat: Callable[[int, bytes], Optional[os.stat_result]]
+    fd: int, prefix: bytes, listedStat: Callable[[int, bytes], Optional[os.stat_result]],
+    emit: Optional[Callable[[bytes], None]] = None,
 ) -> Tuple[bytes, int]:
     """
     The reply to C{list} for every file below the folder open as C{fd}
@@ -102,15 +139,41 @@ def walkReply(
     listed only as C{listedStat(fd, name)} allows. A folder whose names
     could none be listed (L{listable}: a bad part, too long, too deep) is
     not entered.
+
+    With C{emit}, the lines made so far are passed to it after each folder
+    once they are L{CHUNK} or more, and the reply returned is only
+    what is left: the lines not emitted and C{211 COUNT} (the count of
+    them all).
     """
-    lines: List[bytes] = []
+    lines = _Lines(emit)
     _walkFolder(fd, prefix, _encoded(prefix) if prefix else b"", lines, listedStat)
-    count = len(lines)
+    count = lines.count + len(lines)
     lines.append(wire.formatLine(wire.LIST_END, count) + wire.LINE_END)
     return b"".join(lines), count
 
 
-def _walkFolder(fd: int, prefix: bytes, shown: bytes, lines: List[bytes], listedStat) -> None:
+class _Lines(list):
+    """
+    The lines of a listing not handed on yet; L{folderDone} hands them to
+    C{emit} once they are L{CHUNK} or more.
+    """
+
+    def __init__(self, emit: Optional[Callable[[bytes], None]]) -> None:
+        super().__init__()
+        self.emit = emit
+        #: Lines handed on so far.
+        self.count = 0
+
+    def folderDone(self) -> None:
+        if self.emit is None or len(self) < CHUNK:
+            return
+        chunk = b"".join(self)
+        self.count += len(self)
+        del self[:]
+        self.emit(chunk)
+
+
+def _walkFolder(fd: int, prefix: bytes, shown: bytes, lines: _Lines, listedStat) -> None:
     try:
         scan = os.scandir(fd)
     except OSError:
@@ -128,11 +191,16 @@ def _walkFolder(fd: int, prefix: bytes, shown: bytes, lines: List[bytes], listed
     # The names of a folder checked at once: when none of them has a part
     # L{listable} could refuse, each is listable (the prefix is, and the
     # rest is one part), with no check a file.
+    joined = b"/".join(fileNames)
     everyName = not fileNames or (
-        len(prefix) + max(map(len, fileNames)) <= MAX_NAME and _SUSPECT.search(b"/".join(fileNames)) is None
+        len(prefix) + max(map(len, fileNames)) <= MAX_NAME and _SUSPECT.search(joined) is None
         and (not prefix or listable(prefix + b"-"))
     )
-    plain = _PLAIN.match
+    # And when every name is written as it is (C{/} is plain too), none is
+    # looked at again.
+    plain = _PLAIN.match if _PLAIN.match(joined) is None else _isPlain
+    line = _LINE
+    append = lines.append
     for name, entry in found:
         if entry is None:
             folder = prefix + name
@@ -144,7 +212,7 @@ def _walkFolder(fd: int, prefix: bytes, shown: bytes, lines: List[bytes], listed
             except OSError:
                 continue
             try:
-                _walkFolder(below, folder, shown + (name if plain(name) else _encoded(name)), lines, listedStat)
+                _walkFolder(below, folder, shown + _encoded(name), lines, listedStat)
             finally:
                 os.close(below)
             continue
@@ -161,4 +229,9 @@ def _walkFolder(fd: int, prefix: bytes, shown: bytes, lines: List[bytes], listed
                 continue
         elif kind != _FILE:
             continue
-        lines.append(_LINE % (shown, name if plain(name) else _encoded(name), st.st_size, int(st.st_mtime)))
+        append(line % (shown, name if plain(name) else _encoded(name), st.st_size, int(st.st_mtime)))
+    lines.folderDone()
+
+
+def _isPlain(name: bytes) -> bool:
+    return True

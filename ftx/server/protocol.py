@@ -13,6 +13,7 @@ what they may ask of it is L{ftx.server.connection.IConnection}.
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Callable, Dict, Optional
 
 from twisted.internet import defer, interfaces
@@ -44,7 +45,7 @@ from ftx.server.folders import Folders
 from ftx.server.hashcommand import Hashes
 from ftx.server.hashlane import HashLane
 from ftx.server.limits import Admission, ConnectionLimits
-from ftx.server.listing import listedReply
+from ftx.server.listing import listCommand
 from ftx.server.logins import LoginAttempts
 from ftx.server.logsafe import SafeLogger
 from ftx.server.ratelimit import ServerRates
@@ -189,7 +190,7 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         Deferred; an L{FtxError} it raises or fails with is the reply.
         """
         table: Dict[str, Callable] = {
-            "list": self._list,
+            "list": partial(listCommand, self),
             "delete": self._delete,
             "df": self._df,
             "login": self._login,
@@ -447,17 +448,6 @@ class FtxServerProtocol(LineReceiver, TimeoutMixin):
         )
 
     # -- the small commands ---------------------------------------------
-
-    @inlineCallbacks
-    def _list(self, args):
-        checkArity(args, 0, 1, "list [MASK]")
-        mask = decodeName(args[0]) if args else None
-        self.permit("read", mask)
-        reply, count = yield self.threaded(listedReply, self.storage, mask)
-        if not self.disconnected:
-            # One write for the whole listing rather than a syscall a line.
-            self.transport.write(reply)
-        self._log.info("{peer} list {mask}: {count} entries", peer=self.peer, mask=nameText(mask or b"*"), count=count)
 
     def _delete(self, args):
         checkArity(args, 1, 1, "delete NAME")
