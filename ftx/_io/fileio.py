@@ -17,12 +17,13 @@ from ftx.protocol.wire import nameText
 
 #: Bytes read at a time when hashing a file.
 READ_CHUNK = 1 << 20
-#: The most one C{write} stores. A write that covers a whole aligned MiB
-#: of a new file gets a 1 MiB page-cache folio, and on this project's VMs
-#: copying into those cost a median 1.45-1.90 system CPU s per GiB
-#: against 0.36-0.45 for 256 KiB writes (C{bench/writeshape.py}, fresh process
-#: each). A compressed body's raw blocks arrive exactly so; a plain
-#: body's writes seldom line up.
+#: The most one C{write} stores. Writes that each cover a whole aligned
+#: MiB of a new file cost a median 1.45-1.90 system CPU s per GiB on this
+#: project's VM, against 0.36-0.45 for 256 KiB writes or 1 MiB ones off
+#: the MiB boundaries (C{bench/writeshape.py}, a fresh process each; all of
+#: it in the copy into the page cache; our guess: large folios taken from
+#: memory the host had reclaimed). A compressed body's raw blocks arrived
+#: exactly so; a plain body's writes seldom line up.
 WRITE_PIECE = 256 << 10
 
 
