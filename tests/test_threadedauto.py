@@ -93,6 +93,28 @@ class AutomaticThreadTests(TestCase):
         self.addCleanup(bye)
         return client
 
+    async def test_progressCountsEachByteOnce(self) -> None:
+        """
+        A download read by a thread reports its progress as it goes and
+        never more than the file: the thread's final count was added on
+        top of what it had reported (a 20 MiB file once showed 37 MiB).
+        """
+        self.patch(threadedbody, "REPORT_EVERY", MiB)
+        root, here = temporaryFolder(self), temporaryFolder(self)
+        body = os.urandom(THREAD_MIN + 9 * MiB + 5)
+        with open(os.path.join(root, "big.bin"), "wb") as f:
+            f.write(body)
+        real = await listenInProcess(reactor, root)
+        self.addCleanup(real.stopListening)
+        client = await self._connect("tcp:127.0.0.1:{}".format(real.getHost().port))
+        seen = []
+        await client.sget("big.bin", os.path.join(here, "big.bin"), progress=lambda name, done, size: seen.append(done))
+        self.assertEqual(len(self.started), 1)
+        self.assertGreater(len(seen), 2)
+        self.assertEqual(seen, sorted(seen))
+        self.assertLessEqual(max(seen), len(body))
+        self.assertEqual(seen[-1], len(body))
+
     async def test_otherConnectionsServedDuringThreadedBody(self) -> None:
         """
         While a thread waits for the rest of a body that the server holds

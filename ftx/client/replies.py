@@ -34,6 +34,8 @@ class ReplyStream:
         self._directBody: Optional[bodyreads.DirectBody] = None
         #: The writer whose thread reads the body now (L{ftx._io.threadedbody}).
         self._threadedBody: Optional[ThreadedWriter] = None
+        #: Bytes that thread reported as progress so far.
+        self._threadReported = 0
         #: A compressed body waiting for its next block line
         #: (L{ftx.client.compressed.CompressedDownload}), which a thread
         #: may read from there.
@@ -157,6 +159,7 @@ class ReplyStream:
             # The reactor stops reading the socket until the thread has
             # read the body's bytes, and no longer; see resumeProducing.
             self._threadedBody = writer
+            self._threadReported = 0
             self.transport.stopReading()
             writer.receive(self.reactor, sock, self._bodyRemaining, self._threadProgress, self._threadDone)
             return
@@ -167,6 +170,7 @@ class ReplyStream:
         self._directBody.install()
 
     def _threadProgress(self, count: int) -> None:
+        self._threadReported += count
         if self._bodySink is not None:
             self._bodySink.bodyProgress(count)
 
@@ -181,8 +185,11 @@ class ReplyStream:
             return
         self._bodyRemaining -= count
         sink = self._bodySink
-        if count:
-            sink.bodyProgress(count)
+        # C{count} is all the thread read; what it reported on the way was
+        # counted already.
+        unreported, self._threadReported = count - self._threadReported, 0
+        if unreported:
+            sink.bodyProgress(unreported)
         if self._bodyRemaining == 0:
             self._bodySink = None
             sink.bodyDone()
